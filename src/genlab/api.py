@@ -1,0 +1,194 @@
+"""The Python API in a few calls: ``fit``, ``resume``, ``load``, ``evaluate``.
+
+Example:
+    >>> import genlab, torch
+    >>> model = genlab.fit("pca", "digits", latent_dim=8)
+    >>> x = model.sample(16, generator=torch.Generator().manual_seed(0))
+    >>> genlab.evaluate(model, genlab.data.load("digits"))["bits_per_dim"] < 3.0
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab import data as data_module
+from genlab.config import build, field_names, to_dict
+from genlab.data.dataset import DataInfo, Dataset
+from genlab.errors import ConfigError
+from genlab.metrics.evaluate import evaluate
+from genlab.models import GenerativeModel, family_class
+from genlab.report.images import save_samples
+from genlab.runs import RunConfig, RunDirectory, versions
+from genlab.train import TrainConfig
+from genlab.train import fit as train_fit
+from genlab.train.checkpoint import load_model
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_model", "evaluate", "fit", "load", "resolve_device", "resolve_settings", "resume"]
+
+BUDGETS = ("smoke", "fast", "full")
+N_PICTURE_SAMPLES = 64
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def resolve_settings(
+    family: str, settings: Mapping[str, Any], budget: str | None = None
+) -> tuple[Any, TrainConfig]:
+    """Model and train configs from the family defaults, a budget, then user settings.
+
+    Each key goes to the family's config if it has that field, else to :class:`TrainConfig`;
+    an unknown key is an error listing both. A later layer that sets ``steps`` drops an earlier
+    ``epochs`` and vice versa.
+    """
+    cls = family_class(family)
+    model_fields, train_fields = field_names(cls.config_class), field_names(TrainConfig)
+    if budget is not None and budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    layers = [dict(cls.default_train), dict(cls.budgets.get(budget, {})) if budget else {}, dict(settings)]
+    model_values: dict[str, Any] = {}
+    train_values: dict[str, Any] = {}
+    for layer in layers:
+        for length_key, other in (("steps", "epochs"), ("epochs", "steps")):
+            if layer.get(length_key) is not None:
+                train_values.pop(other, None)
+        for key, value in layer.items():
+            if key in model_fields:
+                model_values[key] = value
+            elif key in train_fields:
+                train_values[key] = value
+            else:
+                raise ConfigError(
+                    f"unknown option {key!r} for the {family!r} family; model options: "
+                    f"{', '.join(model_fields)}; training options: {', '.join(train_fields)}"
+                )
+    if "epochs" not in train_values and "steps" not in train_values:
+        train_values["epochs"] = 1
+    model_config = build(cls.config_class, model_values, what=f"{family} model config")
+    return model_config, build(TrainConfig, train_values, what="training config")
+
+
+def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -> GenerativeModel:
+    """A fresh model whose initial weights depend only on ``seed``."""
+    cls = family_class(family)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(model_config, info)
+
+
+def _dataset(data: str | Dataset, data_seed: int) -> tuple[Dataset, dict[str, Any]]:
+    if isinstance(data, Dataset):
+        return data, {"spec": data.info.name, "seed": data_seed, "info": data.info.to_json()}
+    dataset = data_module.load(data, seed=data_seed)
+    spec = data if data in data_module.DATASETS else str(Path(data).expanduser().resolve())
+    return dataset, {"spec": spec, "seed": data_seed, "info": dataset.info.to_json()}
+
+
+def fit(
+    family: str,
+    data: str | Dataset = "digits",
+    *,
+    out: str | Path | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    budget: str | None = None,
+    data_seed: int = 0,
+    progress: bool = False,
+    overwrite: bool = False,
+    **settings: Any,
+) -> GenerativeModel:
+    """Train a model of ``family`` on ``data`` and return it (in eval mode).
+
+    Arguments:
+        family: a registered family (``genlab.models.FAMILIES``).
+        data: a dataset spec (see :func:`genlab.data.load`) or a loaded :class:`Dataset`.
+        out: run directory for config, metrics, checkpoints and pictures; ``None`` keeps
+            everything in memory.
+        seed: seeds initial weights, validation split, data order and training noise.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        budget: ``"smoke"``, ``"fast"`` or ``"full"``: the family's documented settings.
+        data_seed: seeds the dataset's draws and train/test split.
+        **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
+    """
+    dataset, data_entry = _dataset(data, data_seed)
+    model_config, train_config = resolve_settings(family, settings, budget)
+    model = build_model(family, model_config, dataset.info, seed).to(resolve_device(device))
+    run = None
+    if out is not None:
+        config = RunConfig(
+            family=family, model=to_dict(model_config), train=to_dict(train_config),
+            data=data_entry, seed=seed, versions=versions(),
+        )
+        run = RunDirectory.create(out, config, overwrite=overwrite)
+    train_fit(model, dataset, train_config, seed=seed, run=run, progress=progress)
+    if run is not None:
+        _save_pictures(model, dataset, run, seed)
+    return model.eval()
+
+
+def resume(
+    run: str | Path, *, device: str = "auto", progress: bool = False, data: Dataset | None = None
+) -> GenerativeModel:
+    """Continue ``run`` from its last checkpoint; ends as an uninterrupted run would have."""
+    directory = RunDirectory(run)
+    config = directory.read_config()
+    dataset = data if data is not None else data_module.load(config.data["spec"], seed=config.data["seed"])
+    model = _model_from_config(config).to(resolve_device(device))
+    train_config = build(TrainConfig, config.train, what="training config")
+    if not directory.checkpoint_path.exists() and not directory.model_path.exists():
+        raise ConfigError(f"{directory.path}: no checkpoint to resume from yet; train again instead")
+    if directory.checkpoint_path.exists():
+        train_fit(model, dataset, train_config, seed=config.seed, run=directory, resume=True, progress=progress)
+    else:
+        load_model(directory.model_path, model)
+    _save_pictures(model, dataset, directory, config.seed)
+    return model.eval()
+
+
+def _model_from_config(config: RunConfig) -> GenerativeModel:
+    cls = family_class(config.family)
+    model_config = build(cls.config_class, config.model, what=f"{config.family} model config")
+    return build_model(config.family, model_config, DataInfo.from_json(config.data["info"]), config.seed)
+
+
+def load(run: str | Path, *, device: str = "cpu") -> GenerativeModel:
+    """The trained model of a run directory (its final weights; the last checkpoint if unfinished)."""
+    directory = RunDirectory(run)
+    model = _model_from_config(directory.read_config())
+    source = directory.model_path if directory.model_path.exists() else directory.checkpoint_path
+    if source == directory.checkpoint_path:
+        logger.warning("%s has not finished; loading its last checkpoint", directory.path)
+    load_model(source, model)
+    return model.to(resolve_device(device)).eval()
+
+
+def run_dataset(run: str | Path) -> Dataset:
+    """The dataset a run was trained on (re-loaded from its spec and seed)."""
+    config = RunDirectory(run).read_config()
+    return data_module.load(config.data["spec"], seed=config.data["seed"])
+
+
+@torch.no_grad()
+def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, seed: int) -> None:
+    if not model.capabilities.sample:
+        return
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    n = 2000 if dataset.info.kind == "vector" else N_PICTURE_SAMPLES
+    samples = model.eval().sample(n, generator=generator).cpu()
+    save_samples(samples, run.samples_path, dataset.info, reference=dataset.x_test)

@@ -1,0 +1,40 @@
+"""Model families behind one protocol. Adding a family = one new module + one line here."""
+
+from __future__ import annotations
+
+from genlab.errors import ConfigError
+from genlab.models.autoencoder import Autoencoder
+from genlab.models.base import (
+    LOG_PROB_KINDS,
+    TASKS,
+    Capabilities,
+    GenerativeModel,
+    LogProbKind,
+    broadcast_mask,
+)
+from genlab.models.pca import PCA
+
+FAMILIES: dict[str, type[GenerativeModel]] = {
+    PCA.family: PCA,
+    Autoencoder.family: Autoencoder,
+}
+
+__all__ = [
+    "FAMILIES",
+    "LOG_PROB_KINDS",
+    "TASKS",
+    "Autoencoder",
+    "Capabilities",
+    "GenerativeModel",
+    "LogProbKind",
+    "PCA",
+    "broadcast_mask",
+    "family_class",
+]
+
+
+def family_class(name: str) -> type[GenerativeModel]:
+    """The model class registered under ``name``."""
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown model family {name!r}; available: {', '.join(FAMILIES)}")
+    return FAMILIES[name]

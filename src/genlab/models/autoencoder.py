@@ -1,0 +1,139 @@
+r"""Deterministic autoencoder, made generative in two stages.
+
+Stage 1 trains an encoder :math:`E` and decoder :math:`D` on the squared error
+:math:`\frac1D \lVert D(E(x)) - x \rVert^2` (in normalised units). Stage 2 fits a Gaussian mixture
+to the training codes :math:`E(x_i)` after training, and :meth:`Autoencoder.sample` decodes draws
+from it (the two-stage approach of Ghosh et al., 2020, "From Variational to Deterministic
+Autoencoders", arXiv:1903.12436). The model has no density, so ``log_prob`` is unsupported.
+
+With ``architecture="linear"`` (no non-linearity), the optimum spans the top-k principal subspace
+(Baldi & Hornik, 1989), which the tests check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor, nn
+
+from genlab.config import check
+from genlab.data.dataset import DataInfo
+from genlab.models.base import Capabilities, GenerativeModel
+from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
+from genlab.nn.mlp import ACTIVATIONS
+from genlab.objectives import mean_squared_error
+
+if TYPE_CHECKING:
+    from genlab.train.optim import Optimizers
+
+AEArchitecture = Literal["mlp", "conv", "linear"]
+Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Attributes:
+    latent_dim: code size.
+    architecture: ``"mlp"``, ``"conv"`` (images only) or ``"linear"`` (one linear map each way).
+    hidden: hidden layer sizes of the MLP encoder (the decoder mirrors them).
+    activation: non-linearity between layers.
+    channels: channels of the first conv layer (doubling at each halving).
+    prior_components: Gaussian mixture components fitted to the codes for sampling.
+    """
+
+    latent_dim: int = 8
+    architecture: AEArchitecture = "mlp"
+    hidden: tuple[int, ...] = (256, 128)
+    activation: Activation = "relu"
+    channels: int = 32
+    prior_components: int = 10
+
+    def __post_init__(self) -> None:
+        check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
+        check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
+        check(self.prior_components >= 1, "prior_components must be >= 1")
+        check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
+
+
+class Autoencoder(GenerativeModel):
+    """Autoencoder with a Gaussian-mixture prior fitted on its codes (see module docstring)."""
+
+    family = "ae"
+    capabilities = Capabilities(
+        sample=True, log_prob="none", encode=True, decode=True, conditional=False
+    )
+    config_class = AutoencoderConfig
+    default_train = {"epochs": 300, "batch_size": 128, "lr": 1e-3, "patience": 30}
+    budgets = {
+        "smoke": {"epochs": 2},
+        "fast": {"epochs": 200},
+        "full": {"epochs": 1000, "patience": 60},
+    }
+
+    def __init__(self, config: AutoencoderConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        d, k, shape = info.n_features, config.latent_dim, info.event_shape
+        self.normalizer = AffineNormalizer(shape, per_feature=info.kind == "vector")
+        if config.architecture == "conv":
+            check(info.kind == "image", "ae: architecture=conv needs image data")
+            self.encoder: nn.Module = ConvEncoder(shape, k, config.channels, config.activation)
+            self.decoder: nn.Module = ConvDecoder(k, shape, config.channels, config.activation)
+        else:
+            hidden = config.hidden if config.architecture == "mlp" else ()
+            self.encoder = nn.Sequential(nn.Flatten(), MLP(d, k, hidden, config.activation))
+            self.decoder = nn.Sequential(
+                MLP(k, d, tuple(reversed(hidden)), config.activation), nn.Unflatten(1, shape)
+            )
+        m = config.prior_components
+        self.register_buffer("prior_weights", torch.full((m,), 1.0 / m))
+        self.register_buffer("prior_means", torch.zeros(m, k))
+        self.register_buffer("prior_scale_tril", torch.eye(k).repeat(m, 1, 1))
+
+    def prepare(self, x_train: Tensor) -> None:
+        self.normalizer.fit(x_train)
+
+    def encode(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        return self.encoder(self.normalizer(x))
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.normalizer.inverse(self.decoder(z))
+
+    def _loss(self, x: Tensor) -> Tensor:
+        u = self.normalizer(x)
+        return mean_squared_error(self.decoder(self.encoder(u)), u)
+
+    def training_step(
+        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        loss = self._loss(x).mean()
+        optimizers.minimize(loss)
+        return {"loss": loss.detach()}
+
+    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self._loss(x)
+
+    @torch.no_grad()
+    def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
+        """Fit the code prior: a full-covariance Gaussian mixture on the training codes."""
+        from sklearn.mixture import GaussianMixture
+
+        codes = torch.cat([self.encode(chunk) for chunk in x_train.split(1024)]).double().cpu()
+        m = self.config.prior_components
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        gmm = GaussianMixture(m, covariance_type="full", reg_covar=1e-5, random_state=seed)
+        gmm.fit(codes.numpy())
+        self.prior_weights.copy_(torch.from_numpy(gmm.weights_))
+        self.prior_means.copy_(torch.from_numpy(gmm.means_))
+        self.prior_scale_tril.copy_(torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)))
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        device = self.prior_means.device
+        component = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.config.latent_dim, 1, generator=generator, device=device)
+        z = self.prior_means[component] + (self.prior_scale_tril[component] @ eps).squeeze(-1)
+        return self.decode(z)

@@ -1,0 +1,230 @@
+"""The protocol every model family implements, and the capability flags that say what it can do.
+
+Unsupervised learning asks four things of a model of data :math:`p(x)`:
+
+========================  =========================================  ============================
+task                      question                                   method
+========================  =========================================  ============================
+generation                draw :math:`x \\sim p`                      :meth:`sample`
+density                   how likely is :math:`x`?                   :meth:`log_prob`
+representation            a code :math:`z = E(x)`                    :meth:`encode`, :meth:`decode`
+conditional sampling      :math:`x_u \\sim p(x_u \\mid x_o)`            :meth:`sample_conditional`
+========================  =========================================  ============================
+
+A family declares which it supports in :attr:`GenerativeModel.capabilities`; callers check the
+flags (never ``hasattr``), and a method whose flag is off raises
+:class:`~genlab.errors.UnsupportedCapability` naming the family and what it can do.
+
+Units: every method takes and returns data in the units of the dataset (digits 0..16, uint8
+images 0..255). :meth:`log_prob` is a log-density in those units: internal rescaling is
+accounted for by its log-Jacobian. For discrete data it is the density of the *dequantised*
+value (see :func:`genlab.data.dequantize`); :mod:`genlab.metrics.likelihood` turns it into the
+discrete log-likelihood bound.
+
+Training hooks (used by :func:`genlab.train.fit`, which knows nothing else of a family):
+:meth:`prepare`, :meth:`configure_optimizers`, :meth:`training_step`, :meth:`validation_loss`,
+:meth:`fit_closed_form` (for ``fit_method = "closed_form"``) and :meth:`finish_training`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from genlab.data.dataset import DataInfo
+from genlab.errors import DataError, UnsupportedCapability
+
+if TYPE_CHECKING:
+    from genlab.train.config import TrainConfig
+    from genlab.train.optim import Optimizers
+
+LogProbKind = Literal["exact", "lower_bound", "estimate", "none"]
+LOG_PROB_KINDS: tuple[str, ...] = get_args(LogProbKind)
+FitMethod = Literal["gradient", "closed_form"]
+TASKS = ("generation", "density", "representation", "conditional")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can do.
+
+    Attributes:
+        sample: :meth:`GenerativeModel.sample` draws from the model.
+        log_prob: what :meth:`GenerativeModel.log_prob` returns: the ``"exact"`` log-density,
+            a ``"lower_bound"`` (ELBO, importance-weighted bound), an unbiased-in-p
+            ``"estimate"``, or ``"none"``.
+        encode: :meth:`GenerativeModel.encode` maps data to a code.
+        decode: :meth:`GenerativeModel.decode` maps a code to data.
+        conditional: :meth:`GenerativeModel.sample_conditional` completes partly observed data.
+    """
+
+    sample: bool
+    log_prob: LogProbKind
+    encode: bool
+    decode: bool
+    conditional: bool
+
+    def __post_init__(self) -> None:
+        if self.log_prob not in LOG_PROB_KINDS:
+            raise ValueError(f"log_prob must be one of {LOG_PROB_KINDS}, got {self.log_prob!r}")
+
+    def tasks(self) -> dict[str, bool]:
+        """Which of the four tasks (generation, density, representation, conditional) it supports."""
+        return {
+            "generation": self.sample,
+            "density": self.log_prob != "none",
+            "representation": self.encode,
+            "conditional": self.conditional,
+        }
+
+    def supported(self) -> list[str]:
+        """Names of the supported methods, for error messages."""
+        names = [name for name in ("sample", "encode", "decode") if getattr(self, name)]
+        if self.log_prob != "none":
+            names.append(f"log_prob ({self.log_prob})")
+        if self.conditional:
+            names.append("sample_conditional")
+        return names
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class GenerativeModel(nn.Module, abc.ABC):
+    """Base class of every family. Subclasses set the class attributes and override what they can do.
+
+    Class attributes:
+        family: the registry name (``"pca"``, ``"ae"``...).
+        capabilities: the declared :class:`Capabilities`.
+        config_class: the frozen dataclass of the family's hyper-parameters.
+        fit_method: ``"gradient"`` (the training loop) or ``"closed_form"``.
+        default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
+        budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
+            and the tests; each maps option names to values, as ``--set`` does.
+    """
+
+    family: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    config_class: ClassVar[type]
+    fit_method: ClassVar[FitMethod] = "gradient"
+    default_train: ClassVar[dict[str, Any]] = {}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, config: Any, info: DataInfo) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
+        self.config = config
+        self.info = info
+
+    # ------------------------------------------------------------------ the four tasks
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``(n, *event_shape)`` draws from the model."""
+        raise self.unsupported("sample")
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``(batch,)`` log-density of ``x`` in nats, exact or a bound as ``capabilities.log_prob`` says."""
+        raise self.unsupported("log_prob")
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(batch, latent_dim)`` codes of ``x`` (the posterior mean for probabilistic encoders)."""
+        raise self.unsupported("encode")
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``(batch, *event_shape)`` data from codes (the mean of :math:`p(x \\mid z)` where random)."""
+        raise self.unsupported("decode")
+
+    def sample_conditional(
+        self, x: Tensor, mask: Tensor, n: int, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``(n, batch, *event_shape)`` completions of ``x`` where ``mask`` is False.
+
+        Arguments:
+            x: ``(batch, *event_shape)`` data; only the observed coordinates are read.
+            mask: bool, ``event_shape`` or ``(batch, *event_shape)``; True marks observed.
+            n: completions per example.
+        """
+        raise self.unsupported("sample_conditional")
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """``decode(encode(x))``: the model's reconstruction of ``x``."""
+        return self.decode(self.encode(x))
+
+    # ------------------------------------------------------------------ training hooks
+
+    def prepare(self, x_train: Tensor) -> None:
+        """Fit data-dependent constants (e.g. the input normaliser) before training starts."""
+
+    def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers by name (adversarial families return two); default: one fused Adam."""
+        from genlab.train.optim import adam
+
+        return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}
+
+    def training_step(
+        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """One update on the batch ``x``; returns scalar metrics (the first is shown as the loss)."""
+        raise NotImplementedError(f"{self.family} does not train by gradient steps")
+
+    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """``(batch,)`` held-out loss used for early stopping and model selection (lower is better).
+
+        Defaults to the negative log-density for families that have one.
+        """
+        if self.capabilities.log_prob == "none":
+            raise NotImplementedError(f"{self.family} must define validation_loss")
+        return -self.log_prob(x)
+
+    def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
+        """Fit in one shot (``fit_method = "closed_form"`` families)."""
+        raise NotImplementedError(f"{self.family} has no closed-form fit")
+
+    def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
+        """Run once after the best weights are restored (e.g. fit a prior on the codes)."""
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.state_dict().values():
+            return tensor.device
+        return torch.device("cpu")
+
+    def unsupported(self, method: str) -> UnsupportedCapability:
+        """The error for a method this family does not support."""
+        return UnsupportedCapability(
+            f"the {self.family!r} family does not support {method}; it supports: "
+            f"{', '.join(self.capabilities.supported()) or 'nothing'}"
+        )
+
+    def check_input(self, x: Tensor, what: str = "x") -> None:
+        """Reject data whose trailing shape is not ``event_shape``, with a clear message."""
+        shape = self.info.event_shape
+        if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            raise DataError(
+                f"{self.family}: {what} has shape {tuple(x.shape)}, expected (batch, "
+                f"{', '.join(map(str, shape))})"
+            )
+
+    def extra_repr(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
+        return f"family={self.family!r}, event_shape={self.info.event_shape}, {fields}"
+
+
+def broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
+    """Bool mask of ``x``'s shape from an ``event_shape`` or ``(batch, *event_shape)`` mask."""
+    mask = torch.as_tensor(mask, device=x.device).bool()
+    if mask.shape == x.shape[1:]:
+        return mask.expand_as(x)
+    if mask.shape == x.shape:
+        return mask
+    raise DataError(
+        f"mask has shape {tuple(mask.shape)}, expected {tuple(x.shape[1:])} or {tuple(x.shape)}"
+    )

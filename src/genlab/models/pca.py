@@ -1,0 +1,181 @@
+r"""Probabilistic PCA (Tipping & Bishop, 1999): a linear-Gaussian latent variable model.
+
+.. math::
+    z \sim \mathcal N(0, I_k), \qquad x \mid z \sim \mathcal N(W z + \mu, \sigma^2 I_D),
+    \qquad x \sim \mathcal N(\mu, C), \quad C = W W^\top + \sigma^2 I_D.
+
+The maximum-likelihood fit is closed-form: with the eigenvalues :math:`\lambda_1 \ge \dots`
+and eigenvectors :math:`U_k` of the sample covariance,
+:math:`\sigma^2 = \frac{1}{D - k}\sum_{j > k} \lambda_j` and
+:math:`W = U_k (\Lambda_k - \sigma^2 I)^{1/2}`. The covariance uses the unbiased ``n - 1``
+normalisation, as scikit-learn's ``PCA`` does, so ``log_prob`` equals
+``PCA(n_components=k).score_samples``. Every quantity is exact: density, posterior
+:math:`z \mid x \sim \mathcal N(M^{-1} W^\top (x - \mu), \sigma^2 M^{-1})` with
+:math:`M = W^\top W + \sigma^2 I_k`, and Gaussian conditionals for completion.
+
+References:
+    Tipping & Bishop, "Probabilistic Principal Component Analysis", JRSS B 61(3), 1999.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from genlab.config import check
+from genlab.data.dataset import DataInfo
+from genlab.models.base import Capabilities, GenerativeModel, broadcast_mask
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class PCAConfig:
+    """Attributes:
+    latent_dim: number of principal components k (1 <= k < D).
+    """
+
+    latent_dim: int = 8
+
+    def __post_init__(self) -> None:
+        check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+
+
+class PCA(GenerativeModel):
+    """Probabilistic PCA with exact density, posterior and conditionals (see module docstring)."""
+
+    family = "pca"
+    capabilities = Capabilities(
+        sample=True, log_prob="exact", encode=True, decode=True, conditional=True
+    )
+    config_class = PCAConfig
+    fit_method = "closed_form"
+    budgets = {"smoke": {}, "fast": {}, "full": {}}
+
+    def __init__(self, config: PCAConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        d, k = info.n_features, config.latent_dim
+        check(k < d, f"pca: latent_dim must be smaller than the {d} data dimensions, got {k}")
+        self.register_buffer("mean", torch.zeros(d, dtype=torch.float64))
+        self.register_buffer("weight", torch.zeros(d, k, dtype=torch.float64))  # W
+        self.register_buffer("noise_variance", torch.ones((), dtype=torch.float64))  # sigma^2
+
+    # ------------------------------------------------------------------ fit
+
+    @torch.no_grad()
+    def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
+        x = x_train.flatten(1).to(torch.float64)
+        n, d = x.shape
+        k = self.config.latent_dim
+        mean = x.mean(0)
+        _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+        eigenvalues = torch.zeros(d, dtype=torch.float64, device=x.device)
+        eigenvalues[: len(s)] = s.square() / (n - 1)
+        noise = eigenvalues[k:].mean().clamp_min(1e-12)
+        self.mean.copy_(mean)
+        self.weight.copy_(vt[:k].T * (eigenvalues[:k] - noise).clamp_min(0).sqrt())
+        self.noise_variance.copy_(noise)
+
+    # ------------------------------------------------------------------ math
+
+    def covariance(self) -> Tensor:
+        """:math:`C = W W^T + \\sigma^2 I`, ``(D, D)`` float64."""
+        eye = torch.eye(self.info.n_features, dtype=torch.float64, device=self.weight.device)
+        return self.weight @ self.weight.T + self.noise_variance * eye
+
+    def _posterior_precision_factor(self) -> Tensor:
+        """:math:`M = W^T W + \\sigma^2 I_k`."""
+        k = self.config.latent_dim
+        eye = torch.eye(k, dtype=torch.float64, device=self.weight.device)
+        return self.weight.T @ self.weight + self.noise_variance * eye
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        r""":math:`\log \mathcal N(x; \mu, C)`, computed in float64."""
+        self.check_input(x)
+        diff = x.flatten(1).to(torch.float64) - self.mean
+        chol = torch.linalg.cholesky(self.covariance())
+        solved = torch.linalg.solve_triangular(chol, diff.T, upper=False)  # (D, B)
+        log_det = 2 * chol.diagonal().log().sum()
+        d = self.info.n_features
+        return (-0.5 * (d * LOG_2PI + log_det + solved.square().sum(0))).to(x.dtype)
+
+    def posterior(self, x: Tensor) -> torch.distributions.MultivariateNormal:
+        r""":math:`p(z \mid x) = \mathcal N(M^{-1} W^T (x - \mu), \sigma^2 M^{-1})`."""
+        self.check_input(x)
+        m = self._posterior_precision_factor()
+        diff = x.flatten(1).to(torch.float64) - self.mean
+        loc = torch.linalg.solve(m, self.weight.T @ diff.T).T
+        return torch.distributions.MultivariateNormal(loc, self.noise_variance * torch.linalg.inv(m))
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The posterior mean :math:`E[z \\mid x]`."""
+        return self.posterior(x).mean.to(x.dtype)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """:math:`W z + \\mu`."""
+        x = z.to(torch.float64) @ self.weight.T + self.mean
+        return x.to(z.dtype).view(-1, *self.info.event_shape)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        r"""Optimal reconstruction from the posterior mean, :math:`W (W^T W)^{-1} M E[z|x] + \mu`.
+
+        This is the orthogonal projection onto the principal subspace (Tipping & Bishop, 1999,
+        section 3.2); ``decode(encode(x))`` would shrink towards the mean by :math:`M^{-1}`.
+        """
+        self.check_input(x)
+        w = self.weight
+        diff = x.flatten(1).to(torch.float64) - self.mean
+        coords = torch.linalg.solve(w.T @ w, w.T @ diff.T)  # (k, B)
+        return (w @ coords).T.add(self.mean).to(x.dtype).view_as(x)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        r""":math:`x = W z + \mu + \sigma \epsilon`."""
+        device = self.weight.device
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device, dtype=torch.float64)
+        eps = torch.randn(n, self.info.n_features, generator=generator, device=device, dtype=torch.float64)
+        x = z @ self.weight.T + self.mean + self.noise_variance.sqrt() * eps
+        return x.float().view(n, *self.info.event_shape)
+
+    def sample_conditional(
+        self, x: Tensor, mask: Tensor, n: int, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        r"""Exact Gaussian conditioning, :math:`x_u \mid x_o \sim \mathcal N(m, S)` with
+        :math:`m = \mu_u + C_{uo} C_{oo}^{-1} (x_o - \mu_o)`,
+        :math:`S = C_{uu} - C_{uo} C_{oo}^{-1} C_{ou}`.
+        """
+        self.check_input(x)
+        observed = broadcast_mask(mask, x).flatten(1)  # (B, D)
+        flat = x.flatten(1).to(torch.float64)
+        out = flat.unsqueeze(0).repeat(n, 1, 1)  # (n, B, D)
+        cov = self.covariance()
+        patterns, which = torch.unique(observed, dim=0, return_inverse=True)
+        for p, pattern in enumerate(patterns):
+            rows = (which == p).nonzero().squeeze(1)
+            o, u = pattern, ~pattern
+            if not bool(u.any()):
+                continue
+            mean_u, cov_u = self._conditional(flat[rows], o, u, cov)
+            chol = torch.linalg.cholesky(cov_u)
+            eps = torch.randn(
+                n, len(rows), int(u.sum()), generator=generator, device=flat.device,
+                dtype=torch.float64,
+            )
+            out[:, rows[:, None], u.nonzero().squeeze(1)] = mean_u + eps @ chol.T
+        return out.to(x.dtype).view(n, *x.shape)
+
+    def conditional_distribution(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean ``(B, n_unobserved)`` and covariance of the unobserved coordinates (one mask)."""
+        observed = torch.as_tensor(mask).bool().flatten()
+        flat = x.flatten(1).to(torch.float64)
+        return self._conditional(flat, observed, ~observed, self.covariance())
+
+    def _conditional(self, flat: Tensor, o: Tensor, u: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
+        if not bool(o.any()):
+            return self.mean[u].expand(flat.shape[0], -1), cov[u][:, u]
+        c_oo, c_uo, c_uu = cov[o][:, o], cov[u][:, o], cov[u][:, u]
+        gain = torch.linalg.solve(c_oo, c_uo.T).T  # C_uo C_oo^{-1}, (U, O)
+        mean_u = self.mean[u] + (flat[:, o] - self.mean[o]) @ gain.T
+        return mean_u, c_uu - gain @ c_uo.T

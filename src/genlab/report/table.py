@@ -1,0 +1,31 @@
+"""Plain-text tables for the terminal; a missing value prints as a dash, never as zero."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+DASH = "-"
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return DASH
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """Rows of dicts -> aligned text; ``columns`` are (key, header) pairs."""
+    header = [title for _, title in columns]
+    body = [[format_value(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))) for line in body]
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Checkpoints in safetensors: model, optimizers, RNG and trainer state, written atomically.
+
+A checkpoint is one ``.safetensors`` file (never a pickle, so loading cannot run code):
+
+- tensors ``model.<name>`` (the state dict), ``best.<name>`` (the best weights so far, when
+  validation is on), ``optim.<optimizer>.<param index>.<key>`` (optimizer state), and
+  ``rng.<name>`` (generator states as uint8 tensors);
+- header metadata ``format`` (``genlab-checkpoint`` or ``genlab-model``), ``family``,
+  ``trainer`` (JSON: step, epoch, best score...) and ``optim`` (JSON: param groups).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import Tensor
+
+from genlab.errors import CheckpointError
+from genlab.io import atomic_write_bytes
+from genlab.models.base import GenerativeModel
+
+CHECKPOINT_FORMAT = "genlab-checkpoint"
+MODEL_FORMAT = "genlab-model"
+FORMAT_VERSION = "1"
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Tensors and header metadata of a safetensors file, with clear errors for anything else."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
+        raise CheckpointError(
+            f"{path}: looks like a pickle/torch.save file; genlab reads only safetensors "
+            "checkpoints and never unpickles"
+        )
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or header_len > len(data) - 8:
+            raise SafetensorError("header length exceeds file size")
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
+        tensors = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path}: not a valid safetensors file (truncated or corrupt: {exc})"
+        ) from None
+    return tensors, metadata
+
+
+def _state_tensors(prefix: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def _optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{name}.{index}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GenerativeModel,
+    optimizers: dict[str, torch.optim.Optimizer],
+    trainer_state: dict[str, Any],
+    generators: dict[str, torch.Generator],
+    best_state: dict[str, Tensor] | None = None,
+) -> None:
+    """Write everything needed to resume bit-identically, atomically."""
+    tensors = _state_tensors("model", model.state_dict())
+    if best_state is not None:
+        tensors.update(_state_tensors("best", best_state))
+    optim_meta = {}
+    for name, optimizer in optimizers.items():
+        optim_tensors, optim_meta[name] = _optimizer_tensors(name, optimizer)
+        tensors.update(optim_tensors)
+    for name, generator in generators.items():
+        tensors[f"rng.{name}"] = generator.get_state().clone()
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "version": FORMAT_VERSION,
+        "family": model.family,
+        "trainer": json.dumps(trainer_state),
+        "optim": json.dumps(optim_meta),
+    }
+    atomic_write_bytes(path, save_safetensors_bytes(tensors, metadata=metadata))
+
+
+def save_model(path: str | Path, model: GenerativeModel) -> None:
+    """Write the model's weights alone (what :func:`genlab.load` reads)."""
+    metadata = {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "family": model.family}
+    atomic_write_bytes(path, save_safetensors_bytes(_state_tensors("model", model.state_dict()), metadata=metadata))
+
+
+def _check_header(path: Path, metadata: dict[str, str], model: GenerativeModel, formats: tuple[str, ...]) -> None:
+    if metadata.get("format") not in formats:
+        raise CheckpointError(
+            f"{path}: a safetensors file but not a genlab {' or '.join(formats)} file "
+            f"(format={metadata.get('format')!r})"
+        )
+    if metadata.get("family") != model.family:
+        raise CheckpointError(
+            f"{path}: checkpoint of the {metadata.get('family')!r} family cannot be loaded into "
+            f"a {model.family!r} model"
+        )
+
+
+def _prefixed(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    start = len(prefix) + 1
+    return {k[start:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def load_state_into(model: GenerativeModel, state: dict[str, Tensor], source: str) -> None:
+    """``model.load_state_dict`` with a clear error for missing, extra or mis-shaped tensors."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: does not match this {model.family} model "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{source}: tensor {key!r} has shape {tuple(value.shape)} but the model expects "
+                f"{tuple(expected[key].shape)} (a checkpoint of another configuration?)"
+            )
+    model.load_state_dict(state)
+
+
+def load_model(path: str | Path, model: GenerativeModel) -> None:
+    """Load weights from a model file or a training checkpoint into ``model``."""
+    path = Path(path)
+    tensors, metadata = read_safetensors(path)
+    _check_header(path, metadata, model, (MODEL_FORMAT, CHECKPOINT_FORMAT))
+    load_state_into(model, _prefixed(tensors, "model"), str(path))
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: GenerativeModel,
+    optimizers: dict[str, torch.optim.Optimizer],
+    generators: dict[str, torch.Generator],
+) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
+    """Restore model, optimizers and generators; returns (trainer state, best weights or None)."""
+    path = Path(path)
+    tensors, metadata = read_safetensors(path)
+    _check_header(path, metadata, model, (CHECKPOINT_FORMAT,))
+    try:
+        trainer_state = json.loads(metadata["trainer"])
+        optim_meta = json.loads(metadata["optim"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: checkpoint header is incomplete ({exc})") from None
+    load_state_into(model, _prefixed(tensors, "model"), str(path))
+    for name, optimizer in optimizers.items():
+        if name not in optim_meta:
+            raise CheckpointError(f"{path}: no state for optimizer {name!r}")
+        flat = _prefixed(tensors, f"optim.{name}")
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in flat.items():
+            index, _, field = key.partition(".")
+            # Optimizer.load_state_dict moves each value to its parameter's device and dtype.
+            state.setdefault(int(index), {})[field] = value
+        for index, scalars in optim_meta[name]["scalars"].items():
+            state.setdefault(int(index), {}).update(scalars)
+        try:
+            optimizer.load_state_dict({"state": state, "param_groups": optim_meta[name]["param_groups"]})
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: optimizer {name!r} state does not fit ({exc})") from None
+    for name, generator in generators.items():
+        if f"rng.{name}" not in tensors:
+            raise CheckpointError(f"{path}: no state for random generator {name!r}")
+        generator.set_state(tensors[f"rng.{name}"])
+    best = _prefixed(tensors, "best") or None
+    return trainer_state, best

@@ -1,0 +1,54 @@
+"""Training hyper-parameters shared by every gradient-trained family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genlab.config import check
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Attributes:
+    epochs: passes over the training split (exactly one of ``epochs`` and ``steps`` is set).
+    steps: optimisation steps.
+    batch_size: examples per step.
+    lr: learning rate of the family's optimizer(s).
+    weight_decay: L2 penalty of the optimizer.
+    val_fraction: share of the training data held out for validation (model selection and
+        early stopping never look at the test split). 0 disables validation.
+    eval_every: steps between validations; ``None`` validates at the end of every epoch.
+    patience: stop after this many validations without improvement; ``None`` never stops early.
+    select_best: restore the weights with the best validation loss at the end.
+    checkpoint_every: steps between checkpoints (one is always written at the end).
+    log_every: steps between lines in ``metrics.jsonl``.
+    grad_clip: clip the global gradient norm to this value; ``None`` does not clip.
+    """
+
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    eval_every: int | None = None
+    patience: int | None = None
+    select_best: bool = True
+    checkpoint_every: int = 500
+    log_every: int = 1
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        check(
+            (self.epochs is None) != (self.steps is None),
+            f"set exactly one of epochs and steps (got epochs={self.epochs}, steps={self.steps})",
+        )
+        for name in ("epochs", "steps", "batch_size", "eval_every", "patience", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            check(value is None or value >= 1, f"{name} must be a positive integer, got {value}")
+        check(self.epochs is None or self.epochs <= 10**6, f"epochs={self.epochs} is absurd (max 1e6)")
+        check(self.steps is None or self.steps <= 10**9, f"steps={self.steps} is absurd (max 1e9)")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive")
