@@ -31,7 +31,15 @@ from genlab.train.checkpoint import load_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_model", "evaluate", "fit", "load", "resolve_device", "resolve_settings", "resume"]
+__all__ = [
+    "build_model",
+    "evaluate",
+    "fit",
+    "load",
+    "resolve_device",
+    "resolve_settings",
+    "resume",
+]
 
 BUDGETS = ("smoke", "fast", "full")
 N_PICTURE_SAMPLES = 64
@@ -42,7 +50,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
+        raise ConfigError(
+            f"--device {device}: CUDA is not available on this machine (use auto or cpu)"
+        )
     if device.split(":")[0] not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
@@ -61,7 +71,11 @@ def resolve_settings(
     model_fields, train_fields = field_names(cls.config_class), field_names(TrainConfig)
     if budget is not None and budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
-    layers = [dict(cls.default_train), dict(cls.budgets.get(budget, {})) if budget else {}, dict(settings)]
+    layers = [
+        dict(cls.default_train),
+        dict(cls.budgets.get(budget, {})) if budget else {},
+        dict(settings),
+    ]
     model_values: dict[str, Any] = {}
     train_values: dict[str, Any] = {}
     for layer in layers:
@@ -132,8 +146,12 @@ def fit(
     run = None
     if out is not None:
         config = RunConfig(
-            family=family, model=to_dict(model_config), train=to_dict(train_config),
-            data=data_entry, seed=seed, versions=versions(),
+            family=family,
+            model=to_dict(model_config),
+            train=to_dict(train_config),
+            data=data_entry,
+            seed=seed,
+            versions=versions(),
         )
         run = RunDirectory.create(out, config, overwrite=overwrite)
     train_fit(model, dataset, train_config, seed=seed, run=run, progress=progress)
@@ -148,13 +166,27 @@ def resume(
     """Continue ``run`` from its last checkpoint; ends as an uninterrupted run would have."""
     directory = RunDirectory(run)
     config = directory.read_config()
-    dataset = data if data is not None else data_module.load(config.data["spec"], seed=config.data["seed"])
+    dataset = (
+        data
+        if data is not None
+        else data_module.load(config.data["spec"], seed=config.data["seed"])
+    )
     model = _model_from_config(config).to(resolve_device(device))
     train_config = build(TrainConfig, config.train, what="training config")
     if not directory.checkpoint_path.exists() and not directory.model_path.exists():
-        raise ConfigError(f"{directory.path}: no checkpoint to resume from yet; train again instead")
+        raise ConfigError(
+            f"{directory.path}: no checkpoint to resume from yet; train again instead"
+        )
     if directory.checkpoint_path.exists():
-        train_fit(model, dataset, train_config, seed=config.seed, run=directory, resume=True, progress=progress)
+        train_fit(
+            model,
+            dataset,
+            train_config,
+            seed=config.seed,
+            run=directory,
+            resume=True,
+            progress=progress,
+        )
     else:
         load_model(directory.model_path, model)
     _save_pictures(model, dataset, directory, config.seed)
@@ -164,7 +196,9 @@ def resume(
 def _model_from_config(config: RunConfig) -> GenerativeModel:
     cls = family_class(config.family)
     model_config = build(cls.config_class, config.model, what=f"{config.family} model config")
-    return build_model(config.family, model_config, DataInfo.from_json(config.data["info"]), config.seed)
+    return build_model(
+        config.family, model_config, DataInfo.from_json(config.data["info"]), config.seed
+    )
 
 
 def load(run: str | Path, *, device: str = "cpu") -> GenerativeModel:

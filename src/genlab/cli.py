@@ -50,8 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--steps", type=_positive)
     train.add_argument("--budget", choices=api.BUDGETS, help="the family's documented settings")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="model or training option, e.g. --set latent_dim=8 (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model or training option, e.g. --set latent_dim=8 (repeatable)",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -63,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run")
     sample.add_argument("-n", type=_positive, default=64, help="number of samples")
-    sample.add_argument("--out", required=True, help="FILE.npy (the array) or FILE.png (a picture)")
+    sample.add_argument(
+        "--out", required=True, help="FILE.npy (the array) or FILE.png (a picture)"
+    )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu")
 
@@ -72,9 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="evaluate on this dataset instead of the run's own")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
 
-    compare = sub.add_parser("compare", help="train several families on one split and tabulate them")
+    compare = sub.add_parser(
+        "compare", help="train several families on one split and tabulate them"
+    )
     compare.add_argument("--data", default="digits")
     compare.add_argument("--models", default="pca,ae", help="comma-separated families")
     compare.add_argument("--budget", choices=api.BUDGETS, default="fast")
@@ -105,10 +116,16 @@ def cmd_families(args: argparse.Namespace) -> None:
     rows = []
     for name, cls in FAMILIES.items():
         caps = cls.capabilities
-        rows.append({
-            "family": name, "sample": caps.sample, "log_prob": caps.log_prob,
-            "encode": caps.encode, "decode": caps.decode, "conditional": caps.conditional,
-        })
+        rows.append(
+            {
+                "family": name,
+                "sample": caps.sample,
+                "log_prob": caps.log_prob,
+                "encode": caps.encode,
+                "decode": caps.decode,
+                "conditional": caps.conditional,
+            }
+        )
     keys = ["family", "sample", "log_prob", "encode", "decode", "conditional"]
     print(format_table(rows, [(k, k) for k in keys]))
 
@@ -121,8 +138,15 @@ def cmd_train(args: argparse.Namespace) -> None:
                 raise ConfigError(f"--{key} given twice (also as --set {key}=...)")
             settings[key] = getattr(args, key)
     api.fit(
-        args.family, args.data, out=args.out, seed=args.seed, device=args.device,
-        budget=args.budget, progress=not args.no_progress, overwrite=args.overwrite, **settings,
+        args.family,
+        args.data,
+        out=args.out,
+        seed=args.seed,
+        device=args.device,
+        budget=args.budget,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        **settings,
     )
     print(f"trained {args.family} -> {args.out}")
 
@@ -181,8 +205,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if not families:
         raise ConfigError("--models names no family")
     rows = compare(
-        args.data, families, out=args.out, budget=args.budget, seed=args.seed,
-        device=args.device, progress=not args.no_progress,
+        args.data,
+        families,
+        out=args.out,
+        budget=args.budget,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
     )
     print(scorecard_table(rows))
     print(f"scorecard: {Path(args.out) / 'scorecard.json'}")
@@ -203,13 +232,18 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
     try:
         COMMANDS[args.command](args)
     except GenlabError as exc:
         print(f"genlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("genlab: interrupted (the last checkpoint is kept; `genlab resume RUN` continues)", file=sys.stderr)
+        print(
+            "genlab: interrupted (the last checkpoint is kept; `genlab resume RUN` continues)",
+            file=sys.stderr,
+        )
         return 130
     return 0

@@ -45,14 +45,22 @@ def compare(
     for family in families:
         started = time.perf_counter()
         model = fit(
-            family, dataset, out=out / family, seed=seed, device=device, budget=budget,
-            progress=progress, overwrite=True,
+            family,
+            dataset,
+            out=out / family,
+            seed=seed,
+            device=device,
+            budget=budget,
+            progress=progress,
+            overwrite=True,
         )
         seconds = time.perf_counter() - started
         row = evaluate(model, dataset, seed=seed)
         row["train_seconds"] = seconds
         rows.append(row)
-    write_json(out / "scorecard.json", {"data": data, "budget": budget, "seed": seed, "families": rows})
+    write_json(
+        out / "scorecard.json", {"data": data, "budget": budget, "seed": seed, "families": rows}
+    )
     return rows
 
 

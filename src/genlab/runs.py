@@ -67,11 +67,17 @@ class RunConfig:
     def from_json(cls, data: dict[str, Any], source: str) -> RunConfig:
         try:
             return cls(
-                family=data["family"], model=data["model"], train=data["train"],
-                data=data["data"], seed=int(data["seed"]), versions=data.get("versions", {}),
+                family=data["family"],
+                model=data["model"],
+                train=data["train"],
+                data=data["data"],
+                seed=int(data["seed"]),
+                versions=data.get("versions", {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{source}: not a genlab run configuration (missing {exc})") from None
+            raise CheckpointError(
+                f"{source}: not a genlab run configuration (missing {exc})"
+            ) from None
 
 
 class MetricsLog:
@@ -145,7 +151,9 @@ class RunDirectory:
         return self.path / SAMPLES_FILE
 
     @classmethod
-    def create(cls, path: str | Path, config: RunConfig, *, overwrite: bool = False) -> RunDirectory:
+    def create(
+        cls, path: str | Path, config: RunConfig, *, overwrite: bool = False
+    ) -> RunDirectory:
         """Make a new run directory; refuses to reuse one that holds a run unless ``overwrite``."""
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():

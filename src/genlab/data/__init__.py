@@ -63,7 +63,9 @@ def describe() -> list[tuple[str, str]]:
 def toy_distribution(name: str) -> ToyDistribution:
     """The true distribution behind an embedded 2-D dataset."""
     if name not in TOY_DISTRIBUTIONS:
-        raise DataError(f"{name!r} is not an embedded 2-D distribution ({', '.join(TOY_DISTRIBUTIONS)})")
+        raise DataError(
+            f"{name!r} is not an embedded 2-D distribution ({', '.join(TOY_DISTRIBUTIONS)})"
+        )
     return TOY_DISTRIBUTIONS[name]()
 
 
@@ -105,8 +107,12 @@ def _load_digits(seed: int) -> Dataset:
     x, y = torch.from_numpy(images).float(), torch.from_numpy(labels).long()
     train, test = split_indices(len(x), DIGITS_TEST_FRACTION, seed, y)
     info = DataInfo(
-        name="digits", event_shape=(1, 8, 8), kind="image", levels=17,
-        value_range=(0.0, 16.0), n_classes=10,
+        name="digits",
+        event_shape=(1, 8, 8),
+        kind="image",
+        levels=17,
+        value_range=(0.0, 16.0),
+        n_classes=10,
     )
     return Dataset(x[train], x[test], info, y[train], y[test])
 
@@ -123,7 +129,9 @@ def _load_file(path: Path, seed: int) -> Dataset:
                 f"{x_test.shape[1:]}"
             )
     y_train, y_test, n_classes = _labels(raw, len(x_train), source)
-    levels, value_range = _levels(x_train if raw.x_test is None else np.concatenate([x_train, x_test]))
+    levels, value_range = _levels(
+        x_train if raw.x_test is None else np.concatenate([x_train, x_test])
+    )
     x_train_t = torch.from_numpy(np.ascontiguousarray(x_train)).float()
     validate_array(x_train_t, source)
     if raw.x_test is None:
@@ -136,8 +144,12 @@ def _load_file(path: Path, seed: int) -> Dataset:
         x_test_t = torch.from_numpy(np.ascontiguousarray(x_test)).float()
         validate_array(x_test_t, f"{source} (x_test)")
     info = DataInfo(
-        name=source, event_shape=tuple(x_train_t.shape[1:]), kind=kind, levels=levels,
-        value_range=value_range, n_classes=n_classes,
+        name=source,
+        event_shape=tuple(x_train_t.shape[1:]),
+        kind=kind,
+        levels=levels,
+        value_range=value_range,
+        n_classes=n_classes,
     )
     return Dataset(x_train_t, x_test_t, info, y_train, y_test)
 
@@ -156,18 +168,24 @@ def _levels(x: np.ndarray) -> tuple[int | None, tuple[float, float]]:
     return None, (low, high)
 
 
-def _labels(raw: RawData, n_train: int, source: str) -> tuple[torch.Tensor | None, torch.Tensor | None, int | None]:
+def _labels(
+    raw: RawData, n_train: int, source: str
+) -> tuple[torch.Tensor | None, torch.Tensor | None, int | None]:
     """Labels as int64 class indices 0..C-1 (shared mapping between train and test)."""
     if raw.y is None:
         return None, None, None
     parts = [raw.y] + ([raw.y_test] if raw.y_test is not None else [])
     for part, name in zip(parts, ("labels", "test labels"), strict=False):
         if part.ndim != 1 or part.dtype.kind not in "biu":
-            raise DataError(f"{source}: {name} must be a 1-D integer array, got {part.dtype} {part.shape}")
+            raise DataError(
+                f"{source}: {name} must be a 1-D integer array, got {part.dtype} {part.shape}"
+            )
     if len(raw.y) != n_train:
         raise DataError(f"{source}: {n_train} examples but {len(raw.y)} labels")
     if raw.x_test is not None and raw.y_test is not None and len(raw.y_test) != len(raw.x_test):
-        raise DataError(f"{source}: {len(raw.x_test)} test examples but {len(raw.y_test)} test labels")
+        raise DataError(
+            f"{source}: {len(raw.x_test)} test examples but {len(raw.y_test)} test labels"
+        )
     classes, codes = np.unique(np.concatenate(parts), return_inverse=True)
     y_train = torch.from_numpy(codes[:n_train]).long()
     y_test = torch.from_numpy(codes[n_train:]).long() if raw.y_test is not None else None

@@ -86,7 +86,10 @@ class Dataset:
     true_log_prob: Callable[[Tensor], Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+        for split, x, y in (
+            ("train", self.x_train, self.y_train),
+            ("test", self.x_test, self.y_test),
+        ):
             if x.shape[1:] != self.info.event_shape:
                 raise DataError(
                     f"{self.info.name}: {split} examples have shape {tuple(x.shape[1:])}, "

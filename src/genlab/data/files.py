@@ -79,36 +79,39 @@ def read_npy(path: Path) -> np.ndarray:
 
 def read_npz(path: Path) -> RawData:
     try:
-        archive = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            return _npz_arrays(path, archive)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
-    try:
-        keys = set(archive.files)
 
-        def get(key: str) -> np.ndarray | None:
-            if key not in keys:
-                return None
-            try:
-                return archive[key]
-            except ValueError:
-                raise DataError(
-                    f"{path}: array {key!r} holds Python objects (ragged?); genlab never unpickles"
-                ) from None
-            except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-                raise DataError(f"{path}: array {key!r} is unreadable ({exc})") from None
 
-        if "x_train" in keys:
-            if "x_test" not in keys:
-                raise DataError(f"{path}: has 'x_train' but no 'x_test'")
-            return RawData(get("x_train"), get("y_train"), get("x_test"), get("y_test"))
-        if "x" in keys:
-            return RawData(get("x"), get("y"))
-        raise DataError(
-            f"{path}: no data key; expected 'x' (and optional 'y') or 'x_train'/'x_test' "
-            f"(and optional 'y_train'/'y_test'), found {sorted(keys)}"
-        )
-    finally:
-        archive.close()
+def _npz_arrays(path: Path, archive: np.lib.npyio.NpzFile) -> RawData:
+    keys = set(archive.files)
+
+    def get(key: str) -> np.ndarray | None:
+        if key not in keys:
+            return None
+        try:
+            return archive[key]
+        except ValueError:
+            raise DataError(
+                f"{path}: array {key!r} holds Python objects (ragged?); genlab never unpickles"
+            ) from None
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise DataError(f"{path}: array {key!r} is unreadable ({exc})") from None
+
+    if "x_train" in keys:
+        if "x_test" not in keys:
+            raise DataError(f"{path}: has 'x_train' but no 'x_test'")
+        return RawData(get("x_train"), get("y_train"), get("x_test"), get("y_test"))
+    if "x" in keys:
+        return RawData(get("x"), get("y"))
+    raise DataError(
+        f"{path}: no data key; expected 'x' (and optional 'y') or 'x_train'/'x_test' "
+        f"(and optional 'y_train'/'y_test'), found {sorted(keys)}"
+    )
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -140,7 +143,11 @@ def read_idx(path: Path) -> np.ndarray:
             f"{path}: IDX header promises shape {shape} ({expected} bytes) but the file holds "
             f"{len(raw) - header} bytes of data (truncated or corrupt)"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def _labels_sibling(path: Path) -> Path | None:
@@ -206,7 +213,9 @@ def read_image_folder(folder: Path) -> RawData:
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
         first = files[0][1]
-        odd = next(p for (_, p), a in zip(files, arrays, strict=True) if a.shape != arrays[0].shape)
+        odd = next(
+            p for (_, p), a in zip(files, arrays, strict=True) if a.shape != arrays[0].shape
+        )
         raise DataError(
             f"{folder}: images differ in size ({first.name}: {arrays[0].shape}, "
             f"{odd.name}: {next(a.shape for a in arrays if a.shape != arrays[0].shape)}); "
@@ -220,8 +229,8 @@ def read_image_folder(folder: Path) -> RawData:
 def to_examples(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
     """Bring an array to ``(N, D)`` (kind ``"vector"``) or ``(N, C, H, W)`` (kind ``"image"``).
 
-    ``(N, H, W)`` gains a channel axis; ``(N, H, W, C)`` with ``C <= 4`` is moved to channels
-    first; ``(N, C, H, W)`` with ``C <= 4`` is kept.
+    ``(N, H, W)`` gains a channel axis. For 4-D arrays the channel axis is axis 1 or axis 3,
+    whichever has at most 4 entries; when both do, the smaller one (ties: axis 1, torch's layout).
     """
     if x.dtype == object or x.dtype.kind not in "biuf":
         raise DataError(f"{source}: dtype {x.dtype} is not numeric")
@@ -230,10 +239,11 @@ def to_examples(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
     if x.ndim == 3:
         return x[:, None], "image"
     if x.ndim == 4:
-        if x.shape[1] <= 4:
-            return x, "image"
-        if x.shape[3] <= 4:
+        first, last = x.shape[1], x.shape[3]
+        if last <= 4 and (first > 4 or last < first):
             return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "image"
+        if first <= 4:
+            return x, "image"
         raise DataError(
             f"{source}: 4-D array of shape {x.shape} has no channel axis of size <= 4 "
             "(expected (N, C, H, W) or (N, H, W, C))"

@@ -75,7 +75,8 @@ class Autoencoder(GenerativeModel):
 
     def __init__(self, config: AutoencoderConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        d, k, shape = info.n_features, config.latent_dim, info.event_shape
+        d, shape = info.n_features, info.event_shape
+        k = self.latent_dim = config.latent_dim
         self.normalizer = AffineNormalizer(shape, per_feature=info.kind == "vector")
         if config.architecture == "conv":
             check(info.kind == "image", "ae: architecture=conv needs image data")

@@ -106,6 +106,9 @@ class GenerativeModel(nn.Module, abc.ABC):
         default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
+
+    Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
+    families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
     """
 
     family: ClassVar[str]

@@ -30,18 +30,23 @@ from genlab.data.dataset import DataInfo
 from genlab.models.base import Capabilities, GenerativeModel, broadcast_mask
 
 LOG_2PI = math.log(2 * math.pi)
+DEFAULT_COMPONENTS = 8
 
 
 @dataclass(frozen=True)
 class PCAConfig:
     """Attributes:
-    latent_dim: number of principal components k (1 <= k < D).
+    latent_dim: number of principal components k (1 <= k < D); ``None`` means
+        ``min(8, D - 1)``, so the default also works on 2-D data.
     """
 
-    latent_dim: int = 8
+    latent_dim: int | None = None
 
     def __post_init__(self) -> None:
-        check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        check(
+            self.latent_dim is None or self.latent_dim >= 1,
+            f"latent_dim must be >= 1, got {self.latent_dim}",
+        )
 
 
 class PCA(GenerativeModel):
@@ -57,7 +62,8 @@ class PCA(GenerativeModel):
 
     def __init__(self, config: PCAConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        d, k = info.n_features, config.latent_dim
+        d = info.n_features
+        k = self.latent_dim = config.latent_dim or min(DEFAULT_COMPONENTS, d - 1)
         check(k < d, f"pca: latent_dim must be smaller than the {d} data dimensions, got {k}")
         self.register_buffer("mean", torch.zeros(d, dtype=torch.float64))
         self.register_buffer("weight", torch.zeros(d, k, dtype=torch.float64))  # W
@@ -69,7 +75,7 @@ class PCA(GenerativeModel):
     def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
         x = x_train.flatten(1).to(torch.float64)
         n, d = x.shape
-        k = self.config.latent_dim
+        k = self.latent_dim
         mean = x.mean(0)
         _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
         eigenvalues = torch.zeros(d, dtype=torch.float64, device=x.device)
@@ -88,7 +94,7 @@ class PCA(GenerativeModel):
 
     def _posterior_precision_factor(self) -> Tensor:
         """:math:`M = W^T W + \\sigma^2 I_k`."""
-        k = self.config.latent_dim
+        k = self.latent_dim
         eye = torch.eye(k, dtype=torch.float64, device=self.weight.device)
         return self.weight.T @ self.weight + self.noise_variance * eye
 
@@ -108,7 +114,9 @@ class PCA(GenerativeModel):
         m = self._posterior_precision_factor()
         diff = x.flatten(1).to(torch.float64) - self.mean
         loc = torch.linalg.solve(m, self.weight.T @ diff.T).T
-        return torch.distributions.MultivariateNormal(loc, self.noise_variance * torch.linalg.inv(m))
+        return torch.distributions.MultivariateNormal(
+            loc, self.noise_variance * torch.linalg.inv(m)
+        )
 
     def encode(self, x: Tensor) -> Tensor:
         """The posterior mean :math:`E[z \\mid x]`."""
@@ -134,8 +142,12 @@ class PCA(GenerativeModel):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         r""":math:`x = W z + \mu + \sigma \epsilon`."""
         device = self.weight.device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device, dtype=torch.float64)
-        eps = torch.randn(n, self.info.n_features, generator=generator, device=device, dtype=torch.float64)
+        z = torch.randn(
+            n, self.latent_dim, generator=generator, device=device, dtype=torch.float64
+        )
+        eps = torch.randn(
+            n, self.info.n_features, generator=generator, device=device, dtype=torch.float64
+        )
         x = z @ self.weight.T + self.mean + self.noise_variance.sqrt() * eps
         return x.float().view(n, *self.info.event_shape)
 
@@ -160,7 +172,11 @@ class PCA(GenerativeModel):
             mean_u, cov_u = self._conditional(flat[rows], o, u, cov)
             chol = torch.linalg.cholesky(cov_u)
             eps = torch.randn(
-                n, len(rows), int(u.sum()), generator=generator, device=flat.device,
+                n,
+                len(rows),
+                int(u.sum()),
+                generator=generator,
+                device=flat.device,
                 dtype=torch.float64,
             )
             out[:, rows[:, None], u.nonzero().squeeze(1)] = mean_u + eps @ chol.T
@@ -172,7 +188,9 @@ class PCA(GenerativeModel):
         flat = x.flatten(1).to(torch.float64)
         return self._conditional(flat, observed, ~observed, self.covariance())
 
-    def _conditional(self, flat: Tensor, o: Tensor, u: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
+    def _conditional(
+        self, flat: Tensor, o: Tensor, u: Tensor, cov: Tensor
+    ) -> tuple[Tensor, Tensor]:
         if not bool(o.any()):
             return self.mean[u].expand(flat.shape[0], -1), cov[u][:, u]
         c_oo, c_uo, c_uu = cov[o][:, o], cov[u][:, o], cov[u][:, u]

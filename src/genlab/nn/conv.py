@@ -40,7 +40,10 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(c, channels, 3, padding=1), ACTIVATIONS[activation]()]
         width = channels
         for _ in sizes[1:]:
-            layers += [nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), ACTIVATIONS[activation]()]
+            layers += [
+                nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+                ACTIVATIONS[activation](),
+            ]
             width *= 2
         self.features = nn.Sequential(*layers)
         fh, fw = sizes[-1]
@@ -69,9 +72,11 @@ class ConvDecoder(nn.Module):
         self.head = nn.Linear(in_features, width * fh * fw)
         self.blocks = nn.ModuleList()
         for _ in self.sizes[:-1]:
-            self.blocks.append(nn.Sequential(
-                ACTIVATIONS[activation](), nn.Conv2d(width, width // 2, 3, padding=1)
-            ))
+            self.blocks.append(
+                nn.Sequential(
+                    ACTIVATIONS[activation](), nn.Conv2d(width, width // 2, 3, padding=1)
+                )
+            )
             width //= 2
         self.out = nn.Sequential(ACTIVATIONS[activation](), nn.Conv2d(width, c, 3, padding=1))
 

@@ -29,7 +29,9 @@ class AffineNormalizer(nn.Module):
         mean = x.mean(dim=dims, keepdim=True)[0]
         std = x.std(dim=dims, keepdim=True)[0]
         self.shift.copy_(mean.reshape(self.shift.shape))
-        self.scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).reshape(self.scale.shape))
+        self.scale.copy_(
+            torch.where(std > 1e-6, std, torch.ones_like(std)).reshape(self.scale.shape)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.shift) / self.scale

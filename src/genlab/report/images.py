@@ -32,7 +32,9 @@ def save_image_grid(
     canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 40, dtype=np.uint8)
     for i, image in enumerate(images):
         r, col = divmod(i, cols)
-        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = image
+        canvas[
+            1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w
+        ] = image
     scale = scale or max(1, 128 // max(h, w))
     picture = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)

@@ -39,15 +39,23 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: unreadable ({exc})") from None
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
+    header_len = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not (0 < header_len and data[8:9] == b"{"):
+        if (
+            data[:1] == b"\x80"
+            and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+            or data[:4] == b"PK\x03\x04"
+        ):
+            raise CheckpointError(
+                f"{path}: looks like a pickle/torch.save file; genlab reads only safetensors "
+                "checkpoints and never unpickles"
+            )
+        raise CheckpointError(f"{path}: not a safetensors file (corrupt or foreign header)")
+    if 8 + header_len > len(data):
         raise CheckpointError(
-            f"{path}: looks like a pickle/torch.save file; genlab reads only safetensors "
-            "checkpoints and never unpickles"
+            f"{path}: not a valid safetensors file (truncated or corrupt header)"
         )
     try:
-        header_len = int.from_bytes(data[:8], "little")
-        if len(data) < 8 or header_len > len(data) - 8:
-            raise SafetensorError("header length exceeds file size")
         metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as exc:
@@ -61,7 +69,9 @@ def _state_tensors(prefix: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
-def _optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def _optimizer_tensors(
+    name: str, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     state = optimizer.state_dict()
     tensors: dict[str, Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -105,10 +115,15 @@ def save_checkpoint(
 def save_model(path: str | Path, model: GenerativeModel) -> None:
     """Write the model's weights alone (what :func:`genlab.load` reads)."""
     metadata = {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "family": model.family}
-    atomic_write_bytes(path, save_safetensors_bytes(_state_tensors("model", model.state_dict()), metadata=metadata))
+    atomic_write_bytes(
+        path,
+        save_safetensors_bytes(_state_tensors("model", model.state_dict()), metadata=metadata),
+    )
 
 
-def _check_header(path: Path, metadata: dict[str, str], model: GenerativeModel, formats: tuple[str, ...]) -> None:
+def _check_header(
+    path: Path, metadata: dict[str, str], model: GenerativeModel, formats: tuple[str, ...]
+) -> None:
     if metadata.get("format") not in formats:
         raise CheckpointError(
             f"{path}: a safetensors file but not a genlab {' or '.join(formats)} file "
@@ -181,9 +196,13 @@ def load_checkpoint(
         for index, scalars in optim_meta[name]["scalars"].items():
             state.setdefault(int(index), {}).update(scalars)
         try:
-            optimizer.load_state_dict({"state": state, "param_groups": optim_meta[name]["param_groups"]})
+            optimizer.load_state_dict(
+                {"state": state, "param_groups": optim_meta[name]["param_groups"]}
+            )
         except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: optimizer {name!r} state does not fit ({exc})") from None
+            raise CheckpointError(
+                f"{path}: optimizer {name!r} state does not fit ({exc})"
+            ) from None
     for name, generator in generators.items():
         if f"rng.{name}" not in tensors:
             raise CheckpointError(f"{path}: no state for random generator {name!r}")

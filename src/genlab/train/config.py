@@ -43,12 +43,25 @@ class TrainConfig:
             (self.epochs is None) != (self.steps is None),
             f"set exactly one of epochs and steps (got epochs={self.epochs}, steps={self.steps})",
         )
-        for name in ("epochs", "steps", "batch_size", "eval_every", "patience", "checkpoint_every", "log_every"):
+        for name in (
+            "epochs",
+            "steps",
+            "batch_size",
+            "eval_every",
+            "patience",
+            "checkpoint_every",
+            "log_every",
+        ):
             value = getattr(self, name)
             check(value is None or value >= 1, f"{name} must be a positive integer, got {value}")
-        check(self.epochs is None or self.epochs <= 10**6, f"epochs={self.epochs} is absurd (max 1e6)")
+        check(
+            self.epochs is None or self.epochs <= 10**6,
+            f"epochs={self.epochs} is absurd (max 1e6)",
+        )
         check(self.steps is None or self.steps <= 10**9, f"steps={self.steps} is absurd (max 1e9)")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check(
+            0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"
+        )
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive")

@@ -129,7 +129,9 @@ def fit(
         run.metrics.truncate_after(state.step)
         logger.info("resumed %s at step %d", run.path, state.step)
 
-    loop = _Loop(model, config, optimizers, generator, x_train, x_val, seed, run, data, dequantize_batches)
+    loop = _Loop(
+        model, config, optimizers, generator, x_train, x_val, seed, run, data, dequantize_batches
+    )
     return loop.run(state, best_weights, progress)
 
 
@@ -137,9 +139,17 @@ class _Loop:
     """The body of :func:`fit`, split into small methods."""
 
     def __init__(
-        self, model: GenerativeModel, config: TrainConfig, optimizers: Optimizers,
-        generator: torch.Generator, x_train: Tensor, x_val: Tensor, seed: int,
-        run: RunDirectory | None, data: Dataset, dequantize_batches: bool,
+        self,
+        model: GenerativeModel,
+        config: TrainConfig,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        x_train: Tensor,
+        x_val: Tensor,
+        seed: int,
+        run: RunDirectory | None,
+        data: Dataset,
+        dequantize_batches: bool,
     ) -> None:
         self.model, self.config, self.optimizers = model, config, optimizers
         self.generator, self.x_train, self.x_val, self.seed = generator, x_train, x_val, seed
@@ -153,8 +163,14 @@ class _Loop:
         if state.finished:
             return state
         bar = tqdm(
-            total=self.total_steps, initial=state.step, disable=not progress, unit="step",
-            desc=f"{model.family}", dynamic_ncols=True, mininterval=0.5, leave=True,
+            total=self.total_steps,
+            initial=state.step,
+            disable=not progress,
+            unit="step",
+            desc=f"{model.family}",
+            dynamic_ncols=True,
+            mininterval=0.5,
+            leave=True,
         )
         started = time.perf_counter() - state.elapsed_seconds
         window_start, window_steps = time.perf_counter(), 0
@@ -176,7 +192,9 @@ class _Loop:
                     bar.update(1)
                     window_steps += 1
                     if window_steps >= 20:
-                        rate = window_steps * config.batch_size / (time.perf_counter() - window_start)
+                        rate = (
+                            window_steps * config.batch_size / (time.perf_counter() - window_start)
+                        )
                         postfix = {k: f"{float(v):.4g}" for k, v in list(metrics.items())[:2]}
                         if state.last_val is not None:
                             postfix["val"] = f"{state.last_val:.4g}"
@@ -192,6 +210,10 @@ class _Loop:
                 if state.batch_in_epoch == len(batches):
                     state.epoch += 1
                     state.batch_in_epoch = 0
+        except BaseException:
+            if self.run_dir is not None:
+                self.run_dir.metrics.close()  # keep what was logged up to the failure
+            raise
         finally:
             bar.close()
         if best is not None and config.select_best:
@@ -215,13 +237,23 @@ class _Loop:
     def _check_finite(self, metrics: dict[str, Tensor], step: int) -> None:
         if not metrics:
             return
-        values = torch.stack([torch.as_tensor(v, dtype=torch.float32).detach().reshape(()).cpu() for v in metrics.values()])
+        values = torch.stack(
+            [
+                torch.as_tensor(v, dtype=torch.float32).detach().reshape(()).cpu()
+                for v in metrics.values()
+            ]
+        )
         if bool(torch.isfinite(values).all()):
             return
-        name, value = next((k, float(v)) for k, v in zip(metrics, values, strict=True) if not math.isfinite(float(v)))
+        name, value = next(
+            (k, float(v))
+            for k, v in zip(metrics, values, strict=True)
+            if not math.isfinite(float(v))
+        )
         kept = (
             f"the last good checkpoint (step {self.last_checkpoint_step}) is kept at "
-            f"{self.run_dir.checkpoint_path}" if self.run_dir is not None and self.last_checkpoint_step is not None
+            f"{self.run_dir.checkpoint_path}"
+            if self.run_dir is not None and self.last_checkpoint_step is not None
             else "no checkpoint was written yet"
         )
         raise TrainingDiverged(
@@ -248,7 +280,9 @@ class _Loop:
         model.train()
         return total / len(self.x_val)
 
-    def _validate(self, state: TrainState, best: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
+    def _validate(
+        self, state: TrainState, best: dict[str, Tensor] | None
+    ) -> dict[str, Tensor] | None:
         score = self.validation_loss()
         state.last_val = score
         if not math.isfinite(score):
@@ -261,10 +295,17 @@ class _Loop:
         else:
             state.evals_since_best += 1
         if self.run_dir is not None:
-            self.run_dir.metrics.write({"step": state.step, "epoch": state.epoch, "split": "val", "loss": score})
+            self.run_dir.metrics.write(
+                {"step": state.step, "epoch": state.epoch, "split": "val", "loss": score}
+            )
         if self.config.patience is not None and state.evals_since_best >= self.config.patience:
             state.stopped_early = True
-            logger.info("early stop at step %d (best %.4g at step %d)", state.step, state.best_score, state.best_step)
+            logger.info(
+                "early stop at step %d (best %.4g at step %d)",
+                state.step,
+                state.best_score,
+                state.best_step,
+            )
         return best
 
     def _checkpoint(self, state: TrainState, best: dict[str, Tensor] | None) -> None:
@@ -278,8 +319,12 @@ class _Loop:
                 )
         self.run_dir.metrics.flush()
         save_checkpoint(
-            self.run_dir.checkpoint_path, self.model, self.optimizers.optimizers,
-            asdict(state), {"train": self.generator}, best,
+            self.run_dir.checkpoint_path,
+            self.model,
+            self.optimizers.optimizers,
+            asdict(state),
+            {"train": self.generator},
+            best,
         )
         self.last_checkpoint_step = state.step
 

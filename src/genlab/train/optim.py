@@ -30,7 +30,9 @@ class Optimizers:
     without any family knowing.
     """
 
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], grad_clip: float | None = None) -> None:
+    def __init__(
+        self, optimizers: dict[str, torch.optim.Optimizer], grad_clip: float | None = None
+    ) -> None:
         self.optimizers = optimizers
         self.grad_clip = grad_clip
         self.grad_norms: dict[str, Tensor] = {}

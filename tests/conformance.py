@@ -1,0 +1,140 @@
+"""The conformance suite every registered family passes (sklearn's ``check_estimator`` idea).
+
+``check_generative_model(model, data)`` takes a trained model and checks the protocol:
+shapes and dtypes, seeded determinism, capability flags honoured (unsupported methods raise
+``UnsupportedCapability``), observed coordinates kept by ``sample_conditional``, finite
+log-densities, and a save/load round trip that reproduces every output.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab.data import Dataset
+from genlab.errors import DataError, UnsupportedCapability
+from genlab.models import GenerativeModel, family_class
+from genlab.train.checkpoint import load_model, save_model
+
+
+def _generator(seed: int, model: GenerativeModel) -> torch.Generator:
+    return torch.Generator(device=model.device).manual_seed(seed)
+
+
+def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> None:
+    caps = model.capabilities
+    shape = data.info.event_shape
+    x = data.x_test[:6].to(model.device)
+    model.eval()
+
+    # the class declares a family, a config and budgets usable by `compare`
+    assert family_class(model.family) is type(model)
+    assert {"smoke", "fast", "full"} <= set(type(model).budgets)
+    assert model.family in repr(model)
+
+    with torch.no_grad():
+        if caps.sample:
+            a = model.sample(5, generator=_generator(1, model))
+            b = model.sample(5, generator=_generator(1, model))
+            c = model.sample(5, generator=_generator(2, model))
+            assert a.shape == (5, *shape) and a.dtype == torch.float32
+            assert torch.isfinite(a).all()
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+            assert not torch.equal(a, c), "different seeds gave identical samples"
+        else:
+            with pytest.raises(UnsupportedCapability, match=model.family):
+                model.sample(2)
+
+        if caps.log_prob != "none":
+            lp = model.log_prob(x)
+            assert lp.shape == (len(x),) and torch.isfinite(lp).all()
+            # batch-order invariance: each example's density does not depend on its batch
+            perm = torch.arange(len(x) - 1, -1, -1)
+            torch.testing.assert_close(model.log_prob(x[perm]), lp[perm], rtol=1e-4, atol=1e-3)
+            with pytest.raises(DataError, match="shape"):
+                model.log_prob(x.flatten(1)[:, :-1])
+        else:
+            with pytest.raises(UnsupportedCapability, match="log_prob"):
+                model.log_prob(x)
+
+        z = None
+        if caps.encode:
+            z = model.encode(x)
+            assert z.dim() == 2 and z.shape[0] == len(x) and torch.isfinite(z).all()
+        else:
+            with pytest.raises(UnsupportedCapability, match="encode"):
+                model.encode(x)
+
+        if caps.decode:
+            codes = (
+                z if z is not None else torch.randn(len(x), model.latent_dim, device=model.device)
+            )
+            x_hat = model.decode(codes)
+            assert x_hat.shape == (len(x), *shape) and torch.isfinite(x_hat).all()
+        else:
+            with pytest.raises(UnsupportedCapability, match="decode"):
+                model.decode(torch.zeros(1, 1, device=model.device))
+
+        mask = torch.zeros(shape, dtype=torch.bool)
+        mask.view(-1)[: mask.numel() // 2] = True  # observe the first half (the top of an image)
+        if caps.conditional:
+            out = model.sample_conditional(x, mask, 3, generator=_generator(3, model))
+            assert out.shape == (3, len(x), *shape) and torch.isfinite(out).all()
+            observed = mask.expand_as(x).to(model.device)
+            torch.testing.assert_close(
+                out[observed.expand(3, *x.shape)].view(3, -1), x[observed].expand(3, -1)
+            )
+            again = model.sample_conditional(x, mask, 3, generator=_generator(3, model))
+            torch.testing.assert_close(out, again, rtol=0, atol=0)
+        else:
+            with pytest.raises(UnsupportedCapability, match="sample_conditional"):
+                model.sample_conditional(x, mask, 2)
+
+    # save / load round trip into a fresh model of the same configuration
+    path = tmp_path / "model.safetensors"
+    save_model(path, model)
+    fresh = type(model)(model.config, model.info).to(model.device)
+    load_model(path, fresh)
+    fresh.eval()
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value, rtol=0, atol=0)
+    with torch.no_grad():
+        if caps.sample:
+            torch.testing.assert_close(
+                fresh.sample(4, generator=_generator(5, model)),
+                model.sample(4, generator=_generator(5, model)),
+            )
+        if caps.encode:
+            torch.testing.assert_close(fresh.encode(x), model.encode(x))
+        if caps.log_prob != "none" and caps.log_prob != "estimate":
+            torch.testing.assert_close(fresh.log_prob(x), model.log_prob(x))
+
+
+def check_gradients(model: GenerativeModel, data: Dataset) -> None:
+    """Every trainable parameter receives a finite gradient from one training step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
+    from genlab.train import Optimizers, TrainConfig
+
+    model.train()
+    grads: dict[str, torch.Tensor] = {}
+    hooks = [
+        p.register_post_accumulate_grad_hook(
+            lambda p, name=name: grads.__setitem__(name, p.grad.clone())
+        )
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    ]
+    optimizers = Optimizers(model.configure_optimizers(TrainConfig(steps=1)))
+    x = data.x_train[:16].to(model.device)
+    if data.info.levels is not None and model.capabilities.log_prob != "none":
+        x = x + torch.rand_like(x) - 0.5
+    model.training_step(x, optimizers, torch.Generator(device=model.device).manual_seed(0))
+    for hook in hooks:
+        hook.remove()
+    names = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert names - set(grads) == set(), (
+        f"parameters without gradient: {sorted(names - set(grads))}"
+    )
+    assert all(torch.isfinite(g).all() for g in grads.values())

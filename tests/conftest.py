@@ -1,0 +1,35 @@
+"""Shared fixtures: seeded RNG per test, small datasets, a ``--device`` option."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import genlab.data
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="device for model tests (cpu or cuda)")
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--device")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same global RNG state and leaves it untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
+@pytest.fixture(scope="session")
+def digits() -> genlab.data.Dataset:
+    return genlab.data.load("digits")
+
+
+@pytest.fixture(scope="session")
+def ring() -> genlab.data.Dataset:
+    return genlab.data.load("ring")

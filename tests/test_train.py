@@ -1,0 +1,283 @@
+"""The training loop: determinism, resume after kill -9, atomic checkpoints, divergence, errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import genlab
+from genlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from genlab.runs import read_metrics
+from genlab.train.checkpoint import load_model, read_safetensors
+
+AE_SMALL = {"latent_dim": 4, "hidden": (32,), "epochs": 20, "checkpoint_every": 25}
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model.safetensors")
+
+
+def test_same_seed_same_parameters(tmp_path, digits):
+    a = genlab.fit("ae", digits, seed=3, **AE_SMALL)
+    b = genlab.fit("ae", digits, seed=3, **AE_SMALL)
+    c = genlab.fit("ae", digits, seed=4, **AE_SMALL)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key])
+    assert not torch.equal(
+        a.state_dict()["encoder.1.0.weight"], c.state_dict()["encoder.1.0.weight"]
+    )
+
+
+def test_run_directory_contents(tmp_path, digits):
+    genlab.fit("ae", digits, out=tmp_path / "run", **AE_SMALL)
+    run = tmp_path / "run"
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "checkpoints/last.safetensors",
+        "samples.png",
+    ):
+        assert (run / name).exists(), name
+    records = read_metrics(run)
+    assert any(r["split"] == "val" for r in records)
+    assert all(r["step"] >= 1 for r in records)
+    assert not list(run.rglob("*.tmp"))
+    reloaded = genlab.load(run)
+    assert reloaded.info == digits.info
+
+
+def test_early_stopping_keeps_the_best_validation_weights(tmp_path, digits):
+    genlab.fit(
+        "ae", digits, out=tmp_path / "run", latent_dim=4, hidden=(32,), epochs=400, patience=3
+    )
+    records = read_metrics(tmp_path / "run")
+    val = [r for r in records if r["split"] == "val"]
+    assert len(val) < 400  # stopped early
+    best = min(val, key=lambda r: r["loss"])
+    # the three validations after the best one did not improve, and training stopped there
+    assert val[-1]["step"] == val[val.index(best) + 3]["step"]
+    model = genlab.load(tmp_path / "run")
+    from genlab.train.loop import validation_split
+
+    _, val_idx = validation_split(len(digits.x_train), 0.1, 0)
+    x_val = digits.x_train[val_idx]
+    with torch.no_grad():
+        loss = float(model.validation_loss(x_val, torch.Generator()).mean())
+    assert loss == pytest.approx(best["loss"], rel=1e-5)
+
+
+def _train_command(run: Path, steps: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "genlab",
+        "train",
+        "ae",
+        "--data",
+        "digits",
+        "--out",
+        str(run),
+        "--steps",
+        str(steps),
+        "--no-progress",
+        "--set",
+        "latent_dim=4",
+        "--set",
+        "hidden=64",
+        "--set",
+        "checkpoint_every=40",
+        "--set",
+        "eval_every=30",
+    ]
+
+
+def test_kill_minus_9_then_resume_matches_an_uninterrupted_run(tmp_path):
+    steps = 1500
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(reference, steps), check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        _train_command(killed, steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    checkpoint = killed / "checkpoints" / "last.safetensors"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if checkpoint.exists():
+            state = read_safetensors(checkpoint)[1]
+            if '"step": 400' in state["trainer"] or process.poll() is not None:
+                break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "genlab", "resume", str(killed), "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    ours, theirs = _weights(killed), _weights(reference)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+    # the metrics log has no duplicated steps after the resume
+    train_steps = [r["step"] for r in read_metrics(killed) if r["split"] == "train"]
+    assert train_steps == list(range(1, steps + 1))
+
+
+def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, digits, monkeypatch):
+    run = tmp_path / "run"
+    genlab.fit("ae", digits, out=run, **AE_SMALL)
+    checkpoint = run / "checkpoints" / "last.safetensors"
+    before = checkpoint.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    model = genlab.load(run)
+    from genlab.train.checkpoint import save_checkpoint
+
+    with pytest.raises(OSError, match="simulated"):
+        save_checkpoint(checkpoint, model, {}, {"step": 1}, {})
+    monkeypatch.undo()
+    assert checkpoint.read_bytes() == before
+    assert not list(checkpoint.parent.glob("*.tmp"))
+    load_model(checkpoint, genlab.load(run))
+
+
+def test_divergence_stops_with_step_and_quantity(tmp_path, digits):
+    with pytest.raises(TrainingDiverged, match=r"diverged at step \d+: loss = (nan|inf)"):
+        genlab.fit(
+            "ae",
+            digits,
+            out=tmp_path / "run",
+            latent_dim=4,
+            epochs=50,
+            lr=1e12,
+            checkpoint_every=1,
+        )
+    # the last good checkpoint survives and loads
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    tensors, _ = read_safetensors(checkpoint)
+    assert all(torch.isfinite(t).all() for k, t in tensors.items() if t.is_floating_point())
+
+
+# ---------------------------------------------------------------- bad checkpoints
+
+
+@pytest.fixture
+def trained_run(tmp_path, digits):
+    run = tmp_path / "run"
+    genlab.fit("ae", digits, out=run, **AE_SMALL)
+    return run
+
+
+def test_truncated_checkpoint(trained_run):
+    path = trained_run / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        genlab.load(trained_run)
+
+
+def test_pickle_posing_as_checkpoint_is_not_executed(trained_run, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (trained_run / "model.safetensors").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        genlab.load(trained_run)
+    assert not marker.exists()
+
+
+def test_torch_save_file_is_refused(trained_run):
+    torch.save({"a": torch.zeros(2)}, trained_run / "model.safetensors")
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        genlab.load(trained_run)
+
+
+def test_foreign_safetensors_file(trained_run):
+    save_file({"w": torch.zeros(3)}, trained_run / "model.safetensors")
+    with pytest.raises(CheckpointError, match="not a genlab"):
+        genlab.load(trained_run)
+
+
+def test_checkpoint_from_another_family(trained_run, tmp_path, digits):
+    genlab.fit("pca", digits, out=tmp_path / "pca")
+    (trained_run / "model.safetensors").write_bytes(
+        (tmp_path / "pca" / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(CheckpointError, match="'pca' family cannot be loaded into a 'ae' model"):
+        genlab.load(trained_run)
+
+
+def test_checkpoint_of_another_shape(trained_run, tmp_path, digits):
+    genlab.fit("ae", digits, out=tmp_path / "other", latent_dim=5, hidden=(32,), epochs=1)
+    (trained_run / "model.safetensors").write_bytes(
+        (tmp_path / "other" / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(CheckpointError, match="has shape"):
+        genlab.load(trained_run)
+
+
+def test_missing_run_and_corrupt_config(tmp_path, trained_run):
+    with pytest.raises(CheckpointError, match="no such run directory"):
+        genlab.load(tmp_path / "nope")
+    (trained_run / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt JSON"):
+        genlab.load(trained_run)
+
+
+def test_existing_run_is_not_overwritten(trained_run, digits):
+    before = (trained_run / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        genlab.fit("ae", digits, out=trained_run, epochs=1)
+    assert (trained_run / "model.safetensors").read_bytes() == before
+
+
+# ---------------------------------------------------------------- bad settings
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"latent_dimm": 3}, "unknown option 'latent_dimm'"),
+        ({"latent_dim": "abc"}, "must be an integer"),
+        ({"latent_dim": 0}, "latent_dim must be >= 1"),
+        ({"batch_size": -5}, "batch_size must be a positive integer"),
+        ({"epochs": 10**9}, "absurd"),
+        ({"lr": "fast"}, "must be a number"),
+        ({"architecture": "transformer"}, "must be one of mlp, conv, linear"),
+        ({"val_fraction": 1.5}, r"val_fraction must be in \[0, 1\)"),
+    ],
+)
+def test_bad_settings(settings, message, digits):
+    with pytest.raises(ConfigError, match=message):
+        genlab.fit("ae", digits, **settings)
+
+
+def test_unknown_family_and_budget(digits):
+    with pytest.raises(ConfigError, match="unknown model family 'gann'"):
+        genlab.fit("gann", digits)
+    with pytest.raises(ConfigError, match="unknown budget"):
+        genlab.fit("ae", digits, budget="huge")
+
+
+def test_steps_from_the_user_replace_the_family_default_epochs(digits):
+    _, train = genlab.api.resolve_settings("ae", {"steps": 7})
+    assert train.steps == 7 and train.epochs is None
