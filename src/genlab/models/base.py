@@ -176,14 +176,19 @@ class GenerativeModel(nn.Module, abc.ABC):
         """One update on the batch ``x``; returns scalar metrics (the first is shown as the loss)."""
         raise NotImplementedError(f"{self.family} does not train by gradient steps")
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        """``(batch,)`` held-out loss used for early stopping and model selection (lower is better).
+    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor | None:
+        """``(batch,)`` held-out loss for early stopping and model selection (lower is better).
 
-        Defaults to the negative log-density for families that have one.
+        Defaults to the negative log-density for families that have one; ``None`` means the
+        family has no such loss (the trainer then keeps the last weights and never stops early).
         """
         if self.capabilities.log_prob == "none":
-            raise NotImplementedError(f"{self.family} must define validation_loss")
+            return None
         return -self.log_prob(x)
+
+    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+        """Extra diagnostics logged with each validation (e.g. mode coverage); default none."""
+        return {}
 
     def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
         """Fit in one shot (``fit_method = "closed_form"`` families)."""

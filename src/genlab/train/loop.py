@@ -268,26 +268,47 @@ class _Loop:
             return epoch_done or step == self.total_steps
         return step % self.config.eval_every == 0 or step == self.total_steps
 
+    def _validation_generator(self) -> torch.Generator:
+        return torch.Generator(device=self.x_val.device).manual_seed(self.seed + 2)
+
     @torch.no_grad()
-    def validation_loss(self) -> float:
+    def validation_loss(self) -> float | None:
+        """Mean of the family's per-example validation loss, or None if it has none."""
         model = self.model
         model.eval()
-        generator = torch.Generator(device=self.x_val.device).manual_seed(self.seed + 2)
-        total = sum(
-            float(model.validation_loss(chunk, generator).sum())
-            for chunk in self.x_val.split(VALIDATION_CHUNK)
-        )
+        generator = self._validation_generator()
+        total = 0.0
+        for chunk in self.x_val.split(VALIDATION_CHUNK):
+            loss = model.validation_loss(chunk, generator)
+            if loss is None:
+                model.train()
+                return None
+            total += float(loss.sum())
         model.train()
         return total / len(self.x_val)
+
+    @torch.no_grad()
+    def validation_metrics(self) -> dict[str, float]:
+        self.model.eval()
+        metrics = self.model.validation_metrics(self.x_val, self._validation_generator())
+        self.model.train()
+        return metrics
 
     def _validate(
         self, state: TrainState, best: dict[str, Tensor] | None
     ) -> dict[str, Tensor] | None:
         score = self.validation_loss()
+        record: dict[str, Any] = {"step": state.step, "epoch": state.epoch, "split": "val"}
+        record.update(self.validation_metrics())
+        if score is None:  # no selection criterion: keep training, keep the last weights
+            if self.run_dir is not None and len(record) > 3:
+                self.run_dir.metrics.write(record)
+            return best
         state.last_val = score
         if not math.isfinite(score):
             raise TrainingDiverged(
-                f"training of {self.model.family} diverged at step {state.step}: validation loss = {score}"
+                f"training of {self.model.family} diverged at step {state.step}: "
+                f"validation loss = {score}"
             )
         if score < state.best_score:
             state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
@@ -295,9 +316,7 @@ class _Loop:
         else:
             state.evals_since_best += 1
         if self.run_dir is not None:
-            self.run_dir.metrics.write(
-                {"step": state.step, "epoch": state.epoch, "split": "val", "loss": score}
-            )
+            self.run_dir.metrics.write({**record, "loss": score})
         if self.config.patience is not None and state.evals_since_best >= self.config.patience:
             state.stopped_early = True
             logger.info(
