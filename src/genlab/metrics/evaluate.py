@@ -8,6 +8,8 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
+from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
+from genlab.metrics.representation import representation_scores
 from genlab.models.base import GenerativeModel
 
 CHUNK = 512
@@ -20,8 +22,10 @@ def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[st
     Returns a JSON-ready dict with ``family``, ``data``, ``n_test``, ``capabilities``,
     ``log_prob_kind``, and where supported ``nll_nats`` (mean negative log-likelihood per
     example, a bound when ``log_prob_kind`` says so), ``bits_per_dim`` (with the data's levels),
-    ``true_nll_nats`` (the generating density's, for embedded 2-D data) and ``recon_mse``
-    (mean squared error per coordinate, in data units).
+    ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
+    (mean squared error per coordinate, in data units), ``probe_accuracy`` and
+    ``knn_accuracy`` (codes of labelled data), and ``modes_captured``, ``hq_fraction``,
+    ``mode_kl`` (samples of the 2-D mixtures).
     """
     model.eval()
     caps = model.capabilities
@@ -47,4 +51,10 @@ def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[st
             for c in x.split(CHUNK)
         )
         result["recon_mse"] = total / x.numel()
+    if caps.encode and data.y_train is not None and data.y_test is not None:
+        result.update(representation_scores(model, data, seed=seed))
+    if caps.sample and data.info.mode_centres is not None:
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+        samples = model.sample(N_SAMPLES, generator=generator)
+        result.update(mode_coverage_for(samples, data.info).to_json())
     return result
