@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--json", action="store_true", help="print one JSON object as the last line"
     )
+    evaluate.add_argument(
+        "--importance-samples",
+        type=_positive,
+        metavar="K",
+        help="samples of a sampled likelihood bound (VAE default: 1000)",
+    )
 
     compare = sub.add_parser(
         "compare", help="train several families on one split and tabulate them"
@@ -189,7 +195,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
-    result = api.evaluate(model, dataset, seed=args.seed)
+    result = api.evaluate(
+        model, dataset, seed=args.seed, importance_samples=args.importance_samples
+    )
     for key, value in result.items():
         if key != "capabilities":
             print(f"{key:16s} {format_value(value)}")

@@ -12,11 +12,15 @@ from genlab.models.base import (
     LogProbKind,
     broadcast_mask,
 )
+from genlab.models.flow import Flow
 from genlab.models.pca import PCA
+from genlab.models.vae import VAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
     Autoencoder.family: Autoencoder,
+    VAE.family: VAE,
+    Flow.family: Flow,
 }
 
 __all__ = [
@@ -25,9 +29,11 @@ __all__ = [
     "TASKS",
     "Autoencoder",
     "Capabilities",
+    "Flow",
     "GenerativeModel",
     "LogProbKind",
     "PCA",
+    "VAE",
     "broadcast_mask",
     "family_class",
 ]

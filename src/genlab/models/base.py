@@ -106,6 +106,9 @@ class GenerativeModel(nn.Module, abc.ABC):
         default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
+        default_importance_samples: for families whose ``log_prob`` is a sampled bound or
+            estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
+            (``None``: ``log_prob`` takes no such argument).
 
     Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
     families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
@@ -117,6 +120,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     fit_method: ClassVar[FitMethod] = "gradient"
     default_train: ClassVar[dict[str, Any]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_importance_samples: ClassVar[int | None] = None
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__()

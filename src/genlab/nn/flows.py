@@ -1,0 +1,378 @@
+r"""Invertible layers for normalizing flows, each with its log-Jacobian determinant.
+
+**Direction.** Every :class:`Bijection` maps *data* :math:`x` to *latent* :math:`z`:
+``forward(x)`` returns ``(z, log_det)`` with ``log_det`` :math:`= \log |\det \partial z /
+\partial x|` per example, and ``inverse(z)`` returns :math:`x` (sampling runs the inverse). A
+flow's density is then the change of variables
+
+.. math::
+    \log p(x) = \log p_Z(f(x)) + \log \left|\det \frac{\partial f}{\partial x}\right|,
+    \qquad f = f_L \circ \dots \circ f_1, \quad
+    \log |\det J_f| = \sum_l \log |\det J_{f_l}|.
+
+(normflows calls z -> x "forward"; zuko's ``transform`` maps x -> z as here.)
+
+Layers: :class:`ActNorm`, :class:`Permutation`, :class:`InvertibleLinear` (LU, a 1x1
+convolution on images), :class:`AffineCoupling` (RealNVP, with MLP or conv conditioners),
+:class:`MaskedAffineAutoregressive` (MAF, with a :class:`MADE` conditioner), :class:`Logit` (the
+pre-transform of bounded data) and :class:`Standardize`; :class:`Chain` composes them.
+
+References:
+    Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
+    arXiv:1605.08803.
+    Kingma & Dhariwal, "Glow", NeurIPS 2018, arXiv:1807.03039 (ActNorm, invertible 1x1 conv).
+    Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density Estimation",
+    NeurIPS 2017, arXiv:1705.07057.
+    Germain et al., "MADE: Masked Autoencoder for Distribution Estimation", ICML 2015,
+    arXiv:1502.03509.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab.nn.mlp import ACTIVATIONS, MLP
+from genlab.nn.normalizer import AffineNormalizer
+
+
+def soft_clamp(raw: Tensor, bound: float) -> Tensor:
+    r""":math:`c \tanh(r / c)`: a smooth clamp of log-scales to :math:`(-c, c)`, identity near 0."""
+    return bound * torch.tanh(raw / bound)
+
+
+def _sum_per_example(t: Tensor) -> Tensor:
+    return t.flatten(1).sum(1)
+
+
+class Bijection(nn.Module):
+    """An invertible map x -> z. ``forward(x) -> (z, log_det)``; ``inverse(z) -> x``."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        """Data-dependent initialisation from a batch of inputs (ActNorm); default nothing."""
+
+
+class Chain(Bijection):
+    """Composition :math:`f_L \\circ \\dots \\circ f_1` (x -> z); the inverse runs backwards."""
+
+    def __init__(self, layers: Sequence[Bijection]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        log_det = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, ld = layer(x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def inverse(self, z: Tensor) -> Tensor:
+        for layer in reversed(self.layers):
+            z = layer.inverse(z)
+        return z
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        """Initialise each layer on the activations the layers before it produce."""
+        for layer in self.layers:
+            layer.initialize(x)
+            x = layer(x)[0]
+
+
+class ActNorm(Bijection):
+    r"""Per-channel affine map :math:`z = (x - b) e^{-\log s}` (Kingma & Dhariwal, 2018).
+
+    Channels are axis 1: features of ``(B, D)`` vectors, channels of ``(B, C, H, W)`` images
+    (shared over positions). :meth:`initialize` sets :math:`b`, :math:`s` to the batch mean and
+    std so the output starts standardised. ``log_det`` :math:`= -\sum_c \log s_c \cdot HW`.
+    """
+
+    def __init__(self, channels: int, spatial_dims: int = 0) -> None:
+        super().__init__()
+        shape = (1, channels) + (1,) * spatial_dims
+        self.loc = nn.Parameter(torch.zeros(shape))
+        self.log_scale = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = (x - self.loc) * torch.exp(-self.log_scale)
+        positions = x[0, 0].numel()
+        return z, (-positions * self.log_scale.sum()).expand(x.shape[0])
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return z * torch.exp(self.log_scale) + self.loc
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        dims = [0, *range(2, x.dim())]
+        self.loc.copy_(x.mean(dims, keepdim=True))
+        self.log_scale.copy_(x.std(dims, keepdim=True).clamp_min(1e-6).log())
+
+
+class Permutation(Bijection):
+    """A fixed permutation of axis 1 (features or channels); ``log_det = 0``."""
+
+    def __init__(self, permutation: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("permutation", permutation.clone())
+        self.register_buffer("inverse_permutation", torch.argsort(permutation))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x[:, self.permutation], x.new_zeros(x.shape[0])
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return z[:, self.inverse_permutation]
+
+
+class InvertibleLinear(Bijection):
+    r"""An invertible linear map of axis 1, :math:`z = W x` (a 1x1 convolution on images).
+
+    LU-parametrised (Kingma & Dhariwal, 2018): :math:`W = P L (U + \mathrm{diag}(\mathrm{sign}
+    \odot e^{\log |s|}))` with a fixed permutation :math:`P`, unit lower-triangular :math:`L` and
+    strictly upper-triangular :math:`U`, so :math:`\log |\det W| = \sum_c \log |s_c|` (times
+    :math:`HW` positions on images). Initialised at a random rotation.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        q = torch.linalg.qr(torch.randn(channels, channels))[0]
+        p, lower, upper = torch.linalg.lu(q)
+        diag = upper.diagonal()
+        self.register_buffer("perm", p)
+        self.register_buffer("sign", diag.sign())
+        self.lower = nn.Parameter(lower.tril(-1))
+        self.upper = nn.Parameter(upper.triu(1))
+        self.log_abs_diag = nn.Parameter(diag.abs().log())
+
+    def weight(self) -> Tensor:
+        eye = torch.eye(len(self.sign), device=self.sign.device, dtype=self.lower.dtype)
+        lower = self.lower.tril(-1) + eye
+        upper = self.upper.triu(1) + torch.diag(self.sign * self.log_abs_diag.exp())
+        return self.perm @ lower @ upper
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        w = self.weight()
+        z = torch.einsum("oc,bc...->bo...", w, x)
+        positions = x[0, 0].numel()
+        return z, (positions * self.log_abs_diag.sum()).expand(x.shape[0])
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return torch.einsum("oc,bc...->bo...", torch.linalg.inv(self.weight()), z)
+
+
+class ConvConditioner(nn.Sequential):
+    """``(B, C, H, W) -> (B, 2C, H, W)``: 3x3, 1x1, 3x3 convolutions (RealNVP's shape)."""
+
+    def __init__(self, channels_in: int, hidden: int, activation: str = "relu") -> None:
+        act = ACTIVATIONS[activation]
+        super().__init__(
+            nn.Conv2d(channels_in, hidden, 3, padding=1),
+            act(),
+            nn.Conv2d(hidden, hidden, 1),
+            act(),
+            nn.Conv2d(hidden, 2 * channels_in, 3, padding=1),
+        )
+
+
+def zero_last_layer(net: nn.Module) -> None:
+    """Zero the last linear/conv layer so that a flow layer starts as the identity."""
+    last = [m for m in net.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+
+
+class AffineCoupling(Bijection):
+    r"""RealNVP affine coupling (x -> z): with a binary mask :math:`m` (1 = conditioning part),
+
+    .. math::
+        z = m \odot x + (1 - m) \odot \left(x \odot e^{s(m \odot x)} + t(m \odot x)\right),
+        \qquad \log |\det J| = \sum_d (1 - m_d)\, s_d(m \odot x),
+
+    with :math:`s = c \tanh(\tilde s / c)` (:func:`soft_clamp`) for stability on narrow modes.
+    The conditioner maps ``(B, *event)`` to ``(B, 2 * C, ...)``: an :class:`~genlab.nn.MLP`
+    for vectors (``2 D`` outputs) or a :class:`ConvConditioner` for images; it starts at zero,
+    so the layer starts as the identity.
+
+    Arguments:
+        mask: bool, ``event_shape``; True marks the coordinates that condition.
+        conditioner: the network :math:`(s, t)` of the masked input.
+        scale_bound: :math:`c`.
+    """
+
+    def __init__(self, mask: Tensor, conditioner: nn.Module, scale_bound: float = 3.0) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.float().unsqueeze(0))
+        self.register_buffer("free", 1.0 - mask.float().unsqueeze(0))
+        self.conditioner = conditioner
+        self.scale_bound = scale_bound
+        zero_last_layer(conditioner)
+
+    def _scale_shift(self, x_cond: Tensor) -> tuple[Tensor, Tensor]:
+        raw_scale, shift = self.conditioner(x_cond).chunk(2, dim=1)
+        return soft_clamp(raw_scale, self.scale_bound) * self.free, shift * self.free
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        scale, shift = self._scale_shift(x * self.mask)
+        return x * torch.exp(scale) + shift, _sum_per_example(scale)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        scale, shift = self._scale_shift(z * self.mask)  # the masked part is unchanged
+        return (z - shift) * torch.exp(-scale)
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask ``(out, in)``."""
+
+    def __init__(self, mask: Tensor) -> None:
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask.float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class MADE(nn.Sequential):
+    r"""Masked autoencoder (Germain et al., 2015): output block :math:`j` of
+    ``n_outputs`` depends only on the inputs that come before :math:`j` in ``order``.
+
+    Degrees: input :math:`i` has degree ``order[i]`` (1..D), hidden unit :math:`k` degree
+    :math:`1 + (k \bmod (D - 1))`; a connection exists when the degree does not decrease
+    (hidden) or strictly increases (output).
+
+    Arguments:
+        order: ``(D,)`` a permutation of 1..D, the autoregressive order of the inputs.
+        hidden: hidden layer sizes.
+        n_outputs: outputs per input coordinate; the output has shape ``(B, n_outputs * D)``,
+            block-major (all first outputs, then all second outputs...).
+    """
+
+    def __init__(
+        self, order: Tensor, hidden: Sequence[int], n_outputs: int, activation: str = "relu"
+    ) -> None:
+        d = len(order)
+        degrees = [order.long()]
+        for size in hidden:
+            degrees.append(torch.arange(size) % max(d - 1, 1) + 1)
+        layers: list[nn.Module] = []
+        for previous, current in zip(degrees[:-1], degrees[1:], strict=True):
+            layers += [
+                MaskedLinear(current[:, None] >= previous[None, :]),
+                ACTIVATIONS[activation](),
+            ]
+        output_mask = (order.long()[:, None] > degrees[-1][None, :]).repeat(n_outputs, 1)
+        layers.append(MaskedLinear(output_mask))
+        super().__init__(*layers)
+
+
+class MaskedAffineAutoregressive(Bijection):
+    r"""MAF layer (x -> z): :math:`z_i = x_i e^{s_i(x_{<i})} + t_i(x_{<i})`, one MADE pass.
+
+    :math:`\log |\det J| = \sum_i s_i` (the Jacobian is triangular in the order). The inverse
+    (sampling) is sequential: :math:`D` MADE passes, each fixing one more coordinate.
+    Log-scales are soft-clamped as in :class:`AffineCoupling`; vectors ``(B, D)`` only.
+    """
+
+    def __init__(
+        self,
+        order: Tensor,
+        hidden: Sequence[int],
+        activation: str = "relu",
+        scale_bound: float = 3.0,
+    ) -> None:
+        super().__init__()
+        self.made = MADE(order, hidden, 2, activation)
+        self.scale_bound = scale_bound
+        zero_last_layer(self.made)
+
+    def _scale_shift(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raw_scale, shift = self.made(x).chunk(2, dim=1)
+        return soft_clamp(raw_scale, self.scale_bound), shift
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        scale, shift = self._scale_shift(x)
+        return x * torch.exp(scale) + shift, scale.sum(1)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        x = torch.zeros_like(z)
+        for _ in range(z.shape[1]):  # after pass i, the first i coordinates in the order are exact
+            scale, shift = self._scale_shift(x)
+            x = (z - shift) * torch.exp(-scale)
+        return x
+
+
+class Logit(Bijection):
+    r"""Pre-transform of data in :math:`(a, b)` to the real line (Dinh et al., 2017, sec. 4.1).
+
+    .. math::
+        p = \alpha + (1 - 2\alpha) \frac{x - a}{b - a}, \qquad z = \log p - \log(1 - p),
+
+        \log |\det J| = \sum_d \left[\log(1 - 2\alpha) - \log(b - a) - \log p_d - \log(1 - p_d)
+        \right].
+
+    :math:`\alpha > 0` keeps the edges of :math:`[a, b]` finite.
+    """
+
+    def __init__(self, low: float, high: float, alpha: float) -> None:
+        super().__init__()
+        self.low, self.width, self.alpha = low, high - low, alpha
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        p = self.alpha + (1 - 2 * self.alpha) * (x - self.low) / self.width
+        log_p, log_1mp = torch.log(p), torch.log1p(-p)
+        constant = math.log(1 - 2 * self.alpha) - math.log(self.width)
+        return log_p - log_1mp, _sum_per_example(constant - log_p - log_1mp)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return self.low + self.width * (torch.sigmoid(z) - self.alpha) / (1 - 2 * self.alpha)
+
+
+class Standardize(Bijection):
+    """:class:`~genlab.nn.AffineNormalizer` as a bijection: :math:`z = (x - m)/s`."""
+
+    def __init__(self, normalizer: AffineNormalizer) -> None:
+        super().__init__()
+        self.normalizer = normalizer
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.normalizer(x), self.normalizer.log_abs_det_jacobian().expand(x.shape[0])
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return self.normalizer.inverse(z)
+
+
+def coupling_conditioner(
+    event_shape: tuple[int, ...], hidden: Sequence[int], channels: int, activation: str
+) -> nn.Module:
+    """An MLP conditioner for ``(D,)`` vectors or a conv conditioner for ``(C, H, W)`` images."""
+    if len(event_shape) == 1:
+        (d,) = event_shape
+        return MLP(d, 2 * d, hidden, activation)
+    return ConvConditioner(event_shape[0], channels, activation)
+
+
+__all__ = [
+    "MADE",
+    "ActNorm",
+    "AffineCoupling",
+    "Bijection",
+    "Chain",
+    "ConvConditioner",
+    "InvertibleLinear",
+    "Logit",
+    "MaskedAffineAutoregressive",
+    "MaskedLinear",
+    "Permutation",
+    "Standardize",
+    "coupling_conditioner",
+    "soft_clamp",
+]
