@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from sklearn.mixture import GaussianMixture
 
 import genlab
 from genlab.data import DataInfo, Dataset
@@ -25,6 +24,7 @@ from genlab.nn.flows import (
     MaskedAffineAutoregressive,
     Permutation,
     Standardize,
+    affine_transform,
 )
 
 
@@ -200,3 +200,20 @@ def test_trained_flow_density_integrates_to_one_on_a_fine_grid():
     with torch.no_grad():
         at = model.log_prob(torch.tensor([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.2], [3.0, 3.0]]))
     assert (at[:3] > at[3] + 5).all()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_affine_transform_passes_gradcheck(masked):
+    x, raw, shift = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    free = torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64) if masked else None
+    bound = 2.0 * (free if masked else torch.ones((), dtype=torch.float64))
+
+    def f(a, b, c):
+        return affine_transform(a, b, c, bound, free)
+
+    assert torch.autograd.gradcheck(f, (x, raw, shift))
+    z, log_det = f(x, raw, shift)
+    scale = bound * torch.tanh(raw)
+    expected_shift = shift if free is None else shift * free
+    torch.testing.assert_close(z, x * scale.exp() + expected_shift)
+    torch.testing.assert_close(log_det, scale.sum(1))

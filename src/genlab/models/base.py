@@ -201,6 +201,16 @@ class GenerativeModel(nn.Module, abc.ABC):
     def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
         """Run once after the best weights are restored (e.g. fit a prior on the codes)."""
 
+    @property
+    def needs_dequantization(self) -> bool:
+        """Whether the trainer dequantises discrete training data for this model.
+
+        Density families do (a density on continuous values); a family whose likelihood is
+        itself discrete (a VAE with a discrete decoder) reads the levels directly and says no,
+        which saves the noise and the rounding back.
+        """
+        return self.capabilities.log_prob != "none"
+
     # ------------------------------------------------------------------ helpers
 
     @property

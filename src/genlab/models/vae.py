@@ -16,10 +16,10 @@ P(\mathrm{bin}(\tilde x))/\delta^D`, so bits/dim are those of the discrete likel
 :meth:`VAE.log_prob` returns the importance-weighted bound
 :math:`\log \frac1k \sum_i p(x, z_i)/q(z_i \mid x)` (``k = 1``: the ELBO), a lower bound on
 :math:`\log p(x)`, hence ``capabilities.log_prob = "lower_bound"``; evaluation uses
-``k = 1000`` (:attr:`VAE.default_importance_samples`). The :math:`k` noise vectors
-:math:`\epsilon_i` are drawn once per call and shared by the examples of the batch (common
-random numbers), so each example's bound is a deterministic function of the example, not of its
-batch, and its expectation is the IW bound.
+``k = 1000`` (:attr:`VAE.default_importance_samples`), each example with its own noise; called
+without a generator, the :math:`k` noise vectors come from a fixed seed and are shared by the
+batch (common random numbers), so each example's bound is a deterministic function of the
+example, not of its batch. Either way its expectation is the IW bound.
 
 Posterior collapse is watched at each validation: the KL of every latent coordinate
 (``kl_<j>``) and the number of active units (Burda et al., 2016: coordinates with
@@ -50,7 +50,13 @@ from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
-from genlab.nn.likelihoods import LIKELIHOODS, Likelihood, LikelihoodName, make_likelihood
+from genlab.nn.likelihoods import (
+    DISCRETE_LIKELIHOODS,
+    LIKELIHOODS,
+    Likelihood,
+    LikelihoodName,
+    make_likelihood,
+)
 from genlab.nn.mlp import ACTIVATIONS
 from genlab.objectives import (
     elbo,
@@ -200,6 +206,11 @@ class VAE(GenerativeModel):
                     "continuous_bernoulli or discretized_logistic"
                 )
 
+    @property
+    def needs_dequantization(self) -> bool:
+        """False for discrete likelihoods: their density is constant on each level's bin."""
+        return self.likelihood_name not in DISCRETE_LIKELIHOODS
+
     def _posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x)`."""
         loc, log_scale = self.encoder(self.normalizer(x)).chunk(2, dim=-1)
@@ -254,17 +265,22 @@ class VAE(GenerativeModel):
         Arguments:
             x: ``(B, *event_shape)`` data (dequantised values for discrete data).
             k: importance samples; 1 gives the ELBO, larger values a tighter bound.
-            generator: draws the ``k`` noise vectors shared by the batch (default: seed 0, so
-                the bound is a deterministic function of each example).
+            generator: with a generator, every example draws its own ``k`` noise vectors
+                (what evaluation and validation do: errors average out over a test set).
+                Without one, ``k`` vectors are drawn from a fixed seed and shared by the batch
+                (common random numbers), so the bound is a deterministic function of each
+                example, whatever its batch.
         """
         self.check_input(x)
         if k < 1:
             raise ConfigError(f"k (importance samples) must be >= 1, got {k}")
-        if generator is None:
+        shared = generator is None
+        if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
         target = self._target(x)
         loc, log_scale = self._posterior_params(x)
-        eps = torch.randn(k, 1, self.latent_dim, generator=generator, device=x.device)
+        eps_shape = (k, 1 if shared else len(x), self.latent_dim)
+        eps = torch.randn(eps_shape, generator=generator, device=x.device)
         per_pass = max(1, MAX_ROWS // len(x))
         log_weights = torch.cat(
             [

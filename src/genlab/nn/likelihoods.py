@@ -207,7 +207,8 @@ class _LevelLikelihood(Likelihood):
         self.step = info.level_step
 
     def target(self, x: Tensor) -> Tensor:
-        return torch.round((x - self.low) / self.step).clamp_(0, self.levels - 1)
+        # in place after the first op: the training step runs this on every batch
+        return (x - self.low).mul_(1.0 / self.step).round_().clamp_(0, self.levels - 1)
 
     def check_target(self, target: Tensor) -> None:
         pass  # every value rounds to some level: bins are closed under the clamp at the edges
@@ -230,7 +231,7 @@ class BernoulliLikelihood(_LevelLikelihood):
     """
 
     def target(self, x: Tensor) -> Tensor:
-        return super().target(x) / (self.levels - 1)
+        return super().target(x).mul_(1.0 / (self.levels - 1))
 
     def intensity(self, x: Tensor) -> Tensor:
         """Grey level in [0, 1] of each coordinate, the probability that binarisation draws 1."""

@@ -69,8 +69,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
 
 
 def dequantizes(model: GenerativeModel, data: Dataset) -> bool:
-    """Density models see uniformly dequantised copies of discrete data (see genlab.data.dequantize)."""
-    return data.info.levels is not None and model.capabilities.log_prob != "none"
+    """Density models see uniformly dequantised copies of discrete data (see genlab.data.dequantize),
+    unless the model reads the levels directly (``model.needs_dequantization`` is False)."""
+    return data.info.levels is not None and model.needs_dequantization
 
 
 def fit(
