@@ -330,3 +330,19 @@ def test_discretized_logistic_log_prob_passes_gradcheck_and_is_stable():
     assert float(near.log_prob(torch.tensor([3.0], dtype=torch.float64))) == pytest.approx(
         float(reference[0]), rel=1e-10
     )
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def test_cli_evaluate_reports_the_bound_and_its_importance_samples(tmp_path, capsys):
+    import json
+
+    from genlab.cli import main
+
+    run = str(tmp_path / "vae")
+    assert main(["train", "vae", "--out", run, "--budget", "smoke", "--no-progress"]) == 0
+    assert main(["evaluate", run, "--json", "--importance-samples", "20"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["log_prob_kind"] == "lower_bound" and result["importance_samples"] == 20
+    assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (64 * math.log(2)))

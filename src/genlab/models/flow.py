@@ -104,7 +104,7 @@ class FlowConfig:
     linear: bool = False
     random_masks: bool = False
     logit: bool | None = None
-    logit_alpha: float = 0.05
+    logit_alpha: float = 0.01
     scale_bound: float = 3.0
 
     def __post_init__(self) -> None:
@@ -138,7 +138,7 @@ class Flow(GenerativeModel):
     budgets = {
         "smoke": {"steps": 40, "n_layers": 2, "hidden": (16,), "channels": 8},
         "fast": {"epochs": 200, "patience": 20},
-        "full": {"epochs": 2000, "patience": 100},
+        "full": {"epochs": 2000, "patience": 30},
     }
 
     def __init__(self, config: FlowConfig, info: DataInfo) -> None:

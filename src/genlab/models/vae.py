@@ -165,7 +165,7 @@ class VAE(GenerativeModel):
     budgets = {
         "smoke": {"steps": 40, "hidden": (64,), "latent_dim": 4},
         "fast": {"epochs": 300, "patience": 30},
-        "full": {"epochs": 2000, "patience": 100},
+        "full": {"epochs": 2000, "patience": 50},
     }
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:

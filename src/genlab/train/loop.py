@@ -181,7 +181,7 @@ class _Loop:
                 order = epoch_order(len(self.x_train), self.seed, state.epoch)
                 batches = order.split(config.batch_size)
                 while state.batch_in_epoch < len(batches) and state.step < self.total_steps:
-                    metrics = self._step(batches[state.batch_in_epoch])
+                    metrics = self._step(batches[state.batch_in_epoch], state.step)
                     state.step += 1
                     state.batch_in_epoch += 1
                     self._check_finite(metrics, state.step)
@@ -229,11 +229,20 @@ class _Loop:
             self.run_dir.metrics.close()
         return state
 
-    def _step(self, index: Tensor) -> dict[str, Tensor]:
+    def _step(self, index: Tensor, step: int) -> dict[str, Tensor]:
+        if self.config.lr_schedule == "cosine":
+            self._set_learning_rates(0.5 * (1.0 + math.cos(math.pi * step / self.total_steps)))
         x = self.x_train[index.to(self.x_train.device)]
         if self.dequantize_batches:
             x = dequantize(x, self.data.info, self.generator)
         return self.model.training_step(x, self.optimizers, self.generator)
+
+    def _set_learning_rates(self, factor: float) -> None:
+        """Every optimizer's learning rate at ``factor`` times its initial value."""
+        for optimizer in self.optimizers.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
 
     def _check_finite(self, metrics: dict[str, Tensor], step: int) -> None:
         if not metrics:
