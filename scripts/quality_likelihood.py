@@ -69,7 +69,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args.seed)
     print(f"digits, L = 17, seed {args.seed}, {torch.get_num_threads()} threads")
-    print(f"{'model':16s} {'log p':12s} {'k':>5s} {'bits/dim':>9s} {'ELBO b/d':>9s} {'train s':>8s}")
+    print(
+        f"{'model':16s} {'log p':12s} {'k':>5s} {'bits/dim':>9s} {'ELBO b/d':>9s} {'train s':>8s}"
+    )
     for row in rows:
         k = row["importance_samples"] or "-"
         elbo = row.get("test_bits_per_dim_elbo")

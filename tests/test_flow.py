@@ -23,6 +23,7 @@ from genlab.nn.flows import (
     Logit,
     MaskedAffineAutoregressive,
     Permutation,
+    SplineCoupling,
     Standardize,
     affine_transform,
 )
@@ -70,6 +71,7 @@ def bijections() -> dict[str, tuple[Bijection, tuple[int, ...]]]:
             (1, 2, 3),
         ),
         "maf": (MaskedAffineAutoregressive(torch.randperm(d) + 1, (16, 16)), (d,)),
+        "spline": (SplineCoupling(torch.arange(d) % 2 == 0, (16,), n_bins=5, bound=2.0), (d,)),
         "logit": (Logit(-0.5, 4.5, 0.05), (d,)),
         "standardize": (Standardize(normalizer), (d,)),
         "chain": (
@@ -89,6 +91,8 @@ def bijections() -> dict[str, tuple[Bijection, tuple[int, ...]]]:
 def _inputs(name: str, shape: tuple[int, ...], n: int = 4) -> torch.Tensor:
     if name == "logit":
         return torch.rand(n, *shape, dtype=torch.float64) * 4.8 - 0.4  # inside (-0.5, 4.5)
+    if name == "spline":  # inside and outside the spline's interval [-2, 2]
+        return 1.5 * torch.randn(n, *shape, dtype=torch.float64)
     return torch.randn(n, *shape, dtype=torch.float64)
 
 
@@ -138,6 +142,8 @@ def _model_info(kind: str) -> DataInfo:
         ("image", {}),
         ("image", {"transform": "maf"}),
         ("image", {"conditioner": "mlp", "logit": False}),
+        ("vector", {"transform": "spline", "spline_bound": 1.5}),
+        ("image", {"transform": "spline", "random_masks": True}),
     ],
 )
 def test_model_log_prob_is_the_change_of_variables(kind, settings):
@@ -233,3 +239,16 @@ def test_cli_trains_and_evaluates_an_exact_flow(tmp_path, capsys):
     assert result["levels"] == 17 and math.isfinite(result["bits_per_dim"])
     samples = tmp_path / "s.npy"
     assert main(["sample", run, "-n", "7", "--out", str(samples)]) == 0
+
+
+@pytest.mark.parametrize("transform", ["maf", "spline"])
+@pytest.mark.parametrize("dataset", ["digits", "ring"])
+def test_other_layer_stacks_pass_the_conformance_suite(transform, dataset, request, tmp_path):
+    from tests.conformance import check_generative_model, check_gradients
+
+    data = request.getfixturevalue(dataset)
+    model = genlab.fit("flow", data, budget="smoke", transform=transform, seed=0)
+    check_generative_model(model, data, tmp_path)
+    fresh = genlab.api.build_model("flow", model.config, data.info)
+    fresh.prepare(data.x_train)
+    check_gradients(fresh, data)

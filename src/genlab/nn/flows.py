@@ -280,6 +280,144 @@ class AffineCoupling(Bijection):
         return (z - shift * self.free) * torch.exp(-torch.tanh(raw_scale) * self.bound)
 
 
+def rational_quadratic_spline(
+    x: Tensor,
+    widths: Tensor,
+    heights: Tensor,
+    derivatives: Tensor,
+    bound: float,
+    inverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    r"""Monotonic rational-quadratic spline on :math:`[-B, B]`, the identity outside.
+
+    With knots :math:`(x_k, y_k)`, bin widths :math:`w_k`, heights :math:`h_k`, slopes
+    :math:`\delta_k = h_k / w_k`, knot derivatives :math:`d_k` (1 at :math:`\pm B`, so the
+    map is :math:`C^1` with the identity tails) and :math:`\theta = (x - x_k)/w_k`
+    (Durkan et al., 2019, eq. 4-6):
+
+    .. math::
+        y = y_k + \frac{h_k (\delta_k \theta^2 + d_k \theta (1 - \theta))}
+        {\delta_k + (d_k + d_{k+1} - 2\delta_k)\theta(1 - \theta)}, \qquad
+        \frac{dy}{dx} = \frac{\delta_k^2 (d_{k+1}\theta^2 + 2\delta_k\theta(1-\theta)
+        + d_k (1-\theta)^2)}{(\delta_k + (d_k + d_{k+1} - 2\delta_k)\theta(1-\theta))^2}.
+
+    The inverse solves the quadratic in :math:`\theta` (their eq. 29-32).
+
+    Arguments:
+        x: ``(*batch)`` inputs (outputs of the forward map when ``inverse``).
+        widths: ``(*batch, K)`` unnormalised bin widths (a softmax makes them positive).
+        heights: ``(*batch, K)`` unnormalised bin heights.
+        derivatives: ``(*batch, K - 1)`` unnormalised inner knot derivatives (softplus).
+        bound: :math:`B`.
+        inverse: run the inverse map.
+
+    Returns:
+        The mapped values and ``(*batch)`` :math:`\log |dy/dx|` at ``x`` (forward) or at the
+        returned value (inverse: the log-derivative of the forward map there).
+
+    References:
+        Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows", NeurIPS 2019,
+        arXiv:1906.04032.
+    """
+    n_bins = widths.shape[-1]
+    min_size = 1e-3
+
+    def knots(raw: Tensor) -> tuple[Tensor, Tensor]:
+        """Knot positions ``(*batch, K + 1)`` from -B to B exactly, and the ``K`` bin sizes."""
+        sizes = min_size + (1 - min_size * n_bins) * torch.softmax(raw, dim=-1)
+        inner = torch.cumsum(sizes, dim=-1)[..., :-1]
+        cumulative = F.pad(F.pad(inner, (1, 0), value=0.0), (0, 1), value=1.0)
+        cumulative = 2 * bound * cumulative - bound
+        return cumulative, cumulative[..., 1:] - cumulative[..., :-1]
+
+    x_knots, bin_widths = knots(widths)
+    y_knots, bin_heights = knots(heights)
+    slopes = F.pad(min_size + F.softplus(derivatives), (1, 1), value=1.0)  # (*batch, K + 1)
+
+    inside = (x > -bound) & (x < bound)
+    xc = x.clamp(-bound, bound)
+    search = y_knots if inverse else x_knots
+    index = torch.searchsorted(search[..., 1:-1].contiguous(), xc.unsqueeze(-1).contiguous())
+
+    def pick(t: Tensor) -> Tensor:
+        return t.gather(-1, index).squeeze(-1)
+
+    x_k, w_k, y_k, h_k = pick(x_knots), pick(bin_widths), pick(y_knots), pick(bin_heights)
+    d_k, d_k1 = pick(slopes[..., :-1]), pick(slopes[..., 1:])
+    delta = h_k / w_k
+    if inverse:
+        offset = xc - y_k
+        a = h_k * (delta - d_k) + offset * (d_k1 + d_k - 2 * delta)
+        b = h_k * d_k - offset * (d_k1 + d_k - 2 * delta)
+        c = -delta * offset
+        theta = (2 * c) / (-b - torch.sqrt((b.square() - 4 * a * c).clamp_min(0)))
+        out = theta * w_k + x_k
+    else:
+        theta = (xc - x_k) / w_k
+    between = theta * (1 - theta)
+    denominator = delta + (d_k1 + d_k - 2 * delta) * between
+    if not inverse:
+        out = y_k + h_k * (delta * theta.square() + d_k * between) / denominator
+    numerator = delta.square() * (
+        d_k1 * theta.square() + 2 * delta * between + d_k * (1 - theta).square()
+    )
+    log_derivative = torch.log(numerator) - 2 * torch.log(denominator)
+    out = torch.where(inside, out, x)
+    return out, torch.where(inside, log_derivative, torch.zeros_like(log_derivative))
+
+
+class SplineCoupling(Bijection):
+    r"""Neural-spline coupling (x -> z): with a binary mask :math:`m` (1 = conditioning part),
+
+    .. math::
+        z = m \odot x + (1 - m) \odot g_{\theta(m \odot x)}(x), \qquad
+        \log |\det J| = \sum_d (1 - m_d) \log g'_d(x_d),
+
+    where :math:`g` is an elementwise :func:`rational_quadratic_spline` with ``n_bins`` bins on
+    :math:`[-B, B]` (identity outside) whose :math:`3K - 1` parameters per coordinate come
+    from the conditioner. Far more flexible per layer than an affine coupling, which narrow
+    multi-modal densities (the ``ring``) need (Durkan et al., 2019, arXiv:1906.04032).
+
+    Arguments:
+        mask: bool, ``(D,)``; True marks the coordinates that condition (vectors only).
+        hidden: hidden sizes of the MLP conditioner.
+        n_bins: :math:`K`.
+        bound: :math:`B`.
+    """
+
+    def __init__(
+        self,
+        mask: Tensor,
+        hidden: Sequence[int],
+        n_bins: int = 8,
+        bound: float = 4.0,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        d = mask.numel()
+        self.register_buffer("mask", mask.float().unsqueeze(0))
+        self.register_buffer("free", 1.0 - mask.float().unsqueeze(0))
+        self.n_bins, self.bound = n_bins, bound
+        self.conditioner = MLP(d, d * (3 * n_bins - 1), hidden, activation)
+        zero_last_layer(self.conditioner)
+
+    def _transform(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        k = self.n_bins
+        params = self.conditioner(x * self.mask).view(len(x), x.shape[1], 3 * k - 1)  # (B, D, P)
+        widths, heights, derivatives = params.split([k, k, k - 1], dim=-1)
+        y, log_derivative = rational_quadratic_spline(
+            x, widths, heights, derivatives, self.bound, inverse
+        )
+        z = self.mask * x + self.free * y
+        return z, (self.free * log_derivative).sum(1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._transform(x, inverse=False)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return self._transform(z, inverse=True)[0]
+
+
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed 0/1 mask ``(out, in)``."""
 
@@ -418,7 +556,9 @@ __all__ = [
     "MaskedAffineAutoregressive",
     "MaskedLinear",
     "Permutation",
+    "SplineCoupling",
     "Standardize",
     "affine_transform",
     "coupling_conditioner",
+    "rational_quadratic_spline",
 ]
