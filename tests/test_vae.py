@@ -102,7 +102,10 @@ def test_linear_vae_with_the_exact_posterior_has_elbo_equal_to_log_p():
 
 
 def test_trained_linear_vae_bound_approaches_ppca_log_likelihood():
-    x_train, x_test = _ppca_data(3000).float(), _ppca_data(500, seed=1).float()
+    """gap_k = log p_PPCA(x) - IW_k(x), averaged over a test set: small at k = 1000, and
+    smaller than at k = 1 (the bound rises with k; the VAE's own model, with one noise variance
+    per coordinate, may be a little above or below PPCA's, so the gap is signed)."""
+    x_train, x_test = _ppca_data(3000).float(), _ppca_data(2000, seed=1).float()
     data = Dataset(x_train, x_test, _vector_info())
     pca = genlab.fit("pca", data, latent_dim=2)
     vae = genlab.fit(
@@ -119,10 +122,13 @@ def test_trained_linear_vae_bound_approaches_ppca_log_likelihood():
     )
     with torch.no_grad():
         exact = float(pca.log_prob(x_test).mean())
-        gap_1 = exact - float(vae.log_prob(x_test, k=1).mean())
-        gap_1000 = exact - float(vae.log_prob(x_test, k=1000).mean())
-    assert abs(gap_1000) < 0.5, (gap_1, gap_1000)
-    assert abs(gap_1000) < abs(gap_1), (gap_1, gap_1000)
+        gap = {
+            k: exact
+            - float(vae.log_prob(x_test, k=k, generator=torch.Generator().manual_seed(k)).mean())
+            for k in (1, 1000)
+        }
+    assert abs(gap[1000]) < 0.5, gap
+    assert gap[1000] < gap[1], gap
 
 
 # ---------------------------------------------------------------------- trained on digits

@@ -227,7 +227,7 @@ class VAE(GenerativeModel):
         loc, log_scale = self._posterior_params(x)
         return Independent(Normal(loc, log_scale.exp()), 1)
 
-    def conditional(self, z: Tensor) -> torch.distributions.Distribution:
+    def decoder_distribution(self, z: Tensor) -> torch.distributions.Distribution:
         """:math:`p(x \\mid z)` over the likelihood's target (see :mod:`genlab.nn.likelihoods`)."""
         return self.likelihood.distribution(self._decoder_params(z))
 
