@@ -210,7 +210,7 @@ def test_trained_flow_density_integrates_to_one_on_a_fine_grid():
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_fused_affine_transform_passes_gradcheck(masked):
+def test_affine_transform_passes_gradcheck(masked):
     x, raw, shift = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
     free = torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64) if masked else None
     bound = 2.0 * (free if masked else torch.ones((), dtype=torch.float64))

@@ -40,36 +40,6 @@ from genlab.nn.mlp import ACTIVATIONS, MLP
 from genlab.nn.normalizer import AffineNormalizer
 
 
-class _AffineFunction(torch.autograd.Function):
-    """Fused forward and backward of :func:`affine_transform` (one autograd node, not seven)."""
-
-    @staticmethod
-    def forward(  # noqa: ANN205
-        ctx,  # noqa: ANN001
-        x: Tensor,
-        raw_scale: Tensor,
-        shift: Tensor,
-        bound: Tensor,
-        free: Tensor | None,
-    ):
-        tanh = torch.tanh(raw_scale)
-        scale = tanh * bound
-        e = torch.exp(scale)
-        z = torch.addcmul(shift if free is None else shift * free, x, e)
-        ctx.save_for_backward(x, tanh, e, bound, free)
-        return z, scale.flatten(1).sum(1)
-
-    @staticmethod
-    def backward(ctx, grad_z: Tensor, grad_log_det: Tensor):  # noqa: ANN001, ANN205
-        x, tanh, e, bound, free = ctx.saved_tensors
-        grad_x = grad_z * e
-        grad_log_det = grad_log_det.view(-1, *(1,) * (x.dim() - 1))
-        grad_scale = torch.addcmul(grad_log_det, grad_x, x)  # dz/ds = x e^s, dlogdet/ds = 1
-        grad_raw = grad_scale * bound * (1 - tanh.square())
-        grad_shift = grad_z if free is None else grad_z * free
-        return grad_x, grad_raw, grad_shift, None, None
-
-
 def affine_transform(
     x: Tensor, raw_scale: Tensor, shift: Tensor, bound: Tensor, free: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -81,8 +51,8 @@ def affine_transform(
 
     where :math:`c` (``bound``) soft-clamps the log-scale to :math:`(-c, c)` for stability on
     narrow modes, and the 0/1 mask :math:`f` (``free``) marks the transformed coordinates
-    (``bound`` is :math:`c f` when there is a mask, so that :math:`s = 0` elsewhere). Forward
-    and backward are fused into one autograd node (tested with ``gradcheck``).
+    (``bound`` is :math:`c f` when there is a mask, so that :math:`s = 0` elsewhere). Five
+    elementwise ops (a fused autograd node measured no faster on CPU).
 
     Arguments:
         x: ``(B, *event)`` inputs.
@@ -94,7 +64,9 @@ def affine_transform(
     Returns:
         ``z`` of the shape of ``x`` and the ``(B,)`` log-determinants.
     """
-    return _AffineFunction.apply(x, raw_scale, shift, bound, free)
+    scale = torch.tanh(raw_scale) * bound
+    z = torch.addcmul(shift if free is None else shift * free, x, torch.exp(scale))
+    return z, scale.flatten(1).sum(1)
 
 
 def _sum_per_example(t: Tensor) -> Tensor:
