@@ -23,8 +23,15 @@ import genlab
 
 COMMON = {"batch_size": 512, "lr_schedule": "cosine", "eval_every": 250, "patience": None}
 MODELS: dict[str, dict[str, Any]] = {
-    "flow (spline)": {"transform": "spline", "n_layers": 8, "hidden": (64, 64), "steps": 4000},
-    "flow (realnvp)": {"n_layers": 8, "hidden": (64, 64), "steps": 4000},
+    "flow (spline)": {
+        "transform": "spline",
+        "n_layers": 8,
+        "hidden": (64, 64),
+        "n_bins": 16,
+        "lr": 2e-3,
+        "steps": 6000,
+    },
+    "flow (realnvp)": {"n_layers": 8, "hidden": (64, 64), "lr": 1e-3, "steps": 6000},
 }
 
 

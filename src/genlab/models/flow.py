@@ -93,7 +93,8 @@ class FlowConfig:
     channels: hidden channels of the conv conditioner.
     actnorm: an ActNorm layer before each coupling / autoregressive layer.
     linear: an invertible linear (1x1 on images) layer before each coupling / MAF layer.
-    random_masks: vectors: random half masks (seeded) instead of alternating parity masks.
+    random_masks: vectors: a random half mask per layer (drawn at initialisation, so seeded)
+        instead of alternating parity masks.
     logit: the logit pre-transform on the dequantised support; ``None``: on for discrete data
         (it needs bounded data, so it is refused for continuous data).
     logit_alpha: the logit's :math:`\\alpha` (keeps the support's edges finite).
@@ -188,17 +189,18 @@ class Flow(GenerativeModel):
         d = self.info.n_features
         layers: list[Bijection] = []
         order = torch.arange(1, d + 1)
-        random_mask = torch.randperm(d) % 2 == 0  # vectors with random_masks
         for i in range(config.n_layers):
+            # vectors: alternating parity masks, or a fresh random half per layer (seeded init)
+            half = torch.randperm(d) if config.random_masks else torch.arange(d)
+            mask = half % 2 == i % 2
             if config.actnorm:
                 layers.append(ActNorm(channels, spatial))
             if config.linear and channels > 1:
                 layers.append(InvertibleLinear(channels))
             if config.transform == "spline":
-                mask = random_mask if config.random_masks else torch.arange(d) % 2 == 0
                 layers.append(
                     SplineCoupling(
-                        mask if i % 2 == 0 else ~mask,
+                        mask,
                         config.hidden,
                         config.n_bins,
                         config.spline_bound,
@@ -220,10 +222,6 @@ class Flow(GenerativeModel):
                 h, w = shape[1:]
                 board = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == i % 2
                 mask = board.expand(shape)
-            elif config.random_masks:
-                mask = random_mask if i % 2 == 0 else ~random_mask
-            else:
-                mask = torch.arange(d) % 2 == i % 2
             net = coupling_conditioner(shape, config.hidden, config.channels, config.activation)
             layers.append(AffineCoupling(mask, net, config.scale_bound))
         return layers
