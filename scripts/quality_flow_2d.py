@@ -25,11 +25,11 @@ COMMON = {"batch_size": 512, "lr_schedule": "cosine", "eval_every": 250, "patien
 MODELS: dict[str, dict[str, Any]] = {
     "flow (spline)": {
         "transform": "spline",
-        "n_layers": 8,
-        "hidden": (64, 64),
+        "n_layers": 10,
+        "hidden": (96, 96),
         "n_bins": 16,
         "lr": 2e-3,
-        "steps": 6000,
+        "steps": 8000,
     },
     "flow (realnvp)": {"n_layers": 8, "hidden": (64, 64), "lr": 1e-3, "steps": 6000},
 }
