@@ -23,7 +23,6 @@ from genlab.nn.flows import (
     InvertibleLinear,
     Logit,
     MaskedAffineAutoregressive,
-    Permutation,
     SplineCoupling,
     Standardize,
     affine_transform,
@@ -63,7 +62,6 @@ def bijections() -> dict[str, tuple[Bijection, tuple[int, ...]]]:
     return {
         "actnorm": (ActNorm(d), (d,)),
         "actnorm_image": (ActNorm(2, spatial_dims=2), (2, 2, 3)),
-        "permutation": (Permutation(torch.randperm(d)), (d,)),
         "linear": (InvertibleLinear(d), (d,)),
         "linear_1x1": (InvertibleLinear(2), (2, 1, 3)),
         "coupling_mlp": (AffineCoupling(torch.arange(d) % 2 == 0, MLP(d, 2 * d, (8, 8))), (d,)),

@@ -12,10 +12,11 @@ flow's density is then the change of variables
 
 (normflows calls z -> x "forward"; zuko's ``transform`` maps x -> z as here.)
 
-Layers: :class:`ActNorm`, :class:`Permutation`, :class:`InvertibleLinear` (LU, a 1x1
+Layers: :class:`ActNorm`, :class:`InvertibleLinear` (LU, a 1x1
 convolution on images), :class:`AffineCoupling` (RealNVP, with MLP or conv conditioners),
-:class:`MaskedAffineAutoregressive` (MAF, with a :class:`MADE` conditioner), :class:`Logit` (the
-pre-transform of bounded data) and :class:`Standardize`; :class:`Chain` composes them.
+:class:`SplineCoupling` (neural spline flows), :class:`MaskedAffineAutoregressive` (MAF, with a
+:class:`MADE` conditioner), :class:`Logit` (the pre-transform of bounded data) and
+:class:`Standardize`; :class:`Chain` composes them.
 
 References:
     Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
@@ -25,6 +26,8 @@ References:
     NeurIPS 2017, arXiv:1705.07057.
     Germain et al., "MADE: Masked Autoencoder for Distribution Estimation", ICML 2015,
     arXiv:1502.03509.
+    Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows", NeurIPS 2019,
+    arXiv:1906.04032.
 """
 
 from __future__ import annotations
@@ -143,21 +146,6 @@ class ActNorm(Bijection):
         log_scale = -x.std(dims, keepdim=True).clamp_min(1e-6).log()
         self.log_scale.copy_(log_scale)
         self.shift.copy_(-x.mean(dims, keepdim=True) * log_scale.exp())
-
-
-class Permutation(Bijection):
-    """A fixed permutation of axis 1 (features or channels); ``log_det = 0``."""
-
-    def __init__(self, permutation: Tensor) -> None:
-        super().__init__()
-        self.register_buffer("permutation", permutation.clone())
-        self.register_buffer("inverse_permutation", torch.argsort(permutation))
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x[:, self.permutation], x.new_zeros(x.shape[0])
-
-    def inverse(self, z: Tensor) -> Tensor:
-        return z[:, self.inverse_permutation]
 
 
 class InvertibleLinear(Bijection):
@@ -527,7 +515,6 @@ __all__ = [
     "Logit",
     "MaskedAffineAutoregressive",
     "MaskedLinear",
-    "Permutation",
     "SplineCoupling",
     "Standardize",
     "affine_transform",
