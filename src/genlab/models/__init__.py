@@ -13,10 +13,12 @@ from genlab.models.base import (
     broadcast_mask,
 )
 from genlab.models.pca import PCA
+from genlab.models.simclr import SimCLR
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
     Autoencoder.family: Autoencoder,
+    SimCLR.family: SimCLR,
 }
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "GenerativeModel",
     "LogProbKind",
     "PCA",
+    "SimCLR",
     "broadcast_mask",
     "family_class",
 ]
