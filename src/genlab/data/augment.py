@@ -129,7 +129,7 @@ def random_affine(
     c = (2 * torch.rand(b, 2, generator=generator, device=x.device, dtype=x.dtype) - 1) * room
     cos, sin = angle.cos(), angle.sin()
     rotated = torch.stack([cos * c[:, 0] - sin * c[:, 1], sin * c[:, 0] + cos * c[:, 1]], dim=1)
-    jitter = (2 * torch.rand(b, 2, generator=generator, device=x.device, dtype=x.dtype) - 1)
+    jitter = 2 * torch.rand(b, 2, generator=generator, device=x.device, dtype=x.dtype) - 1
     shift = jitter * max_shift - zoom[:, None] * rotated
     return affine_transform(x, angle, zoom, shift, fill=fill)
 

@@ -124,7 +124,10 @@ class SimCLR(GenerativeModel):
             config.activation,
         )
         self.head = MLP(
-            config.latent_dim, config.projection_dim, (config.projection_hidden,), config.activation
+            config.latent_dim,
+            config.projection_dim,
+            (config.projection_hidden,),
+            config.activation,
         )
 
     def prepare(self, x_train: Tensor) -> None:

@@ -91,8 +91,7 @@ def info_nce(
         torch.Size([3])
     """
     u, v = _embeddings(u, v, normalize)
-    all_u, offset = all_gather_with_grad(u)
-    all_v, _ = all_gather_with_grad(v)
+    (all_u, all_v), offset = all_gather_with_grad(u, v)
     targets = offset + torch.arange(u.shape[0], device=u.device)
     loss = F.cross_entropy(u @ all_v.T / temperature, targets, reduction="none")  # (B,)
     if symmetric:
@@ -128,15 +127,14 @@ def nt_xent(
         ``(batch,)`` per-example losses :math:`\ell_i` in nats.
     """
     z1, z2 = _embeddings(z1, z2, normalize)
-    all_z1, offset = all_gather_with_grad(z1)
-    all_z2, _ = all_gather_with_grad(z2)
+    (all_z1, all_z2), offset = all_gather_with_grad(z1, z2)
     n, b = all_z1.shape[0], z1.shape[0]
     local = offset + torch.arange(b, device=z1.device)
     keys = torch.cat([all_z1, all_z2])  # (2N, dim): first views, then second views
     logits = torch.cat([z1, z2]) @ keys.T / temperature  # (2B, 2N)
-    self_index = torch.cat([local, n + local])  # (2B,)
-    rows = torch.arange(2 * b, device=z1.device)
-    logits = logits.index_put((rows, self_index), torch.tensor(-torch.inf, device=z1.device))
+    is_self = torch.zeros_like(logits, dtype=torch.bool)
+    is_self[torch.arange(2 * b, device=z1.device), torch.cat([local, n + local])] = True
+    logits = logits.masked_fill(is_self, -torch.inf)  # a view is not its own negative
     targets = torch.cat([n + local, local])  # the other view of the same example
     return F.cross_entropy(logits, targets, reduction="none").view(2, b).mean(0)
 
@@ -154,8 +152,10 @@ def ratio_loss(
     cosine similarities change sign, so its denominator can vanish. The scores are therefore
     the positive density-ratio critic :math:`e^{M_{ij}}` of CPC (arXiv:1807.03748, eq. 4).
     Unlike :func:`info_nce`, which normalises each row (each positive competes with the
-    negatives of its own example), the ratio pools all pairs: one very well aligned pair can
-    carry the numerator, which is why InfoNCE is the default. The pooled sum is symmetric in
+    negatives of its own example), the ratio pools all pairs, so the other pairs can carry the
+    numerator while one pair stays apart: its global minimum is the aligned regular simplex, as
+    InfoNCE's, but gradient descent can stop with a pair anti-aligned (a spurious minimum that
+    the tests exhibit), which is why InfoNCE is the default. The pooled sum is symmetric in
     ``u`` and ``v``. Under ``torch.distributed`` every rank computes the loss of the whole
     gathered batch.
 
@@ -169,8 +169,7 @@ def ratio_loss(
         The scalar loss of the batch (it is not a sum over examples).
     """
     u, v = _embeddings(u, v, normalize)
-    u, _ = all_gather_with_grad(u)
-    v, _ = all_gather_with_grad(v)
+    (u, v), _ = all_gather_with_grad(u, v)
     n = u.shape[0]
     if n < 2:
         raise DataError("ratio_loss: needs at least 2 pairs (the negatives are the other pairs)")

@@ -37,10 +37,9 @@ def distributed_world() -> tuple[int, int]:
 
 def _row_counts(x: Tensor, world: int) -> list[int]:
     """Rows held by each rank (one small collective)."""
-    counts = torch.zeros(world, dtype=torch.long, device=x.device)
-    mine = torch.tensor([x.shape[0]], dtype=torch.long, device=x.device)
-    dist.all_gather_into_tensor(counts, mine)
-    return counts.tolist()
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
+    return [int(c) for c in counts]
 
 
 class _AllGather(torch.autograd.Function):
@@ -48,37 +47,48 @@ class _AllGather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, counts: list[int], rank: int) -> Tensor:
-        largest = max(counts)
-        padded = x.new_zeros(largest, *x.shape[1:])
+        padded = x.new_zeros(max(counts), *x.shape[1:])  # all_gather needs equal shapes
         padded[: x.shape[0]] = x
-        gathered = x.new_empty(len(counts) * largest, *x.shape[1:])  # (W * B_max, ...)
-        dist.all_gather_into_tensor(gathered, padded)
-        ctx.counts, ctx.largest, ctx.rank = counts, largest, rank
-        rows = gathered.view(len(counts), largest, *x.shape[1:])  # (W, B_max, ...)
-        return torch.cat([rows[r, :n] for r, n in enumerate(counts)])
+        rows = [torch.empty_like(padded) for _ in counts]  # W x (B_max, ...)
+        dist.all_gather(rows, padded)
+        ctx.start, ctx.stop = sum(counts[:rank]), sum(counts[: rank + 1])
+        return torch.cat([row[:n] for row, n in zip(rows, counts, strict=True)])
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        padded = grad.new_zeros(len(ctx.counts), ctx.largest, *grad.shape[1:])
-        for r, piece in enumerate(grad.split(ctx.counts)):
-            padded[r, : piece.shape[0]] = piece
-        dist.all_reduce(padded, op=dist.ReduceOp.SUM)
-        return padded[ctx.rank, : ctx.counts[ctx.rank]].clone(), None, None
+        total = grad.contiguous().clone()  # (sum_r B_r, ...), the same shape on every rank
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total[ctx.start : ctx.stop], None, None
 
 
-def all_gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
-    """The rows of ``x`` from every rank, differentiable, and the offset of this rank's rows.
+def all_gather_with_grad(*tensors: Tensor) -> tuple[tuple[Tensor, ...], int]:
+    """The rows of each tensor from every rank, differentiable, and this rank's offset.
+
+    Several tensors with the same number of rows travel in one collective.
 
     Arguments:
-        x: ``(B_r, ...)`` this rank's rows.
+        tensors: ``(B_r, ...)`` this rank's rows, one or more tensors.
 
     Returns:
-        ``(X, offset)`` with ``X`` of shape ``(sum_r B_r, ...)`` in rank order and
-        ``X[offset : offset + B_r]`` equal to ``x``. Without an initialised process group (or
-        with one process) ``X`` is ``x`` itself and the offset is 0.
+        ``((X_1, ...), offset)`` with each ``X_k`` of shape ``(sum_r B_r, ...)`` in rank order
+        and ``X_k[offset : offset + B_r]`` equal to ``tensors[k]``. Without an initialised
+        process group (or with one process) the tensors come back as they are, offset 0.
+
+    Example:
+        >>> (u, v), offset = all_gather_with_grad(torch.ones(2, 3), torch.zeros(2, 5))
+        >>> u.shape, v.shape, offset
+        (torch.Size([2, 3]), torch.Size([2, 5]), 0)
     """
     rank, world = distributed_world()
     if world == 1:
-        return x, 0
-    counts = _row_counts(x, world)
-    return _AllGather.apply(x.contiguous(), counts, rank), sum(counts[:rank])
+        return tensors, 0
+    rows = tensors[0].shape[0]
+    if any(t.shape[0] != rows for t in tensors):
+        raise ValueError("all_gather_with_grad: the tensors must have the same number of rows")
+    counts = _row_counts(tensors[0], world)
+    flat = torch.cat([t.flatten(1) for t in tensors], dim=1)  # (B_r, sum of sizes)
+    gathered = _AllGather.apply(flat, counts, rank)  # (sum_r B_r, sum of sizes)
+    pieces = gathered.split([t[0].numel() for t in tensors], dim=1)
+    return tuple(p.view(-1, *t.shape[1:]) for p, t in zip(pieces, tensors, strict=True)), sum(
+        counts[:rank]
+    )
