@@ -42,10 +42,10 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, *, normalize: bool = Tr
     if normalize:
         queries, candidates = F.normalize(queries, dim=1), F.normalize(candidates, dim=1)
     ranks = []
-    for start in range(0, len(queries), CHUNK):  # (chunk, N) similarities at a time
-        q = queries[start : start + CHUNK]
-        scores = q @ candidates.T
-        own = (q * candidates[start : start + CHUNK]).sum(1, keepdim=True)
+    for start in range(0, len(queries), CHUNK):  # bounded memory: a chunk of queries at a time
+        scores = queries[start : start + CHUNK] @ candidates.T  # (chunk, N)
+        rows = torch.arange(scores.shape[0], device=scores.device)
+        own = scores[rows, start + rows].unsqueeze(1)  # from the same product: no rounding gap
         ranks.append((scores > own).sum(1))
     return torch.cat(ranks)
 
