@@ -61,6 +61,13 @@ def _worker(rank: int, rendezvous: str) -> None:
         for grad in grads:
             dist.all_reduce(grad)
         per_example[name] = (losses.detach(), grads)
+    with torch.no_grad():  # gather=False (unsharded validation data) stays local
+        local = {
+            (kind, views): contrastive_loss(
+                kind, encoder(x[rows]), encoder(y[rows]), 0.3, views=views, gather=False
+            )
+            for kind, views in CASES
+        }
     dist.destroy_process_group()
 
     # the reference: one process, the whole batch (no process group any more)
@@ -71,6 +78,10 @@ def _worker(rank: int, rendezvous: str) -> None:
         assert abs(loss - expected_loss) < 1e-10, (kind, views, loss, expected_loss)
         for grad, expected in zip(grads, expected_grads, strict=True):
             torch.testing.assert_close(grad, expected, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():
+        for kind, views in CASES:
+            alone = contrastive_loss(kind, encoder(x[rows]), encoder(y[rows]), 0.3, views=views)
+            torch.testing.assert_close(local[kind, views], alone)
     for name, fn in (("info_nce", info_nce), ("nt_xent", nt_xent)):
         encoder.zero_grad()
         losses = fn(encoder(x), encoder(y), 0.3)

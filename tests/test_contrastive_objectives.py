@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.objectives import contrastive_loss, info_nce, nt_xent, ratio_loss
 
 
@@ -174,6 +174,17 @@ def test_gradients_match_finite_differences(pairs):
     assert torch.autograd.gradcheck(lambda a, b: ratio_loss(a, b, 0.3), (u, v))
 
 
+def test_a_single_pair_has_no_negatives_and_gives_zero_loss_and_gradient():
+    u = torch.randn(1, 4, requires_grad=True)
+    v = torch.randn(1, 4, requires_grad=True)
+    for kind in ("info_nce", "ratio"):
+        for views in (True, False):
+            loss = contrastive_loss(kind, u, v, 0.5, views=views)
+            assert loss.shape == (1,) and float(loss.detach()) == pytest.approx(0.0, abs=1e-6)
+            (grad,) = torch.autograd.grad(loss.sum(), u)
+            assert float(grad.abs().max()) < 1e-6
+
+
 def test_bad_shapes_are_clear_errors():
     with pytest.raises(DataError, match="same shape"):
         info_nce(torch.randn(3, 4), torch.randn(3, 5))
@@ -181,3 +192,5 @@ def test_bad_shapes_are_clear_errors():
         nt_xent(torch.randn(3, 4, 1), torch.randn(3, 4, 1))
     with pytest.raises(DataError, match="at least 2 pairs"):
         ratio_loss(torch.randn(1, 4), torch.randn(1, 4))
+    with pytest.raises(ConfigError, match="unknown contrastive loss"):
+        contrastive_loss("triplet", torch.randn(2, 4), torch.randn(2, 4), 0.5, views=True)

@@ -179,20 +179,23 @@ class CLIP(GenerativeModel):
         a, b = zip(*(self.embed_parts(chunk) for chunk in x.split(1024)), strict=True)
         return retrieval_accuracy(torch.cat(a), torch.cat(b), ks)
 
-    def _loss(self, u: Tensor) -> Tensor:
+    def _loss(self, u: Tensor, gather: bool) -> Tensor:
         a, b = self._embed(u)
-        return contrastive_loss(self.config.loss, a, b, self.temperature, views=False)
+        kind, tau = self.config.loss, self.temperature
+        return contrastive_loss(kind, a, b, tau, views=False, gather=gather)
 
     def training_step(
         self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
     ) -> dict[str, Tensor]:
         u = gaussian_noise(self.normalizer(x), self.config.noise, generator)
-        loss = self._loss(u).mean()
+        # under torch.distributed the loss sees the pairs of every rank's batch
+        loss = self._loss(u, gather=True).mean()
         optimizers.minimize(loss)
         return {"loss": loss.detach(), "temperature": self.temperature.detach()}
 
     def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return self._loss(self.normalizer(x))
+        # local: a validation split is not sharded, so gathering would repeat its examples
+        return self._loss(self.normalizer(x), gather=False)
 
     def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
         scores = self.retrieval(x_val, ks=(1,))

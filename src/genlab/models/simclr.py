@@ -158,18 +158,21 @@ class SimCLR(GenerativeModel):
             )
         return augment_vectors(u, generator, noise=c.noise, mask_prob=c.mask_prob)
 
-    def _loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _loss(self, x: Tensor, generator: torch.Generator, gather: bool) -> Tensor:
         u = self.normalizer(x)
         views = torch.cat([self.augment(u, generator), self.augment(u, generator)])  # (2B, ...)
         z1, z2 = self.head(self.encoder(views)).chunk(2)
-        return contrastive_loss(self.config.loss, z1, z2, self.config.temperature, views=True)
+        c = self.config
+        return contrastive_loss(c.loss, z1, z2, c.temperature, views=True, gather=gather)
 
     def training_step(
         self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
     ) -> dict[str, Tensor]:
-        loss = self._loss(x, generator).mean()
+        # under torch.distributed the loss sees the views of every rank's batch
+        loss = self._loss(x, generator, gather=True).mean()
         optimizers.minimize(loss)
         return {"loss": loss.detach()}
 
     def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return self._loss(x, generator)
+        # local: a validation split is not sharded, so gathering would repeat its examples
+        return self._loss(x, generator, gather=False)

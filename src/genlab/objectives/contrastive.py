@@ -13,11 +13,14 @@ caller's batch gives it: per-example values ``(batch,)`` for the cross-entropies
 the pooled ratio. Its value depends on the number of candidates :math:`N` (InfoNCE is at most
 :math:`\log N` at chance), so losses of different batch sizes are not comparable.
 
-Distributed training: when ``torch.distributed`` is initialised, every loss gathers the
-embeddings of all ranks with :func:`~genlab.objectives.gather.all_gather_with_grad` and
-contrasts each local example with the negatives of the global batch, so that the average of
-the ranks' losses (and, after the usual averaging of gradients, the update) equals that of a
-single process on the concatenated batch.
+Distributed training: when ``torch.distributed`` is initialised and ``gather=True`` (the
+default), every loss gathers the embeddings of all ranks with
+:func:`~genlab.objectives.gather.all_gather_with_grad` and contrasts each local example with
+the negatives of the global batch, so that the average of the ranks' losses (and, after the
+usual averaging of gradients, the update) equals that of a single process on the concatenated
+batch. The gather is a collective: every rank must make the same call. Pass ``gather=False``
+for data every rank holds whole (a validation split that is not sharded), where gathering
+would repeat each example as its own negative.
 
 References:
     van den Oord, Li & Vinyals, "Representation Learning with Contrastive Predictive Coding",
@@ -36,11 +39,19 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-from genlab.errors import DataError
-from genlab.objectives.gather import all_gather_with_grad
+from genlab.errors import ConfigError, DataError
+from genlab.objectives.gather import all_gather_with_grad, distributed_world
 
 ContrastiveLoss = Literal["info_nce", "ratio"]
 CONTRASTIVE_LOSSES: tuple[str, ...] = get_args(ContrastiveLoss)
+
+
+def _gathered(u: Tensor, v: Tensor, gather: bool) -> tuple[Tensor, Tensor, int]:
+    """``(all_u, all_v, offset)``: every rank's rows when ``gather``, else the local ones."""
+    if not gather:
+        return u, v, 0
+    (all_u, all_v), offset = all_gather_with_grad(u, v)
+    return all_u, all_v, offset
 
 
 def _embeddings(u: Tensor, v: Tensor, normalize: bool) -> tuple[Tensor, Tensor]:
@@ -63,6 +74,7 @@ def info_nce(
     *,
     symmetric: bool = True,
     normalize: bool = True,
+    gather: bool = True,
 ) -> Tensor:
     r"""InfoNCE: softmax cross-entropy of each positive pair against the batch, both directions.
 
@@ -81,6 +93,7 @@ def info_nce(
         temperature: :math:`\tau > 0`, a float or a scalar tensor (learnable in CLIP).
         symmetric: average the two directions.
         normalize: scale the embeddings to unit length (cosine similarity).
+        gather: under ``torch.distributed``, contrast with the negatives of every rank.
 
     Returns:
         ``(batch,)`` per-example losses :math:`\ell_i` in nats.
@@ -91,7 +104,7 @@ def info_nce(
         torch.Size([3])
     """
     u, v = _embeddings(u, v, normalize)
-    (all_u, all_v), offset = all_gather_with_grad(u, v)
+    all_u, all_v, offset = _gathered(u, v, gather)
     targets = offset + torch.arange(u.shape[0], device=u.device)
     loss = F.cross_entropy(u @ all_v.T / temperature, targets, reduction="none")  # (B,)
     if symmetric:
@@ -100,7 +113,12 @@ def info_nce(
 
 
 def nt_xent(
-    z1: Tensor, z2: Tensor, temperature: float | Tensor = 0.5, *, normalize: bool = True
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float | Tensor = 0.5,
+    *,
+    normalize: bool = True,
+    gather: bool = True,
 ) -> Tensor:
     r"""NT-Xent, SimCLR's normalised temperature-scaled cross-entropy over :math:`2N` views.
 
@@ -122,12 +140,13 @@ def nt_xent(
         z2: ``(batch, dim)`` projections of the second views, row ``i`` of the same example.
         temperature: :math:`\tau > 0`.
         normalize: scale to unit length (the paper's cosine similarity).
+        gather: under ``torch.distributed``, contrast with the views of every rank.
 
     Returns:
         ``(batch,)`` per-example losses :math:`\ell_i` in nats.
     """
     z1, z2 = _embeddings(z1, z2, normalize)
-    (all_z1, all_z2), offset = all_gather_with_grad(z1, z2)
+    all_z1, all_z2, offset = _gathered(z1, z2, gather)
     n, b = all_z1.shape[0], z1.shape[0]
     local = offset + torch.arange(b, device=z1.device)
     keys = torch.cat([all_z1, all_z2])  # (2N, dim): first views, then second views
@@ -140,7 +159,12 @@ def nt_xent(
 
 
 def ratio_loss(
-    u: Tensor, v: Tensor, temperature: float | Tensor = 0.1, *, normalize: bool = True
+    u: Tensor,
+    v: Tensor,
+    temperature: float | Tensor = 0.1,
+    *,
+    normalize: bool = True,
+    gather: bool = True,
 ) -> Tensor:
     r"""The plain ratio loss: positive scores over negative scores, pooled over the batch.
 
@@ -164,12 +188,13 @@ def ratio_loss(
         v: ``(batch, dim)`` embeddings; row ``i`` is the positive of ``u[i]``.
         temperature: :math:`\tau > 0`.
         normalize: scale to unit length.
+        gather: under ``torch.distributed``, pool the pairs of every rank.
 
     Returns:
         The scalar loss of the batch (it is not a sum over examples).
     """
     u, v = _embeddings(u, v, normalize)
-    (u, v), _ = all_gather_with_grad(u, v)
+    u, v, _ = _gathered(u, v, gather)
     n = u.shape[0]
     if n < 2:
         raise DataError("ratio_loss: needs at least 2 pairs (the negatives are the other pairs)")
@@ -179,17 +204,28 @@ def ratio_loss(
 
 
 def contrastive_loss(
-    kind: ContrastiveLoss, u: Tensor, v: Tensor, temperature: float | Tensor, *, views: bool
+    kind: ContrastiveLoss,
+    u: Tensor,
+    v: Tensor,
+    temperature: float | Tensor,
+    *,
+    views: bool,
+    gather: bool = True,
 ) -> Tensor:
-    """The loss ``kind`` as ``(batch,)`` per-example values (the ratio's scalar broadcast).
+    """The loss ``kind`` as ``(batch,)`` per-example values, for the families' training steps.
 
     ``views=True`` means ``u`` and ``v`` are two views of one input (SimCLR: :func:`nt_xent`
     over :math:`2N` views); otherwise two parts or modalities (CLIP: symmetric
     :func:`info_nce`). The ratio loss uses the cross matrix :math:`\\langle u_i, v_j \\rangle`
-    in both cases.
+    in both cases and its scalar is broadcast. A batch of a single pair (the last batch of an
+    epoch can be one) has no negatives: every loss is then 0 with zero gradient, as InfoNCE's
+    :math:`\\log 1` already is.
     """
+    if kind not in CONTRASTIVE_LOSSES:
+        raise ConfigError(f"unknown contrastive loss {kind!r}; choose one of {CONTRASTIVE_LOSSES}")
     if kind == "info_nce":
-        return nt_xent(u, v, temperature) if views else info_nce(u, v, temperature)
-    if kind == "ratio":
-        return ratio_loss(u, v, temperature).expand(u.shape[0])
-    raise ValueError(f"unknown contrastive loss {kind!r}; choose one of {CONTRASTIVE_LOSSES}")
+        fn = nt_xent if views else info_nce
+        return fn(u, v, temperature, gather=gather)
+    if u.shape[0] < 2 and (not gather or distributed_world()[1] == 1):
+        return 0 * (u.sum(1) + v.sum(1))  # keeps the graph, so backward still runs
+    return ratio_loss(u, v, temperature, gather=gather).expand(u.shape[0])
