@@ -18,21 +18,22 @@ from genlab.runs import read_metrics
 
 
 def test_simclr_beats_a_random_encoder_at_a_small_budget(digits):
-    """20 epochs (about 60 steps) lift the probe accuracy of the code far above the same
-    network at initialisation (measured: 0.80 -> 0.95; PCA-16 gets 0.94)."""
+    """20 epochs (60 steps) lift the probe accuracy of the code far above that of the same
+    network at initialisation (measured, seeds 0 and 1: 0.80 -> 0.92 and 0.93; k-NN 0.88 ->
+    0.92 and 0.84 -> 0.92). The default 600 epochs reach 0.98 (README)."""
     trained = genlab.fit("simclr", digits, epochs=20, seed=0)
     config, _ = genlab.api.resolve_settings("simclr", {}, None)
     untrained = genlab.api.build_model("simclr", config, digits.info, seed=0)
     untrained.prepare(digits.x_train)
     ours, baseline = (representation_scores(m, digits) for m in (trained, untrained))
     assert ours["probe_accuracy"] > baseline["probe_accuracy"] + 0.08, (ours, baseline)
-    assert ours["knn_accuracy"] > baseline["knn_accuracy"] + 0.03, (ours, baseline)
+    assert ours["knn_accuracy"] > baseline["knn_accuracy"] + 0.02, (ours, baseline)
     assert trained.encode(digits.x_test[:5]).shape == (5, 16)
 
 
 def test_clip_retrieves_the_other_half_far_above_chance(digits):
-    """Top half -> bottom half among the 449 test digits, and back (measured after 15 epochs:
-    about 0.1 top-1 both ways, 45x chance; at initialisation about chance)."""
+    """Top half -> bottom half among the 449 test digits, and back (measured after 15 epochs,
+    seeds 0 and 1: top-1 0.13 to 0.18, 60x to 80x chance; at initialisation about chance)."""
     trained = genlab.fit("clip", digits, epochs=15, seed=0)
     scores = trained.retrieval(digits.x_test)
     chance = scores["retrieval_chance_top1"]

@@ -4,8 +4,8 @@ Under data-parallel training each rank holds a local batch :math:`x_r` of :math:
 contrastive loss computed on the local batch alone contrasts each example with :math:`B_r - 1`
 negatives; gathering the embeddings of every rank restores the :math:`\sum_r B_r - 1` of the
 global batch, which is what the loss of a single process on the concatenated batch sees
-(SimCLR, arXiv:2002.05709, section 2: "global BN" and large batches; CLIP, arXiv:2103.00020,
-section 2.5). ``torch.distributed.all_gather`` itself cuts the graph: its outputs carry no
+(SimCLR, arXiv:2002.05709, section 2.2, large batches over many devices; CLIP,
+arXiv:2103.00020, section 2.5, each GPU scoring its local batch against all embeddings). ``torch.distributed.all_gather`` itself cuts the graph: its outputs carry no
 gradient back to the local rows. :class:`_AllGather` restores it.
 
 Gradient convention. Rank :math:`r` computes a loss :math:`L_r` on its local queries against the
