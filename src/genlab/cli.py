@@ -16,6 +16,8 @@ import torch
 from genlab import api
 from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
+from genlab.train.distributed import current as current_distributed
+from genlab.train.distributed import shutdown as shutdown_distributed
 
 MAX_SAMPLES = 1_000_000
 
@@ -148,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         **settings,
     )
-    print(f"trained {args.family} -> {args.out}")
+    if current_distributed().is_main:
+        print(f"trained {args.family} -> {args.out}")
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -246,4 +249,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        shutdown_distributed()
     return 0
