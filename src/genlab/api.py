@@ -28,6 +28,7 @@ from genlab.runs import RunConfig, RunDirectory, versions
 from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
+from genlab.train.loop import Callback
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ def fit(
     data_seed: int = 0,
     progress: bool = False,
     overwrite: bool = False,
+    callback: Callback | None = None,
     **settings: Any,
 ) -> GenerativeModel:
     """Train a model of ``family`` on ``data`` and return it (in eval mode).
@@ -146,6 +148,7 @@ def fit(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         budget: ``"smoke"``, ``"fast"`` or ``"full"``: the family's documented settings.
         data_seed: seeds the dataset's draws and train/test split.
+        callback: ``callback(step, model)`` at every evaluation point (see ``train.fit``).
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     dataset, data_entry = _dataset(data, data_seed)
@@ -165,7 +168,9 @@ def fit(
             run = RunDirectory.create(out, config, overwrite=overwrite)
         distributed.barrier()
         run = run or RunDirectory(out)
-    train_fit(model, dataset, train_config, seed=seed, run=run, progress=progress)
+    train_fit(
+        model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
+    )
     if run is not None:
         _save_pictures(model, dataset, run, seed)
     return model.eval()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from genlab.train.optim import Optimizers
 logger = logging.getLogger(__name__)
 
 VALIDATION_CHUNK = 1024
+Callback = Callable[[int, GenerativeModel], dict[str, float] | None]
 RANK_SEED_STRIDE = 104_729
 
 
@@ -84,6 +86,7 @@ def fit(
     run: RunDirectory | None = None,
     resume: bool = False,
     progress: bool = True,
+    callback: Callback | None = None,
 ) -> TrainState:
     """Train ``model`` on ``data.x_train`` (minus a validation split) and return the final state.
 
@@ -95,6 +98,8 @@ def fit(
         run: where checkpoints and metrics go; ``None`` trains in memory only.
         resume: continue from ``run``'s last checkpoint.
         progress: show a progress bar on stderr.
+        callback: called as ``callback(step, model)`` at every evaluation point (each epoch's
+            end, or every ``eval_every`` steps), after validation; a dict it returns is logged.
     """
     device = model.device
     x_all = data.x_train.to(device)
@@ -137,6 +142,7 @@ def fit(
     loop = _Loop(
         model, config, optimizers, generator, x_train, x_val, seed, run, data, dequantize_batches
     )
+    loop.callback = callback
     return loop.run(state, best_weights, progress)
 
 
@@ -164,6 +170,7 @@ class _Loop:
         self.batches_per_epoch = math.ceil(len(x_train) / config.batch_size)
         self.total_steps = config.steps or config.epochs * self.batches_per_epoch
         self.last_checkpoint_step: int | None = None
+        self.callback: Callback | None = None
 
     def run(self, state: TrainState, best: dict[str, Tensor] | None, progress: bool) -> TrainState:
         model, config = self.model, self.config
@@ -211,8 +218,10 @@ class _Loop:
                             postfix["val"] = f"{state.last_val:.4g}"
                         bar.set_postfix(postfix, ex_s=f"{rate:.0f}", refresh=False)
                         window_start, window_steps = time.perf_counter(), 0
-                    if self._validation_due(state.step, epoch_done):
-                        best = self._validate(state, best)
+                    if self._evaluation_due(state.step, epoch_done):
+                        if len(self.x_val):
+                            best = self._validate(state, best)
+                        self._call_back(state)
                     state.elapsed_seconds = time.perf_counter() - started
                     if state.stopped_early:
                         break
@@ -282,9 +291,17 @@ class _Loop:
             "Try a lower learning rate (--set lr=...)."
         )
 
-    def _validation_due(self, step: int, epoch_done: bool) -> bool:
-        if len(self.x_val) == 0:
-            return False
+    def _call_back(self, state: TrainState) -> None:
+        if self.callback is None:
+            return
+        self.model.eval()
+        with torch.no_grad():
+            logged = self.callback(state.step, self.model)
+        self.model.train()
+        if logged and self.writer is not None:
+            self.writer.metrics.write({"step": state.step, "split": "callback", **logged})
+
+    def _evaluation_due(self, step: int, epoch_done: bool) -> bool:
         if self.config.eval_every is None:
             return epoch_done or step == self.total_steps
         return step % self.config.eval_every == 0 or step == self.total_steps
