@@ -25,6 +25,17 @@ def new_figure(
     return fig, axes[0] if n_panels > 1 else axes[0, 0]
 
 
+def figure_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes (the figure is released)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG and release it."""
     path = Path(path)
