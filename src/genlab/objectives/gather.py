@@ -1,22 +1,32 @@
 r"""All-gather that keeps gradients, so a contrastive loss sees the negatives of every rank.
 
-Under data-parallel training each rank holds a local batch :math:`x_r` of :math:`B_r` rows. A
-contrastive loss computed on the local batch alone contrasts each example with :math:`B_r - 1`
-negatives; gathering the embeddings of every rank restores the :math:`\sum_r B_r - 1` of the
-global batch, which is what the loss of a single process on the concatenated batch sees
-(SimCLR, arXiv:2002.05709, section 2.2, large batches over many devices; CLIP,
-arXiv:2103.00020, section 2.5, each GPU scoring its local batch against all embeddings). ``torch.distributed.all_gather`` itself cuts the graph: its outputs carry no
-gradient back to the local rows. :class:`_AllGather` restores it.
+Under data-parallel training rank :math:`r` holds :math:`n_r` rows :math:`x_r` of a global batch
+of :math:`n`. A contrastive loss computed on the local rows alone contrasts each example with
+:math:`n_r - 1` negatives; gathering the embeddings of every rank restores the :math:`n - 1` of
+the global batch, which is what one process on the concatenated batch sees (SimCLR,
+arXiv:2002.05709, section 2.2, large batches over many devices; CLIP, arXiv:2103.00020,
+section 2.5, each GPU scores its local batch against all embeddings).
+``torch.distributed.all_gather`` itself cuts the graph: its outputs carry no gradient back to
+the local rows. :class:`_AllGather` restores it.
 
-Gradient convention. Rank :math:`r` computes a loss :math:`L_r` on its local queries against the
-gathered keys :math:`X = [x_1; \dots; x_W]`. The gradient that reaches :math:`x_r` is
-:math:`\sum_s \partial L_s / \partial x_r` (the gathered copy is used by every rank), so the
-backward pass all-reduces (sums) the incoming gradient and keeps the slice of rank :math:`r`.
-When the trainer then averages parameter gradients over ranks (as DDP does) the update is the
-gradient of :math:`\frac1W \sum_s L_s`, which equals the single-process loss on the concatenated
-batch when the ranks hold batches of equal size. Ranks may hold batches of different sizes
-(the last batch of an epoch): the rows are padded to the largest for the collective and
-trimmed afterwards.
+Gradient convention, that of :mod:`genlab.train.distributed`: rank :math:`r` holds
+:math:`n_r` of the :math:`n` examples of the global batch, its loss :math:`L_r` is the mean
+over its own examples (contrasted with everyone's), and the trainer combines parameter
+gradients as :math:`g = \sum_r \frac{n_r}{n} g_r`, so that the update follows
+:math:`L = \sum_s \frac{n_s}{n} L_s`, the single-process loss on the concatenated batch. The
+gathered rows :math:`X_r = x_r` enter every rank's loss, and
+:math:`\partial L / \partial x_r = \sum_s \frac{n_s}{n} \partial L_s / \partial X_r`; since the
+trainer will weight rank :math:`r` by :math:`n_r / n`, the backward pass hands :math:`x_r`
+
+.. math::
+    \frac{1}{n_r} \sum_s n_s \frac{\partial L_s}{\partial X_r}
+
+(each rank scales its incoming gradient by its :math:`n_s`, one all-reduce sums them, rank
+:math:`r` keeps its slice and divides by :math:`n_r`; the direct use of :math:`x_r` in rank
+:math:`r`'s own loss needs nothing). With equal shards this is the plain sum
+that data-parallel averaging expects. A loss that every rank computes whole on the gathered
+rows (:math:`L_s = L`, the pooled ratio loss) comes out exact as well. Ranks may hold different
+numbers of rows: they are padded to the largest for the collective and trimmed afterwards.
 """
 
 from __future__ import annotations
@@ -56,9 +66,10 @@ class _AllGather(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        total = grad.contiguous().clone()  # (sum_r B_r, ...), the same shape on every rank
+        n_local = ctx.stop - ctx.start
+        total = grad.contiguous() * n_local  # (sum_r B_r, ...), the same shape on every rank
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total[ctx.start : ctx.stop], None, None
+        return total[ctx.start : ctx.stop] / n_local, None, None
 
 
 def all_gather_with_grad(*tensors: Tensor) -> tuple[tuple[Tensor, ...], int]:
