@@ -12,13 +12,17 @@ from genlab.models.base import (
     LogProbKind,
     broadcast_mask,
 )
+from genlab.models.clip import CLIP
 from genlab.models.flow import Flow
 from genlab.models.pca import PCA
+from genlab.models.simclr import SimCLR
 from genlab.models.vae import VAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
     Autoencoder.family: Autoencoder,
+    SimCLR.family: SimCLR,
+    CLIP.family: CLIP,
     VAE.family: VAE,
     Flow.family: Flow,
 }
@@ -27,12 +31,14 @@ __all__ = [
     "FAMILIES",
     "LOG_PROB_KINDS",
     "TASKS",
+    "CLIP",
     "Autoencoder",
     "Capabilities",
     "Flow",
     "GenerativeModel",
     "LogProbKind",
     "PCA",
+    "SimCLR",
     "VAE",
     "broadcast_mask",
     "family_class",

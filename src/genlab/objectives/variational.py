@@ -112,16 +112,3 @@ def log_standard_normal(z: Tensor) -> Tensor:
         ``(...)`` log-densities in nats.
     """
     return -0.5 * (z.square().sum(-1) + z.shape[-1] * math.log(2.0 * math.pi))
-
-
-def log_diagonal_normal(z: Tensor, loc: Tensor, log_scale: Tensor) -> Tensor:
-    r""":math:`\log \mathcal N(z; \mu, \mathrm{diag}\,\sigma^2)`, summed over the last axis.
-
-    Arguments:
-        z: ``(..., K)`` points; ``loc`` and ``log_scale`` broadcast against it.
-
-    Returns:
-        ``(...)`` log-densities in nats.
-    """
-    standardized = (z - loc) * torch.exp(-log_scale)
-    return log_standard_normal(standardized) - log_scale.sum(-1)
