@@ -15,7 +15,7 @@ The test log-likelihood (nats per point, 5,000 test points) is compared with the
 the process (less disturbed by other work), best of ``repeats`` interleaved runs. Timings on a
 shared machine are noisy: compare genlab and the peers only within one run.
 
-Run: ``python benchmarks/bench_flow.py`` (needs the ``bench`` extra: zuko, normflows).
+Run: ``python -m benchmarks.bench_flow`` (needs the ``bench`` extra: zuko, normflows).
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ A hand-written loop of the same step (fused Adam, no extra passes) is timed as a
 what the arithmetic allows on the machine. Timings on a shared machine are noisy; compare
 genlab and pythae only within one run.
 
-Run: ``python benchmarks/bench_vae.py`` (needs the ``bench`` extra: pythae).
+The genlab step is also compared with the pure matrix products it needs
+(``benchmarks.timing.matmul_seconds``, the floor for this architecture).
+
+Run: ``python -m benchmarks.bench_vae`` (needs the ``bench`` extra: pythae).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 import genlab
+from benchmarks.timing import linear_shapes, matmul_seconds
 from genlab.data import DataInfo, Dataset
 from genlab.objectives import iw_bound, log_importance_weights, log_standard_normal
 
@@ -198,7 +202,13 @@ def run(epochs: int = 5, repeats: int = 2, k: int = 100, seed: int = 0) -> dict[
         rates[f"{name}_examples_per_cpu_s"] = examples / min(cpu for _, cpu in measured)
         rates[f"{name}_seconds"] = [wall for wall, _ in measured]
     x_test = torch.from_numpy(test).float()
+    # the floor: the matrix products of one step (forward and both backward products)
+    matmul, _ = matmul_seconds(linear_shapes(genlab_model), BATCH)
+    step = 1.0 / (rates["genlab_examples_per_s"] / BATCH)
     return {
+        "matmul_seconds_per_step": matmul,
+        "genlab_seconds_per_step": step,
+        "genlab_step_over_matmul": step / matmul,
         "epochs": epochs,
         "n_train": N_TRAIN,
         "batch_size": BATCH,
@@ -224,6 +234,11 @@ def main() -> None:
         plain = result[f"plain_{key}"]
         ratio = plain / result[f"pythae_{key}"]
         print(f"{'hand-written loop ex / ' + unit:28s} {plain:10.0f} {'(ref)':>10s} {ratio:8.2f}")
+    print(
+        f"genlab step {1e3 * result['genlab_seconds_per_step']:.2f} ms = "
+        f"{result['genlab_step_over_matmul']:.2f} x its pure matmul time "
+        f"({1e3 * result['matmul_seconds_per_step']:.2f} ms)"
+    )
     gb, pb = result["genlab_test_bound_nats"], result["pythae_test_bound_nats"]
     name = f"test IW bound k={result['iw_samples']} (nats)"
     print(f"{name:28s} {gb:10.2f} {pb:10.2f} {gb - pb:+8.2f}")

@@ -181,7 +181,7 @@ def test_log_prob_evaluates_in_bounded_chunks_with_the_same_result(
     x = digits.x_test[:20]
     with torch.no_grad():
         whole = digits_vae.log_prob(x, k=64)
-        monkeypatch.setattr(vae_module, "MAX_ROWS", 100)  # 5 samples per pass
+        monkeypatch.setattr(vae_module, "MAX_ELEMENTS", 20 * 2 * 64 * 5)  # 5 samples per pass
         torch.testing.assert_close(digits_vae.log_prob(x, k=64), whole)
 
 

@@ -74,7 +74,7 @@ VAE_ARCHITECTURES: tuple[str, ...] = get_args(VAEArchitecture)
 Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
 VAELikelihood = Literal["auto", LikelihoodName]
 ACTIVE_UNIT_THRESHOLD = 0.01
-MAX_ROWS = 1 << 15  # decoder rows per pass when evaluating the bound, to bound memory
+MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,8 @@ class VAE(GenerativeModel):
         loc, log_scale = self._posterior_params(x)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
         eps = torch.randn(eps_shape, generator=generator, device=x.device)
-        per_pass = max(1, MAX_ROWS // len(x))
+        outputs_per_sample = len(x) * self.likelihood.n_params * self.info.n_features
+        per_pass = max(1, MAX_ELEMENTS // outputs_per_sample)
         log_weights = torch.cat(
             [
                 self._log_weights(target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype))
