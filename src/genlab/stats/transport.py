@@ -32,6 +32,7 @@ from genlab.stats._validate import ArrayLike, as_sample_pair
 OTMethod = Literal["exact", "sinkhorn"]
 OT_METHODS: tuple[str, ...] = get_args(OTMethod)
 MAX_SIMPLEX_ITERATIONS = 10_000_000
+SINKHORN_ITERATIONS = 10_000
 
 
 def wasserstein_1d(u: ArrayLike, v: ArrayLike) -> float:
@@ -94,7 +95,22 @@ def optimal_transport_cost(
     if reg <= 0:
         raise ConfigError(f"Sinkhorn needs reg > 0, got {reg}")
     scale = float(cost.mean()) or 1.0
-    plan = ot.sinkhorn(wa, wb, cost / scale, reg, method="sinkhorn_log", numItermax=10_000)
+    plan = ot.sinkhorn(
+        wa,
+        wb,
+        cost / scale,
+        reg,
+        method="sinkhorn_stabilized",
+        numItermax=SINKHORN_ITERATIONS,
+        stopThr=1e-9,
+        warn=False,
+    )
+    violation = max(np.abs(plan.sum(1) - wa).sum(), np.abs(plan.sum(0) - wb).sum())
+    if not np.isfinite(plan).all() or violation > 1e-4:
+        raise ConfigError(
+            f"Sinkhorn did not converge in {SINKHORN_ITERATIONS} iterations with reg={reg} "
+            f"(marginal error {violation:.1e}); use a larger reg or method='exact'"
+        )
     return float((plan * cost).sum())
 
 
