@@ -27,8 +27,8 @@ MEDIAN_MAX_POINTS = 2000
 
 def squared_distances(x: Tensor, y: Tensor) -> Tensor:
     r""":math:`\|x_i - y_j\|^2` as ``(n, m)``, via :math:`\|x\|^2+\|y\|^2-2x^\top y` (clamped at 0)."""
-    sq = x.square().sum(1)[:, None] + y.square().sum(1)[None, :] - 2.0 * (x @ y.T)
-    return sq.clamp_min_(0.0)
+    sq = torch.addmm(y.square().sum(1)[None, :], x, y.T, alpha=-2.0)  # one (n, m) buffer
+    return sq.add_(x.square().sum(1)[:, None]).clamp_min_(0.0)
 
 
 def median_heuristic(z: Tensor, max_points: int = MEDIAN_MAX_POINTS) -> float:

@@ -33,7 +33,9 @@ from genlab.stats.kernels import squared_distances
 CHUNK = 1024
 
 
-def knn_distances(query: Tensor, reference: Tensor, k: int, *, skip_self: bool = False) -> Tensor:
+def knn_distances(
+    query: Tensor, reference: Tensor, k: int, *, skip_self: bool = False, squared: bool = False
+) -> Tensor:
     r"""Distance from each query row to its ``k``-th nearest reference row, ``(n_query,)``.
 
     Arguments:
@@ -41,6 +43,7 @@ def knn_distances(query: Tensor, reference: Tensor, k: int, *, skip_self: bool =
         reference: ``(m, d)``.
         k: which neighbour (1 = nearest).
         skip_self: ``query`` is ``reference``; row ``i`` does not count itself.
+        squared: return squared distances.
 
     Memory stays at :data:`CHUNK` :math:`\times m` distances whatever :math:`n`.
     """
@@ -54,7 +57,8 @@ def knn_distances(query: Tensor, reference: Tensor, k: int, *, skip_self: bool =
             rows = torch.arange(len(block), device=block.device)
             block[rows, rows + start] = math.inf
         out.append(block.topk(k, dim=1, largest=False).values[:, -1])
-    return torch.cat(out).sqrt()
+    distances = torch.cat(out)
+    return distances if squared else distances.sqrt()
 
 
 def knn_kl_divergence(x: ArrayLike, y: ArrayLike, *, k: int = 1) -> float:
