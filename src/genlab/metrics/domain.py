@@ -127,6 +127,7 @@ class DomainClassifier(nn.Module):
         return self.probabilities(x).argmax(1)
 
 
+@torch.enable_grad()  # callers such as evaluate() run under no_grad
 def train_classifier(
     x: Tensor,
     y: Tensor,

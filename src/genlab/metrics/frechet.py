@@ -91,11 +91,13 @@ def kernel_inception_distance(
     Arguments:
         real_features, fake_features: ``(N, d)`` features.
         n_subsets: number of subsets.
-        subset_size: rows per subset, drawn without replacement from each set (capped at the
-            smaller set's size).
+        subset_size: rows per subset, drawn without replacement from each set; when a set
+            has fewer than ``2 * subset_size`` rows, half of the smaller set (so that subsets
+            differ and ``std`` means something).
     """
     check(n_subsets >= 1, f"n_subsets must be positive, got {n_subsets}")
-    size = min(subset_size, len(real_features), len(fake_features))
+    smaller = min(len(real_features), len(fake_features))
+    size = subset_size if smaller >= 2 * subset_size else smaller // 2
     if size < 2:
         raise DataError("KID needs at least 2 real and 2 generated feature rows")
     kernel = PolynomialKernel()

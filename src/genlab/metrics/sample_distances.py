@@ -21,7 +21,9 @@ metric          value
 ``knn-kl``      k-NN estimate of :math:`\\mathrm{KL}(A\\|B)` for continuous data
 ==============  ==========================================================================
 
-``ci_low``/``ci_high``: a percentile bootstrap interval (:mod:`genlab.stats.bootstrap`) for
+``ci_low``/``ci_high``: a 95% *basic* bootstrap interval (:mod:`genlab.stats.bootstrap`;
+it corrects the upward bias of plug-in distances, clipped at 0 since every population value
+here is non-negative) with ``bootstrap_bias`` (mean resampled value minus the estimate), for
 every metric but ``knn-kl`` (resampling creates duplicates, which k-NN statistics cannot take)
 and ``kid`` (which reports the spread over its subsets as ``std``).
 """
@@ -123,8 +125,22 @@ def sample_distance(
     if metric == "knn-kl" or n_bootstrap == 0:
         out["value"] = statistic(x, y)
         return out
-    ci = bootstrap_ci(statistic, x, y, n_bootstrap=n_bootstrap, generator=generator)
-    out.update(value=ci.value, ci_low=ci.low, ci_high=ci.high, n_bootstrap=n_bootstrap)
+    ci = bootstrap_ci(
+        statistic,
+        x,
+        y,
+        n_bootstrap=n_bootstrap,
+        method="basic",
+        lower_bound=0.0,
+        generator=generator,
+    )
+    out.update(
+        value=ci.value,
+        ci_low=ci.low,
+        ci_high=ci.high,
+        bootstrap_bias=ci.bias,
+        n_bootstrap=n_bootstrap,
+    )
     return out
 
 

@@ -3,10 +3,13 @@
 Feature space: for labelled data, the penultimate layer of the domain feature network
 (:mod:`genlab.metrics.domain`, trained on the training split and cached in ``cache_dir``);
 for unlabelled data, the flattened data itself. Memorisation and the birthday test work in
-data units. Every metric key that a name adds:
+data units. For discrete data (``info.levels`` set, e.g. digits 0..16) the samples are first
+put on the data's grid (rounded to the nearest level and clamped to the range, as images are
+stored); otherwise a fresh discriminator would simply detect non-integer values. Every metric key that a name adds:
 
 ============  ====================================================================
-``fid``       ``fid`` (domain Frechet distance), ``fid_ci_low``, ``fid_ci_high``
+``fid``       ``fid`` (domain Frechet distance), ``fid_ci_low``, ``fid_ci_high`` (basic
+              bootstrap, see :mod:`genlab.stats.bootstrap`), ``fid_bootstrap_bias``
 ``fid_inf``   ``fid_inf`` (FID-infinity intercept), ``fid_inf_slope``
 ``kid``       ``kid``, ``kid_std``
 ``prdc``      ``precision``, ``recall``, ``density``, ``coverage``
@@ -30,7 +33,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor
 
-from genlab.data.dataset import Dataset
+from genlab.data.dataset import DataInfo, Dataset
 from genlab.errors import ConfigError, DataError
 from genlab.metrics.birthday import birthday_support, duplicate_threshold
 from genlab.metrics.classifier_scores import classification_accuracy_score, fresh_discriminator
@@ -77,9 +80,18 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
     return names
 
 
+def to_data_grid(x: Tensor, info: DataInfo) -> Tensor:
+    """Round ``x`` to the nearest of the data's levels and clamp to its range (discrete data)."""
+    step = info.level_step
+    if step is None:
+        return x
+    low, high = info.value_range
+    return (((x - low) / step).round() * step + low).clamp(low, high)
+
+
 @torch.no_grad()
 def _sample(model: GenerativeModel, n: int, generator: torch.Generator) -> Tensor:
-    return model.sample(n, generator=generator).cpu()
+    return to_data_grid(model.sample(n, generator=generator).cpu(), model.info)
 
 
 def sample_quality(
@@ -138,9 +150,12 @@ def sample_quality(
                     real_f,
                     fake_f,
                     n_bootstrap=n_bootstrap,
+                    method="basic",
+                    lower_bound=0.0,
                     generator=generator,
                 )
                 out["fid_ci_low"], out["fid_ci_high"] = ci.low, ci.high
+                out["fid_bootstrap_bias"] = ci.bias
         if "fid_inf" in metrics:
             result = fid_infinity(real_f, fake_f, generator=generator)
             out["fid_inf"], out["fid_inf_slope"] = result.fid_infinity, result.slope
@@ -186,7 +201,7 @@ def _birthday(
         lambda size, g: _sample(model, size, g), threshold, generator=generator
     )
     out: dict[str, Any] = result.to_json()
-    if picture_dir is not None:
+    if picture_dir is not None and len(result.pairs_a):
         path = Path(picture_dir) / BIRTHDAY_PICTURE
         save_pairs(
             result.pairs_a[:16], result.pairs_b[:16], path, data.info, title="near-duplicate pairs"

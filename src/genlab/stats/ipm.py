@@ -58,6 +58,7 @@ class IPMResult:
     function_class: str
 
 
+@torch.enable_grad()  # trains a critic even when called under no_grad
 def critic_ipm(
     x: ArrayLike,
     y: ArrayLike,
