@@ -47,7 +47,7 @@ def test_streaming_statistics_equal_numpy():
     one_pass = feature_statistics(torch.tensor(x), chunk_size=64)
     np.testing.assert_allclose(one_pass.covariance, stats.covariance, rtol=1e-10, atol=1e-12)
     with pytest.raises(DataError, match="at least 2"):
-        GaussianStatistics().mean
+        _ = GaussianStatistics().mean
     with pytest.raises(DataError, match="size 3"):
         stats.update(np.zeros((2, 3)))
     with pytest.raises(DataError, match="NaN"):
