@@ -103,3 +103,14 @@ def test_birthday_on_a_pool_without_duplicates_and_the_pairs_picture(tmp_path):
         assert picture.size[0] > picture.size[1]  # one column per pair
     vectors = save_pairs(pool[:3], pool[3:6], tmp_path / "v.png", DataInfo("v", (4,), "vector"))
     assert vectors.stat().st_size > 0
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_prdc_equals_prdc_on_discrete_data_with_duplicates(k):
+    rng = np.random.default_rng(10 + k)
+    real = rng.integers(0, 3, size=(300, 3)).astype(np.float64)  # 27 cells: many duplicates
+    fake = rng.integers(0, 4, size=(250, 3)).astype(np.float64)
+    expected = reference_prdc(real, fake, k)
+    result = precision_recall_density_coverage(real, fake, k=k, chunk_size=64)
+    for key, value in result.to_json().items():
+        assert value == pytest.approx(float(expected[key]), abs=1e-6), key
