@@ -84,7 +84,7 @@ def trace_sqrt_product(cov1: ArrayLike, cov2: ArrayLike) -> float:
         m = blas.dtrmm(1.0, a, t, side=0, lower=1, trans_a=1, overwrite_b=1)  # A^T S2 A
     else:
         m = a.T @ (s2 @ a)
-    eigenvalues = scipy.linalg.eigvalsh(m, check_finite=False, overwrite_a=True)
+    eigenvalues = scipy.linalg.eigvalsh(m, check_finite=False, overwrite_a=True, driver="evd")
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 
