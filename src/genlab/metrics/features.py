@@ -55,12 +55,12 @@ class GaussianStatistics:
         if len(x) == 0:
             return
         if self._shift is None:
-            self._shift = x.mean(0)
+            self._shift = x.mean(0, dtype=np.float64)
             self._sum = np.zeros(x.shape[1])
             self._outer = np.zeros((x.shape[1], x.shape[1]))
         elif x.shape[1] != len(self._shift):
             raise DataError(f"features of size {x.shape[1]}, expected {len(self._shift)}")
-        centred = x - self._shift
+        centred = np.subtract(x, self._shift, dtype=np.float64)  # one pass, float64 out
         self._sum += centred.sum(0)
         self._outer += centred.T @ centred  # BLAS syrk
         self.n += len(x)
@@ -84,9 +84,12 @@ class GaussianStatistics:
 
 
 def _as_numpy(x: ArrayLike) -> np.ndarray:
+    """Floating rows as they are (float32 stays float32 until centring), others as float64."""
     if isinstance(x, Tensor):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+        x = x.detach().cpu()
+        x = (x if x.dtype in (torch.float32, torch.float64) else x.double()).numpy()
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
 @torch.no_grad()

@@ -21,8 +21,10 @@ computes them. Everything is float64 and chunked: a block of ``chunk_size`` rows
 whole set at a time, so memory is :math:`O(\text{chunk}\cdot N)` instead of three full
 distance matrices. Squared distances come from one matrix product of augmented rows,
 :math:`[-2x, 1, \|x\|^2]\cdot[y, \|y\|^2, 1]^\top = \|x-y\|^2`, and are compared with
-squared radii (no square roots); the work runs in numpy on the CPU, whose elementwise
-comparisons and counts are several times faster there than torch's.
+squared radii (no square roots); the work runs in numpy on the CPU (whose elementwise
+comparisons and counts are several times faster there than torch's), one block per thread of
+a small pool with BLAS limited to one thread meanwhile, so the cores split the blocks instead
+of fighting over them. Memory: at most ``workers`` blocks at a time.
 
 References:
     Kynkaanniemi et al., "Improved precision and recall metric for assessing generative
@@ -33,14 +35,29 @@ References:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from genlab.config import check
 from genlab.stats._validate import ArrayLike, as_sample_pair
 
 CHUNK = 1024
+MAX_WORKERS = 4
+T = TypeVar("T")
+
+
+def _map_blocks(task: Callable[[int], T], n: int, chunk: int) -> list[T]:
+    """``task(start)`` for every block start, on a thread pool (numpy releases the GIL)."""
+    starts = range(0, n, chunk)
+    workers = max(1, min(len(starts), os.cpu_count() or 1, MAX_WORKERS))
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(task, starts))
 
 
 def _augment(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,12 +83,13 @@ def _kth_squared_radii(left: np.ndarray, right: np.ndarray, k: int, chunk: int) 
     never holds, and neither does ``d < -inf`` for our unclamped ``d``. Clamping commutes with
     taking the k-th smallest value, so positive radii equal prdc's clamped ones.
     """
-    radii = np.empty(len(left))
-    for start in range(0, len(left), chunk):
+
+    def block_radii(start: int) -> np.ndarray:
         block = _squared_distances(left[start : start + chunk], right)
         block.partition(k, axis=1)  # in place: the block is ours
-        radii[start : start + chunk] = block[:, k]
-    radii = np.maximum(radii, 0.0)
+        return block[:, k].copy()
+
+    radii = np.maximum(np.concatenate(_map_blocks(block_radii, len(left), chunk)), 0.0)
     radii[radii == 0.0] = -np.inf
     return radii
 
@@ -108,18 +126,20 @@ def precision_recall_density_coverage(
     x, y = as_sample_pair(real, fake, ("real", "fake"), min_rows=k + 1)
     real_left, real_right = _augment(x.cpu().numpy())
     fake_left, fake_right = _augment(y.cpu().numpy())
-    real_radii = _kth_squared_radii(real_left, real_right, k, chunk_size)  # (N,)
-    fake_radii = _kth_squared_radii(fake_left, fake_right, k, chunk_size)  # (M,)
-    density_count = np.empty(len(fake_left))
-    covered = np.zeros(len(real_left), dtype=bool)
-    recalled = np.zeros(len(real_left), dtype=bool)
-    for start in range(0, len(fake_left), chunk_size):
-        stop = start + chunk_size
-        distances = _squared_distances(fake_left[start:stop], real_right)  # (chunk, N)
-        inside = distances < real_radii[None, :]  # fake j inside the ball of real i
-        density_count[start:stop] = np.count_nonzero(inside, axis=1)
-        covered |= inside.any(axis=0)
-        recalled |= (distances < fake_radii[start:stop, None]).any(axis=0)
+    with threadpool_limits(1, user_api="blas"):  # the pool parallelises over blocks
+        real_radii = _kth_squared_radii(real_left, real_right, k, chunk_size)  # (N,)
+        fake_radii = _kth_squared_radii(fake_left, fake_right, k, chunk_size)  # (M,)
+
+        def cross(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            distances = _squared_distances(fake_left[start : start + chunk_size], real_right)
+            inside = distances < real_radii[None, :]  # (chunk, N): fake j in ball of real i
+            recalled = (distances < fake_radii[start : start + chunk_size, None]).any(axis=0)
+            return np.count_nonzero(inside, axis=1), inside.any(axis=0), recalled
+
+        blocks = _map_blocks(cross, len(fake_left), chunk_size)
+    density_count = np.concatenate([b[0] for b in blocks])
+    covered = np.logical_or.reduce([b[1] for b in blocks])
+    recalled = np.logical_or.reduce([b[2] for b in blocks])
     return PRDCResult(
         precision=float(np.mean(density_count > 0)),
         recall=float(recalled.mean()),
