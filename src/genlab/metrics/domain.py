@@ -74,8 +74,8 @@ class ClassifierConfig:
     feature_dim: int = 64
     hidden: tuple[int, ...] = (128,)
     channels: int = 32
-    epochs: int = 30
-    batch_size: int = 64
+    epochs: int = 20
+    batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-4
 
