@@ -24,12 +24,10 @@ def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[st
     example, a bound when ``log_prob_kind`` says so), ``bits_per_dim`` (with the data's levels),
     ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
     (mean squared error per coordinate, in data units), ``probe_accuracy`` and
-    ``knn_accuracy`` (codes of labelled data), ``retrieval_top{1,5}_{ab,ba}`` and their chance
-    levels (paired encoders: find each test example's second part from its first and back),
+    ``knn_accuracy`` (codes of labelled data), whatever the family adds
+    (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
     and ``modes_captured``, ``hq_fraction``, ``mode_kl`` (samples of the 2-D mixtures).
     """
-    from genlab.models.clip import CLIP  # deferred: genlab.models imports genlab.metrics
-
     model.eval()
     caps = model.capabilities
     x = data.x_test
@@ -56,8 +54,7 @@ def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[st
         result["recon_mse"] = total / x.numel()
     if caps.encode and data.y_train is not None and data.y_test is not None:
         result.update(representation_scores(model, data, seed=seed))
-    if isinstance(model, CLIP):
-        result.update(model.retrieval(x.to(model.device)))
+    result.update(model.family_metrics(x.to(model.device)))
     if caps.sample and data.info.mode_centres is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = model.sample(N_SAMPLES, generator=generator)
