@@ -25,9 +25,10 @@ from genlab.metrics.evaluate import evaluate
 from genlab.models import GenerativeModel, family_class
 from genlab.report.images import save_samples
 from genlab.runs import RunConfig, RunDirectory, versions
-from genlab.train import TrainConfig
+from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
+from genlab.train.loop import Callback
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,23 @@ N_PICTURE_SAMPLES = 64
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU."""
+    """``"auto"`` picks CUDA when available, else the CPU.
+
+    Under ``torchrun`` this also joins the process group, and ``cuda`` means this process's GPU
+    (``LOCAL_RANK``).
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"--device {device}: CUDA is not available on this machine (use auto or cpu)"
         )
-    if device.split(":")[0] not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
+    ctx = distributed.init_from_env(use_cuda=kind == "cuda")
+    if device == "cuda":
+        return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device())
     return torch.device(device)
 
 
@@ -125,6 +134,7 @@ def fit(
     data_seed: int = 0,
     progress: bool = False,
     overwrite: bool = False,
+    callback: Callback | None = None,
     **settings: Any,
 ) -> GenerativeModel:
     """Train a model of ``family`` on ``data`` and return it (in eval mode).
@@ -138,6 +148,7 @@ def fit(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         budget: ``"smoke"``, ``"fast"`` or ``"full"``: the family's documented settings.
         data_seed: seeds the dataset's draws and train/test split.
+        callback: ``callback(step, model)`` at every evaluation point (see ``train.fit``).
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     dataset, data_entry = _dataset(data, data_seed)
@@ -153,8 +164,13 @@ def fit(
             seed=seed,
             versions=versions(),
         )
-        run = RunDirectory.create(out, config, overwrite=overwrite)
-    train_fit(model, dataset, train_config, seed=seed, run=run, progress=progress)
+        if distributed.current().is_main:
+            run = RunDirectory.create(out, config, overwrite=overwrite)
+        distributed.barrier()
+        run = run or RunDirectory(out)
+    train_fit(
+        model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
+    )
     if run is not None:
         _save_pictures(model, dataset, run, seed)
     return model.eval()
@@ -220,7 +236,7 @@ def run_dataset(run: str | Path) -> Dataset:
 
 @torch.no_grad()
 def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, seed: int) -> None:
-    if not model.capabilities.sample:
+    if not model.capabilities.sample or not distributed.current().is_main:
         return
     generator = torch.Generator(device=model.device).manual_seed(seed)
     n = 2000 if dataset.info.kind == "vector" else N_PICTURE_SAMPLES

@@ -16,6 +16,8 @@ import torch
 from genlab import api
 from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
+from genlab.train.distributed import current as current_distributed
+from genlab.train.distributed import shutdown as shutdown_distributed
 
 MAX_SAMPLES = 1_000_000
 
@@ -109,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", default="auto")
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
+    experiment = sub.add_parser(
+        "experiment", help="reproduce a classic claim as a number and a figure"
+    )
+    experiment.add_argument("name", help="an experiment, or `list`")
+    experiment.add_argument("--budget", choices=("smoke", "full"), default="full")
+    experiment.add_argument("--out", help="folder for NAME.png and NAME.json (required to run)")
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--json", action="store_true")
     return parser
 
 
@@ -200,7 +210,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         **settings,
     )
-    print(f"trained {args.family} -> {args.out}")
+    if current_distributed().is_main:
+        print(f"trained {args.family} -> {args.out}")
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -318,6 +329,34 @@ def cmd_stats(args: argparse.Namespace) -> None:
         _print_json(result)
 
 
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from genlab import experiments
+    from genlab.io import write_json
+    from genlab.report.figures import save_figure
+    from genlab.report.table import format_value
+
+    if args.name == "list":
+        for name in experiments.EXPERIMENTS:
+            print(f"{name:24s} {experiments.experiment(name).CLAIM}")
+        return
+    module = experiments.experiment(args.name)
+    if args.out is None:
+        raise ConfigError("genlab experiment NAME needs --out DIR")
+    result = experiments.run(args.name, seed=args.seed, budget=args.budget)
+    out = Path(args.out)
+    figure = save_figure(result.figure, out / f"{module.NAME}.png")
+    write_json(out / f"{module.NAME}.json", result.to_json())
+    print(f"claim:     {result.claim}")
+    print(f"criterion: {result.criterion}")
+    print(f"holds:     {format_value(result.holds)}")
+    for key, value in result.numbers.items():
+        if not isinstance(value, list | dict):
+            print(f"  {key:32s} {format_value(value)}")
+    print(f"figure: {figure}")
+    if args.json:
+        _print_json(result.to_json())
+
+
 COMMANDS = {
     "datasets": cmd_datasets,
     "families": cmd_families,
@@ -326,6 +365,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
     "compare": cmd_compare,
+    "experiment": cmd_experiment,
     "stats": cmd_stats,
 }
 
@@ -346,4 +386,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        shutdown_distributed()
     return 0

@@ -24,6 +24,8 @@ COLUMNS = [
     ("nll_nats", "test NLL (nats)"),
     ("bits_per_dim", "bits/dim"),
     ("recon_mse", "recon MSE"),
+    ("probe_accuracy", "probe acc"),
+    ("knn_accuracy", "kNN acc"),
     ("train_seconds", "train s"),
 ]
 

@@ -63,6 +63,9 @@ def read_path(path: Path) -> RawData:
 
 
 def read_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise DataError(f"{path}: not a readable .npy file (no NumPy header)")
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:

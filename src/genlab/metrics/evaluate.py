@@ -33,10 +33,12 @@ def evaluate(
     example, a bound when ``log_prob_kind`` says so), ``bits_per_dim`` (with the data's levels),
     ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
     (mean squared error per coordinate, in data units), ``probe_accuracy`` and
-    ``knn_accuracy`` (codes of labelled data), and ``modes_captured``, ``hq_fraction``,
-    ``mode_kl`` (samples of the 2-D mixtures). ``metrics`` adds sample-quality metrics
-    (``fid``, ``kid``, ``prdc``, ``is``...: see :mod:`genlab.metrics.sample_quality`, which
-    ``sample_options`` such as ``n_samples``, ``cache_dir`` and ``picture_dir`` configure).
+    ``knn_accuracy`` (codes of labelled data), whatever the family adds
+    (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
+    and ``modes_captured``, ``hq_fraction``, ``mode_kl`` (samples of the 2-D mixtures).
+    ``metrics`` adds sample-quality metrics (``fid``, ``kid``, ``prdc``, ``is``...: see
+    :mod:`genlab.metrics.sample_quality`, which ``sample_options`` such as ``n_samples``,
+    ``cache_dir`` and ``picture_dir`` configure).
     """
     model.eval()
     caps = model.capabilities
@@ -64,6 +66,7 @@ def evaluate(
         result["recon_mse"] = total / x.numel()
     if caps.encode and data.y_train is not None and data.y_test is not None:
         result.update(representation_scores(model, data, seed=seed))
+    result.update(model.family_metrics(x.to(model.device)))
     if caps.sample and data.info.mode_centres is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = model.sample(N_SAMPLES, generator=generator)

@@ -12,22 +12,28 @@ from genlab.models.base import (
     LogProbKind,
     broadcast_mask,
 )
+from genlab.models.clip import CLIP
 from genlab.models.pca import PCA
+from genlab.models.simclr import SimCLR
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
     Autoencoder.family: Autoencoder,
+    SimCLR.family: SimCLR,
+    CLIP.family: CLIP,
 }
 
 __all__ = [
     "FAMILIES",
     "LOG_PROB_KINDS",
     "TASKS",
+    "CLIP",
     "Autoencoder",
     "Capabilities",
     "GenerativeModel",
     "LogProbKind",
     "PCA",
+    "SimCLR",
     "broadcast_mask",
     "family_class",
 ]

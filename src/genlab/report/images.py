@@ -19,10 +19,12 @@ def to_uint8(x: Tensor, info: DataInfo) -> np.ndarray:
     return (scaled * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def save_image_grid(
-    x: Tensor, path: str | Path, info: DataInfo, *, n_columns: int | None = None, scale: int = 0
-) -> Path:
+def image_grid_png(
+    x: Tensor, info: DataInfo, *, n_columns: int | None = None, scale: int = 0
+) -> bytes:
     """Tile ``(N, C, H, W)`` images into one PNG, one pixel of border, upscaled for small images."""
+    import io
+
     from PIL import Image
 
     images = to_uint8(x, info)
@@ -38,9 +40,18 @@ def save_image_grid(
     scale = scale or max(1, 128 // max(h, w))
     picture = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_image_grid(
+    x: Tensor, path: str | Path, info: DataInfo, *, n_columns: int | None = None, scale: int = 0
+) -> Path:
+    """:func:`image_grid_png` written to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)
+    path.write_bytes(image_grid_png(x, info, n_columns=n_columns, scale=scale))
     return path
 
 

@@ -4,7 +4,7 @@ A checkpoint is one ``.safetensors`` file (never a pickle, so loading cannot run
 
 - tensors ``model.<name>`` (the state dict), ``best.<name>`` (the best weights so far, when
   validation is on), ``optim.<optimizer>.<param index>.<key>`` (optimizer state), and
-  ``rng.<name>`` (generator states as uint8 tensors);
+  ``rng.train.<rank>`` (each process's generator state as a uint8 tensor);
 - header metadata ``format`` (``genlab-checkpoint`` or ``genlab-model``), ``family``,
   ``trainer`` (JSON: step, epoch, best score...) and ``optim`` (JSON: param groups).
 """
@@ -89,7 +89,7 @@ def save_checkpoint(
     model: GenerativeModel,
     optimizers: dict[str, torch.optim.Optimizer],
     trainer_state: dict[str, Any],
-    generators: dict[str, torch.Generator],
+    generator_states: dict[str, Tensor],
     best_state: dict[str, Tensor] | None = None,
 ) -> None:
     """Write everything needed to resume bit-identically, atomically."""
@@ -100,8 +100,8 @@ def save_checkpoint(
     for name, optimizer in optimizers.items():
         optim_tensors, optim_meta[name] = _optimizer_tensors(name, optimizer)
         tensors.update(optim_tensors)
-    for name, generator in generators.items():
-        tensors[f"rng.{name}"] = generator.get_state().clone()
+    for name, state in generator_states.items():
+        tensors[f"rng.{name}"] = state.clone()
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "version": FORMAT_VERSION,
@@ -174,7 +174,10 @@ def load_checkpoint(
     optimizers: dict[str, torch.optim.Optimizer],
     generators: dict[str, torch.Generator],
 ) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
-    """Restore model, optimizers and generators; returns (trainer state, best weights or None)."""
+    """Restore model, optimizers and generators; returns (trainer state, best weights or None).
+
+    ``generators`` maps names as saved (``"train.<rank>"``) to the generators to restore.
+    """
     path = Path(path)
     tensors, metadata = read_safetensors(path)
     _check_header(path, metadata, model, (CHECKPOINT_FORMAT,))
@@ -205,7 +208,10 @@ def load_checkpoint(
             ) from None
     for name, generator in generators.items():
         if f"rng.{name}" not in tensors:
-            raise CheckpointError(f"{path}: no state for random generator {name!r}")
+            raise CheckpointError(
+                f"{path}: no state for random generator {name!r} (a checkpoint of a run with "
+                "another number of processes?)"
+            )
         generator.set_state(tensors[f"rng.{name}"])
     best = _prefixed(tensors, "best") or None
     return trainer_state, best

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from genlab.data.dataset import Dataset, dequantize
 from genlab.errors import TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.runs import RunDirectory
+from genlab.train import distributed
 from genlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from genlab.train.config import TrainConfig
 from genlab.train.optim import Optimizers
@@ -36,6 +38,8 @@ from genlab.train.optim import Optimizers
 logger = logging.getLogger(__name__)
 
 VALIDATION_CHUNK = 1024
+Callback = Callable[[int, GenerativeModel], dict[str, float] | None]
+RANK_SEED_STRIDE = 104_729
 
 
 @dataclass
@@ -82,6 +86,7 @@ def fit(
     run: RunDirectory | None = None,
     resume: bool = False,
     progress: bool = True,
+    callback: Callback | None = None,
 ) -> TrainState:
     """Train ``model`` on ``data.x_train`` (minus a validation split) and return the final state.
 
@@ -93,6 +98,8 @@ def fit(
         run: where checkpoints and metrics go; ``None`` trains in memory only.
         resume: continue from ``run``'s last checkpoint.
         progress: show a progress bar on stderr.
+        callback: called as ``callback(step, model)`` at every evaluation point (each epoch's
+            end, or every ``eval_every`` steps), after validation; a dict it returns is logged.
     """
     device = model.device
     x_all = data.x_train.to(device)
@@ -101,7 +108,9 @@ def fit(
     dequantize_batches = dequantizes(model, data)
     if dequantize_batches and len(x_val):
         x_val = dequantize(x_val, data.info, torch.Generator(device=device).manual_seed(seed + 1))
-    generator = torch.Generator(device=device).manual_seed(seed)
+    ctx = distributed.current()
+    # rank 0 draws the same noise as a single process; other ranks get their own streams
+    generator = torch.Generator(device=device).manual_seed(seed + RANK_SEED_STRIDE * ctx.rank)
 
     if not resume:
         model.prepare(x_train)
@@ -111,27 +120,29 @@ def fit(
         model.fit_closed_form(x_fit, generator)
         model.finish_training(x_train, generator)
         state = TrainState(finished=True, elapsed_seconds=time.perf_counter() - started)
-        if run is not None:
+        if run is not None and ctx.is_main:
             save_model(run.model_path, model)
             run.metrics.write({"step": 0, "split": "train", "seconds": state.elapsed_seconds})
             run.metrics.close()
         return state
 
-    optimizers = Optimizers(model.configure_optimizers(config), config.grad_clip)
+    optimizers = Optimizers(model.configure_optimizers(config), config.grad_clip, ctx.enabled)
     state, best_weights = TrainState(), None
     if resume:
         if run is None:
             raise ValueError("resume needs a run directory")
         saved, best_weights = load_checkpoint(
-            run.checkpoint_path, model, optimizers.optimizers, {"train": generator}
+            run.checkpoint_path, model, optimizers.optimizers, {f"train.{ctx.rank}": generator}
         )
         state = TrainState(**saved)
-        run.metrics.truncate_after(state.step)
+        if ctx.is_main:
+            run.metrics.truncate_after(state.step)
         logger.info("resumed %s at step %d", run.path, state.step)
 
     loop = _Loop(
         model, config, optimizers, generator, x_train, x_val, seed, run, data, dequantize_batches
     )
+    loop.callback = callback
     return loop.run(state, best_weights, progress)
 
 
@@ -154,9 +165,12 @@ class _Loop:
         self.model, self.config, self.optimizers = model, config, optimizers
         self.generator, self.x_train, self.x_val, self.seed = generator, x_train, x_val, seed
         self.run_dir, self.data, self.dequantize_batches = run, data, dequantize_batches
+        self.ctx = distributed.current()
+        self.writer = run if self.ctx.is_main else None  # only rank 0 writes files
         self.batches_per_epoch = math.ceil(len(x_train) / config.batch_size)
         self.total_steps = config.steps or config.epochs * self.batches_per_epoch
         self.last_checkpoint_step: int | None = None
+        self.callback: Callback | None = None
 
     def run(self, state: TrainState, best: dict[str, Tensor] | None, progress: bool) -> TrainState:
         model, config = self.model, self.config
@@ -165,7 +179,7 @@ class _Loop:
         bar = tqdm(
             total=self.total_steps,
             initial=state.step,
-            disable=not progress,
+            disable=not progress or not self.ctx.is_main,
             unit="step",
             desc=f"{model.family}",
             dynamic_ncols=True,
@@ -180,15 +194,19 @@ class _Loop:
                 order = epoch_order(len(self.x_train), self.seed, state.epoch)
                 batches = order.split(config.batch_size)
                 while state.batch_in_epoch < len(batches) and state.step < self.total_steps:
-                    metrics = self._step(batches[state.batch_in_epoch])
+                    batch = batches[state.batch_in_epoch]
+                    if len(batch) < self.ctx.world_size:  # too small to shard: skipped by all
+                        state.batch_in_epoch += 1
+                        continue
+                    metrics = self._step(batch)
                     state.step += 1
                     state.batch_in_epoch += 1
                     self._check_finite(metrics, state.step)
                     epoch_done = state.batch_in_epoch == len(batches)
-                    if state.step % config.log_every == 0 and self.run_dir is not None:
+                    if state.step % config.log_every == 0 and self.writer is not None:
                         record = {"step": state.step, "epoch": state.epoch, "split": "train"}
                         record.update({k: float(v) for k, v in metrics.items()})
-                        self.run_dir.metrics.write(record)
+                        self.writer.metrics.write(record)
                     bar.update(1)
                     window_steps += 1
                     if window_steps >= 20:
@@ -200,8 +218,10 @@ class _Loop:
                             postfix["val"] = f"{state.last_val:.4g}"
                         bar.set_postfix(postfix, ex_s=f"{rate:.0f}", refresh=False)
                         window_start, window_steps = time.perf_counter(), 0
-                    if self._validation_due(state.step, epoch_done):
-                        best = self._validate(state, best)
+                    if self._evaluation_due(state.step, epoch_done):
+                        if len(self.x_val):
+                            best = self._validate(state, best)
+                        self._call_back(state)
                     state.elapsed_seconds = time.perf_counter() - started
                     if state.stopped_early:
                         break
@@ -211,8 +231,8 @@ class _Loop:
                     state.epoch += 1
                     state.batch_in_epoch = 0
         except BaseException:
-            if self.run_dir is not None:
-                self.run_dir.metrics.close()  # keep what was logged up to the failure
+            if self.writer is not None:
+                self.writer.metrics.close()  # keep what was logged up to the failure
             raise
         finally:
             bar.close()
@@ -220,15 +240,22 @@ class _Loop:
             model.load_state_dict(best)
         model.eval()
         model.finish_training(self.x_train, self.generator)
+        if self.ctx.enabled:  # e.g. a prior fitted after training: every rank keeps rank 0's
+            distributed.broadcast_state(model)
         state.finished = True
         state.elapsed_seconds = time.perf_counter() - started
         self._checkpoint(state, best)
-        if self.run_dir is not None:
-            save_model(self.run_dir.model_path, model)
-            self.run_dir.metrics.close()
+        if self.writer is not None:
+            save_model(self.writer.model_path, model)
+            self.writer.metrics.close()
+        distributed.barrier()
         return state
 
     def _step(self, index: Tensor) -> dict[str, Tensor]:
+        if self.ctx.enabled:
+            local = index.tensor_split(self.ctx.world_size)[self.ctx.rank]
+            self.optimizers.batch_weight = len(local) / len(index)
+            index = local
         x = self.x_train[index.to(self.x_train.device)]
         if self.dequantize_batches:
             x = dequantize(x, self.data.info, self.generator)
@@ -243,17 +270,20 @@ class _Loop:
                 for v in metrics.values()
             ]
         )
-        if bool(torch.isfinite(values).all()):
+        finite = torch.isfinite(values).all().to(torch.int32)
+        if self.ctx.enabled:  # every rank stops together, or the others would wait forever
+            finite = finite.to(self.model.device)
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if bool(finite):
             return
         name, value = next(
-            (k, float(v))
-            for k, v in zip(metrics, values, strict=True)
-            if not math.isfinite(float(v))
+            ((k, float(v)) for k, v in zip(metrics, values, strict=True) if not math.isfinite(v)),
+            ("loss", math.nan),  # another rank's value diverged
         )
         kept = (
             f"the last good checkpoint (step {self.last_checkpoint_step}) is kept at "
-            f"{self.run_dir.checkpoint_path}"
-            if self.run_dir is not None and self.last_checkpoint_step is not None
+            f"{self.writer.checkpoint_path}"
+            if self.writer is not None and self.last_checkpoint_step is not None
             else "no checkpoint was written yet"
         )
         raise TrainingDiverged(
@@ -261,9 +291,17 @@ class _Loop:
             "Try a lower learning rate (--set lr=...)."
         )
 
-    def _validation_due(self, step: int, epoch_done: bool) -> bool:
-        if len(self.x_val) == 0:
-            return False
+    def _call_back(self, state: TrainState) -> None:
+        if self.callback is None:
+            return
+        self.model.eval()
+        with torch.no_grad():
+            logged = self.callback(state.step, self.model)
+        self.model.train()
+        if logged and self.writer is not None:
+            self.writer.metrics.write({"step": state.step, "split": "callback", **logged})
+
+    def _evaluation_due(self, step: int, epoch_done: bool) -> bool:
         if self.config.eval_every is None:
             return epoch_done or step == self.total_steps
         return step % self.config.eval_every == 0 or step == self.total_steps
@@ -301,8 +339,8 @@ class _Loop:
         record: dict[str, Any] = {"step": state.step, "epoch": state.epoch, "split": "val"}
         record.update(self.validation_metrics())
         if score is None:  # no selection criterion: keep training, keep the last weights
-            if self.run_dir is not None and len(record) > 3:
-                self.run_dir.metrics.write(record)
+            if self.writer is not None and len(record) > 3:
+                self.writer.metrics.write(record)
             return best
         state.last_val = score
         if not math.isfinite(score):
@@ -315,8 +353,8 @@ class _Loop:
             best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             state.evals_since_best += 1
-        if self.run_dir is not None:
-            self.run_dir.metrics.write({**record, "loss": score})
+        if self.writer is not None:
+            self.writer.metrics.write({**record, "loss": score})
         if self.config.patience is not None and state.evals_since_best >= self.config.patience:
             state.stopped_early = True
             logger.info(
@@ -334,17 +372,20 @@ class _Loop:
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise TrainingDiverged(
                     f"training of {self.model.family} diverged by step {state.step}: parameter "
-                    f"{name!r} holds NaN/inf; the checkpoint of step {self.last_checkpoint_step} is kept"
+                    f"{name!r} holds NaN/inf; the checkpoint of step "
+                    f"{self.last_checkpoint_step} is kept"
                 )
-        self.run_dir.metrics.flush()
-        save_checkpoint(
-            self.run_dir.checkpoint_path,
-            self.model,
-            self.optimizers.optimizers,
-            asdict(state),
-            {"train": self.generator},
-            best,
-        )
+        generator_states = distributed.gather_generator_states(self.generator)  # collective
+        if self.writer is not None:
+            self.writer.metrics.flush()
+            save_checkpoint(
+                self.writer.checkpoint_path,
+                self.model,
+                self.optimizers.optimizers,
+                asdict(state),
+                generator_states,
+                best,
+            )
         self.last_checkpoint_step = state.step
 
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from genlab.train.distributed import average_gradients
+
 
 def adam(
     params: Iterable[nn.Parameter],
@@ -27,14 +29,20 @@ class Optimizers:
 
     The trainer builds this from :meth:`GenerativeModel.configure_optimizers`; keeping the
     backward/step here is what lets it add gradient clipping or distributed gradient averaging
-    without any family knowing.
+    (:mod:`genlab.train.distributed`) without any family knowing. Under data parallelism the
+    trainer sets :attr:`batch_weight` to this rank's share of the global batch before each step.
     """
 
     def __init__(
-        self, optimizers: dict[str, torch.optim.Optimizer], grad_clip: float | None = None
+        self,
+        optimizers: dict[str, torch.optim.Optimizer],
+        grad_clip: float | None = None,
+        distributed: bool = False,
     ) -> None:
         self.optimizers = optimizers
         self.grad_clip = grad_clip
+        self.distributed = distributed
+        self.batch_weight = 1.0
         self.grad_norms: dict[str, Tensor] = {}
 
     def __getitem__(self, name: str) -> torch.optim.Optimizer:
@@ -55,6 +63,8 @@ class Optimizers:
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward(retain_graph=retain_graph)
+        if self.distributed:
+            average_gradients(self.parameters(name), self.batch_weight)
         if self.grad_clip is not None:
             self.grad_norms[name] = nn.utils.clip_grad_norm_(self.parameters(name), self.grad_clip)
         optimizer.step()

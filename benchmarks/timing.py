@@ -1,0 +1,61 @@
+"""Small timing helpers shared by the benchmarks: median of repeats after a warm-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def linear_shapes(module: torch.nn.Module) -> list[tuple[int, int]]:
+    """(in_features, out_features) of every ``nn.Linear`` inside ``module``."""
+    return [
+        (m.in_features, m.out_features) for m in module.modules() if isinstance(m, torch.nn.Linear)
+    ]
+
+
+def matmul_seconds(
+    shapes: list[tuple[int, int]], batch: int, *, repeats: int = 20
+) -> tuple[float, float]:
+    r"""Time of the pure matrix products one training step of these linear layers needs.
+
+    Per layer with input :math:`X \in \mathbb R^{B \times i}` and weight
+    :math:`W \in \mathbb R^{o \times i}`: the forward :math:`X W^\top`, and the two backward
+    products :math:`\partial X = \partial Y\, W` and :math:`\partial W = \partial Y^\top X`;
+    :math:`6 B i o` floating-point operations in all. Returns (median seconds for all layers,
+    FLOPs).
+    """
+    generator = torch.Generator().manual_seed(0)
+    tensors = [
+        (
+            torch.randn(batch, i, generator=generator),
+            torch.randn(o, i, generator=generator),
+            torch.randn(batch, o, generator=generator),
+        )
+        for i, o in shapes
+    ]
+
+    def products() -> None:
+        for x, w, dy in tensors:
+            x @ w.T
+            dy @ w
+            dy.T @ x
+
+    flops = float(sum(6 * batch * i * o for i, o in shapes))
+    return median_seconds(products, repeats=repeats, warmup=3), flops

@@ -1,0 +1,35 @@
+"""``genlab experiment``: the field's classic claims, each reproduced as a number and a figure.
+
+Each experiment is a module with ``NAME``, ``CLAIM`` and ``run(seed, budget) -> ExperimentResult``;
+adding one is a new module and a line in :data:`EXPERIMENTS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from genlab.errors import ConfigError
+from genlab.experiments.base import BUDGETS, Budget, ExperimentResult
+
+EXPERIMENTS: dict[str, str] = {
+    "linear-ae-is-pca": "genlab.experiments.linear_ae_is_pca",
+    "optimal-discriminator": "genlab.experiments.optimal_discriminator",
+    "cycling": "genlab.experiments.cycling",
+    "memorization": "genlab.experiments.memorization",
+}
+
+__all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]
+
+
+def experiment(name: str) -> ModuleType:
+    """The module of experiment ``name``."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(EXPERIMENTS[name])
+
+
+def run(name: str, *, seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
+    if budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    return experiment(name).run(seed=seed, budget=budget)

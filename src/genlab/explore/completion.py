@@ -1,0 +1,40 @@
+"""Conditional completion: the observed part of an example and several completions of the rest."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from genlab.data.dataset import DataInfo
+from genlab.models.base import GenerativeModel
+
+
+def top_half_mask(info: DataInfo) -> Tensor:
+    """Bool mask of ``event_shape``, True on the observed part: the top rows of an image, or the
+    first half of a vector's coordinates (the x-coordinate of 2-D data)."""
+    mask = torch.zeros(info.event_shape, dtype=torch.bool)
+    if info.kind == "image":
+        mask[..., : info.event_shape[-2] // 2, :] = True
+    else:
+        mask[: max(1, info.event_shape[0] // 2)] = True
+    return mask
+
+
+@torch.no_grad()
+def completion_grid(
+    model: GenerativeModel,
+    x: Tensor,
+    mask: Tensor,
+    n: int = 5,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Rows for a picture: per example, the observed part (the rest set to the range's low end),
+    ``n`` completions, then the original. Returns ``(batch * (n + 2), *event_shape)``."""
+    if not model.capabilities.conditional:
+        raise model.unsupported("sample_conditional")
+    x = x.to(model.device)
+    completions = model.sample_conditional(x, mask, n, generator=generator)  # (n, B, ...)
+    observed = torch.where(mask.to(x.device), x, torch.full_like(x, model.info.value_range[0]))
+    rows = torch.cat([observed.unsqueeze(0), completions, x.unsqueeze(0)])  # (n + 2, B, ...)
+    return rows.transpose(0, 1).reshape(-1, *x.shape[1:])

@@ -1,0 +1,83 @@
+"""Data-parallel training with torchrun: 2 processes on CPU (gloo)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+import genlab
+from genlab.train.checkpoint import read_safetensors
+from tests.distributed_worker import SETTINGS
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+
+
+def torchrun(*args: str, nproc: int = 2) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={nproc}", *args,
+    ]  # fmt: skip
+
+
+def test_two_processes_match_each_other_and_a_single_process(tmp_path, digits):
+    result = subprocess.run(torchrun(str(WORKER), str(tmp_path)), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = load_file(tmp_path / "rank0.safetensors")
+    rank1 = load_file(tmp_path / "rank1.safetensors")
+    single = genlab.fit("ae", digits, device="cpu", **SETTINGS).state_dict()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), f"ranks disagree on {key}"
+        torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5)
+    # rank 0 alone wrote the run directory, once
+    records = genlab.runs.read_metrics(tmp_path / "run")
+    steps = [r["step"] for r in records if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == SETTINGS["steps"]
+
+
+def _train(run: Path) -> list[str]:
+    return torchrun(
+        "-m", "genlab", "train", "ae", "--data", "digits", "--out", str(run), "--steps", "300",
+        "--device", "cpu", "--no-progress", "--set", "latent_dim=4", "--set", "hidden=32",
+        "--set", "batch_size=64", "--set", "checkpoint_every=25",
+    )  # fmt: skip
+
+
+def test_killed_distributed_run_resumes_to_the_same_parameters(tmp_path):
+    reference = tmp_path / "reference"
+    result = subprocess.run(_train(reference), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        _train(killed),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    checkpoint = killed / "checkpoints" / "last.safetensors"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if checkpoint.exists() and '"step": 100' in read_safetensors(checkpoint)[1]["trainer"]:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
+
+    resumed = subprocess.run(
+        torchrun("-m", "genlab", "resume", str(killed), "--device", "cpu", "--no-progress"),
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ours = load_file(killed / "model.safetensors")
+    theirs = load_file(reference / "model.safetensors")
+    for key in theirs:
+        assert torch.equal(ours[key], theirs[key]), key

@@ -1,0 +1,71 @@
+"""Each experiment's smoke budget reproduces its claim (asserted on the numbers, not a flag)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import genlab.experiments as experiments
+from genlab.cli import main
+
+
+def smoke(name: str):
+    return experiments.run(name, seed=0, budget="smoke")
+
+
+def test_cycling():
+    result = smoke("cycling")
+    final = result.numbers["final_distance"]
+    assert final["simultaneous"] > 1e6  # spirals out
+    assert result.numbers["alternating_min_distance"] > 0.9  # cycles, never approaches
+    assert final["alternating (average)"] < 0.05 < final["alternating"]
+    assert final["extragradient"] < 1e-6 and final["optimistic"] < 1e-6
+    assert result.holds
+
+
+def test_linear_ae_is_pca():
+    result = smoke("linear-ae-is-pca")
+    assert result.numbers["largest_angle_final"] < 5.0
+    assert result.numbers["largest_angle_start"] > 45.0
+    assert result.holds
+
+
+def test_optimal_discriminator():
+    result = smoke("optimal-discriminator")
+    numbers = result.numbers
+    assert numbers["value"] == pytest.approx(numbers["two_js_minus_log4"], abs=0.03)
+    assert numbers["two_js_minus_log4"] == pytest.approx(2 * numbers["js"] - math.log(4))
+    assert 0 < numbers["js"] < math.log(2)
+    assert numbers["weighted_mean_abs_error"] < 0.05
+    assert result.holds
+
+
+def test_memorization():
+    result = smoke("memorization")
+    numbers = result.numbers
+    assert numbers["kde_train_ll"][0] > numbers["true_train_ll"] + 5  # far above the truth
+    assert numbers["kde_test_ll"][0] < numbers["true_test_ll"]
+    # validation picks a bandwidth whose test likelihood is close to (below) the truth's
+    assert numbers["test_ll_at_chosen_bandwidth"] < numbers["true_test_ll"]
+    assert numbers["test_ll_at_chosen_bandwidth"] > max(numbers["kde_test_ll"]) - 0.05
+    assert result.holds
+
+
+def test_cli_list_and_run(tmp_path, capsys):
+    assert main(["experiment", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in experiments.EXPERIMENTS)
+    code = main(["experiment", "cycling", "--budget", "smoke", "--out", str(tmp_path), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    payload = json.loads(out.strip().splitlines()[-1])
+    assert payload["holds"] is True and payload["name"] == "cycling"
+    assert (tmp_path / "cycling.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "cycling.json").read_text())["numbers"] == payload["numbers"]
+
+
+def test_unknown_experiment(capsys):
+    assert main(["experiment", "nope", "--out", "x"]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
