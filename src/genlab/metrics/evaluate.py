@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,13 +11,21 @@ from genlab.data.dataset import Dataset
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
 from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
 from genlab.metrics.representation import representation_scores
+from genlab.metrics.sample_quality import sample_quality
 from genlab.models.base import GenerativeModel
 
 CHUNK = 512
 
 
 @torch.no_grad()
-def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[str, Any]:
+def evaluate(
+    model: GenerativeModel,
+    data: Dataset,
+    *,
+    seed: int = 0,
+    metrics: Sequence[str] = (),
+    **sample_options: Any,
+) -> dict[str, Any]:
     """Test-split metrics for every task the model supports.
 
     Returns a JSON-ready dict with ``family``, ``data``, ``n_test``, ``capabilities``,
@@ -27,6 +36,9 @@ def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[st
     ``knn_accuracy`` (codes of labelled data), whatever the family adds
     (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
     and ``modes_captured``, ``hq_fraction``, ``mode_kl`` (samples of the 2-D mixtures).
+    ``metrics`` adds sample-quality metrics (``fid``, ``kid``, ``prdc``, ``is``...: see
+    :mod:`genlab.metrics.sample_quality`, which ``sample_options`` such as ``n_samples``,
+    ``cache_dir`` and ``picture_dir`` configure).
     """
     model.eval()
     caps = model.capabilities
@@ -59,4 +71,6 @@ def evaluate(model: GenerativeModel, data: Dataset, *, seed: int = 0) -> dict[st
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = model.sample(N_SAMPLES, generator=generator)
         result.update(mode_coverage_for(samples, data.info).to_json())
+    if metrics:
+        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options))
     return result
