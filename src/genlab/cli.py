@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="train several families on one split and tabulate them"
     )
     compare.add_argument("--data", default="digits")
-    compare.add_argument("--models", default="pca,ae", help="comma-separated families")
+    compare.add_argument("--models", help="comma-separated families (default: all)")
     compare.add_argument("--budget", choices=api.BUDGETS, default="fast")
     compare.add_argument("--out", required=True)
     compare.add_argument("--seed", type=int, default=0)
@@ -273,10 +273,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from genlab.compare import compare, scorecard_table
 
-    families = [f.strip() for f in args.models.split(",") if f.strip()]
-    if not families:
-        raise ConfigError("--models names no family")
-    rows = compare(
+    families = None
+    if args.models is not None:
+        families = [f.strip() for f in args.models.split(",") if f.strip()]
+        if not families:
+            raise ConfigError("--models names no family")
+    scorecard = compare(
         args.data,
         families,
         out=args.out,
@@ -285,10 +287,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
     )
-    print(scorecard_table(rows))
-    print(f"scorecard: {Path(args.out) / 'scorecard.json'}")
+    print(scorecard_table(scorecard))
+    print(f"scorecard: {scorecard.json_path}")
+    print(f"report:    {scorecard.report_path}")
     if args.json:
-        _print_json({"data": args.data, "budget": args.budget, "families": rows})
+        _print_json(scorecard.to_json())
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
