@@ -25,10 +25,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/genlab compare --data digits --models pca,ae --budget fast --out runs/demo
 
+# One BLAS/OpenMP thread per process: the tests' tensors are small, and two threads spinning
+# on a busy 2-core machine make them many times slower.
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

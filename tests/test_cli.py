@@ -120,27 +120,3 @@ def test_console_entry_points():
     for command in ([sys.executable, "-m", "genlab", "datasets"], [str(script), "datasets"]):
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         assert "checkerboard" in result.stdout
-
-
-def test_compare_prints_a_table_with_dashes(tmp_path, capsys):
-    code, out, err = run_cli(
-        "compare",
-        "--data",
-        "digits",
-        "--models",
-        "pca,ae",
-        "--budget",
-        "smoke",
-        "--out",
-        str(tmp_path / "cmp"),
-        "--json",
-        "--no-progress",
-        capsys=capsys,
-    )
-    assert code == 0, err
-    table = out.split("scorecard:")[0]
-    ae_row = next(line for line in table.splitlines() if line.startswith("ae"))
-    assert " - " in ae_row  # no likelihood for the autoencoder: a dash, not a zero
-    payload = json.loads(out.strip().splitlines()[-1])
-    assert [row["family"] for row in payload["families"]] == ["pca", "ae"]
-    assert (tmp_path / "cmp" / "scorecard.json").exists()

@@ -123,12 +123,3 @@ def test_clip_through_the_cli_reports_retrieval_and_logs_it(tmp_path, capsys):
     )
     validations = [r for r in read_metrics(run) if r["split"] == "val"]
     assert validations and "retrieval_top1_ab" in validations[-1]
-
-
-def test_compare_tabulates_probe_and_knn_accuracy(tmp_path):
-    from genlab.compare import compare, scorecard_table
-
-    rows = compare("digits", ["simclr"], out=tmp_path, budget="smoke", progress=False)
-    assert 0.0 < rows[0]["probe_accuracy"] <= 1.0 and 0.0 < rows[0]["knn_accuracy"] <= 1.0
-    table = scorecard_table(rows)
-    assert "probe acc" in table and "kNN acc" in table

@@ -69,3 +69,32 @@ def test_cli_list_and_run(tmp_path, capsys):
 def test_unknown_experiment(capsys):
     assert main(["experiment", "nope", "--out", "x"]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_gaussian_distances():
+    result = smoke("gaussian-distances")
+    slopes = result.numbers["slopes"]
+    assert slopes["tv_vs_eps"] == pytest.approx(1.0, abs=0.05)
+    assert slopes["kl_vs_eps"] == pytest.approx(2.0, abs=0.01)
+    assert slopes["narrow_kl_vs_eps"] == pytest.approx(-2.0, abs=0.1)
+    assert slopes["samples_vs_inverse_kl"] == pytest.approx(1.0, abs=0.15)
+    # simulated sample counts agree with the normal-theory value (2 z_0.95 / eps)^2
+    for simulated, theory in zip(
+        result.numbers["samples_needed"], result.numbers["samples_needed_theory"], strict=True
+    ):
+        assert simulated == pytest.approx(theory, rel=0.25)
+    # TV from the discretised densities equals the closed form 2 Phi(eps/2) - 1
+    assert result.numbers["tv"] == pytest.approx(result.numbers["tv_closed_form"], rel=1e-4)
+    assert result.holds
+
+
+def test_two_sample_power():
+    result = smoke("two-sample-power")
+    rates = result.numbers["rejection_rates"]
+    assert max(max(r) for r in rates["null"].values()) <= 0.16  # alpha + 3 s.e. at 40 repetitions
+    assert rates["mean only"]["mean"][-1] > 0.8
+    assert rates["variance only"]["mean"][-1] <= 0.16  # blind to a change of variance
+    assert rates["variance only"]["mmd"][-1] > 0.8
+    mmd = rates["mean only"]["mmd"]
+    assert all(a <= b for a, b in zip(mmd, mmd[1:], strict=False))
+    assert result.holds

@@ -85,17 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object as the last line"
     )
     evaluate.add_argument(
+        "--metrics",
+        default="",
+        help="sample-quality metrics, comma-separated: fid, fid_inf, kid, prdc, is, "
+        "memorization, birthday, cas, fresh_disc, or all",
+    )
+    evaluate.add_argument(
+        "--n-samples", type=_positive, help="generated samples (default: n_test)"
+    )
+    evaluate.add_argument("--bootstrap", type=int, default=100, help="resamples for fid's CI")
+    evaluate.add_argument(
+        "--cache", help="folder caching the domain feature network (default: RUN/cache)"
+    )
+
+    evaluate.add_argument(
         "--importance-samples",
         type=_positive,
         metavar="K",
         help="samples of a sampled likelihood bound (VAE default: 1000)",
     )
 
+    _add_stats_parser(sub)
+
     compare = sub.add_parser(
         "compare", help="train several families on one split and tabulate them"
     )
     compare.add_argument("--data", default="digits")
-    compare.add_argument("--models", default="pca,ae", help="comma-separated families")
+    compare.add_argument("--models", help="comma-separated families (default: all)")
     compare.add_argument("--budget", choices=api.BUDGETS, default="fast")
     compare.add_argument("--out", required=True)
     compare.add_argument("--seed", type=int, default=0)
@@ -111,6 +127,43 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--seed", type=int, default=0)
     experiment.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_stats_parser(sub: Any) -> None:
+    from genlab.metrics.sample_distances import DISTANCE_METRICS
+    from genlab.stats.kernels import KERNELS
+    from genlab.stats.transport import OT_METHODS
+    from genlab.stats.two_sample import TWO_SAMPLE_TESTS
+
+    stats = sub.add_parser("stats", help="distances and tests between two .npy sample files")
+    commands = stats.add_subparsers(dest="stats_command", required=True)
+    distance = commands.add_parser("distance", help="a distance between two sample sets")
+    distance.add_argument("a", help="A.npy, rows are samples")
+    distance.add_argument("b", help="B.npy, rows are samples")
+    distance.add_argument("--metric", choices=DISTANCE_METRICS, default="mmd")
+    distance.add_argument("--bootstrap", type=int, default=100, help="resamples (0: no CI)")
+    distance.add_argument("--bins", type=_positive, default=20, help="histogram bins per axis")
+    distance.add_argument("--pseudocount", type=float, help="added to histogram cells")
+    distance.add_argument("--k", type=_positive, default=5, help="neighbour order (knn-kl)")
+    distance.add_argument("--kernel", choices=tuple(KERNELS), default="rbf")
+    distance.add_argument("--ot-method", choices=OT_METHODS, default="exact")
+    distance.add_argument("--p", type=float, default=2.0, help="OT ground cost |x-y|^p")
+    distance.add_argument("--reg", type=float, default=0.05, help="Sinkhorn regularisation")
+    distance.add_argument("--seed", type=int, default=0)
+    distance.add_argument("--json", action="store_true")
+    prdc = commands.add_parser("prdc", help="precision, recall, density, coverage")
+    prdc.add_argument("real")
+    prdc.add_argument("fake")
+    prdc.add_argument("--k", type=_positive, default=5)
+    prdc.add_argument("--json", action="store_true")
+    test = commands.add_parser("two-sample", help="a two-sample test of P = Q")
+    test.add_argument("a")
+    test.add_argument("b")
+    test.add_argument("--test", choices=tuple(TWO_SAMPLE_TESTS), default="mmd")
+    test.add_argument("--alpha", type=float, default=0.05)
+    test.add_argument("--permutations", type=_positive, default=500)
+    test.add_argument("--seed", type=int, default=0)
+    test.add_argument("--json", action="store_true")
 
 
 def _print_json(payload: Any) -> None:
@@ -206,9 +259,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
-    result = api.evaluate(
-        model, dataset, seed=args.seed, importance_samples=args.importance_samples
-    )
+    options: dict[str, Any] = {"importance_samples": args.importance_samples}
+    if args.metrics:
+        options |= {
+            "metrics": args.metrics.split(","),
+            "n_samples": args.n_samples,
+            "n_bootstrap": args.bootstrap,
+            "cache_dir": args.cache or Path(args.run) / "cache",
+            "picture_dir": Path(args.run),
+        }
+    result = api.evaluate(model, dataset, seed=args.seed, **options)
     for key, value in result.items():
         if key != "capabilities":
             print(f"{key:16s} {format_value(value)}")
@@ -220,10 +280,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from genlab.compare import compare, scorecard_table
 
-    families = [f.strip() for f in args.models.split(",") if f.strip()]
-    if not families:
-        raise ConfigError("--models names no family")
-    rows = compare(
+    families = None
+    if args.models is not None:
+        families = [f.strip() for f in args.models.split(",") if f.strip()]
+        if not families:
+            raise ConfigError("--models names no family")
+    scorecard = compare(
         args.data,
         families,
         out=args.out,
@@ -232,10 +294,49 @@ def cmd_compare(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
     )
-    print(scorecard_table(rows))
-    print(f"scorecard: {Path(args.out) / 'scorecard.json'}")
+    print(scorecard_table(scorecard))
+    print(f"scorecard: {scorecard.json_path}")
+    print(f"report:    {scorecard.report_path}")
     if args.json:
-        _print_json({"data": args.data, "budget": args.budget, "families": rows})
+        _print_json(scorecard.to_json())
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    from genlab.metrics.prdc import precision_recall_density_coverage
+    from genlab.metrics.sample_distances import read_samples, sample_distance
+    from genlab.report.table import format_value
+    from genlab.stats.two_sample import TWO_SAMPLE_TESTS
+
+    if args.stats_command == "distance":
+        result = sample_distance(
+            read_samples(args.a),
+            read_samples(args.b),
+            args.metric,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            bins=args.bins,
+            pseudocount=args.pseudocount,
+            k=args.k,
+            kernel=args.kernel,
+            ot_method=args.ot_method,
+            p=args.p,
+            reg=args.reg,
+        )
+    elif args.stats_command == "prdc":
+        real, fake = read_samples(args.real), read_samples(args.fake)
+        result = precision_recall_density_coverage(real, fake, k=args.k).to_json()
+    else:
+        options: dict[str, Any] = {"alpha": args.alpha}
+        if args.test != "c2st":
+            options["n_permutations"] = args.permutations
+        generator = torch.Generator().manual_seed(args.seed)
+        test = TWO_SAMPLE_TESTS[args.test]
+        x, y = read_samples(args.a), read_samples(args.b)
+        result = test(x, y, generator=generator, **options).to_json()
+    for key, value in result.items():
+        print(f"{key:12s} {format_value(value)}")
+    if args.json:
+        _print_json(result)
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
@@ -275,6 +376,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "compare": cmd_compare,
     "experiment": cmd_experiment,
+    "stats": cmd_stats,
 }
 
 

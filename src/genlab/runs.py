@@ -8,6 +8,7 @@
       checkpoints/last.safetensors   the latest resumable state (atomic writes)
       model.safetensors    the final (best-on-validation) weights, what genlab.load reads
       samples.png          a grid (images) or scatter (2-D data) of samples, when it can sample
+      summary.json         how training ended: steps, best step, seconds, early stop
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoints/last.safetensors"
 SAMPLES_FILE = "samples.png"
+SUMMARY_FILE = "summary.json"
 
 
 def versions() -> dict[str, str]:
@@ -150,6 +152,22 @@ class RunDirectory:
     def samples_path(self) -> Path:
         return self.path / SAMPLES_FILE
 
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.summary_path, summary)
+
+    def read_summary(self) -> dict[str, Any]:
+        """What :meth:`write_summary` wrote at the end of training (empty if unfinished)."""
+        if not self.summary_path.exists():
+            return {}
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{self.summary_path}: corrupt JSON ({exc})") from None
+
     @classmethod
     def create(
         cls, path: str | Path, config: RunConfig, *, overwrite: bool = False
@@ -164,7 +182,11 @@ class RunDirectory:
                 "or choose another --out (or pass overwrite)"
             )
         if overwrite:
-            for stale in (run.metrics.path, run.checkpoint_path, run.model_path, run.samples_path):
+            stale_files = (
+                run.metrics.path, run.checkpoint_path, run.model_path, run.samples_path,
+                run.summary_path,
+            )  # fmt: skip
+            for stale in stale_files:
                 stale.unlink(missing_ok=True)
         run.path.mkdir(parents=True, exist_ok=True)
         write_json(run.config_path, config.to_json())

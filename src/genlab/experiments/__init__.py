@@ -17,6 +17,8 @@ EXPERIMENTS: dict[str, str] = {
     "optimal-discriminator": "genlab.experiments.optimal_discriminator",
     "cycling": "genlab.experiments.cycling",
     "memorization": "genlab.experiments.memorization",
+    "gaussian-distances": "genlab.experiments.gaussian_distances",
+    "two-sample-power": "genlab.experiments.two_sample_power",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from genlab.data.dataset import Dataset
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
 from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
 from genlab.metrics.representation import representation_scores
+from genlab.metrics.sample_quality import sample_quality
 from genlab.models.base import GenerativeModel
 
 CHUNK = 512
@@ -22,6 +24,8 @@ def evaluate(
     *,
     seed: int = 0,
     importance_samples: int | None = None,
+    metrics: Sequence[str] = (),
+    **sample_options: Any,
 ) -> dict[str, Any]:
     """Test-split metrics for every task the model supports.
 
@@ -34,12 +38,13 @@ def evaluate(
     ``None`` when the density needs no sampling), ``bits_per_dim`` (with the data's levels),
     ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
     (mean squared error per coordinate, in data units), ``probe_accuracy`` and
-    ``knn_accuracy`` (codes of labelled data), ``retrieval_top{1,5}_{ab,ba}`` and their chance
-    levels (paired encoders: find each test example's second part from its first and back),
+    ``knn_accuracy`` (codes of labelled data), whatever the family adds
+    (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
     and ``modes_captured``, ``hq_fraction``, ``mode_kl`` (samples of the 2-D mixtures).
+    ``metrics`` adds sample-quality metrics (``fid``, ``kid``, ``prdc``, ``is``...: see
+    :mod:`genlab.metrics.sample_quality`, which ``sample_options`` such as ``n_samples``,
+    ``cache_dir`` and ``picture_dir`` configure).
     """
-    from genlab.models.clip import CLIP  # deferred: genlab.models imports genlab.metrics
-
     model.eval()
     caps = model.capabilities
     x = data.x_test
@@ -70,10 +75,11 @@ def evaluate(
         result["recon_mse"] = total / x.numel()
     if caps.encode and data.y_train is not None and data.y_test is not None:
         result.update(representation_scores(model, data, seed=seed))
-    if isinstance(model, CLIP):
-        result.update(model.retrieval(x.to(model.device)))
+    result.update(model.family_metrics(x.to(model.device)))
     if caps.sample and data.info.mode_centres is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         samples = model.sample(N_SAMPLES, generator=generator)
         result.update(mode_coverage_for(samples, data.info).to_json())
+    if metrics:
+        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options))
     return result

@@ -163,6 +163,10 @@ class GenerativeModel(nn.Module, abc.ABC):
         """``decode(encode(x))``: the model's reconstruction of ``x``."""
         return self.decode(self.encode(x))
 
+    def family_metrics(self, x_test: Tensor) -> dict[str, float]:
+        """Test-split numbers only this family has (e.g. CLIP's retrieval); default none."""
+        return {}
+
     # ------------------------------------------------------------------ training hooks
 
     def prepare(self, x_train: Tensor) -> None:

@@ -179,6 +179,9 @@ class CLIP(GenerativeModel):
         a, b = zip(*(self.embed_parts(chunk) for chunk in x.split(1024)), strict=True)
         return retrieval_accuracy(torch.cat(a), torch.cat(b), ks)
 
+    def family_metrics(self, x_test: Tensor) -> dict[str, float]:
+        return self.retrieval(x_test)
+
     def _loss(self, u: Tensor, gather: bool) -> Tensor:
         a, b = self._embed(u)
         kind, tau = self.config.loss, self.temperature

@@ -40,12 +40,12 @@ td.missing { color: #b0b6c0; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
          margin: 0 4px 4px 0; background: #e8f0f8; color: var(--accent); }
 .badge.off { background: #f1f1f1; color: #9aa0a6; text-decoration: line-through; }
-.gallery { display: flex; flex-wrap: wrap; gap: 16px; margin-top: 10px; }
+.gallery { display: flex; flex-wrap: wrap; gap: 16px; margin-top: 10px; align-items: flex-start; }
 figure { margin: 0; background: var(--bg); border: 1px solid var(--line); border-radius: 8px;
          padding: 8px; }
-figure img { display: block; max-width: 360px; max-height: 360px; image-rendering: pixelated; }
-figure.wide img { max-width: 560px; image-rendering: auto; }
-figcaption { font-size: 12.5px; color: var(--muted); margin-top: 6px; max-width: 360px; }
+figure img { display: block; width: 340px; image-rendering: pixelated; }
+figure.wide img { width: 420px; image-rendering: auto; }
+figcaption { font-size: 12.5px; color: var(--muted); margin-top: 6px; max-width: 340px; }
 p.note { color: var(--muted); font-size: 13.5px; }
 """
 

@@ -123,8 +123,7 @@ def fit(
         state = TrainState(finished=True, elapsed_seconds=time.perf_counter() - started)
         if run is not None and ctx.is_main:
             save_model(run.model_path, model)
-            run.metrics.write({"step": 0, "split": "train", "seconds": state.elapsed_seconds})
-            run.metrics.close()
+            run.write_summary(asdict(state))
         return state
 
     optimizers = Optimizers(model.configure_optimizers(config), config.grad_clip, ctx.enabled)
@@ -248,6 +247,7 @@ class _Loop:
         self._checkpoint(state, best)
         if self.writer is not None:
             save_model(self.writer.model_path, model)
+            self.writer.write_summary(asdict(state))
             self.writer.metrics.close()
         distributed.barrier()
         return state

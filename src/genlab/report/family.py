@@ -1,0 +1,128 @@
+"""The pictures of one trained model for the report: samples, reconstructions, interpolations,
+completions, and for 2-D data the samples over the data and the learned density."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from genlab.data.dataset import Dataset
+from genlab.explore import completion_grid, interpolate, top_half_mask
+from genlab.models.base import GenerativeModel
+from genlab.report.figures import figure_png, new_figure
+from genlab.report.html import Picture
+from genlab.report.images import image_grid_png
+
+N_SAMPLES = 64
+N_RECONSTRUCTIONS = 16
+RECONSTRUCTION_COLUMNS = 8
+N_PATHS, PATH_STEPS = 4, 8
+N_COMPLETED, N_COMPLETIONS = 6, 5
+GRID_POINTS = 300
+
+
+def _paired_rows(originals: Tensor, partners: Tensor, width: int) -> Tensor:
+    """Rows of ``width`` originals, each followed by the row of their partners."""
+    rows = zip(originals.split(width), partners.split(width), strict=True)
+    return torch.cat([torch.cat(pair) for pair in rows])
+
+
+@torch.no_grad()
+def image_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Picture]:
+    caps, info = model.capabilities, data.info
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    x = data.x_test
+    pictures = []
+    if caps.sample:
+        samples = model.sample(N_SAMPLES, generator=generator).cpu()
+        pictures.append(Picture("samples", image_grid_png(samples, info)))
+    if caps.encode and caps.decode:
+        originals = x[:N_RECONSTRUCTIONS]
+        recon = model.reconstruct(originals.to(model.device)).cpu()
+        paired = _paired_rows(originals, recon, RECONSTRUCTION_COLUMNS)
+        grid = image_grid_png(paired, info, n_columns=RECONSTRUCTION_COLUMNS)
+        pictures.append(Picture("test images, each row followed by its reconstructions", grid))
+    if caps.decode:
+        paths = []
+        for i in range(N_PATHS):
+            if caps.encode:  # between the codes of two test examples
+                path = interpolate(model, x[2 * i], x[2 * i + 1], PATH_STEPS, "spherical")
+            else:  # between two draws of the N(0, I) latent prior
+                z = torch.randn(2, model.latent_dim, generator=generator, device=model.device)
+                path = interpolate(model, z[0], z[1], PATH_STEPS, "spherical", codes=True)
+            paths.append(path.cpu())
+        caption = "spherical interpolation between " + (
+            "the codes of two test images" if caps.encode else "two latent draws"
+        )
+        pictures.append(
+            Picture(caption, image_grid_png(torch.cat(paths), info, n_columns=PATH_STEPS))
+        )
+    if caps.conditional:
+        mask = top_half_mask(info)
+        grid = completion_grid(model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator)
+        pictures.append(
+            Picture(
+                "observed top half, 5 completions of the bottom half, the original",
+                image_grid_png(grid.cpu(), info, n_columns=N_COMPLETIONS + 2),
+            )
+        )
+    return pictures
+
+
+@torch.no_grad()
+def plane_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Picture]:
+    """2-D data: samples over the test data, and the learned density on a grid."""
+    caps = model.capabilities
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    reference = data.x_test.cpu().numpy()
+    low = (reference.min(0) - 0.5).tolist()
+    high = (reference.max(0) + 0.5).tolist()
+    pictures = []
+    if caps.sample:
+        samples = model.sample(2000, generator=generator).cpu().numpy()
+        fig, ax = new_figure(1, width=4.4, height=4.2)
+        ax.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", linewidths=0, label="data")
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="#1f6fb4", linewidths=0, label="samples")
+        ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), aspect="equal", title="samples")
+        ax.legend(fontsize=7, markerscale=4, loc="upper right")
+        pictures.append(
+            Picture("2,000 samples (blue) over the test data (grey)", figure_png(fig), wide=True)
+        )
+    if caps.log_prob != "none":
+        xs = torch.linspace(low[0], high[0], GRID_POINTS)
+        ys = torch.linspace(low[1], high[1], GRID_POINTS)
+        grid = torch.cartesian_prod(xs, ys)
+        log_p = torch.cat([model.log_prob(c.to(model.device)).cpu() for c in grid.split(4096)])
+        density = log_p.exp().view(GRID_POINTS, GRID_POINTS).T.numpy()
+        fig, ax = new_figure(1, width=4.4, height=4.2)
+        ax.imshow(
+            density, origin="lower", cmap="magma", aspect="equal",
+            extent=(low[0], high[0], low[1], high[1]),
+        )  # fmt: skip
+        ax.set_title(f"learned density ({caps.log_prob.replace('_', ' ')})")
+        pictures.append(
+            Picture("the model's density exp(log p) on a grid", figure_png(fig), wide=True)
+        )
+    return pictures
+
+
+def family_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Picture]:
+    """Every picture that fits the model's capabilities and the data's kind."""
+    if data.info.kind == "image":
+        return image_pictures(model, data, seed)
+    if data.info.n_features == 2:
+        return plane_pictures(model, data, seed)
+    return []
+
+
+def capability_badges(model: GenerativeModel) -> dict[str, bool]:
+    caps = model.capabilities
+    density = (
+        "density" if caps.log_prob == "none" else f"density ({caps.log_prob.replace('_', ' ')})"
+    )
+    return {
+        "generation": caps.sample,
+        density: caps.log_prob != "none",
+        "representation": caps.encode,
+        "conditional sampling": caps.conditional,
+    }

@@ -1,0 +1,116 @@
+"""`genlab compare` at the smoke budget on digits and ring: the scorecard, the dashes, the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genlab.cli import main
+from genlab.compare import SCORE_KEYS
+from genlab.models import FAMILIES
+from tests.browser import inspect_page
+
+
+def run_compare(data: str, out, capsys) -> dict:
+    code = main(
+        [
+            "compare",
+            "--data",
+            data,
+            "--budget",
+            "smoke",
+            "--out",
+            str(out),
+            "--json",
+            "--no-progress",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return {"stdout": captured.out, "payload": json.loads(captured.out.strip().splitlines()[-1])}
+
+
+def expected_missing(family: str, key: str, image: bool, mixture: bool) -> bool:
+    """Whether ``key`` must be a dash (None) for ``family`` on this data."""
+    caps = FAMILIES[family].capabilities
+    if key in ("fid", "precision", "recall"):
+        return not (caps.sample and image)
+    if key in ("modes_captured", "hq_fraction"):
+        return not (caps.sample and mixture)
+    if key in ("nll_nats", "bits_per_dim", "log_prob_kind"):
+        return caps.log_prob == "none"
+    if key in ("probe_accuracy", "knn_accuracy"):
+        return not (caps.encode and image)  # digits is the labelled one
+    if key == "completion_accuracy":
+        return not (caps.conditional and image)
+    if key == "completion_mse":
+        return not caps.conditional
+    return False
+
+
+@pytest.mark.parametrize("data", ["digits", "ring"])
+def test_scorecard_has_a_value_exactly_where_the_family_can(data, tmp_path, capsys):
+    result = run_compare(data, tmp_path, capsys)
+    families = result["payload"]["families"]
+    assert list(families) == list(FAMILIES)
+    image, mixture = data == "digits", data == "ring"
+    for family, row in families.items():
+        for key in SCORE_KEYS:
+            missing = expected_missing(family, key, image, mixture)
+            assert (row[key] is None) == missing, (family, key, row[key])
+        assert row["train_seconds"] > 0
+    saved = json.loads((tmp_path / "scorecard.json").read_text())
+    assert saved["families"] == families
+    # the table prints a dash, never a zero, where a family cannot do a task
+    table = result["stdout"].split("scorecard:")[0]
+    ae_row = next(line for line in table.splitlines() if line.startswith("ae "))
+    assert " - " in ae_row
+
+    found = inspect_page(tmp_path / "report.html")
+    assert found["console_errors"] == [] and found["page_errors"] == []
+    assert found["images"] and all(image["ok"] for image in found["images"])
+    assert found["scorecard_rows"] == list(FAMILIES)
+
+    if image:  # exact Gaussian conditioning beats filling in the mean
+        baseline = saved["baselines"]["mean_fill"]
+        pca = families["pca"]
+        assert pca["completion_accuracy"] > baseline["completion_accuracy"]
+        assert pca["completion_mse"] < 2 * baseline["completion_mse"]
+
+
+def test_a_second_compare_reuses_the_runs(tmp_path, capsys):
+    code = main(
+        [
+            "compare",
+            "--data",
+            "digits",
+            "--models",
+            "pca,ae",
+            "--budget",
+            "smoke",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    model = tmp_path / "ae" / "model.safetensors"
+    stamp = model.stat().st_mtime_ns
+    code = main(
+        [
+            "compare",
+            "--data",
+            "digits",
+            "--models",
+            "pca,ae",
+            "--budget",
+            "smoke",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert model.stat().st_mtime_ns == stamp  # reused, not retrained
+    capsys.readouterr()
