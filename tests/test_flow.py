@@ -289,3 +289,19 @@ def test_spline_flow_beats_a_gaussian_mixture_on_moons():
         test_ll = float(model.log_prob(moons.x_test).double().mean())
     gmm = GaussianMixture(10, random_state=0).fit(moons.x_train.numpy())
     assert test_ll > gmm.score(moons.x_test.numpy()) + 0.02, test_ll
+
+
+def test_cosine_schedule_sets_the_learning_rate_of_each_step(tmp_path, ring):
+    """lr_schedule=cosine: step t of T runs at lr (1 + cos(pi t / T)) / 2 (t counted from 0)."""
+    import json
+
+    from genlab.train.checkpoint import read_safetensors
+
+    genlab.fit(
+        "flow", ring, out=tmp_path / "run", budget="smoke", steps=4, lr=0.01,
+        lr_schedule="cosine", val_fraction=0.0,
+    )  # fmt: skip
+    _, metadata = read_safetensors(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    group = json.loads(metadata["optim"])["main"]["param_groups"][0]
+    assert group["initial_lr"] == 0.01
+    assert group["lr"] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
