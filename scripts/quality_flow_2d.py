@@ -1,10 +1,10 @@
 """Flow test log-likelihood on the 2-D data against a 20-component Gaussian mixture and the truth.
 
 For ``moons`` and ``ring`` (whose generating densities genlab knows), trains a neural spline
-flow and an affine RealNVP flow with the settings below (fixed seed, validation split for model
-selection, cosine learning-rate decay) and reports the mean test log-likelihood in nats next
-to scikit-learn's ``GaussianMixture(20)`` fitted on the same training points and the true
-density's value on the same test points.
+flow and an affine RealNVP flow with the settings below (fixed seed, cosine learning-rate
+decay, final weights) and reports the mean test log-likelihood in nats next to scikit-learn's
+``GaussianMixture(20)`` fitted on the same training points and the true density's value on the
+same test points.
 
 Run: ``PYTHONPATH=src python scripts/quality_flow_2d.py [--data ring moons] [--json]``
 """
@@ -21,17 +21,20 @@ from sklearn.mixture import GaussianMixture
 
 import genlab
 
-COMMON = {"batch_size": 512, "lr_schedule": "cosine", "eval_every": 250, "patience": None}
+# A fixed recipe, no model selection: all training points, cosine decay to 0, final weights
+# (a validation estimate on 2,000 points has a standard error of about 0.02 nats, larger than
+# the differences at stake on moons, so selecting on it adds noise rather than removing it).
+COMMON = {
+    "batch_size": 512,
+    "lr": 1e-3,
+    "lr_schedule": "cosine",
+    "steps": 6000,
+    "val_fraction": 0.0,
+    "patience": None,
+}
 MODELS: dict[str, dict[str, Any]] = {
-    "flow (spline)": {
-        "transform": "spline",
-        "n_layers": 10,
-        "hidden": (96, 96),
-        "n_bins": 16,
-        "lr": 2e-3,
-        "steps": 8000,
-    },
-    "flow (realnvp)": {"n_layers": 8, "hidden": (64, 64), "lr": 1e-3, "steps": 6000},
+    "flow (spline)": {"transform": "spline", "n_layers": 8, "hidden": (64, 64)},
+    "flow (realnvp)": {"n_layers": 8, "hidden": (64, 64)},
 }
 
 
