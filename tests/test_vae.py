@@ -352,3 +352,17 @@ def test_cli_evaluate_reports_the_bound_and_its_importance_samples(tmp_path, cap
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["log_prob_kind"] == "lower_bound" and result["importance_samples"] == 20
     assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (64 * math.log(2)))
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "discretized_logistic", "continuous_bernoulli"])
+def test_total_log_prob_is_the_batch_sum_of_log_prob(name):
+    from genlab.nn.likelihoods import make_likelihood
+
+    info = DataInfo("t", (6,), "vector", levels=2 if name == "bernoulli" else 5)
+    likelihood = make_likelihood(name, info).double()
+    params = torch.randn(7, likelihood.n_params, 6, dtype=torch.float64)
+    x = torch.randint(0, info.levels, (7, 6)).double() / (info.levels - 1)
+    target = likelihood.target(x)
+    torch.testing.assert_close(
+        likelihood.total_log_prob(params, target), likelihood.log_prob(params, target).sum()
+    )

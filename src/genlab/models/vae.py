@@ -326,10 +326,11 @@ class VAE(GenerativeModel):
         if samples == 1:
             eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
             params = self._decoder_params(loc + log_scale.exp() * eps)
-            log_likelihood = self.likelihood.log_prob(params, target)
-            kl = kl_standard_normal(loc, log_scale).sum(-1)
-            loss = -elbo(log_likelihood, kl, self.kl_weight()).mean()
-            metrics = {"kl": kl.mean().detach()}
+            # batch sums of both terms: the loss needs no per-example values
+            log_likelihood = self.likelihood.total_log_prob(params, target)
+            kl = kl_standard_normal(loc, log_scale).sum()
+            loss = -elbo(log_likelihood, kl, self.kl_weight()) / len(x)
+            metrics = {"kl": kl.detach() / len(x)}
         else:
             shape = (samples, *loc.shape)
             eps = torch.randn(shape, generator=generator, device=x.device, dtype=loc.dtype)
