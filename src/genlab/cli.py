@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache", help="folder caching the domain feature network (default: RUN/cache)"
     )
 
+    evaluate.add_argument(
+        "--importance-samples",
+        type=_positive,
+        metavar="K",
+        help="samples of a sampled likelihood bound (VAE default: 1000)",
+    )
+
     _add_stats_parser(sub)
 
     compare = sub.add_parser(
@@ -252,9 +259,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"importance_samples": args.importance_samples}
     if args.metrics:
-        options = {
+        options |= {
             "metrics": args.metrics.split(","),
             "n_samples": args.n_samples,
             "n_bootstrap": args.bootstrap,

@@ -23,14 +23,19 @@ def evaluate(
     data: Dataset,
     *,
     seed: int = 0,
+    importance_samples: int | None = None,
     metrics: Sequence[str] = (),
     **sample_options: Any,
 ) -> dict[str, Any]:
     """Test-split metrics for every task the model supports.
 
+    ``importance_samples`` overrides the family's ``default_importance_samples`` (the ``k`` of
+    a sampled bound such as the VAE's; ignored by exact densities).
+
     Returns a JSON-ready dict with ``family``, ``data``, ``n_test``, ``capabilities``,
     ``log_prob_kind``, and where supported ``nll_nats`` (mean negative log-likelihood per
-    example, a bound when ``log_prob_kind`` says so), ``bits_per_dim`` (with the data's levels),
+    example, a bound when ``log_prob_kind`` says so), ``importance_samples`` (the ``k`` used,
+    ``None`` when the density needs no sampling), ``bits_per_dim`` (with the data's levels),
     ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
     (mean squared error per coordinate, in data units), ``probe_accuracy`` and
     ``knn_accuracy`` (codes of labelled data), whatever the family adds
@@ -52,8 +57,12 @@ def evaluate(
     }
     if caps.log_prob != "none":
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        mean_ll = float(log_likelihood(model, x, data.info, generator=generator).mean())
+        kwargs = {}
+        if model.default_importance_samples is not None:
+            kwargs["k"] = importance_samples or model.default_importance_samples
+        mean_ll = float(log_likelihood(model, x, data.info, generator=generator, **kwargs).mean())
         result["nll_nats"] = -mean_ll
+        result["importance_samples"] = kwargs.get("k")
         result["bits_per_dim"] = bits_per_dim(mean_ll, data.info)
         result["levels"] = data.info.levels
     if data.true_log_prob is not None:

@@ -36,9 +36,15 @@ def log_likelihood(
     chunk_size: int = CHUNK,
     **log_prob_kwargs: Any,
 ) -> Tensor:
-    """``(N,)`` per-example log-likelihood in nats (a lower bound for discrete data; see module)."""
+    """``(N,)`` per-example log-likelihood in nats (a lower bound for discrete data; see module).
+
+    Families whose ``log_prob`` samples (``default_importance_samples`` set) draw their noise
+    from ``generator`` too, unless ``log_prob_kwargs`` names another.
+    """
     if model.capabilities.log_prob == "none":
         raise model.unsupported("log_prob")
+    if model.default_importance_samples is not None:
+        log_prob_kwargs.setdefault("generator", generator)
     out = []
     log_step = 0.0 if info.level_step is None else info.n_features * math.log(info.level_step)
     for chunk in x.split(chunk_size):

@@ -13,14 +13,18 @@ from genlab.models.base import (
     broadcast_mask,
 )
 from genlab.models.clip import CLIP
+from genlab.models.flow import Flow
 from genlab.models.pca import PCA
 from genlab.models.simclr import SimCLR
+from genlab.models.vae import VAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
     Autoencoder.family: Autoencoder,
     SimCLR.family: SimCLR,
     CLIP.family: CLIP,
+    VAE.family: VAE,
+    Flow.family: Flow,
 }
 
 __all__ = [
@@ -30,10 +34,12 @@ __all__ = [
     "CLIP",
     "Autoencoder",
     "Capabilities",
+    "Flow",
     "GenerativeModel",
     "LogProbKind",
     "PCA",
     "SimCLR",
+    "VAE",
     "broadcast_mask",
     "family_class",
 ]

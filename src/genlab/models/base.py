@@ -106,6 +106,9 @@ class GenerativeModel(nn.Module, abc.ABC):
         default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
+        default_importance_samples: for families whose ``log_prob`` is a sampled bound or
+            estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
+            (``None``: ``log_prob`` takes no such argument).
 
     Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
     families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
@@ -117,6 +120,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     fit_method: ClassVar[FitMethod] = "gradient"
     default_train: ClassVar[dict[str, Any]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_importance_samples: ClassVar[int | None] = None
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__()
@@ -200,6 +204,16 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
         """Run once after the best weights are restored (e.g. fit a prior on the codes)."""
+
+    @property
+    def needs_dequantization(self) -> bool:
+        """Whether the trainer dequantises discrete training data for this model.
+
+        Density families do (a density on continuous values); a family whose likelihood is
+        itself discrete (a VAE with a discrete decoder) reads the levels directly and says no,
+        which saves the noise and the rounding back.
+        """
+        return self.capabilities.log_prob != "none"
 
     # ------------------------------------------------------------------ helpers
 

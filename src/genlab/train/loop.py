@@ -73,8 +73,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
 
 
 def dequantizes(model: GenerativeModel, data: Dataset) -> bool:
-    """Density models see uniformly dequantised copies of discrete data (see genlab.data.dequantize)."""
-    return data.info.levels is not None and model.capabilities.log_prob != "none"
+    """Density models see uniformly dequantised copies of discrete data (see genlab.data.dequantize),
+    unless the model reads the levels directly (``model.needs_dequantization`` is False)."""
+    return data.info.levels is not None and model.needs_dequantization
 
 
 def fit(
@@ -197,7 +198,7 @@ class _Loop:
                     if len(batch) < self.ctx.world_size:  # too small to shard: skipped by all
                         state.batch_in_epoch += 1
                         continue
-                    metrics = self._step(batch)
+                    metrics = self._step(batch, state.step)
                     state.step += 1
                     state.batch_in_epoch += 1
                     self._check_finite(metrics, state.step)
@@ -251,7 +252,9 @@ class _Loop:
         distributed.barrier()
         return state
 
-    def _step(self, index: Tensor) -> dict[str, Tensor]:
+    def _step(self, index: Tensor, step: int) -> dict[str, Tensor]:
+        if self.config.lr_schedule == "cosine":
+            self._set_learning_rates(0.5 * (1.0 + math.cos(math.pi * step / self.total_steps)))
         if self.ctx.enabled:
             local = index.tensor_split(self.ctx.world_size)[self.ctx.rank]
             self.optimizers.batch_weight = len(local) / len(index)
@@ -260,6 +263,13 @@ class _Loop:
         if self.dequantize_batches:
             x = dequantize(x, self.data.info, self.generator)
         return self.model.training_step(x, self.optimizers, self.generator)
+
+    def _set_learning_rates(self, factor: float) -> None:
+        """Every optimizer's learning rate at ``factor`` times its initial value."""
+        for optimizer in self.optimizers.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
 
     def _check_finite(self, metrics: dict[str, Tensor], step: int) -> None:
         if not metrics:

@@ -1,0 +1,365 @@
+r"""Variational autoencoder: a Gaussian encoder, a decoder likelihood, and honest bounds.
+
+.. math::
+    z \sim \mathcal N(0, I_K), \qquad x \mid z \sim p_\theta(x \mid z), \qquad
+    q_\phi(z \mid x) = \mathcal N(\mu_\phi(x), \mathrm{diag}\,\sigma_\phi^2(x)).
+
+Training maximises the ELBO with the reparameterisation :math:`z = \mu + \sigma \odot
+\epsilon`, :math:`\epsilon \sim \mathcal N(0, I)` and the KL term in closed form
+(:func:`genlab.objectives.elbo`), optionally weighted by :math:`\beta` and warmed up linearly
+from 0 over ``warmup_steps``; with ``train_samples = k > 1`` it maximises the
+importance-weighted bound instead (IWAE). The decoder likelihood
+(:mod:`genlab.nn.likelihoods`) is a density in data units; discrete likelihoods are turned
+into densities on the dequantised values the trainer feeds, :math:`p(\tilde x) =
+P(\mathrm{bin}(\tilde x))/\delta^D`, so bits/dim are those of the discrete likelihood.
+
+:meth:`VAE.log_prob` returns the importance-weighted bound
+:math:`\log \frac1k \sum_i p(x, z_i)/q(z_i \mid x)` (``k = 1``: the ELBO), a lower bound on
+:math:`\log p(x)`, hence ``capabilities.log_prob = "lower_bound"``; evaluation uses
+``k = 1000`` (:attr:`VAE.default_importance_samples`), each example with its own noise; called
+without a generator, the :math:`k` noise vectors come from a fixed seed and are shared by the
+batch (common random numbers), so each example's bound is a deterministic function of the
+example, not of its batch. Either way its expectation is the IW bound.
+
+Posterior collapse is watched at each validation: the KL of every latent coordinate
+(``kl_<j>``) and the number of active units (Burda et al., 2016: coordinates with
+:math:`\mathrm{Var}_x\, \mathbb E_q[z_j] > 0.01`).
+
+References:
+    Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
+    Rezende, Mohamed & Wierstra, "Stochastic Backpropagation...", ICML 2014, arXiv:1401.4082.
+    Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016,
+    arXiv:1509.00519.
+    Bowman et al., "Generating Sentences from a Continuous Space", 2016, arXiv:1511.06349
+    (KL warm-up); Higgins et al., "beta-VAE", ICLR 2017.
+    Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks", ICML 2008
+    (dynamic binarisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Independent, Normal
+
+from genlab.config import check
+from genlab.data.dataset import DataInfo
+from genlab.errors import ConfigError
+from genlab.models.base import Capabilities, GenerativeModel
+from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
+from genlab.nn.likelihoods import (
+    DISCRETE_LIKELIHOODS,
+    LIKELIHOODS,
+    Likelihood,
+    LikelihoodName,
+    make_likelihood,
+)
+from genlab.nn.mlp import ACTIVATIONS
+from genlab.objectives import (
+    elbo,
+    iw_bound,
+    kl_standard_normal,
+    log_importance_weights,
+    log_standard_normal,
+)
+
+if TYPE_CHECKING:
+    from genlab.train.optim import Optimizers
+
+VAEArchitecture = Literal["mlp", "conv", "linear"]
+VAE_ARCHITECTURES: tuple[str, ...] = get_args(VAEArchitecture)
+Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
+VAELikelihood = Literal["auto", LikelihoodName]
+ACTIVE_UNIT_THRESHOLD = 0.01
+MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Attributes:
+    latent_dim: size K of the code z.
+    architecture: ``"mlp"``, ``"conv"`` (images) or ``"linear"`` (one linear map each way).
+    hidden: hidden sizes of the MLP encoder; the decoder mirrors them.
+    activation: non-linearity between layers.
+    channels: channels of the first conv layer (doubling at each halving).
+    likelihood: the decoder likelihood (see :mod:`genlab.nn.likelihoods`); ``"auto"`` picks
+        ``bernoulli`` for 2-level data, ``discretized_logistic`` for other discrete data and
+        ``gaussian`` for continuous data.
+    gaussian_std: fixed decoder std (standardised units) of the Gaussian likelihood; ``None``
+        learns one per coordinate.
+    beta: weight of the KL term (1 gives the ELBO).
+    warmup_steps: steps over which the KL weight rises linearly from 0 to ``beta``.
+    train_samples: importance samples of the training objective (1: ELBO; k > 1: IWAE bound).
+    val_samples: importance samples of the validation bound (model selection).
+    binarize: dynamic binarisation (bernoulli only): train on Bernoulli draws of the grey
+        levels; the model is then a model of binarised data.
+    """
+
+    latent_dim: int = 16
+    architecture: VAEArchitecture = "mlp"
+    hidden: tuple[int, ...] = (256, 256)
+    activation: Activation = "relu"
+    channels: int = 32
+    likelihood: VAELikelihood = "auto"
+    gaussian_std: float | None = None
+    beta: float = 1.0
+    warmup_steps: int = 0
+    train_samples: int = 1
+    val_samples: int = 1
+    binarize: bool = False
+
+    def __post_init__(self) -> None:
+        check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
+        check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
+        check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
+        check(
+            self.architecture in VAE_ARCHITECTURES,
+            f"architecture must be one of {VAE_ARCHITECTURES}, got {self.architecture!r}",
+        )
+        check(
+            self.likelihood == "auto" or self.likelihood in LIKELIHOODS,
+            f"likelihood must be auto or one of {LIKELIHOODS}, got {self.likelihood!r}",
+        )
+        check(
+            self.gaussian_std is None or self.gaussian_std > 0,
+            f"gaussian_std must be positive, got {self.gaussian_std}",
+        )
+        check(self.beta > 0, f"beta must be positive, got {self.beta}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(self.train_samples >= 1, f"train_samples must be >= 1, got {self.train_samples}")
+        check(self.val_samples >= 1, f"val_samples must be >= 1, got {self.val_samples}")
+        check(
+            self.train_samples == 1 or (self.beta == 1.0 and self.warmup_steps == 0),
+            "beta and warmup_steps weight the KL term of the ELBO; the IWAE objective "
+            "(train_samples > 1) has no such term",
+        )
+        check(
+            not self.binarize or self.likelihood == "bernoulli",
+            "binarize (dynamic binarisation) needs likelihood=bernoulli",
+        )
+
+
+def resolve_likelihood(name: str, info: DataInfo) -> str:
+    """The likelihood ``"auto"`` stands for on this data."""
+    if name != "auto":
+        return name
+    if info.levels == 2:
+        return "bernoulli"
+    return "gaussian" if info.levels is None else "discretized_logistic"
+
+
+class VAE(GenerativeModel):
+    """Variational autoencoder with ELBO / IWAE training and IW-bound log_prob (see module)."""
+
+    family = "vae"
+    capabilities = Capabilities(
+        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional=False
+    )
+    config_class = VAEConfig
+    default_importance_samples = 1000
+    default_train = {"epochs": 1000, "batch_size": 128, "lr": 1e-3, "patience": 50}
+    budgets = {
+        "smoke": {"steps": 40, "hidden": (64,), "latent_dim": 4},
+        "fast": {"epochs": 300, "patience": 30},
+        "full": {"epochs": 2000, "patience": 50},
+    }
+
+    def __init__(self, config: VAEConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        d, shape = info.n_features, info.event_shape
+        k = self.latent_dim = config.latent_dim
+        self.likelihood_name = resolve_likelihood(config.likelihood, info)
+        self.likelihood: Likelihood = make_likelihood(
+            self.likelihood_name, info, config.gaussian_std
+        )
+        n_params = self.likelihood.n_params
+        self.normalizer = AffineNormalizer(shape, per_feature=info.kind == "vector")
+        if config.architecture == "conv":
+            check(info.kind == "image", "vae: architecture=conv needs image data")
+            c, h, w = shape
+            self.encoder: nn.Module = ConvEncoder(shape, 2 * k, config.channels, config.activation)
+            self.decoder: nn.Module = nn.Sequential(
+                ConvDecoder(k, (n_params * c, h, w), config.channels, config.activation),
+                nn.Flatten(),
+            )
+        else:
+            hidden = config.hidden if config.architecture == "mlp" else ()
+            self.encoder = nn.Sequential(nn.Flatten(), MLP(d, 2 * k, hidden, config.activation))
+            self.decoder = MLP(k, n_params * d, tuple(reversed(hidden)), config.activation)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ the model's pieces
+
+    def prepare(self, x_train: Tensor) -> None:
+        self.normalizer.fit(x_train)
+        self.likelihood.prepare(x_train)
+        if self.likelihood_name == "bernoulli" and not self.config.binarize:
+            target = self.likelihood.target(x_train.flatten(1))
+            if not bool(((target == 0) | (target == 1)).all()):
+                raise ConfigError(
+                    "vae: likelihood=bernoulli needs binary data (first and last level only); "
+                    "this data has grey levels: set binarize=true (dynamic binarisation) or use "
+                    "continuous_bernoulli or discretized_logistic"
+                )
+
+    @property
+    def needs_dequantization(self) -> bool:
+        """False for discrete likelihoods: their density is constant on each level's bin."""
+        return self.likelihood_name not in DISCRETE_LIKELIHOODS
+
+    def _posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x)`."""
+        loc, log_scale = self.encoder(self.normalizer(x)).chunk(2, dim=-1)
+        return loc, log_scale
+
+    def _decoder_params(self, z: Tensor) -> Tensor:
+        """``(*batch, n_params, D)`` likelihood parameters for codes ``(*batch, K)``."""
+        flat = self.decoder(z.reshape(-1, self.latent_dim))  # (N, n_params * D)
+        return flat.view(*z.shape[:-1], self.likelihood.n_params, self.info.n_features)
+
+    def posterior(self, x: Tensor) -> Independent:
+        """:math:`q(z \\mid x)` as a ``torch.distributions`` object, batch ``(B,)``, event ``(K,)``."""
+        self.check_input(x)
+        loc, log_scale = self._posterior_params(x)
+        return Independent(Normal(loc, log_scale.exp()), 1)
+
+    def decoder_distribution(self, z: Tensor) -> torch.distributions.Distribution:
+        """:math:`p(x \\mid z)` over the likelihood's target (see :mod:`genlab.nn.likelihoods`)."""
+        return self.likelihood.distribution(self._decoder_params(z))
+
+    def _target(self, x: Tensor) -> Tensor:
+        """``(B, D)`` the likelihood's target of user data, checked against its support."""
+        target = self.likelihood.target(x.flatten(1))
+        self.likelihood.check_target(target)
+        return target
+
+    # ------------------------------------------------------------------ the four tasks
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The posterior mean :math:`\\mu_\\phi(x)`, ``(B, K)``."""
+        self.check_input(x)
+        return self._posterior_params(x)[0]
+
+    def decode(self, z: Tensor) -> Tensor:
+        """The mean of :math:`p(x \\mid z)` in data units, ``(B, *event_shape)``."""
+        mean = self.likelihood.mean(self._decoder_params(z))
+        return mean.view(-1, *self.info.event_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """Ancestral samples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x \\mid z)`."""
+        device = self.normalizer.shift.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        x = self.likelihood.sample(self._decoder_params(z), generator)
+        return x.view(n, *self.info.event_shape).float()
+
+    def log_prob(
+        self, x: Tensor, *, k: int = 1, generator: torch.Generator | None = None
+    ) -> Tensor:
+        r"""``(B,)`` the importance-weighted bound :math:`\log \frac1k \sum_i w_i \le \log p(x)`.
+
+        Arguments:
+            x: ``(B, *event_shape)`` data (dequantised values for discrete data).
+            k: importance samples; 1 gives the ELBO, larger values a tighter bound.
+            generator: with a generator, every example draws its own ``k`` noise vectors
+                (what evaluation and validation do: errors average out over a test set).
+                Without one, ``k`` vectors are drawn from a fixed seed and shared by the batch
+                (common random numbers), so the bound is a deterministic function of each
+                example, whatever its batch.
+        """
+        self.check_input(x)
+        if k < 1:
+            raise ConfigError(f"k (importance samples) must be >= 1, got {k}")
+        shared = generator is None
+        if shared:
+            generator = torch.Generator(device=x.device).manual_seed(0)
+        target = self._target(x)
+        loc, log_scale = self._posterior_params(x)
+        eps_shape = (k, 1 if shared else len(x), self.latent_dim)
+        eps = torch.randn(eps_shape, generator=generator, device=x.device)
+        outputs_per_sample = len(x) * self.likelihood.n_params * self.info.n_features
+        per_pass = max(1, MAX_ELEMENTS // outputs_per_sample)
+        log_weights = torch.cat(
+            [
+                self._log_weights(target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype))
+                for i in range(0, k, per_pass)
+            ]
+        )
+        return iw_bound(log_weights)
+
+    def _log_weights(self, target: Tensor, loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
+        r"""``(S, B)`` :math:`\log p(x \mid z_i) + \log p(z_i) - \log q(z_i \mid x)`, ``eps`` ``(S, *, K)``."""
+        z = loc + log_scale.exp() * eps  # (S, B, K)
+        log_likelihood = self.likelihood.log_prob(self._decoder_params(z), target)
+        # log q(z | x) = log N(eps; 0, I) - sum log sigma, exact for z = loc + sigma * eps
+        log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
+        return log_importance_weights(log_likelihood, log_standard_normal(z), log_posterior)
+
+    # ------------------------------------------------------------------ training
+
+    def _binarize(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """Dynamic binarisation: each coordinate is the last level with probability its grey level."""
+        grey = self.likelihood.target(x.flatten(1))  # bernoulli target: grey level in [0, 1]
+        u = torch.rand(grey.shape, generator=generator, device=x.device, dtype=x.dtype)
+        low, high = self.info.value_range
+        return (low + (high - low) * (u < grey).to(x.dtype)).view_as(x)
+
+    def kl_weight(self) -> float:
+        """:math:`\\beta`, ramped linearly from 0 over ``warmup_steps``."""
+        warmup = self.config.warmup_steps
+        if warmup == 0:
+            return self.config.beta
+        return self.config.beta * min(1.0, (int(self.steps_done) + 1) / warmup)
+
+    def training_step(
+        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        if self.config.binarize:
+            x = self._binarize(x, generator)
+        target = self.likelihood.target(x.flatten(1))
+        loc, log_scale = self._posterior_params(x)
+        samples = self.config.train_samples
+        if samples == 1:
+            eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
+            params = self._decoder_params(loc + log_scale.exp() * eps)
+            # batch sums of both terms: the loss needs no per-example values
+            log_likelihood = self.likelihood.total_log_prob(params, target)
+            kl = kl_standard_normal(loc, log_scale).sum()
+            loss = -elbo(log_likelihood, kl, self.kl_weight()) / len(x)
+            metrics = {"kl": kl.detach() / len(x)}
+        else:
+            shape = (samples, *loc.shape)
+            eps = torch.randn(shape, generator=generator, device=x.device, dtype=loc.dtype)
+            loss = -iw_bound(self._log_weights(target, loc, log_scale, eps)).mean()
+            metrics = {}
+        optimizers.minimize(loss)
+        if self.config.warmup_steps:
+            self.steps_done += 1
+        return {"loss": loss.detach(), **metrics}
+
+    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """Minus the IW bound with ``val_samples`` samples (binarised data if ``binarize``)."""
+        if self.config.binarize:
+            x = self._binarize(x, generator)
+        return -self.log_prob(x, k=self.config.val_samples, generator=generator)
+
+    @torch.no_grad()
+    def kl_per_dimension(self, x: Tensor) -> Tensor:
+        """``(K,)`` mean over ``x`` of :math:`\\mathrm{KL}(q(z_j \\mid x) \\| \\mathcal N(0, 1))`."""
+        loc, log_scale = self._posterior_params(x)
+        return kl_standard_normal(loc, log_scale).mean(0)
+
+    @torch.no_grad()
+    def active_units(self, x: Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+        r"""Coordinates with :math:`\mathrm{Var}_x\, \mathbb E_{q}[z_j \mid x] > 0.01` (Burda et al.)."""
+        return int((self._posterior_params(x)[0].var(0) > threshold).sum())
+
+    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+        kl = self.kl_per_dimension(x_val)
+        metrics = {"active_units": float(self.active_units(x_val)), "kl": float(kl.sum())}
+        metrics.update({f"kl_{j}": float(v) for j, v in enumerate(kl)})
+        return metrics

@@ -1,0 +1,114 @@
+r"""Variational objectives: the Gaussian KL term, the ELBO and the importance-weighted bound.
+
+For a latent variable model :math:`p(x, z) = p(z)\, p(x \mid z)` and an approximate posterior
+:math:`q(z \mid x)`, every :math:`k \ge 1` gives a lower bound on :math:`\log p(x)`:
+
+.. math::
+    \mathcal L_k(x) = \mathbb E_{z_{1..k} \sim q}\left[\log \frac1k \sum_{i=1}^k
+    \frac{p(x, z_i)}{q(z_i \mid x)}\right], \qquad
+    \mathcal L_1 \le \mathcal L_k \le \mathcal L_{k+1} \le \log p(x),
+
+with :math:`\mathcal L_1` the ELBO and :math:`\mathcal L_k \to \log p(x)` as :math:`k \to \infty`
+(Burda et al., 2016, Theorem 1).
+
+References:
+    Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
+    Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016,
+    arXiv:1509.00519.
+    Higgins et al., "beta-VAE", ICLR 2017 (the :math:`\beta` weight on the KL term).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def kl_standard_normal(loc: Tensor, log_scale: Tensor) -> Tensor:
+    r"""Per-dimension :math:`\mathrm{KL}(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(0, 1))`.
+
+    .. math::
+        \mathrm{KL}_j = \tfrac12 \left(\mu_j^2 + \sigma_j^2 - 1\right) - \log \sigma_j .
+
+    Arguments:
+        loc: ``(..., K)`` posterior means :math:`\mu`.
+        log_scale: ``(..., K)`` posterior log standard deviations :math:`\log \sigma`.
+
+    Returns:
+        ``(..., K)`` KL of each latent coordinate, in nats (sum over the last axis for the total).
+
+    Example:
+        >>> float(kl_standard_normal(torch.zeros(1, 3), torch.zeros(1, 3)).sum())
+        0.0
+    """
+    return 0.5 * (loc.square() + torch.exp(2.0 * log_scale) - 1.0) - log_scale
+
+
+def elbo(log_likelihood: Tensor, kl: Tensor, beta: float = 1.0) -> Tensor:
+    r"""The (:math:`\beta`-weighted) evidence lower bound per example.
+
+    .. math::
+        \mathcal L_\beta(x) = \mathbb E_{q(z \mid x)}[\log p(x \mid z)]
+        - \beta\, \mathrm{KL}(q(z \mid x) \,\|\, p(z)),
+
+    a lower bound on :math:`\log p(x)` for :math:`\beta = 1` (Kingma & Welling, 2014) and a
+    weaker bound for :math:`\beta < 1` used during KL warm-up (Bowman et al., 2016,
+    arXiv:1511.06349; Higgins et al., 2017).
+
+    Arguments:
+        log_likelihood: ``(batch,)`` single-sample estimates of :math:`\log p(x \mid z)`,
+            :math:`z \sim q(z \mid x)` (reparameterised).
+        kl: ``(batch,)`` :math:`\mathrm{KL}(q(z \mid x) \,\|\, p(z))` in closed form.
+        beta: weight of the KL term.
+
+    Returns:
+        ``(batch,)`` the bound in nats.
+    """
+    return log_likelihood - beta * kl
+
+
+def log_importance_weights(
+    log_likelihood: Tensor, log_prior: Tensor, log_posterior: Tensor
+) -> Tensor:
+    r""":math:`\log w = \log p(x \mid z) + \log p(z) - \log q(z \mid x)`, elementwise.
+
+    Arguments:
+        log_likelihood: ``(k, batch)`` :math:`\log p(x \mid z_i)`.
+        log_prior: ``(k, batch)`` :math:`\log p(z_i)`.
+        log_posterior: ``(k, batch)`` :math:`\log q(z_i \mid x)`.
+    """
+    return log_likelihood + log_prior - log_posterior
+
+
+def iw_bound(log_weights: Tensor) -> Tensor:
+    r"""The importance-weighted bound :math:`\log \frac1k \sum_{i=1}^k w_i` from log-weights.
+
+    Computed stably as :math:`\operatorname{logsumexp}_i \log w_i - \log k` (Burda et al., 2016).
+    With :math:`k = 1` it is the single-sample ELBO estimate.
+
+    Arguments:
+        log_weights: ``(k, batch)`` log importance weights (see :func:`log_importance_weights`).
+
+    Returns:
+        ``(batch,)`` the bound in nats.
+
+    Example:
+        >>> float(iw_bound(torch.log(torch.tensor([[1.0], [3.0]]))))  # log((1 + 3) / 2)
+        0.6931471824645996
+    """
+    k = log_weights.shape[0]
+    return torch.logsumexp(log_weights, dim=0) - math.log(k)
+
+
+def log_standard_normal(z: Tensor) -> Tensor:
+    r""":math:`\log \mathcal N(z; 0, I) = -\tfrac12 \lVert z \rVert^2 - \tfrac K2 \log 2\pi`.
+
+    Arguments:
+        z: ``(..., K)`` points.
+
+    Returns:
+        ``(...)`` log-densities in nats.
+    """
+    return -0.5 * (z.square().sum(-1) + z.shape[-1] * math.log(2.0 * math.pi))

@@ -1,0 +1,307 @@
+"""Normalizing flows: log-determinants against autograd Jacobians, inverses, normalisation,
+and trained densities against a Gaussian mixture and the true density of the 2-D data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from sklearn.mixture import GaussianMixture
+
+import genlab
+from genlab.data import DataInfo, Dataset
+from genlab.models.flow import Flow, FlowConfig
+from genlab.nn import MLP, AffineNormalizer
+from genlab.nn.flows import (
+    MADE,
+    ActNorm,
+    AffineCoupling,
+    Bijection,
+    Chain,
+    ConvConditioner,
+    InvertibleLinear,
+    Logit,
+    MaskedAffineAutoregressive,
+    SplineCoupling,
+    Standardize,
+    affine_transform,
+)
+
+
+def randomize(module: torch.nn.Module, scale: float = 0.5) -> torch.nn.Module:
+    """Random non-zero weights everywhere (never the identity initialisation)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(scale * torch.randn_like(p))
+    return module
+
+
+def jacobian_log_det(f, x: torch.Tensor) -> torch.Tensor:
+    """log|det dz/dx| of each example from the autograd Jacobian, ``x`` of shape (B, *event)."""
+    out = []
+    for row in x:
+
+        def flat(v, row=row):
+            return f(v.view(1, *row.shape))[0].reshape(-1)
+
+        jac = torch.autograd.functional.jacobian(flat, row.reshape(-1))
+        out.append(torch.linalg.slogdet(jac).logabsdet)
+    return torch.stack(out)
+
+
+def image_mask(shape, parity):
+    h, w = shape[1:]
+    return ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == parity).expand(shape)
+
+
+def bijections() -> dict[str, tuple[Bijection, tuple[int, ...]]]:
+    d = 5
+    normalizer = AffineNormalizer((d,), per_feature=True)
+    normalizer.fit(torch.randn(50, d, dtype=torch.float64) * 3 + 1)
+    return {
+        "actnorm": (ActNorm(d), (d,)),
+        "actnorm_image": (ActNorm(2, spatial_dims=2), (2, 2, 3)),
+        "linear": (InvertibleLinear(d), (d,)),
+        "linear_1x1": (InvertibleLinear(2), (2, 1, 3)),
+        "coupling_mlp": (AffineCoupling(torch.arange(d) % 2 == 0, MLP(d, 2 * d, (8, 8))), (d,)),
+        "coupling_conv": (
+            AffineCoupling(image_mask((1, 2, 3), 1), ConvConditioner(1, 4)),
+            (1, 2, 3),
+        ),
+        "maf": (MaskedAffineAutoregressive(torch.randperm(d) + 1, (16, 16)), (d,)),
+        "spline": (SplineCoupling(torch.arange(d) % 2 == 0, (16,), n_bins=5, bound=2.0), (d,)),
+        "logit": (Logit(-0.5, 4.5, 0.05), (d,)),
+        "standardize": (Standardize(normalizer), (d,)),
+        "chain": (
+            Chain(
+                [
+                    ActNorm(d),
+                    AffineCoupling(torch.arange(d) % 2 == 1, MLP(d, 2 * d, (8,))),
+                    InvertibleLinear(d),
+                    MaskedAffineAutoregressive(torch.arange(d, 0, -1), (12,)),
+                ]
+            ),
+            (d,),
+        ),
+    }
+
+
+def _inputs(name: str, shape: tuple[int, ...], n: int = 4) -> torch.Tensor:
+    if name == "logit":
+        return torch.rand(n, *shape, dtype=torch.float64) * 4.8 - 0.4  # inside (-0.5, 4.5)
+    if name == "spline":  # inside and outside the spline's interval [-2, 2]
+        return 1.5 * torch.randn(n, *shape, dtype=torch.float64)
+    return torch.randn(n, *shape, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", sorted(bijections()))
+def test_log_det_equals_autograd_jacobian(name):
+    layer, shape = bijections()[name]
+    layer = randomize(layer).double()
+    x = _inputs(name, shape)
+    z, log_det = layer(x)
+    assert z.shape == x.shape and log_det.shape == (len(x),)
+    torch.testing.assert_close(log_det, jacobian_log_det(layer, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(bijections()))
+def test_inverse_recovers_the_input(name):
+    layer, shape = bijections()[name]
+    layer = randomize(layer, 0.3).double()
+    x = _inputs(name, shape)
+    z, _ = layer(x)
+    assert not torch.allclose(z, x), "randomised layer should not be the identity"
+    torch.testing.assert_close(layer.inverse(z), x, rtol=1e-5, atol=1e-5)
+
+
+def test_made_is_autoregressive_in_its_order():
+    order = torch.tensor([3, 1, 4, 2])
+    made = randomize(MADE(order, (16, 16), n_outputs=2)).double()
+    jac = torch.autograd.functional.jacobian(made, torch.randn(1, 4, dtype=torch.float64))[0, :, 0]
+    for block in range(2):
+        for i in range(4):
+            for j in range(4):
+                depends = bool(jac[block * 4 + i, j].abs() > 0)
+                assert depends == bool(order[j] < order[i]), (block, i, j)
+
+
+def _model_info(kind: str) -> DataInfo:
+    if kind == "image":  # 6 pixels, 5 levels spaced 2 apart (support of the dequantised values)
+        return DataInfo("t", (1, 2, 3), "image", levels=5, value_range=(0.0, 8.0))
+    return DataInfo("t", (5,), "vector")
+
+
+@pytest.mark.parametrize(
+    "kind,settings",
+    [
+        ("vector", {}),
+        ("vector", {"transform": "maf", "linear": True}),
+        ("vector", {"random_masks": True, "linear": True}),
+        ("image", {}),
+        ("image", {"transform": "maf"}),
+        ("image", {"conditioner": "mlp", "logit": False}),
+        ("vector", {"transform": "spline", "spline_bound": 1.5}),
+        ("image", {"transform": "spline", "random_masks": True}),
+    ],
+)
+def test_model_log_prob_is_the_change_of_variables(kind, settings):
+    """log p(x) = log N(f(x)) + log|det J_f(x)| with J from autograd, pre-transform included."""
+    info = _model_info(kind)
+    config = FlowConfig(n_layers=3, hidden=(8,), channels=4, **settings)
+    model = randomize(Flow(config, info), 0.3).double()
+    if kind == "image":
+        x = torch.rand(4, *info.event_shape, dtype=torch.float64) * 9.8 - 0.9
+    else:
+        x = torch.randn(4, *info.event_shape, dtype=torch.float64)
+    if isinstance(model.pre, Standardize):
+        model.pre.normalizer.fit(torch.randn(20, *info.event_shape, dtype=torch.float64) * 2)
+
+    def encode(v):
+        return (model.encode(v),)
+
+    z = model.encode(x)
+    expected = -0.5 * (z.square().sum(1) + z.shape[1] * math.log(2 * math.pi))
+    expected = expected + jacobian_log_det(encode, x)
+    torch.testing.assert_close(model.log_prob(x), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.decode(z), x, rtol=1e-5, atol=1e-5)
+
+
+def test_log_prob_is_minus_infinity_outside_the_logit_support():
+    model = Flow(FlowConfig(n_layers=2, hidden=(8,)), _model_info("image"))
+    x = torch.full((2, 1, 2, 3), 4.0)
+    x[1, 0, 0, 0] = 9.5  # beyond high + step / 2 = 9
+    log_p = model.log_prob(x)
+    assert torch.isfinite(log_p[0]) and log_p[1] == -math.inf
+
+
+def _mixture_data(seed: int = 0) -> Dataset:
+    """Three isotropic Gaussians (std 0.3); true density known."""
+    centres = torch.tensor([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.2]])
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(n):
+        k = torch.randint(3, (n,), generator=g)
+        return centres[k] + 0.3 * torch.randn(n, 2, generator=g)
+
+    info = DataInfo("mixture", (2,), "vector", value_range=(-3.0, 3.0))
+    return Dataset(draw(4000), draw(1000), info)
+
+
+def test_trained_flow_density_integrates_to_one_on_a_fine_grid():
+    data = _mixture_data()
+    model = genlab.fit(
+        "flow", data, steps=200, batch_size=256, lr=3e-3, val_fraction=0.0, n_layers=4, seed=0
+    )
+    step = 0.02  # midpoint rule: relative error ~ (step / std)^2 / 24 < 1e-3
+    grid = torch.arange(-4.5, 4.5, step) + step / 2  # the box reaches 10 std past every centre
+    xx, yy = torch.meshgrid(grid, grid, indexing="ij")
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    with torch.no_grad():
+        density = torch.cat([model.log_prob(c).double().exp() for c in points.split(65536)])
+    mass = float(density.sum() * step**2)
+    assert abs(mass - 1.0) < 0.01, mass
+    # and it learned something: the three modes are much denser than the space between them
+    with torch.no_grad():
+        at = model.log_prob(torch.tensor([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.2], [3.0, 3.0]]))
+    assert (at[:3] > at[3] + 5).all()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_affine_transform_passes_gradcheck(masked):
+    x, raw, shift = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    free = torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64) if masked else None
+    bound = 2.0 * (free if masked else torch.ones((), dtype=torch.float64))
+
+    def f(a, b, c):
+        return affine_transform(a, b, c, bound, free)
+
+    assert torch.autograd.gradcheck(f, (x, raw, shift))
+    z, log_det = f(x, raw, shift)
+    scale = bound * torch.tanh(raw)
+    expected_shift = shift if free is None else shift * free
+    torch.testing.assert_close(z, x * scale.exp() + expected_shift)
+    torch.testing.assert_close(log_det, scale.sum(1))
+
+
+def test_cli_trains_and_evaluates_an_exact_flow(tmp_path, capsys):
+    import json
+
+    from genlab.cli import main
+
+    run = str(tmp_path / "flow")
+    args = ["train", "flow", "--out", run, "--budget", "smoke", "--set", "transform=maf"]
+    assert main([*args, "--no-progress"]) == 0
+    assert main(["evaluate", run, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["log_prob_kind"] == "exact" and result["importance_samples"] is None
+    assert result["levels"] == 17 and math.isfinite(result["bits_per_dim"])
+    samples = tmp_path / "s.npy"
+    assert main(["sample", run, "-n", "7", "--out", str(samples)]) == 0
+
+
+@pytest.mark.parametrize("transform", ["maf", "spline"])
+@pytest.mark.parametrize("dataset", ["digits", "ring"])
+def test_other_layer_stacks_pass_the_conformance_suite(transform, dataset, request, tmp_path):
+    from tests.conformance import check_generative_model, check_gradients
+
+    data = request.getfixturevalue(dataset)
+    model = genlab.fit("flow", data, budget="smoke", transform=transform, seed=0)
+    check_generative_model(model, data, tmp_path)
+    fresh = genlab.api.build_model("flow", model.config, data.info)
+    fresh.prepare(data.x_train)
+    check_gradients(fresh, data)
+
+
+# Test-sized versions of the 2-D acceptance numbers; the full ones (spline flow within 0.05 nats
+# of ring's true density, above a 20-component mixture on moons) come from
+# scripts/quality_flow_2d.py and are in README.
+SPLINE_SMOKE = {
+    "transform": "spline",
+    "n_layers": 8,
+    "hidden": (64, 64),
+    "steps": 400,
+    "batch_size": 512,
+    "lr": 2e-3,
+    "lr_schedule": "cosine",
+    "val_fraction": 0.0,
+    "seed": 0,
+}
+
+
+def test_spline_flow_fits_the_narrow_modes_of_ring(ring):
+    from genlab.metrics.modes import mode_coverage_for
+
+    model = genlab.fit("flow", ring, **SPLINE_SMOKE)
+    with torch.no_grad():
+        test_ll = float(model.log_prob(ring.x_test).double().mean())
+        samples = model.sample(2500, generator=torch.Generator().manual_seed(0))
+    true_ll = float(ring.true_log_prob(ring.x_test).double().mean())  # 4.30: modes of std 0.01
+    assert test_ll > true_ll - 0.5, (test_ll, true_ll)
+    coverage = mode_coverage_for(samples, ring.info)
+    assert coverage.modes_captured == 8 and coverage.hq_fraction > 0.6, coverage
+
+
+def test_spline_flow_beats_a_gaussian_mixture_on_moons():
+    moons = genlab.data.load("moons")
+    model = genlab.fit("flow", moons, **SPLINE_SMOKE)
+    with torch.no_grad():
+        test_ll = float(model.log_prob(moons.x_test).double().mean())
+    gmm = GaussianMixture(10, random_state=0).fit(moons.x_train.numpy())
+    assert test_ll > gmm.score(moons.x_test.numpy()) + 0.02, test_ll
+
+
+def test_cosine_schedule_sets_the_learning_rate_of_each_step(tmp_path, ring):
+    """lr_schedule=cosine: step t of T runs at lr (1 + cos(pi t / T)) / 2 (t counted from 0)."""
+    import json
+
+    from genlab.train.checkpoint import read_safetensors
+
+    genlab.fit(
+        "flow", ring, out=tmp_path / "run", budget="smoke", steps=4, lr=0.01,
+        lr_schedule="cosine", val_fraction=0.0,
+    )  # fmt: skip
+    _, metadata = read_safetensors(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    group = json.loads(metadata["optim"])["main"]["param_groups"][0]
+    assert group["initial_lr"] == 0.01
+    assert group["lr"] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
