@@ -98,3 +98,30 @@ def test_two_sample_power():
     mmd = rates["mean only"]["mmd"]
     assert all(a <= b for a, b in zip(mmd, mmd[1:], strict=False))
     assert result.holds
+
+
+def test_pareto():
+    result = smoke("pareto")
+    rates, distortions = result.numbers["rate"], result.numbers["distortion"]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))  # betas are ascending
+    assert all(a < b for a, b in zip(distortions, distortions[1:], strict=False))
+    assert result.numbers["off_front_betas"] == []
+    assert result.holds
+
+
+def test_pareto_front_marks_dominated_points():
+    import numpy as np
+
+    from genlab.experiments.pareto import pareto_front
+
+    front = pareto_front(np.array([1.0, 2.0, 3.0, 2.5]), np.array([5.0, 3.0, 1.0, 3.5]))
+    assert front.tolist() == [True, True, True, False]  # (2.5, 3.5) is beaten by (2, 3)
+
+
+def test_elbo_gap():
+    result = smoke("elbo-gap")
+    gaps = result.numbers["gaps"]
+    assert all(g >= 0 for g in gaps)  # every bound is below the exact log-likelihood
+    assert all(a > b for a, b in zip(gaps, gaps[1:], strict=False))  # tighter as k grows
+    assert gaps[0] > 5 * gaps[-1]
+    assert result.holds

@@ -19,6 +19,8 @@ EXPERIMENTS: dict[str, str] = {
     "memorization": "genlab.experiments.memorization",
     "gaussian-distances": "genlab.experiments.gaussian_distances",
     "two-sample-power": "genlab.experiments.two_sample_power",
+    "pareto": "genlab.experiments.pareto",
+    "elbo-gap": "genlab.experiments.elbo_gap",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

@@ -348,6 +348,23 @@ class VAE(GenerativeModel):
         return -self.log_prob(x, k=self.config.val_samples, generator=generator)
 
     @torch.no_grad()
+    def rate_distortion(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""``(B,)`` rate :math:`\mathrm{KL}(q(z|x) \| p(z))` and distortion
+        :math:`-\log p(x \mid z)`, :math:`z \sim q(z|x)` (one draw), in nats.
+
+        Their sum is minus the ELBO; :math:`\beta` trades one for the other (Alemi et al.,
+        "Fixing a Broken ELBO", ICML 2018, arXiv:1711.00464).
+        """
+        self.check_input(x)
+        target = self._target(x)
+        loc, log_scale = self._posterior_params(x)
+        eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
+        params = self._decoder_params(loc + log_scale.exp() * eps)
+        return kl_standard_normal(loc, log_scale), -self.likelihood.log_prob(params, target)
+
+    @torch.no_grad()
     def kl_per_dimension(self, x: Tensor) -> Tensor:
         """``(K,)`` mean over ``x`` of :math:`\\mathrm{KL}(q(z_j \\mid x) \\| \\mathcal N(0, 1))`."""
         loc, log_scale = self._posterior_params(x)
