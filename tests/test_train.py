@@ -281,3 +281,33 @@ def test_unknown_family_and_budget(digits):
 def test_steps_from_the_user_replace_the_family_default_epochs(digits):
     _, train = genlab.api.resolve_settings("ae", {"steps": 7})
     assert train.steps == 7 and train.epochs is None
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_fused_adam_shortcut_matches_torch_adam_bit_for_bit(weight_decay):
+    """genlab.train.optim.FusedAdam calls torch's fused kernel directly: same numbers and state,
+    through a state_dict round trip and the fallback for a parameter without a gradient."""
+    from genlab.train.optim import FusedAdam, adam
+
+    def run(cls: type[torch.optim.Adam]) -> tuple[list[torch.Tensor], dict]:
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(5, 3, generator=generator)) for _ in range(2)]
+        optimizer = cls(params, lr=1e-2, weight_decay=weight_decay, fused=True)
+        for step in range(6):
+            for i, p in enumerate(params):  # step 3: the second parameter has no gradient
+                p.grad = None if (step == 3 and i == 1) else torch.randn(5, 3, generator=generator)
+            if cls is FusedAdam:  # the direct call, except on state creation and a missing grad
+                assert (optimizer._shortcut() is None) == (step in (0, 3))
+            optimizer.step()
+            if step == 2:
+                state = optimizer.state_dict()
+                optimizer = cls(params, lr=1e-2, weight_decay=weight_decay, fused=True)
+                optimizer.load_state_dict(state)
+        return params, optimizer.state_dict()
+
+    (ours, our_state), (theirs, their_state) = run(FusedAdam), run(torch.optim.Adam)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+    for key in ("step", "exp_avg", "exp_avg_sq"):
+        assert torch.equal(our_state["state"][0][key], their_state["state"][0][key])
+    assert isinstance(adam([torch.nn.Parameter(torch.zeros(2))], lr=1e-3), FusedAdam)

@@ -254,8 +254,9 @@ class BernoulliLikelihood(_LevelLikelihood):
         return Independent(Bernoulli(logits=params[..., 0, :], validate_args=False), 1)
 
     def total_log_prob(self, params: Tensor, target: Tensor) -> Tensor:
-        # one fused kernel and no per-example intermediate: the lean training step
-        logits = params[..., 0, :]
+        # one fused kernel and no per-example intermediate: the lean training step; squeeze is a
+        # view whose backward is free (indexing would scatter the gradient into zeros)
+        logits = params.squeeze(-2)
         examples = logits.numel() // logits.shape[-1]
         return (
             -F.binary_cross_entropy_with_logits(logits, target.expand_as(logits), reduction="sum")

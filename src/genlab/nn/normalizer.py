@@ -34,7 +34,7 @@ class AffineNormalizer(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x - self.shift) / self.scale
+        return (x - self.shift).div_(self.scale)  # in place on the fresh difference
 
     def inverse(self, u: Tensor) -> Tensor:
         return u * self.scale + self.shift

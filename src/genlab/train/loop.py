@@ -105,7 +105,9 @@ def fit(
     device = model.device
     x_all = data.x_train.to(device)
     train_idx, val_idx = validation_split(len(x_all), config.val_fraction, seed)
-    x_train, x_val = x_all[train_idx.to(device)], x_all[val_idx.to(device)]
+    # index_select copies whole rows (far faster than advanced indexing); no split, no copy
+    x_train = x_all.index_select(0, train_idx.to(device)) if len(val_idx) else x_all
+    x_val = x_all.index_select(0, val_idx.to(device))
     dequantize_batches = dequantizes(model, data)
     if dequantize_batches and len(x_val):
         x_val = dequantize(x_val, data.info, torch.Generator(device=device).manual_seed(seed + 1))
@@ -166,6 +168,7 @@ class _Loop:
         self.generator, self.x_train, self.x_val, self.seed = generator, x_train, x_val, seed
         self.run_dir, self.data, self.dequantize_batches = run, data, dequantize_batches
         self.ctx = distributed.current()
+        self.device = model.device
         self.writer = run if self.ctx.is_main else None  # only rank 0 writes files
         self.batches_per_epoch = math.ceil(len(x_train) / config.batch_size)
         self.total_steps = config.steps or config.epochs * self.batches_per_epoch
@@ -259,7 +262,7 @@ class _Loop:
             local = index.tensor_split(self.ctx.world_size)[self.ctx.rank]
             self.optimizers.batch_weight = len(local) / len(index)
             index = local
-        x = self.x_train[index.to(self.x_train.device)]
+        x = self.x_train.index_select(0, index.to(self.x_train.device))
         if self.dequantize_batches:
             x = dequantize(x, self.data.info, self.generator)
         return self.model.training_step(x, self.optimizers, self.generator)
@@ -274,20 +277,25 @@ class _Loop:
     def _check_finite(self, metrics: dict[str, Tensor], step: int) -> None:
         if not metrics:
             return
+        # one stacked test on the metrics' device: a single host sync per step
         values = torch.stack(
             [
-                torch.as_tensor(v, dtype=torch.float32).detach().reshape(()).cpu()
+                torch.as_tensor(v, device=self.device).detach().reshape(()).float()
                 for v in metrics.values()
             ]
         )
         finite = torch.isfinite(values).all().to(torch.int32)
         if self.ctx.enabled:  # every rank stops together, or the others would wait forever
-            finite = finite.to(self.model.device)
+            finite = finite.to(self.device)
             torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
         if bool(finite):
             return
         name, value = next(
-            ((k, float(v)) for k, v in zip(metrics, values, strict=True) if not math.isfinite(v)),
+            (
+                (k, float(v))
+                for k, v in zip(metrics, values.cpu(), strict=True)
+                if not math.isfinite(v)
+            ),
             ("loss", math.nan),  # another rank's value diverged
         )
         kept = (
