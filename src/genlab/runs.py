@@ -8,6 +8,7 @@
       checkpoints/last.safetensors   the latest resumable state (atomic writes)
       model.safetensors    the final (best-on-validation) weights, what genlab.load reads
       samples.png          a grid (images) or scatter (2-D data) of samples, when it can sample
+      curves.png           the training curves: every quantity in metrics.jsonl against the step
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoints/last.safetensors"
 SAMPLES_FILE = "samples.png"
+CURVES_FILE = "curves.png"
 
 
 def versions() -> dict[str, str]:
@@ -150,6 +152,10 @@ class RunDirectory:
     def samples_path(self) -> Path:
         return self.path / SAMPLES_FILE
 
+    @property
+    def curves_path(self) -> Path:
+        return self.path / CURVES_FILE
+
     @classmethod
     def create(
         cls, path: str | Path, config: RunConfig, *, overwrite: bool = False
@@ -164,7 +170,14 @@ class RunDirectory:
                 "or choose another --out (or pass overwrite)"
             )
         if overwrite:
-            for stale in (run.metrics.path, run.checkpoint_path, run.model_path, run.samples_path):
+            stale_files = (
+                run.metrics.path,
+                run.checkpoint_path,
+                run.model_path,
+                run.samples_path,
+                run.curves_path,
+            )
+            for stale in stale_files:
                 stale.unlink(missing_ok=True)
         run.path.mkdir(parents=True, exist_ok=True)
         write_json(run.config_path, config.to_json())

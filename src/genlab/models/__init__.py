@@ -12,11 +12,15 @@ from genlab.models.base import (
     LogProbKind,
     broadcast_mask,
 )
+from genlab.models.bigan import BiGAN
+from genlab.models.gan import GAN
 from genlab.models.pca import PCA
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
     Autoencoder.family: Autoencoder,
+    GAN.family: GAN,
+    BiGAN.family: BiGAN,
 }
 
 __all__ = [
@@ -24,7 +28,9 @@ __all__ = [
     "LOG_PROB_KINDS",
     "TASKS",
     "Autoencoder",
+    "BiGAN",
     "Capabilities",
+    "GAN",
     "GenerativeModel",
     "LogProbKind",
     "PCA",

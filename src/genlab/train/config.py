@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genlab.config import check
+from genlab.train.optim import LR_SCHEDULES, LRSchedule
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (one is always written at the end).
     log_every: steps between lines in ``metrics.jsonl``.
     grad_clip: clip the global gradient norm to this value; ``None`` does not clip.
+    lr_schedule: ``"constant"``, or decay every optimizer's learning rate to 0 over the run,
+        ``"linear"`` or ``"cosine"`` (see :func:`genlab.train.optim.lr_factor`).
     """
 
     epochs: int | None = None
@@ -37,6 +40,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 1
     grad_clip: float | None = None
+    lr_schedule: LRSchedule = "constant"
 
     def __post_init__(self) -> None:
         check(
@@ -65,3 +69,7 @@ class TrainConfig:
             0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"
         )
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive")
+        check(
+            self.lr_schedule in LR_SCHEDULES,
+            f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}",
+        )

@@ -31,7 +31,7 @@ from genlab.models.base import GenerativeModel
 from genlab.runs import RunDirectory
 from genlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from genlab.train.config import TrainConfig
-from genlab.train.optim import Optimizers
+from genlab.train.optim import Optimizers, lr_factor
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,9 @@ class _Loop:
                 order = epoch_order(len(self.x_train), self.seed, state.epoch)
                 batches = order.split(config.batch_size)
                 while state.batch_in_epoch < len(batches) and state.step < self.total_steps:
+                    if config.lr_schedule != "constant":
+                        progress = state.step / self.total_steps
+                        self.optimizers.set_lr_factor(lr_factor(config.lr_schedule, progress))
                     metrics = self._step(batches[state.batch_in_epoch])
                     state.step += 1
                     state.batch_in_epoch += 1
