@@ -3,9 +3,11 @@
 Trains ``genlab``'s GAN with its documented default settings (plus any ``--set``), and the
 minimax and Wasserstein (weight clipping) variants for comparison, on each dataset and seed,
 then reports ``modes_captured``, ``hq_fraction`` and ``mode_kl`` of 2,500 samples
-(:func:`genlab.evaluate`) and the training time of each run. Runs go to ``--out`` (one run
-directory each, with samples and training curves) and the table to ``--out/results.md`` and
-``results.json``.
+(:func:`genlab.evaluate`) and the training time of each run: wall-clock, and the process's CPU
+time (which is what the run costs on an idle core when it uses one thread). Runs go to ``--out``
+(one run directory each, with samples and training curves) and the table to
+``--out/results.md``; each finished run is appended to ``--out/results.jsonl``, and a rerun
+skips the runs already there (so an interrupted sweep continues where it stopped).
 
 Example (the README table)::
 
@@ -47,7 +49,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(job["threads"])
     data = genlab.data.load(job["data"])
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model = genlab.fit(
         "gan",
         data,
@@ -56,47 +58,44 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         overwrite=True,
         **job["settings"],
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     result = genlab.evaluate(model, data, seed=job["seed"])
-    row = {k: job[k] for k in ("data", "variant", "seed")}
+    row = {k: job[k] for k in ("data", "variant", "seed", "settings")}
     row.update({k: result[k] for k in ("modes_captured", "n_modes", "hq_fraction", "mode_kl")})
-    row["seconds"] = seconds
+    row["seconds"], row["cpu_seconds"] = seconds, cpu_seconds
     print(json.dumps(row), flush=True)
     return row
 
 
 def summarise(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: one line per (data, variant), statistics over seeds."""
     lines = [
-        "| data | variant | seeds | all modes | modes captured | hq fraction | mode KL | "
-        "minutes per run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data | variant | seeds | all modes | modes captured (min) | hq fraction, mean ± sd "
+        "(min) | mode KL, mean (max) | minutes per run, mean (max) | CPU minutes, mean (max) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["data"], row["variant"]), []).append(row)
     for (data, variant), group in groups.items():
-
-        def stat(key: str, fmt: str, group: list[dict[str, Any]] = group) -> str:
-            values = [r[key] for r in group]
-            if any(not math.isfinite(v) for v in values):
-                return "inf" if key == "mode_kl" else "-"
-            mean = statistics.fmean(values)
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            return (
-                f"{mean:{fmt}} ± {spread:{fmt}} (min {min(values):{fmt}})"
-                if len(values) > 1
-                else f"{mean:{fmt}}"
-            )
-
-        n_modes = group[0]["n_modes"]
-        full = sum(r["modes_captured"] == n_modes for r in group)
-        kl = stat("mode_kl", ".3f").replace("(min", "(max").split(" (")[0]
-        kl_max = max(r["mode_kl"] for r in group)
+        modes = [r["modes_captured"] for r in group]
+        hq = [r["hq_fraction"] for r in group]
+        kl = [r["mode_kl"] for r in group]
+        minutes = [r["seconds"] / 60 for r in group]
+        cpu = [r["cpu_seconds"] / 60 for r in group]
+        full = sum(m == group[0]["n_modes"] for m in modes)
+        sd = statistics.stdev(hq) if len(hq) > 1 else 0.0
+        kl_text = (
+            f"{statistics.fmean(kl):.4f} ({max(kl):.4f})"
+            if all(math.isfinite(v) for v in kl)
+            else "inf (no high-quality sample in some run)"
+        )
         lines.append(
             f"| {data} | {variant} | {len(group)} | {full}/{len(group)} | "
-            f"{stat('modes_captured', '.1f')} | {stat('hq_fraction', '.3f')} | "
-            f"{kl} (max {kl_max:.3f}) | {statistics.fmean(r['seconds'] for r in group) / 60:.1f} "
-            f"(max {max(r['seconds'] for r in group) / 60:.1f}) |"
+            f"{statistics.fmean(modes):.1f} ({min(modes)}) | "
+            f"{statistics.fmean(hq):.4f} ± {sd:.4f} ({min(hq):.4f}) | {kl_text} | "
+            f"{statistics.fmean(minutes):.1f} ({max(minutes):.1f}) | "
+            f"{statistics.fmean(cpu):.1f} ({max(cpu):.1f}) |"
         )
     return "\n".join(lines)
 
@@ -117,6 +116,9 @@ def main() -> None:
         key, _, value = item.partition("=")
         extra[key] = parse_value(value)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"  # one line per finished run; reruns skip those already there
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     jobs = [
         {
             "data": data,
@@ -130,15 +132,16 @@ def main() -> None:
         for data in args.data
         for seed in args.seeds
     ]
-    if args.jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            rows = pool.map(run_one, jobs, chunksize=1)
-    else:
-        rows = [run_one(job) for job in jobs]
-    table = summarise(rows)
+    key = ("data", "variant", "seed", "settings")
+    jobs = [j for j in jobs if not any(all(r[k] == j[k] for k in key) for r in done)]
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for row in pool.imap_unordered(run_one, jobs):
+            with log.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    wanted = [r for r in rows if r["variant"] in args.variants and r["data"] in args.data]
+    table = summarise(sorted(wanted, key=lambda r: (r["variant"], r["data"], r["seed"])))
     print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=1))
     (out / "results.md").write_text(table + "\n")
 
 

@@ -87,7 +87,9 @@ class BiGAN(GAN):
             n_features = IMAGE_FEATURES
         else:
             features, n_features = nn.Flatten(), self.info.n_features
-        return JointDiscriminator(features, n_features, cfg.latent_dim, cfg.hidden, cfg.activation)
+        return JointDiscriminator(
+            features, n_features, self.latent_dim, cfg.hidden, cfg.activation
+        )
 
     def generator_player(self) -> dict[str, nn.Module]:
         return {"generator": self.generator_net, "encoder": self.encoder_net}

@@ -29,9 +29,10 @@ Each step logs the diagnostics that explain a run (``metrics.jsonl``, plotted in
 ``wasserstein_estimate`` (:math:`\mathbb E f(x) - \mathbb E f(G(z))`, the critic's estimate of
 :math:`W_1` in normalised units when the critic is 1-Lipschitz; just the gap of raw outputs
 otherwise), ``d_grad_norm`` and ``g_grad_norm`` (gradient norms of both players), and the
-penalties in use. On the 2-D mixtures each validation logs ``modes_captured``, ``hq_fraction``
-and ``mode_kl`` of 2,500 samples (:mod:`genlab.metrics.modes`). GANs have no held-out loss, so
-the last weights are kept.
+penalties in use. Each validation logs ``d_real_val``, the mean :math:`D` on held-out data
+(a memorisation check against ``d_real``), and on the 2-D mixtures ``modes_captured``,
+``hq_fraction`` and ``mode_kl`` of 2,500 samples (:mod:`genlab.metrics.modes`). GANs have no
+held-out loss, so no selection happens: the last weights are kept.
 
 References:
     Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, arXiv:1406.2661.
@@ -56,6 +57,7 @@ from torch import Tensor, nn
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
+from genlab.data.splits import chunks
 from genlab.errors import DataError
 from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
 from genlab.models.autoencoder import Activation
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
 
 Architecture = Literal["auto", "mlp", "conv"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+MAX_AUTO_LATENT = 16
 OptimizerName = Literal["adam", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 
@@ -91,6 +94,7 @@ LOSS_SETTINGS: dict[str, dict[str, Any]] = {
     "wasserstein": {
         "optimizer": "rmsprop",
         "lr": 5e-5,
+        "lr_schedule": "constant",
         "d_steps": 5,
         "clip": 0.01,
         "r1_weight": 0.0,
@@ -99,6 +103,7 @@ LOSS_SETTINGS: dict[str, dict[str, Any]] = {
         "optimizer": "adam",
         "betas": (0.5, 0.9),
         "lr": 1e-4,
+        "lr_schedule": "constant",
         "d_steps": 5,
         "gp_weight": 10.0,
         "r1_weight": 0.0,
@@ -111,7 +116,8 @@ class GANConfig:
     """Attributes:
     loss: the game (:data:`~genlab.objectives.GAN_LOSSES`); choosing it also picks its paper's
         optimiser settings unless they are set too (see the module docstring).
-    latent_dim: size k of the noise :math:`z \\sim \\mathcal N(0, I_k)`.
+    latent_dim: size k of the noise :math:`z \\sim \\mathcal N(0, I_k)`; ``None``: the data's
+        dimension, at most :data:`MAX_AUTO_LATENT` (2 on the 2-D mixtures).
     architecture: ``"mlp"``, ``"conv"`` (images only) or ``"auto"`` (conv for images).
     hidden: hidden sizes of the MLPs (generator and discriminator alike).
     activation: non-linearity of the MLPs and of the conv generator (the conv discriminator
@@ -132,25 +138,28 @@ class GANConfig:
     """
 
     loss: GANLoss = "nonsaturating"
-    latent_dim: int = 8
+    latent_dim: int | None = None
     architecture: Architecture = "auto"
-    hidden: tuple[int, ...] = (256, 256, 256)
+    hidden: tuple[int, ...] = (128, 128, 128, 128)
     activation: Activation = "leaky_relu"
     channels: int = 32
     d_steps: int = 1
     optimizer: OptimizerName = "adam"
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[float, float] = (0.0, 0.99)
     d_lr_scale: float = 1.0
     clip: float | None = None
     gp_weight: float = 0.0
-    r1_weight: float = 0.0
-    r1_every: int = 1
+    r1_weight: float = 1.0
+    r1_every: int = 4
     spectral_norm: bool = False
     ema_decay: float = 0.999
 
     def __post_init__(self) -> None:
         check(self.loss in GAN_LOSSES, f"loss must be one of {GAN_LOSSES}, got {self.loss!r}")
-        check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        check(
+            self.latent_dim is None or self.latent_dim >= 1,
+            f"latent_dim must be >= 1, got {self.latent_dim}",
+        )
         check(self.architecture in ARCHITECTURES, f"unknown architecture {self.architecture!r}")
         check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
         check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
@@ -198,10 +207,16 @@ class GAN(GenerativeModel):
         sample=True, log_prob="none", encode=False, decode=True, conditional=False
     )
     config_class = GANConfig
-    default_train = {"steps": 20_000, "batch_size": 256, "lr": 2e-4}
+    default_train = {
+        "steps": 20_000,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "lr_schedule": "linear",
+        "eval_every": 500,
+    }
     budgets = {
         "smoke": {"steps": 40, "batch_size": 64, "hidden": (64, 64), "channels": 8},
-        "fast": {"steps": 4_000},
+        "fast": {"steps": 2_000},
         "full": {"steps": 20_000},
     }
 
@@ -213,7 +228,7 @@ class GAN(GenerativeModel):
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        self.latent_dim = config.latent_dim
+        self.latent_dim = config.latent_dim or min(info.n_features, MAX_AUTO_LATENT)
         check(
             config.architecture != "conv" or info.kind == "image",
             f"{self.family}: architecture=conv needs image data",
@@ -235,9 +250,9 @@ class GAN(GenerativeModel):
         cfg, shape = self.config, self.info.event_shape
         if self.conv:
             return nn.Sequential(
-                ConvDecoder(cfg.latent_dim, shape, cfg.channels, cfg.activation), nn.Tanh()
+                ConvDecoder(self.latent_dim, shape, cfg.channels, cfg.activation), nn.Tanh()
             )
-        layers = [MLP(cfg.latent_dim, self.info.n_features, cfg.hidden, cfg.activation)]
+        layers = [MLP(self.latent_dim, self.info.n_features, cfg.hidden, cfg.activation)]
         if self.info.kind == "image":
             layers.append(nn.Tanh())
         return nn.Sequential(*layers, nn.Unflatten(1, shape))
@@ -414,12 +429,27 @@ class GAN(GenerativeModel):
             ema_update_(self.averaged[name], module, decay)
 
     def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
-        """Mode coverage of 2,500 samples on the 2-D mixtures (:mod:`genlab.metrics.modes`)."""
-        if self.info.mode_centres is None:
-            return {}
-        result = mode_coverage_for(self.sample(N_SAMPLES, generator=generator), self.info)
-        return {
-            "modes_captured": result.modes_captured,
-            "hq_fraction": result.hq_fraction,
-            "mode_kl": result.mode_kl,
+        """Mean :math:`D` on held-out data (``d_real_val``) and, on the 2-D mixtures, mode coverage.
+
+        ``d_real_val`` well below the training batches' ``d_real`` means the discriminator is
+        memorising the training set (Karras et al., 2020, arXiv:2006.06676). Mode coverage is
+        that of 2,500 samples (:mod:`genlab.metrics.modes`).
+        """
+        game = ADVERSARIAL_LOSSES[self.config.loss]
+        outputs = torch.cat(
+            [
+                self.critic(*self.real_inputs(self.normalizer(chunk)))
+                for chunk in chunks(x_val, 1024)
+            ]
+        )
+        metrics = {
+            "d_real_val": float((outputs.sigmoid() if game.probability else outputs).mean())
         }
+        if self.info.mode_centres is not None:
+            result = mode_coverage_for(self.sample(N_SAMPLES, generator=generator), self.info)
+            metrics.update(
+                modes_captured=result.modes_captured,
+                hq_fraction=result.hq_fraction,
+                mode_kl=result.mode_kl,
+            )
+        return metrics
