@@ -4,19 +4,25 @@ r"""Generative adversarial networks: a generator :math:`G` against a discriminat
 samples (a learned two-sample test statistic) and :math:`G` to fool it. Each training step makes
 ``d_steps`` discriminator updates, each on its own slice of the batch and fresh :math:`z`, then
 one generator update. The game (``loss``) is one of :data:`~genlab.objectives.GAN_LOSSES`, whose
-formulas are in :mod:`genlab.objectives.adversarial`; its paper's optimiser comes with it unless
-set (:data:`LOSS_SETTINGS`):
+formulas are in :mod:`genlab.objectives.adversarial`.
 
-- ``minimax``, ``nonsaturating``, ``hinge``: Adam(0.5, 0.999), as DCGAN;
-- ``wasserstein``: weight clipping :math:`c = 0.01`, RMSProp, lr :math:`5\cdot10^{-5}`,
-  5 critic steps per generator step (Arjovsky et al., 2017, Algorithm 1);
-- ``wasserstein-gp``: gradient penalty :math:`\lambda = 10`, Adam(0.5, 0.9), lr
-  :math:`10^{-4}`, 5 critic steps (Gulrajani et al., 2017, Algorithm 1).
+The defaults (``loss="nonsaturating"``) are the configuration measured on the mode-coverage
+benchmark (README; ``scripts/mode_coverage.py``): 4x128 LeakyReLU MLPs, :math:`k` = the data's
+dimension (at most 16), Adam(0, 0.99) at lr :math:`2\cdot10^{-3}` decayed linearly to 0, an R1
+penalty :math:`\gamma = 1` applied every 4 steps, batches of 256, 20,000 steps, and an EMA of
+the generator (decay 0.999). ``minimax`` and ``hinge`` keep these settings; the Wasserstein
+losses bring their paper's recipe unless it is overridden (:data:`LOSS_SETTINGS`):
 
-Any loss can add an R1 penalty (``r1_weight``) or spectral normalisation of :math:`D`
-(``spectral_norm``). The generator's weights are averaged (an EMA, ``ema_decay``;
-:mod:`genlab.train.averaging`) and the *averaged* generator is the model: ``sample`` and
-``decode`` use it. The averaged weights are part of the state dict, so checkpoints carry them.
+- ``wasserstein``: weight clipping :math:`c = 0.01`, RMSProp, constant lr
+  :math:`5\cdot10^{-5}`, 5 critic steps per generator step, no R1 (Arjovsky et al., 2017,
+  Algorithm 1);
+- ``wasserstein-gp``: gradient penalty :math:`\lambda = 10`, Adam(0.5, 0.9), constant lr
+  :math:`10^{-4}`, 5 critic steps, no R1 (Gulrajani et al., 2017, Algorithm 1).
+
+Any loss can add spectral normalisation of :math:`D` (``spectral_norm``). The generator's weights
+are averaged (an EMA, ``ema_decay``; :mod:`genlab.train.averaging`) and the *averaged* generator
+is the model: ``sample`` and ``decode`` use it. The averaged weights are part of the state dict,
+so checkpoints carry them.
 
 Networks: MLPs for vectors; for images (``architecture="auto"`` or ``"conv"``) DCGAN-style
 convolutional ones: :math:`D` halves the resolution with strided convolutions and LeakyReLU,
@@ -40,6 +46,8 @@ References:
     Arjovsky, Chintala & Bottou, "Wasserstein GAN", ICML 2017, arXiv:1701.07875.
     Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, arXiv:1704.00028.
     Miyato et al., "Spectral Normalization for GANs", ICLR 2018, arXiv:1802.05957.
+    Mescheder, Geiger & Nowozin, "Which Training Methods for GANs do actually Converge?",
+    ICML 2018, arXiv:1801.04406 (R1).
     Yazıcı et al., "The Unusual Effectiveness of Averaging in GAN Training", ICLR 2019,
     arXiv:1806.04498.
 """
