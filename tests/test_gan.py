@@ -213,7 +213,8 @@ def test_default_gan_covers_the_ring_at_a_small_budget(ring):
 
 def test_bigan_encoder_inverts_its_generator_on_the_ring(ring):
     """BiGAN's optimum has E = G^{-1}: a data point's reconstruction G(E(x)) stays in its mode."""
-    model = genlab.fit("bigan", ring, steps=600, hidden=(64, 64, 64), batch_size=128, seed=0)
+    settings = dict(steps=600, hidden=(64, 64, 64), batch_size=128, lr=2e-3)
+    model = genlab.fit("bigan", ring, seed=0, **settings)
     centres = torch.tensor(ring.info.mode_centres, dtype=torch.float32)
     x = ring.x_test[:2000]
     with torch.no_grad():
@@ -232,7 +233,7 @@ def test_bigan_codes_of_digits_beat_its_untrained_encoder(digits):
     """The acceptance bar (linear probe >= 0.6) and more: training improves on random features."""
     from genlab.metrics.representation import representation_scores
 
-    settings = dict(steps=300, architecture="mlp", hidden=(128, 128), batch_size=128)
+    settings = dict(steps=300, architecture="mlp", batch_size=128)
     model = genlab.fit("bigan", digits, seed=0, **settings)
     untrained = genlab.api.build_model("bigan", model.config, digits.info, seed=0)
     untrained.prepare(digits.x_train)
