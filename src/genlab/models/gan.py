@@ -231,7 +231,7 @@ class GAN(GenerativeModel):
     @classmethod
     def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
         """:attr:`default_train` under the chosen loss's paper recipe (:data:`LOSS_SETTINGS`)."""
-        loss = settings.get("loss", GANConfig.loss)
+        loss = settings.get("loss", cls.config_class.loss)
         return {**cls.default_train, **LOSS_SETTINGS.get(loss, {})}
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
