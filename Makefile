@@ -28,8 +28,8 @@ demo: $(VENV)/.installed
 # One BLAS/OpenMP thread per process: the tests' tensors are small, and two threads spinning
 # on a busy 2-core machine make them many times slower.
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 clean:

@@ -23,8 +23,9 @@ from genlab.data.dataset import DataInfo, Dataset
 from genlab.errors import ConfigError
 from genlab.metrics.evaluate import evaluate
 from genlab.models import GenerativeModel, family_class
+from genlab.report.curves import save_training_curves
 from genlab.report.images import save_samples
-from genlab.runs import RunConfig, RunDirectory, versions
+from genlab.runs import RunConfig, RunDirectory, read_metrics, versions
 from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
@@ -80,9 +81,10 @@ def resolve_settings(
     model_fields, train_fields = field_names(cls.config_class), field_names(TrainConfig)
     if budget is not None and budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    budget_settings = dict(cls.budgets.get(budget, {})) if budget else {}
     layers = [
-        dict(cls.default_train),
-        dict(cls.budgets.get(budget, {})) if budget else {},
+        cls.default_settings({**budget_settings, **settings}),
+        budget_settings,
         dict(settings),
     ]
     model_values: dict[str, Any] = {}
@@ -236,7 +238,10 @@ def run_dataset(run: str | Path) -> Dataset:
 
 @torch.no_grad()
 def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, seed: int) -> None:
-    if not model.capabilities.sample or not distributed.current().is_main:
+    if not distributed.current().is_main:
+        return
+    save_training_curves(read_metrics(run.path), run.curves_path, title=model.family)
+    if not model.capabilities.sample:
         return
     generator = torch.Generator(device=model.device).manual_seed(seed)
     n = 2000 if dataset.info.kind == "vector" else N_PICTURE_SAMPLES

@@ -9,6 +9,7 @@
       model.safetensors    the final (best-on-validation) weights, what genlab.load reads
       samples.png          a grid (images) or scatter (2-D data) of samples, when it can sample
       summary.json         how training ended: steps, best step, seconds, early stop
+      curves.png           the training curves: every quantity in metrics.jsonl against the step
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoints/last.safetensors"
 SAMPLES_FILE = "samples.png"
 SUMMARY_FILE = "summary.json"
+CURVES_FILE = "curves.png"
 
 
 def versions() -> dict[str, str]:
@@ -156,6 +158,10 @@ class RunDirectory:
     def summary_path(self) -> Path:
         return self.path / SUMMARY_FILE
 
+    @property
+    def curves_path(self) -> Path:
+        return self.path / CURVES_FILE
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)
 
@@ -183,9 +189,13 @@ class RunDirectory:
             )
         if overwrite:
             stale_files = (
-                run.metrics.path, run.checkpoint_path, run.model_path, run.samples_path,
+                run.metrics.path,
+                run.checkpoint_path,
+                run.model_path,
+                run.samples_path,
                 run.summary_path,
-            )  # fmt: skip
+                run.curves_path,
+            )
             for stale in stale_files:
                 stale.unlink(missing_ok=True)
         run.path.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,10 @@ from genlab.models.base import (
     LogProbKind,
     broadcast_mask,
 )
+from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
 from genlab.models.flow import Flow
+from genlab.models.gan import GAN
 from genlab.models.pca import PCA
 from genlab.models.simclr import SimCLR
 from genlab.models.vae import VAE
@@ -25,21 +27,25 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     CLIP.family: CLIP,
     VAE.family: VAE,
     Flow.family: Flow,
+    GAN.family: GAN,
+    BiGAN.family: BiGAN,
 }
 
 __all__ = [
-    "FAMILIES",
-    "LOG_PROB_KINDS",
-    "TASKS",
     "CLIP",
+    "FAMILIES",
+    "GAN",
+    "LOG_PROB_KINDS",
+    "PCA",
+    "TASKS",
+    "VAE",
     "Autoencoder",
+    "BiGAN",
     "Capabilities",
     "Flow",
     "GenerativeModel",
     "LogProbKind",
-    "PCA",
     "SimCLR",
-    "VAE",
     "broadcast_mask",
     "family_class",
 ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
@@ -128,6 +129,16 @@ class GenerativeModel(nn.Module, abc.ABC):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
         self.config = config
         self.info = info
+
+    @classmethod
+    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The family's default settings, given the settings chosen on top of them.
+
+        The bottom layer of :func:`genlab.api.resolve_settings`. Most families return
+        :attr:`default_train`; one whose defaults depend on an option overrides this (the GAN
+        takes the optimiser of the loss chosen in ``settings``: RMSProp for ``wasserstein``).
+        """
+        return dict(cls.default_train)
 
     # ------------------------------------------------------------------ the four tasks
 

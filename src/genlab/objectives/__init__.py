@@ -1,5 +1,22 @@
 """Losses as plain functions of tensors and distributions, each with its formula."""
 
+from genlab.objectives.adversarial import (
+    ADVERSARIAL_LOSSES,
+    GAN_LOSSES,
+    AdversarialLoss,
+    GANLoss,
+    clip_weights_,
+    gradient_penalty,
+    hinge_discriminator_loss,
+    input_gradient_norm,
+    interpolate,
+    minimax_discriminator_loss,
+    minimax_generator_loss,
+    nonsaturating_generator_loss,
+    r1_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
 from genlab.objectives.contrastive import (
     CONTRASTIVE_LOSSES,
     ContrastiveLoss,
@@ -19,17 +36,32 @@ from genlab.objectives.variational import (
 )
 
 __all__ = [
+    "ADVERSARIAL_LOSSES",
     "CONTRASTIVE_LOSSES",
+    "GAN_LOSSES",
+    "AdversarialLoss",
     "ContrastiveLoss",
+    "GANLoss",
     "all_gather_with_grad",
+    "clip_weights_",
     "contrastive_loss",
     "elbo",
+    "gradient_penalty",
+    "hinge_discriminator_loss",
     "info_nce",
+    "input_gradient_norm",
+    "interpolate",
     "iw_bound",
     "kl_standard_normal",
     "log_importance_weights",
     "log_standard_normal",
     "mean_squared_error",
+    "minimax_discriminator_loss",
+    "minimax_generator_loss",
+    "nonsaturating_generator_loss",
     "nt_xent",
+    "r1_penalty",
     "ratio_loss",
+    "wasserstein_critic_loss",
+    "wasserstein_generator_loss",
 ]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from genlab.config import check
-
-LRSchedule = Literal["constant", "cosine"]
-LR_SCHEDULES: tuple[str, ...] = get_args(LRSchedule)
+from genlab.train.optim import LR_SCHEDULES, LRSchedule
 
 
 @dataclass(frozen=True)
@@ -27,9 +24,8 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (one is always written at the end).
     log_every: steps between lines in ``metrics.jsonl``.
     grad_clip: clip the global gradient norm to this value; ``None`` does not clip.
-    lr_schedule: ``"constant"``, or ``"cosine"``: the learning rate of step t of T is
-        ``lr * (1 + cos(pi t / T)) / 2`` (Loshchilov & Hutter, 2017, arXiv:1608.03983, without
-        restarts).
+    lr_schedule: ``"constant"``, or decay every optimizer's learning rate to 0 over the run,
+        ``"linear"`` or ``"cosine"`` (see :func:`genlab.train.optim.lr_factor`).
     """
 
     epochs: int | None = None

@@ -33,7 +33,7 @@ from genlab.runs import RunDirectory
 from genlab.train import distributed
 from genlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from genlab.train.config import TrainConfig
-from genlab.train.optim import Optimizers
+from genlab.train.optim import Optimizers, lr_factor
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +256,10 @@ class _Loop:
         return state
 
     def _step(self, index: Tensor, step: int) -> dict[str, Tensor]:
-        if self.config.lr_schedule == "cosine":
-            self._set_learning_rates(0.5 * (1.0 + math.cos(math.pi * step / self.total_steps)))
+        if self.config.lr_schedule != "constant":
+            self.optimizers.set_lr_factor(
+                lr_factor(self.config.lr_schedule, step / self.total_steps)
+            )
         if self.ctx.enabled:
             local = index.tensor_split(self.ctx.world_size)[self.ctx.rank]
             self.optimizers.batch_weight = len(local) / len(index)
@@ -266,13 +268,6 @@ class _Loop:
         if self.dequantize_batches:
             x = dequantize(x, self.data.info, self.generator)
         return self.model.training_step(x, self.optimizers, self.generator)
-
-    def _set_learning_rates(self, factor: float) -> None:
-        """Every optimizer's learning rate at ``factor`` times its initial value."""
-        for optimizer in self.optimizers.optimizers.values():
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-                group["lr"] = group["initial_lr"] * factor
 
     def _check_finite(self, metrics: dict[str, Tensor], step: int) -> None:
         if not metrics:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -75,6 +77,23 @@ class FusedAdam(torch.optim.Adam):
         return group, params, grads
 
 
+LRSchedule = Literal["constant", "linear", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = get_args(LRSchedule)
+
+
+def lr_factor(schedule: LRSchedule, progress: float) -> float:
+    r"""Multiplier of the initial learning rate after a fraction ``progress`` :math:`t \in [0, 1)` of the steps.
+
+    ``"constant"``: 1; ``"linear"``: :math:`1 - t`; ``"cosine"``: :math:`\frac12(1 + \cos \pi t)`
+    (Loshchilov & Hutter, "SGDR", ICLR 2017, arXiv:1608.03983, without restarts).
+    """
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
 def adam(
     params: Iterable[nn.Parameter],
     lr: float,
@@ -117,6 +136,13 @@ class Optimizers:
 
     def __iter__(self):  # noqa: ANN204
         return iter(self.optimizers.items())
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Set every group's learning rate to ``factor`` times its initial one."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
 
     def parameters(self, name: str) -> list[Tensor]:
         return [p for group in self.optimizers[name].param_groups for p in group["params"]]

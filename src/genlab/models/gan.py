@@ -1,0 +1,463 @@
+r"""Generative adversarial networks: a generator :math:`G` against a discriminator (critic) :math:`D`.
+
+:math:`G` maps :math:`z \sim \mathcal N(0, I_k)` to data; :math:`D` is trained to tell data from
+samples (a learned two-sample test statistic) and :math:`G` to fool it. Each training step makes
+``d_steps`` discriminator updates, each on its own slice of the batch and fresh :math:`z`, then
+one generator update. The game (``loss``) is one of :data:`~genlab.objectives.GAN_LOSSES`, whose
+formulas are in :mod:`genlab.objectives.adversarial`.
+
+The defaults (``loss="nonsaturating"``) are the configuration measured on the mode-coverage
+benchmark (README; ``scripts/mode_coverage.py``): 4x128 LeakyReLU MLPs, :math:`k` = the data's
+dimension (at most 16), Adam(0, 0.99) at lr :math:`2\cdot10^{-3}` decayed linearly to 0, an R1
+penalty :math:`\gamma = 1` applied every 4 steps, batches of 256, 20,000 steps, and an EMA of
+the generator (decay 0.999). ``minimax`` and ``hinge`` keep these settings; the Wasserstein
+losses bring their paper's recipe unless it is overridden (:data:`LOSS_SETTINGS`):
+
+- ``wasserstein``: weight clipping :math:`c = 0.01`, RMSProp, constant lr
+  :math:`5\cdot10^{-5}`, 5 critic steps per generator step, no R1 (Arjovsky et al., 2017,
+  Algorithm 1);
+- ``wasserstein-gp``: gradient penalty :math:`\lambda = 10`, Adam(0.5, 0.9), constant lr
+  :math:`10^{-4}`, 5 critic steps, no R1 (Gulrajani et al., 2017, Algorithm 1).
+
+Any loss can add spectral normalisation of :math:`D` (``spectral_norm``). The generator's weights
+are averaged (an EMA, ``ema_decay``; :mod:`genlab.train.averaging`) and the *averaged* generator
+is the model: ``sample`` and ``decode`` use it. The averaged weights are part of the state dict,
+so checkpoints carry them.
+
+Networks: MLPs for vectors; for images (``architecture="auto"`` or ``"conv"``) DCGAN-style
+convolutional ones: :math:`D` halves the resolution with strided convolutions and LeakyReLU,
+:math:`G` retraces it (:class:`~genlab.nn.ConvDecoder`) and ends in ``tanh``, on images scaled
+to :math:`[-1, 1]`. Vectors are standardised per feature.
+
+Each step logs the diagnostics that explain a run (``metrics.jsonl``, plotted in
+``curves.png``): ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake`` (mean :math:`D(x)` and
+:math:`D(G(z))`: probabilities for the probability losses, critic values otherwise),
+``wasserstein_estimate`` (:math:`\mathbb E f(x) - \mathbb E f(G(z))`, the critic's estimate of
+:math:`W_1` in normalised units when the critic is 1-Lipschitz; just the gap of raw outputs
+otherwise), ``d_grad_norm`` and ``g_grad_norm`` (gradient norms of both players), and the
+penalties in use. Each validation logs ``d_real_val``, the mean :math:`D` on held-out data
+(a memorisation check against ``d_real``), and on the 2-D mixtures ``modes_captured``,
+``hq_fraction`` and ``mode_kl`` of 2,500 samples (:mod:`genlab.metrics.modes`). GANs have no
+held-out loss, so no selection happens: the last weights are kept.
+
+References:
+    Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, arXiv:1406.2661.
+    Radford, Metz & Chintala, "DCGAN", ICLR 2016, arXiv:1511.06434.
+    Arjovsky, Chintala & Bottou, "Wasserstein GAN", ICML 2017, arXiv:1701.07875.
+    Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, arXiv:1704.00028.
+    Miyato et al., "Spectral Normalization for GANs", ICLR 2018, arXiv:1802.05957.
+    Mescheder, Geiger & Nowozin, "Which Training Methods for GANs do actually Converge?",
+    ICML 2018, arXiv:1801.04406 (R1).
+    Yazıcı et al., "The Unusual Effectiveness of Averaging in GAN Training", ICLR 2019,
+    arXiv:1806.04498.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from genlab.config import check
+from genlab.data.dataset import DataInfo
+from genlab.data.splits import chunks
+from genlab.errors import DataError
+from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
+from genlab.models.autoencoder import Activation
+from genlab.models.base import Capabilities, GenerativeModel
+from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
+from genlab.nn.mlp import ACTIVATIONS
+from genlab.objectives.adversarial import (
+    ADVERSARIAL_LOSSES,
+    GAN_LOSSES,
+    GANLoss,
+    clip_weights_,
+    gradient_penalty,
+    interpolate,
+    r1_penalty,
+)
+from genlab.train.averaging import ema_decay, ema_update_
+from genlab.train.optim import adam
+
+if TYPE_CHECKING:
+    from genlab.train.config import TrainConfig
+    from genlab.train.optim import Optimizers
+
+Architecture = Literal["auto", "mlp", "conv"]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+MAX_AUTO_LATENT = 16
+OptimizerName = Literal["adam", "rmsprop"]
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+
+# Each loss's paper recipe; a layer under the budget's and the user's settings.
+LOSS_SETTINGS: dict[str, dict[str, Any]] = {
+    "minimax": {},
+    "nonsaturating": {},
+    "hinge": {},
+    "wasserstein": {
+        "optimizer": "rmsprop",
+        "lr": 5e-5,
+        "lr_schedule": "constant",
+        "d_steps": 5,
+        "clip": 0.01,
+        "r1_weight": 0.0,
+    },
+    "wasserstein-gp": {
+        "optimizer": "adam",
+        "betas": (0.5, 0.9),
+        "lr": 1e-4,
+        "lr_schedule": "constant",
+        "d_steps": 5,
+        "gp_weight": 10.0,
+        "r1_weight": 0.0,
+    },
+}
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Attributes:
+    loss: the game (:data:`~genlab.objectives.GAN_LOSSES`); choosing it also picks its paper's
+        optimiser settings unless they are set too (see the module docstring).
+    latent_dim: size k of the noise :math:`z \\sim \\mathcal N(0, I_k)`; ``None``: the data's
+        dimension, at most :data:`MAX_AUTO_LATENT` (2 on the 2-D mixtures).
+    architecture: ``"mlp"``, ``"conv"`` (images only) or ``"auto"`` (conv for images).
+    hidden: hidden sizes of the MLPs (generator and discriminator alike).
+    activation: non-linearity of the MLPs and of the conv generator (the conv discriminator
+        always uses LeakyReLU).
+    channels: channels of the first conv layer (doubling at each halving).
+    d_steps: discriminator updates per generator update (the batch is split among them).
+    optimizer: ``"adam"`` or ``"rmsprop"``, for both players.
+    betas: Adam's :math:`(\\beta_1, \\beta_2)`.
+    d_lr_scale: the discriminator's learning rate is ``lr * d_lr_scale`` (two time-scales).
+    clip: clamp every discriminator weight to ``[-clip, clip]`` after each update (WGAN).
+    gp_weight: weight :math:`\\lambda` of the gradient penalty (WGAN-GP).
+    r1_weight: weight :math:`\\gamma` of the R1 penalty :math:`\\frac\\gamma2 \\mathbb E
+        \\lVert\\nabla D(x)\\rVert^2`.
+    r1_every: apply R1 only every this many steps, with its weight multiplied by as much
+        (lazy regularisation, Karras et al., 2020, arXiv:1912.04958).
+    spectral_norm: spectrally normalise every discriminator layer.
+    ema_decay: decay :math:`\\beta` of the generator's weight average (0 keeps no average).
+    """
+
+    loss: GANLoss = "nonsaturating"
+    latent_dim: int | None = None
+    architecture: Architecture = "auto"
+    hidden: tuple[int, ...] = (128, 128, 128, 128)
+    activation: Activation = "leaky_relu"
+    channels: int = 32
+    d_steps: int = 1
+    optimizer: OptimizerName = "adam"
+    betas: tuple[float, float] = (0.0, 0.99)
+    d_lr_scale: float = 1.0
+    clip: float | None = None
+    gp_weight: float = 0.0
+    r1_weight: float = 1.0
+    r1_every: int = 4
+    spectral_norm: bool = False
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        check(self.loss in GAN_LOSSES, f"loss must be one of {GAN_LOSSES}, got {self.loss!r}")
+        check(
+            self.latent_dim is None or self.latent_dim >= 1,
+            f"latent_dim must be >= 1, got {self.latent_dim}",
+        )
+        check(self.architecture in ARCHITECTURES, f"unknown architecture {self.architecture!r}")
+        check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
+        check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
+        check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
+        check(self.d_steps >= 1, f"d_steps must be >= 1, got {self.d_steps}")
+        check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
+        check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas must be two numbers in [0, 1), got {self.betas}",
+        )
+        check(self.d_lr_scale > 0, f"d_lr_scale must be positive, got {self.d_lr_scale}")
+        check(self.clip is None or self.clip > 0, f"clip must be positive, got {self.clip}")
+        check(self.gp_weight >= 0, f"gp_weight must be >= 0, got {self.gp_weight}")
+        check(self.r1_weight >= 0, f"r1_weight must be >= 0, got {self.r1_weight}")
+        check(self.r1_every >= 1, f"r1_every must be >= 1, got {self.r1_every}")
+        check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+def spectral_norm_(module: nn.Module) -> nn.Module:
+    """Spectrally normalise every linear and convolutional layer of ``module`` (Miyato et al., 2018)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` without gradients, to hold averaged weights."""
+    return copy.deepcopy(module).requires_grad_(False)
+
+
+def total_grad_norm(parameters: Sequence[Tensor]) -> Tensor:
+    """L2 norm of the gradients currently held by ``parameters`` (0 when none has one)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return nn.utils.get_total_norm(grads).detach()
+
+
+class GAN(GenerativeModel):
+    """Generative adversarial network with an averaged generator (see module docstring)."""
+
+    family = "gan"
+    capabilities = Capabilities(
+        sample=True, log_prob="none", encode=False, decode=True, conditional=False
+    )
+    config_class = GANConfig
+    default_train = {
+        "steps": 20_000,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "lr_schedule": "linear",
+        "eval_every": 500,
+    }
+    budgets = {
+        "smoke": {"steps": 40, "batch_size": 64, "hidden": (64, 64), "channels": 8},
+        "fast": {"steps": 2_000},
+        "full": {"steps": 20_000},
+    }
+
+    @classmethod
+    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """:attr:`default_train` under the chosen loss's paper recipe (:data:`LOSS_SETTINGS`)."""
+        loss = settings.get("loss", cls.config_class.loss)
+        return {**cls.default_train, **LOSS_SETTINGS.get(loss, {})}
+
+    def __init__(self, config: GANConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        self.latent_dim = config.latent_dim or min(info.n_features, MAX_AUTO_LATENT)
+        check(
+            config.architecture != "conv" or info.kind == "image",
+            f"{self.family}: architecture=conv needs image data",
+        )
+        self.conv = info.kind == "image" and config.architecture != "mlp"
+        self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
+        self.generator_net = self.build_generator()
+        self.discriminator = self.build_discriminator()
+        if config.spectral_norm:
+            spectral_norm_(self.discriminator)
+        self.averaged = nn.ModuleDict({"generator": frozen_copy(self.generator_net)})
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # generator updates
+        self.register_buffer("last_r1", torch.zeros(()))  # for logging between lazy R1 steps
+
+    # ------------------------------------------------------------------ networks
+
+    def build_generator(self) -> nn.Module:
+        """:math:`z` ``(B, k)`` -> normalised data ``(B, *event_shape)``."""
+        cfg, shape = self.config, self.info.event_shape
+        if self.conv:
+            return nn.Sequential(
+                ConvDecoder(self.latent_dim, shape, cfg.channels, cfg.activation), nn.Tanh()
+            )
+        layers = [MLP(self.latent_dim, self.info.n_features, cfg.hidden, cfg.activation)]
+        if self.info.kind == "image":
+            layers.append(nn.Tanh())
+        return nn.Sequential(*layers, nn.Unflatten(1, shape))
+
+    def data_features(self, out_features: int) -> nn.Module:
+        """The discriminator's view of data: ``(B, *event_shape) -> (B, out_features)``."""
+        cfg = self.config
+        if self.conv:
+            return ConvEncoder(self.info.event_shape, out_features, cfg.channels, "leaky_relu")
+        return nn.Sequential(
+            nn.Flatten(), MLP(self.info.n_features, out_features, cfg.hidden, cfg.activation)
+        )
+
+    def build_discriminator(self) -> nn.Module:
+        """Normalised data ``(B, *event_shape)`` -> ``(B, 1)`` outputs."""
+        return self.data_features(1)
+
+    def generator_player(self) -> dict[str, nn.Module]:
+        """The modules the generator's optimizer trains (and whose weights are averaged)."""
+        return {"generator": self.generator_net}
+
+    def critic(self, u: Tensor) -> Tensor:
+        """``(B,)`` discriminator outputs on normalised data."""
+        return self.discriminator(u).squeeze(-1)
+
+    def real_inputs(self, u: Tensor) -> tuple[Tensor, ...]:
+        """The discriminator's arguments for a batch of (normalised) data."""
+        return (u,)
+
+    def fake_inputs(self, z: Tensor) -> tuple[Tensor, ...]:
+        """The discriminator's arguments for generated data from noise ``z``."""
+        return (self.generator_net(z),)
+
+    # ------------------------------------------------------------------ the model
+
+    def latent(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """``(n, k)`` draws of :math:`z \\sim \\mathcal N(0, I_k)`."""
+        device = self.normalizer.shift.device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``(B, *event_shape)`` data :math:`G(z)` of the averaged generator."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise DataError(
+                f"{self.family}: codes have shape {tuple(z.shape)}, expected (batch, "
+                f"{self.latent_dim})"
+            )
+        return self.normalizer.inverse(self.averaged["generator"](z))
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.decode(self.latent(n, generator))
+
+    # ------------------------------------------------------------------ training
+
+    @torch.no_grad()
+    def prepare(self, x_train: Tensor) -> None:
+        if self.info.kind == "image":  # scale the value range to [-1, 1], tanh's range
+            low, high = self.info.value_range
+            self.normalizer.shift.fill_((low + high) / 2)
+            self.normalizer.scale.fill_((high - low) / 2)
+        else:
+            self.normalizer.fit(x_train)
+        for name, module in self.generator_player().items():
+            self.averaged[name].load_state_dict(module.state_dict())
+
+    def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+
+        def make(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+            if cfg.optimizer == "rmsprop":
+                return torch.optim.RMSprop(params, lr=lr, weight_decay=train.weight_decay)
+            return adam(params, lr=lr, betas=cfg.betas, weight_decay=train.weight_decay)
+
+        g_params = [p for m in self.generator_player().values() for p in m.parameters()]
+        return {
+            "discriminator": make(
+                list(self.discriminator.parameters()), train.lr * cfg.d_lr_scale
+            ),
+            "generator": make(g_params, train.lr),
+        }
+
+    def training_step(
+        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """``d_steps`` discriminator updates on slices of ``x``, one generator update, averaging."""
+        u = self.normalizer(x)
+        slices = u.split(math.ceil(len(u) / self.config.d_steps))
+        r1_due = self.config.r1_weight > 0 and int(self.steps) % self.config.r1_every == 0
+        for i, real in enumerate(slices):
+            d_metrics = self.discriminator_step(real, optimizers, generator, r1=r1_due and i == 0)
+        g_metrics = self.generator_step(slices[-1], optimizers, generator)
+        self.steps += 1
+        self.update_average()
+        # the losses first: the progress bar shows the first two
+        losses = {"d_loss": d_metrics.pop("d_loss"), "g_loss": g_metrics.pop("g_loss")}
+        return {**losses, **d_metrics, **g_metrics}
+
+    def discriminator_step(
+        self, real: Tensor, optimizers: Optimizers, generator: torch.Generator, r1: bool
+    ) -> dict[str, Tensor]:
+        """One discriminator update; ``r1``: add the (lazy) R1 penalty this time."""
+        cfg, game = self.config, ADVERSARIAL_LOSSES[self.config.loss]
+        with torch.no_grad():
+            real_in = self.real_inputs(real)
+            fake_in = self.fake_inputs(self.latent(len(real), generator))
+        if r1:
+            real_in = tuple(r.detach().requires_grad_(True) for r in real_in)
+        out = self.critic(*(torch.cat([r, f]) for r, f in zip(real_in, fake_in, strict=True)))
+        real_out, fake_out = out[: len(real)], out[len(real) :]
+        d_loss = game.discriminator(real_out, fake_out)
+        total = d_loss
+        metrics: dict[str, Tensor] = {}
+        if cfg.gp_weight > 0:
+            points = interpolate(real_in, fake_in, generator)
+            penalty = gradient_penalty(self.critic(*points), points)
+            total = total + cfg.gp_weight * penalty
+            metrics["gradient_penalty"] = penalty.detach()
+        if r1:
+            # lazy regularisation: every r1_every steps, with the weight scaled to match
+            penalty = r1_penalty(real_out, real_in)
+            total = total + 0.5 * cfg.r1_weight * cfg.r1_every * penalty
+            self.last_r1.copy_(penalty.detach())
+        if cfg.r1_weight > 0:
+            metrics["r1_penalty"] = self.last_r1.clone()
+        optimizers.minimize(total, "discriminator")
+        if cfg.clip is not None:
+            clip_weights_(self.discriminator, cfg.clip)
+        real_out, fake_out = real_out.detach(), fake_out.detach()
+        if game.probability:
+            d_real, d_fake = real_out.sigmoid().mean(), fake_out.sigmoid().mean()
+        else:
+            d_real, d_fake = real_out.mean(), fake_out.mean()
+        return {
+            "d_loss": d_loss.detach(),
+            "d_real": d_real,
+            "d_fake": d_fake,
+            "wasserstein_estimate": real_out.mean() - fake_out.mean(),
+            "d_grad_norm": self.grad_norm(optimizers, "discriminator"),
+            **metrics,
+        }
+
+    def generator_step(
+        self, real: Tensor, optimizers: Optimizers, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        game = ADVERSARIAL_LOSSES[self.config.loss]
+        self.discriminator.requires_grad_(False)  # no weight gradients for the other player
+        try:
+            g_loss = game.generator(
+                self.critic(*self.fake_inputs(self.latent(len(real), generator)))
+            )
+            g_loss = g_loss + self.encoder_loss(real)
+            optimizers.minimize(g_loss, "generator")
+        finally:
+            self.discriminator.requires_grad_(True)
+        return {"g_loss": g_loss.detach(), "g_grad_norm": self.grad_norm(optimizers, "generator")}
+
+    def encoder_loss(self, real: Tensor) -> Tensor:
+        """The generator player's loss on real data (BiGAN's encoder); none for a GAN."""
+        return real.new_zeros(())
+
+    @staticmethod
+    def grad_norm(optimizers: Optimizers, name: str) -> Tensor:
+        """Gradient norm of one player's last update (before clipping, if the trainer clips)."""
+        if name in optimizers.grad_norms:
+            return optimizers.grad_norms[name].detach()
+        return total_grad_norm(optimizers.parameters(name))
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """One EMA step of the averaged copies of the generator player's modules."""
+        decay = ema_decay(int(self.steps), self.config.ema_decay)
+        for name, module in self.generator_player().items():
+            ema_update_(self.averaged[name], module, decay)
+
+    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+        """Mean :math:`D` on held-out data (``d_real_val``) and, on the 2-D mixtures, mode coverage.
+
+        ``d_real_val`` well below the training batches' ``d_real`` means the discriminator is
+        memorising the training set (Karras et al., 2020, arXiv:2006.06676). Mode coverage is
+        that of 2,500 samples (:mod:`genlab.metrics.modes`).
+        """
+        game = ADVERSARIAL_LOSSES[self.config.loss]
+        outputs = torch.cat(
+            [
+                self.critic(*self.real_inputs(self.normalizer(chunk)))
+                for chunk in chunks(x_val, 1024)
+            ]
+        )
+        metrics = {
+            "d_real_val": float((outputs.sigmoid() if game.probability else outputs).mean())
+        }
+        if self.info.mode_centres is not None:
+            result = mode_coverage_for(self.sample(N_SAMPLES, generator=generator), self.info)
+            metrics.update(
+                modes_captured=result.modes_captured,
+                hq_fraction=result.hq_fraction,
+                mode_kl=result.mode_kl,
+            )
+        return metrics

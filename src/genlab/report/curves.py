@@ -1,0 +1,92 @@
+"""Training curves: every quantity a run logged in ``metrics.jsonl``, one panel each, as a PNG."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SKIPPED = ("step", "epoch", "split", "seconds")
+MAX_PANELS = 24
+
+
+def metric_columns(records: Sequence[dict[str, Any]], split: str) -> dict[str, np.ndarray]:
+    """``name -> (n, 2)`` array of (step, value) for each numeric column of one split.
+
+    Columns are in order of first appearance; non-finite values (a divergence, an infinite
+    mode KL) are dropped.
+    """
+    columns: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        if record.get("split") != split or "step" not in record:
+            continue
+        for key, value in record.items():
+            if key in SKIPPED or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if math.isfinite(value):
+                columns.setdefault(key, []).append((float(record["step"]), float(value)))
+    return {k: np.asarray(v) for k, v in columns.items() if v}
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` points (shorter at the start), same length as ``values``."""
+    if window <= 1:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    starts = np.arange(1, len(values) + 1) - counts
+    return (cumulative[1:] - cumulative[starts]) / counts
+
+
+def save_training_curves(
+    records: Sequence[dict[str, Any]], path: str | Path, *, title: str = ""
+) -> Path | None:
+    """Plot each logged quantity against the step; returns the path, or None if nothing was logged.
+
+    Training records (``split == "train"``) are drawn faintly as logged and boldly as a moving
+    average over about 1% of the run; validation records (``split == "val"``) as points.
+    Quantities that are positive and span more than three decades get a log scale.
+    """
+    panels = [("train", k, v) for k, v in metric_columns(records, "train").items()]
+    panels += [("val", k, v) for k, v in metric_columns(records, "val").items()]
+    panels = panels[:MAX_PANELS]
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_cols = min(4, len(panels))
+    n_rows = math.ceil(len(panels) / n_cols)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(3.4 * n_cols, 2.4 * n_rows), dpi=100, squeeze=False
+    )
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (split, name, data) in zip(axes.flat, panels, strict=False):
+        steps, values = data[:, 0], data[:, 1]
+        if split == "train":
+            window = max(1, len(values) // 100)
+            ax.plot(steps, values, color="#9ecae1", linewidth=0.5)
+            ax.plot(steps, moving_average(values, window), color="#08519c", linewidth=1.2)
+        else:
+            ax.plot(steps, values, "o-", color="#a63603", markersize=3, linewidth=1)
+        if values.min() > 0 and values.max() / values.min() > 1e3:
+            ax.set_yscale("log")
+        ax.set_title(name if split == "train" else f"{name} (validation)", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("step", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
