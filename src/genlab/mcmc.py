@@ -17,7 +17,25 @@ resampling (SIR, Rubin 1988): ``n_candidates`` draws from a broad Gaussian :math
 with weights :math:`\pi / g`. In low dimension this gets the modes' weights right; in high
 dimension the weights degenerate and SIR is just a good start.
 
+:func:`sir_mala` runs both in the whitened coordinates :math:`v` of a Gaussian approximation
+:math:`\mathcal N(m, LL^\top)` of the target, :math:`u = m + Lv`: the target of :math:`v` is
+:math:`\pi(m + Lv)` (the Jacobian :math:`|\det L|` is a constant), SIR draws candidates from
+:math:`\mathcal N(0, w^2 I)` (:math:`w > 1` widens the approximation so that the importance
+weights stay bounded where it is too narrow) and MALA's isotropic steps suit the whitened target
+when the approximation has the right shape. The approximation only affects efficiency: the
+chains target :math:`\pi` whatever :math:`m` and :math:`L`.
+
 Every function works on a batch of independent chains, ``(chains, d)``.
+
+References:
+    Roberts & Tweedie, "Exponential convergence of Langevin distributions and their discrete
+    approximations", Bernoulli 2(4), 1996.
+    Roberts & Rosenthal, "Optimal scaling of discrete approximations to Langevin diffusions",
+    JRSS B 60(1), 1998.
+    Rubin, "Using the SIR algorithm to simulate posterior distributions", Bayesian
+    Statistics 3, 1988.
+    Andrieu & Thoms, "A tutorial on adaptive MCMC", Statistics and Computing 18, 2008
+    (stochastic-approximation step adaptation).
 """
 
 from __future__ import annotations
@@ -75,9 +93,9 @@ def mala(
         u = torch.where(accept[:, None], proposal, u)
         value = torch.where(accept, value_p, value)
         grad = torch.where(accept[:, None], grad_p, grad)
-        if t < burn_in:  # Robbins-Monro on log step size
-            rate = log_ratio.clamp(max=0).exp()
-            log_eps = log_eps + (rate - TARGET_ACCEPTANCE)[:, None] / math.sqrt(t + 1)
+        if t < burn_in:  # Robbins-Monro on the shared log step size
+            rate = log_ratio.clamp(max=0).exp().mean()
+            log_eps = log_eps + (rate - TARGET_ACCEPTANCE) / math.sqrt(t + 1)
         else:
             accepted += accept.to(u.dtype)
     return u.detach(), accepted / max(steps - burn_in, 1)
@@ -90,22 +108,99 @@ def sir(
     chains: int,
     *,
     n_candidates: int,
+    pool: int = 1,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""``(chains, d)`` draws by sampling-importance-resampling from :math:`g = \mathcal N(loc, scale^2)`.
 
     Each chain draws ``n_candidates`` from :math:`g` and keeps one with probability
-    :math:`\propto \pi(u)/g(u)`. ``log_density`` is called on ``(chains * n_candidates, d)``.
+    :math:`\propto \pi(u)/g(u)`. ``log_density`` is called on ``(chains * n_candidates, d)``
+    (the candidates of chain ``c`` in rows ``c * n_candidates ...``). The self-normalised
+    weights make the draws' law differ from :math:`\pi` by :math:`O(1/M)` for :math:`M`
+    candidates, so chains with the same target pool theirs: with ``pool = P``, the chains are
+    ``P`` stacked copies of ``chains / P`` targets (chain ``i * chains / P + r`` is copy ``i`` of
+    target ``r``, with the same ``loc``, ``scale`` and :math:`\pi`) and each copy draws, with
+    replacement, from all :math:`P M` candidates of its target.
+
+    Arguments:
+        loc, scale: ``(d,)`` (shared by the chains) or ``(chains, d)``; ``scale > 0``.
     """
     d = loc.shape[-1]
     eps = torch.randn(
         chains, n_candidates, d, generator=generator, device=loc.device, dtype=loc.dtype
     )
-    candidates = loc + scale * eps  # (chains, M, d)
-    log_g = -0.5 * eps.square().sum(-1) - scale.log().sum(-1)  # up to a constant
+    candidates = loc.unsqueeze(-2) + scale.unsqueeze(-2) * eps  # (chains, M, d)
+    log_g = -0.5 * eps.square().sum(-1) - scale.log().sum(-1, keepdim=True)  # up to a constant
     with torch.no_grad():
         log_pi = log_density(candidates.reshape(-1, d)).view(chains, n_candidates)
     log_w = torch.nan_to_num(log_pi - log_g, nan=-math.inf)
+    targets = chains // pool
+    log_w = log_w.view(pool, targets, n_candidates).transpose(0, 1).reshape(targets, -1)
+    candidates = candidates.view(pool, targets, n_candidates, d).transpose(0, 1)
+    candidates = candidates.reshape(targets, pool * n_candidates, d)  # (targets, P * M, d)
     log_w = torch.where(torch.isinf(log_w).all(1, keepdim=True), torch.zeros_like(log_w), log_w)
-    pick = torch.multinomial(torch.softmax(log_w, dim=1), 1, generator=generator).squeeze(1)
-    return candidates[torch.arange(chains, device=loc.device), pick]
+    pick = torch.multinomial(
+        torch.softmax(log_w, dim=1), pool, replacement=True, generator=generator
+    )  # (targets, P)
+    chosen = candidates[torch.arange(targets, device=loc.device)[:, None], pick]
+    return chosen.transpose(0, 1).reshape(chains, d)
+
+
+def sir_mala(
+    log_density: LogDensity,
+    loc: Tensor,
+    scale_tril: Tensor,
+    *,
+    n_candidates: int,
+    steps: int,
+    burn_in: int,
+    widen: float = 1.5,
+    step_size: float = 0.1,
+    pool: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""SIR then MALA in the whitened coordinates of :math:`\mathcal N(loc, LL^\top)` (module doc).
+
+    Arguments:
+        log_density: unnormalised :math:`\log\pi` of ``(chains, d)`` states.
+        loc: ``(chains, d)`` means :math:`m` of the Gaussian approximation, one chain per row.
+        scale_tril: lower-triangular :math:`L`, ``(d, d)`` shared by the chains or
+            ``(chains, d, d)``.
+        n_candidates: SIR candidates per chain (from :math:`\mathcal N(0, w^2 I)` in :math:`v`).
+        steps, burn_in: MALA transitions, the first ``burn_in`` adapting the step size.
+        widen: :math:`w`.
+        step_size: initial MALA step size in whitened units.
+        pool: the chains are ``pool`` stacked copies of ``chains / pool`` targets (see
+            :func:`sir`), which pool their SIR candidates.
+
+    Returns:
+        ``(chains, d)`` final states :math:`u` and ``(chains,)`` MALA acceptance rates after
+        burn-in.
+    """
+
+    def unwhiten(v: Tensor) -> Tensor:
+        copies = len(v) // len(loc)  # SIR scores n_candidates states per chain
+        if scale_tril.dim() == 2:
+            return loc.repeat_interleave(copies, 0) + v @ scale_tril.T
+        tril = scale_tril.repeat_interleave(copies, 0)  # (copies * chains, d, d)
+        return loc.repeat_interleave(copies, 0) + (tril @ v.unsqueeze(-1)).squeeze(-1)
+
+    zero = torch.zeros(loc.shape[-1], device=loc.device, dtype=loc.dtype)
+    v = sir(
+        lambda v: log_density(unwhiten(v)),
+        zero,
+        torch.full_like(zero, widen),
+        len(loc),
+        n_candidates=n_candidates,
+        pool=pool,
+        generator=generator,
+    )
+    v, acceptance = mala(
+        lambda v: log_density(unwhiten(v)),
+        v,
+        steps=steps,
+        burn_in=burn_in,
+        step_size=step_size,
+        generator=generator,
+    )
+    return unwhiten(v), acceptance

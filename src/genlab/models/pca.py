@@ -27,7 +27,8 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
-from genlab.models.base import Capabilities, GenerativeModel, broadcast_mask
+from genlab.models.base import Capabilities, GenerativeModel
+from genlab.models.conditioning import complete, gaussian_conditional
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_COMPONENTS = 8
@@ -159,41 +160,20 @@ class PCA(GenerativeModel):
         :math:`S = C_{uu} - C_{uo} C_{oo}^{-1} C_{ou}`.
         """
         self.check_input(x)
-        observed = broadcast_mask(mask, x).flatten(1)  # (B, D)
-        flat = x.flatten(1).to(torch.float64)
-        out = flat.unsqueeze(0).repeat(n, 1, 1)  # (n, B, D)
         cov = self.covariance()
-        patterns, which = torch.unique(observed, dim=0, return_inverse=True)
-        for p, pattern in enumerate(patterns):
-            rows = (which == p).nonzero().squeeze(1)
-            o, u = pattern, ~pattern
-            if not bool(u.any()):
-                continue
-            mean_u, cov_u = self._conditional(flat[rows], o, u, cov)
+
+        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
+            mean_u, cov_u = gaussian_conditional(self.mean, cov, rows.to(torch.float64), observed)
             chol = torch.linalg.cholesky(cov_u)
             eps = torch.randn(
-                n,
-                len(rows),
-                int(u.sum()),
-                generator=generator,
-                device=flat.device,
-                dtype=torch.float64,
+                (n, *mean_u.shape), generator=generator, device=cov.device, dtype=torch.float64
             )
-            out[:, rows[:, None], u.nonzero().squeeze(1)] = mean_u + eps @ chol.T
-        return out.to(x.dtype).view(n, *x.shape)
+            return mean_u + eps @ chol.T  # (n, R, U)
+
+        return complete(x, mask, n, fill)
 
     def conditional_distribution(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Mean ``(B, n_unobserved)`` and covariance of the unobserved coordinates (one mask)."""
         observed = torch.as_tensor(mask).bool().flatten()
         flat = x.flatten(1).to(torch.float64)
-        return self._conditional(flat, observed, ~observed, self.covariance())
-
-    def _conditional(
-        self, flat: Tensor, o: Tensor, u: Tensor, cov: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        if not bool(o.any()):
-            return self.mean[u].expand(flat.shape[0], -1), cov[u][:, u]
-        c_oo, c_uo, c_uu = cov[o][:, o], cov[u][:, o], cov[u][:, u]
-        gain = torch.linalg.solve(c_oo, c_uo.T).T  # C_uo C_oo^{-1}, (U, O)
-        mean_u = self.mean[u] + (flat[:, o] - self.mean[o]) @ gain.T
-        return mean_u, c_uu - gain @ c_uo.T
+        return gaussian_conditional(self.mean, self.covariance(), flat, observed)

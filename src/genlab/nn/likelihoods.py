@@ -183,6 +183,14 @@ class Likelihood(nn.Module):
         """``(*batch)`` log-density of the data whose target is ``target``, in data units."""
         return self.distribution(params).log_prob(target) + self.log_jacobian
 
+    def coordinate_log_prob(self, params: Tensor, target: Tensor) -> Tensor:
+        """``(*batch, D)`` log-probability of each coordinate of the target, without the Jacobian.
+
+        Every likelihood here factorises over coordinates, so summing a subset of these gives
+        the likelihood of the observed part of an example (conditional sampling).
+        """
+        return self.distribution(params).base_dist.log_prob(target)
+
     def total_log_prob(self, params: Tensor, target: Tensor) -> Tensor:
         """The sum of :meth:`log_prob` over the batch (what a training loss needs)."""
         return self.log_prob(params, target).sum()
