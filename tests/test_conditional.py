@@ -159,4 +159,6 @@ def test_vae_conditional_matches_numerical_integration_over_the_code(
     expected_counts = np.append(expected[~rare], expected[rare].sum()) * n
     keep = expected_counts > 0
     result = stats.chisquare(observed_counts[keep], expected_counts[keep])
-    assert result.pvalue > 0.01, (result, counts, np.round(expected * n))
+    # four cases at level 0.001: a false alarm in 1 of 250 runs, while a biased sampler with
+    # n = 4000 draws gives p-values near 0 (over seeds 1-12 the p-values here spread over (0, 1))
+    assert result.pvalue > 0.001, (result, counts, np.round(expected * n))
