@@ -162,3 +162,37 @@ def test_vae_conditional_matches_numerical_integration_over_the_code(
     # four cases at level 0.001: a false alarm in 1 of 250 runs, while a biased sampler with
     # n = 4000 draws gives p-values near 0 (over seeds 1-12 the p-values here spread over (0, 1))
     assert result.pvalue > 0.001, (result, counts, np.round(expected * n))
+
+
+@pytest.mark.parametrize("family", ["gan", "bigan"])
+def test_adversarial_conditional_has_the_closed_form_moments_of_a_linear_generator(family):
+    r"""With :math:`G(z) = Az + b` the noise model makes :math:`z \mid x_o` Gaussian:
+    :math:`\Sigma = (I + A_o^\top A_o / \sigma^2)^{-1}`, :math:`\mu = \Sigma A_o^\top (x_o - b_o)
+    / \sigma^2`, so :math:`G(z)_u \sim \mathcal N(A_u \mu + b_u, A_u \Sigma A_u^\top)`."""
+    info = DataInfo("linear", (4,), "vector", value_range=(-20, 20))
+    model_config, _ = genlab.api.resolve_settings(family, {"latent_dim": 2}, "smoke")
+    model = genlab.api.build_model(family, model_config, info).eval()  # identity normaliser
+    linear = torch.nn.Linear(2, 4).requires_grad_(False)
+    weight = torch.tensor([[1.0, 0.5], [0.8, -0.6], [0.2, 1.0], [-0.7, 0.3]])
+    bias = torch.tensor([1.0, -2.0, 0.0, 0.5])
+    linear.weight.copy_(weight)
+    linear.bias.copy_(bias)
+    model.averaged["generator"] = linear
+    sigma, n = 0.5, 4000
+    mask = torch.tensor([True, False, True, False])
+    x = torch.tensor([[2.5, 0.0, 1.0, 0.0]])
+    samples = model.sample_conditional(
+        x, mask, n, generator=torch.Generator().manual_seed(0), noise_std=sigma
+    )
+    assert torch.equal(samples[:, 0, mask], x[:, mask].expand(n, -1))
+
+    a_o, a_u = weight[mask].double(), weight[~mask].double()
+    cov_z = torch.linalg.inv(torch.eye(2, dtype=torch.float64) + a_o.T @ a_o / sigma**2)
+    mean_z = cov_z @ a_o.T @ (x[0, mask] - bias[mask]).double() / sigma**2
+    mean_u = a_u @ mean_z + bias[~mask].double()
+    c = (a_u @ cov_z @ a_u.T).numpy()
+    free = samples[:, 0, ~mask].double()
+    sd = torch.tensor(c.diagonal().copy()).sqrt()
+    assert ((free.mean(0) - mean_u).abs() < 4 * sd / np.sqrt(n)).all(), (free.mean(0), mean_u)
+    se = np.sqrt((np.outer(c.diagonal(), c.diagonal()) + c**2) / n)
+    assert (np.abs(np.cov(free.numpy().T) - c) < 4.5 * se).all(), (np.cov(free.numpy().T), c)

@@ -78,7 +78,7 @@ class BiGAN(GAN):
 
     family = "bigan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=True, decode=True, conditional=False
+        sample=True, log_prob="none", encode=True, decode=True, conditional=True
     )
     config_class = BiGANConfig
     # Measured on digits (scripts/bigan_digits.py): the codes' linear-probe accuracy peaks after
@@ -119,6 +119,10 @@ class BiGAN(GAN):
         """The encoder wants its pairs :math:`(x, E(x))` taken for samples: ``generator(-D)``."""
         game = ADVERSARIAL_LOSSES[self.config.loss]
         return game.generator(-self.critic(*self.real_inputs(real)))
+
+    def latent_proposal(self, u: Tensor) -> Tensor:
+        """The averaged encoder's codes :math:`E(u)` (unobserved values set to 0 by the caller)."""
+        return self.averaged["encoder"](u)
 
     def encode(self, x: Tensor) -> Tensor:
         """``(B, latent_dim)`` codes :math:`E(x)` of the averaged encoder."""
