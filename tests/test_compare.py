@@ -71,6 +71,8 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, tmp_path, caps
     assert found["console_errors"] == [] and found["page_errors"] == []
     assert found["images"] and all(image["ok"] for image in found["images"])
     assert found["scorecard_rows"] == list(FAMILIES)
+    curves = [picture for picture in found["images"] if picture["alt"] == "training curves"]
+    assert len(curves) == sum(FAMILIES[f].fit_method == "gradient" for f in families)
 
     if image:  # exact Gaussian conditioning beats filling in the mean
         baseline = saved["baselines"]["mean_fill"]

@@ -36,7 +36,7 @@ from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
 from genlab.models import FAMILIES, GenerativeModel
 from genlab.report.family import capability_badges, family_pictures
-from genlab.report.html import Column, Section, render_report, write_report
+from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_table
 from genlab.runs import RunDirectory
 
@@ -186,11 +186,15 @@ def compare(
         row["train_seconds"] = seconds
         row["details"] = {k: v for k, v in measured.items() if k not in row}
         rows.append(row)
+        pictures = family_pictures(model, dataset, seed)
+        curves = RunDirectory(out / family).curves_path
+        if curves.exists():  # a closed-form fit logs no curves
+            pictures.append(Picture("training curves", curves.read_bytes(), wide=True))
         sections.append(
             Section(
                 family,
                 capability_badges(model),
-                family_pictures(model, dataset, seed),
+                pictures,
                 notes=[f"run directory: {out / family}"],
             )
         )
