@@ -22,11 +22,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	touch $@
 
+# One BLAS/OpenMP thread per process (demo and tests): the tensors are small, and two threads
+# spinning on a busy 2-core machine make training many times slower.
 demo: $(VENV)/.installed
-	$(BIN)/genlab compare --data digits --models pca,ae --budget fast --out runs/demo
+	OMP_NUM_THREADS=1 $(BIN)/genlab compare --data digits --budget fast --out runs/demo
 
-# One BLAS/OpenMP thread per process: the tests' tensors are small, and two threads spinning
-# on a busy 2-core machine make them many times slower.
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -84,7 +84,11 @@ class BiGAN(GAN):
     # Measured on digits (scripts/bigan_digits.py): the codes' linear-probe accuracy peaks after
     # about 1,000 steps at lr 5e-4 and slowly degrades after, while the GAN's lr 2e-3 degrades it.
     default_train = {**GAN.default_train, "steps": 1_000, "lr": 5e-4}
-    budgets = {**GAN.budgets, "fast": {"steps": 1_000}, "full": {"steps": 2_000}}
+    budgets = {
+        **GAN.budgets,
+        "fast": {"steps": 2_000, "architecture": "mlp"},
+        "full": {"steps": 2_000},
+    }
 
     def __init__(self, config: BiGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)

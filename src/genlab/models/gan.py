@@ -225,7 +225,7 @@ class GAN(GenerativeModel):
     }
     budgets = {
         "smoke": {"steps": 40, "batch_size": 64, "hidden": (64, 64), "channels": 8},
-        "fast": {"steps": 2_000},
+        "fast": {"steps": 2_000, "architecture": "mlp"},  # on 8x8 images 14x faster than conv
         "full": {"steps": 20_000},
     }
 
