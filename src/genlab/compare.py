@@ -189,7 +189,9 @@ def compare(
         pictures = family_pictures(model, dataset, seed)
         curves = RunDirectory(out / family).curves_path
         if curves.exists():  # a closed-form fit logs no curves
-            pictures.append(Picture("training curves", curves.read_bytes(), wide=True))
+            pictures.append(
+                Picture("training curves", curves.read_bytes(), wide=True, full_width=True)
+            )
         sections.append(
             Section(
                 family,

@@ -45,6 +45,9 @@ figure { margin: 0; background: var(--bg); border: 1px solid var(--line); border
          padding: 8px; }
 figure img { display: block; width: 340px; image-rendering: pixelated; }
 figure.wide img { width: 420px; image-rendering: auto; }
+figure.full { flex-basis: 100%; }
+figure.full img { width: 100%; max-width: 1200px; }
+figure.full figcaption { max-width: none; }
 figcaption { font-size: 12.5px; color: var(--muted); margin-top: 6px; max-width: 340px; }
 p.note { color: var(--muted); font-size: 13.5px; }
 """
@@ -55,6 +58,7 @@ class Picture:
     caption: str
     png: bytes
     wide: bool = False  # plots (anti-aliased) rather than pixel grids
+    full_width: bool = False  # a plot of many panels (training curves): the section's width
 
 
 @dataclass
@@ -101,7 +105,8 @@ def scorecard_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -
 
 def _picture(picture: Picture) -> str:
     data = base64.b64encode(picture.png).decode("ascii")
-    css = ' class="wide"' if picture.wide else ""
+    classes = [name for name, on in (("wide", picture.wide), ("full", picture.full_width)) if on]
+    css = f' class="{" ".join(classes)}"' if classes else ""
     caption = html.escape(picture.caption)
     return (
         f'<figure{css}><img src="data:image/png;base64,{data}" alt="{caption}">'
