@@ -125,3 +125,16 @@ def test_elbo_gap():
     assert all(a > b for a, b in zip(gaps, gaps[1:], strict=False))  # tighter as k grows
     assert gaps[0] > 5 * gaps[-1]
     assert result.holds
+
+
+def test_vanishing_gradients():
+    result = smoke("vanishing-gradients")
+    start, final = result.numbers["start_grad_norm"], result.numbers["final_grad_norm"]
+    assert start["minimax"] / final["minimax"] >= 100  # the saturating loss stops teaching
+    assert start["nonsaturating"] / final["nonsaturating"] < 100
+    assert final["nonsaturating"] > start["nonsaturating"]  # it grows instead
+    minimum = result.numbers["min_grad_norm"]
+    assert minimum["wasserstein-gp"] > start["wasserstein-gp"] / 10  # bounded away from 0
+    assert final["wasserstein-gp"] > 1e3 * final["minimax"]
+    assert result.numbers["final_mean_fake_logit"] < -5  # the discriminator is confident
+    assert result.holds
