@@ -138,3 +138,18 @@ def test_vanishing_gradients():
     assert final["wasserstein-gp"] > 1e3 * final["minimax"]
     assert result.numbers["final_mean_fake_logit"] < -5  # the discriminator is confident
     assert result.holds
+
+
+def test_birthday_paradox():
+    result = smoke("birthday-paradox")
+    numbers = result.numbers
+    for name, size in numbers["known_support"].items():
+        estimate = numbers["estimated_support"][name]
+        assert size / 2 <= estimate <= 2 * size, name  # the test recovers a known support
+        # and s^2 ~ 2 ln 2 K: batches at half-probability are about sqrt(2 ln 2 K)
+        assert numbers["batch_size_at_half"][name] == pytest.approx(
+            math.sqrt(2 * math.log(2) * size), rel=0.3
+        )
+    assert numbers["n_train"] == numbers["known_support"]["replay training set"] > 1000
+    assert numbers["estimated_support"]["GAN"] is not None  # the 40-step GAN repeats itself
+    assert result.holds
