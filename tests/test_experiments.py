@@ -153,3 +153,13 @@ def test_birthday_paradox():
     assert numbers["n_train"] == numbers["known_support"]["replay training set"] > 1000
     assert numbers["estimated_support"]["GAN"] is not None  # the 40-step GAN repeats itself
     assert result.holds
+
+
+def test_mode_collapse():
+    result = smoke("mode-collapse")
+    runs = {r["variant"]: r for r in result.numbers["runs"]}  # one seed, ring
+    default, tiny = runs["default"], runs["tiny discriminator"]
+    assert default["modes_captured"] == default["modes_reached"] == default["n_modes"] == 8
+    assert tiny["modes_captured"] <= 2 and tiny["modes_reached"] <= 4  # collapsed
+    assert tiny["hq_fraction"] < default["hq_fraction"]
+    assert result.holds

@@ -93,7 +93,9 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     optimizers = {
         "bce": adam(nets["bce"].parameters(), lr=BCE_LR),
         "wasserstein-gp": adam(nets["wasserstein-gp"].parameters(), lr=1e-4, betas=(0.5, 0.9)),
-        "wasserstein (clip)": torch.optim.RMSprop(nets["wasserstein (clip)"].parameters(), lr=5e-5),
+        "wasserstein (clip)": torch.optim.RMSprop(
+            nets["wasserstein (clip)"].parameters(), lr=5e-5
+        ),
     }
     clip_weights_(nets["wasserstein (clip)"], CLIP)
     critic_of = {
