@@ -35,7 +35,12 @@ from matplotlib.image import imread
 from genlab.api import fit
 from genlab.data import load
 from genlab.experiments.base import Budget, ExperimentResult
-from genlab.metrics.birthday import BirthdayResult, birthday_support, duplicate_threshold
+from genlab.metrics.birthday import (
+    BirthdayResult,
+    Sampler,
+    birthday_support,
+    duplicate_threshold,
+)
 from genlab.metrics.sample_quality import to_data_grid
 from genlab.report.figures import PALETTE, new_figure
 from genlab.report.images import image_grid_png
@@ -56,7 +61,7 @@ PAIRS_SHOWN = 12
 TOLERANCE = 2.0
 
 
-def replay_sampler(pool: torch.Tensor):
+def replay_sampler(pool: torch.Tensor) -> Sampler:
     """A "generator" uniform on the rows of ``pool``: ``(n, generator) -> (n, ...)``."""
 
     def sample(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -74,7 +79,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     subset = train[torch.randperm(len(train), generator=generator)[:KNOWN_SUPPORT]]
     results: dict[str, BirthdayResult] = {}
     known = {f"replay {KNOWN_SUPPORT} images": KNOWN_SUPPORT, "replay training set": len(train)}
-    for (name, size), pool in zip(known.items(), (subset, train), strict=True):
+    for name, pool in zip(known, (subset, train), strict=True):
         results[name] = birthday_support(
             replay_sampler(pool), threshold, n_repetitions=REPLAY_REPETITIONS, generator=generator
         )
