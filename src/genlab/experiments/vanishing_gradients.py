@@ -55,7 +55,7 @@ CLAIM = (
     "the minimax (saturating) generator loss vanishes, while the non-saturating loss's and the "
     "Wasserstein critic's do not."
 )
-STEPS = {"smoke": 300, "full": 3000}
+STEPS = {"smoke": 500, "full": 3000}
 BATCH = 256
 GENERATOR_START = (0.5, 6.0)  # (a, b): G(z) = a z + b
 FALL = 100.0  # the minimax gradient must fall by at least this factor
