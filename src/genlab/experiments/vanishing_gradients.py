@@ -19,7 +19,9 @@ loss with respect to its parameters :math:`\theta = (a, b)`, for three games who
   two distributions, so the gradient stays bounded away from zero (Arjovsky et al., 2017).
 
 Minimax and non-saturating share one discriminator (trained by binary cross-entropy); each
-Wasserstein critic is trained by its own recipe. Data: the 1-D mixture ``P`` of
+Wasserstein critic is trained by its own recipe. Near its optimum, Adam's normalised steps keep
+the discriminator jittering, so the saturating gradient flickers by orders of magnitude from one
+step to the next; "final" is therefore the median over the last 10% of the steps. Data: the 1-D mixture ``P`` of
 :mod:`genlab.experiments.optimal_discriminator`; the generator starts at
 :math:`\mathcal N(6, 0.5^2)`.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from genlab.experiments.base import Budget, ExperimentResult
@@ -63,6 +66,7 @@ CURVES = ("minimax", "nonsaturating", "wasserstein-gp", "wasserstein (clip)")
 CLIP = 0.01
 GP_WEIGHT = 10.0
 BCE_LR = 5e-3
+SMOOTH = 25  # steps in the plotted running median (odd)
 
 
 def fixed_generator() -> nn.Linear:
@@ -128,8 +132,9 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
             optimizers[key].step()
             if key == "wasserstein (clip)":
                 clip_weights_(net, CLIP)
+    window = max(1, STEPS[budget] // 10)
     start = {name: values[0] for name, values in norms.items()}
-    final = {name: values[-1] for name, values in norms.items()}
+    final = {name: float(np.median(values[-window:])) for name, values in norms.items()}
     minimum = {name: min(values) for name, values in norms.items()}
     fall = {name: start[name] / final[name] for name in CURVES}
     holds = (
@@ -141,8 +146,15 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     fig, (ax, ax_logit) = new_figure(2, width=4.6)
     steps = np.arange(STEPS[budget] + 1)
     for colour, name in zip(PALETTE, CURVES, strict=False):
-        ax.semilogy(steps, norms[name], color=colour, label=name)
-    ax.set(xlabel="discriminator steps", ylabel="||grad_theta L_G||", title="generator gradient")
+        values = np.asarray(norms[name])
+        smooth = np.median(sliding_window_view(np.pad(values, (SMOOTH // 2,), "edge"), SMOOTH), 1)
+        ax.semilogy(steps, values, color=colour, lw=0.5, alpha=0.35)
+        ax.semilogy(steps, smooth, color=colour, lw=1.5, label=name)
+    ax.set(
+        xlabel="discriminator steps",
+        ylabel="||grad_theta L_G||",
+        title=f"generator gradient (bold: running median of {SMOOTH})",
+    )
     ax.legend(fontsize=7)
     ax_logit.plot(steps, fake_logit, color=PALETTE[0])
     ax_logit.set(
@@ -155,8 +167,8 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
         claim=CLAIM,
         holds=holds,
         criterion=(
-            f"the minimax gradient norm falls by >= {FALL:g}x from its start, the "
-            f"non-saturating one by less than {FALL:g}x, and neither the non-saturating nor the "
+            f"the minimax gradient norm (median over the last {window} steps) is >= {FALL:g}x "
+            f"below its start, the non-saturating one less than {FALL:g}x, and neither the non-saturating nor the "
             "WGAN-GP one ever drops below a tenth of its start"
         ),
         numbers={
@@ -165,6 +177,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
             "final_grad_norm": final,
             "min_grad_norm": minimum,
             "fall_factor": fall,
+            "final_window_steps": window,
             "final_mean_fake_logit": fake_logit[-1],
             "every_100_steps": {name: values[::100] for name, values in norms.items()},
         },
