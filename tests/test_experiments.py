@@ -163,3 +163,13 @@ def test_mode_collapse():
     assert tiny["modes_captured"] <= 2 and tiny["modes_reached"] <= 4  # collapsed
     assert tiny["hq_fraction"] < default["hq_fraction"]
     assert result.holds
+
+
+def test_result_json_accepts_numpy_bools():
+    import numpy as np
+
+    from genlab.report.figures import new_figure
+
+    fig, _ = new_figure(1)
+    result = experiments.ExperimentResult("x", "c", np.float64(1.0) < 2.0, "k", {}, fig)
+    assert json.loads(json.dumps(result.to_json()))["holds"] is True
