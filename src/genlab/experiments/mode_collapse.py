@@ -2,8 +2,9 @@ r"""Mode collapse: a GAN whose discriminator is too weak puts its samples on a f
 
 The generator is only pushed towards a mode when the discriminator can tell that mode's data
 from the samples; a discriminator too small to carve the plane into the mixture's modes lets
-the generator pile its samples into one region (Arora et al., 2017: a discriminator of
-:math:`p` parameters cannot see past :math:`\tilde O(p \log p / \epsilon^2)` support points).
+the generator pile its samples into one region (Arora et al., 2017: a mixture of
+:math:`\tilde O(p \log p / \epsilon^2)` points can fool, to within :math:`\epsilon`, every
+discriminator with :math:`p` parameters, so a small discriminator cannot demand diversity).
 We train GAN variants on ``ring`` (8 modes) and ``grid`` (25 modes) over several seeds and
 score 2,500 samples of each by the VEEGAN/PacGAN protocol of :mod:`genlab.metrics.modes`:
 *modes captured* (modes that are the nearest mode of at least one high-quality sample, one within
