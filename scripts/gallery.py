@@ -54,7 +54,7 @@ KEY_NUMBERS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "gaussian-distances": [("log-log slopes", ("slopes",))],
     "two-sample-power": [
         ("sample sizes", ("sizes",)),
-        ("rejection rates (test: rate per size)", ("rejection_rates",)),
+        ("rejection rates, one per sample size", ("rejection_rates",)),
     ],
     "pareto": [
         ("betas", ("betas",)),
@@ -134,6 +134,22 @@ def short(value: Any) -> str:
     return str(value)
 
 
+def is_table(value: Any) -> bool:
+    """A dict of dicts that share their keys: shown as its own table."""
+    if not isinstance(value, dict) or not value:
+        return False
+    rows = list(value.values())
+    return all(isinstance(r, dict) and r.keys() == rows[0].keys() for r in rows)
+
+
+def table(label: str, value: dict[str, dict[str, Any]]) -> str:
+    columns = list(next(iter(value.values())))
+    lines = [f"| {label} | {' | '.join(columns)} |", "|---" * (len(columns) + 1) + "|"]
+    for key, row in value.items():
+        lines.append(f"| {key} | {' | '.join(short(row[c]) for c in columns)} |")
+    return "\n".join(lines) + "\n"
+
+
 def lookup(numbers: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         numbers = numbers[int(key)] if isinstance(numbers, list) else numbers[key]
@@ -151,15 +167,22 @@ def section(name: str, result: dict[str, Any], times: dict[str, float] | None) -
         f"**Held:** {'yes' if result['holds'] else 'no'} — {result['criterion']}.",
     ]
     if times is not None:
-        lines.append(
-            f"**Time:** {times['wall_seconds']:.0f} s wall, {times['cpu_seconds']:.0f} s CPU."
-        )
+        lines += [
+            "",
+            f"**Time:** {times['wall_seconds']:.0f} s wall, {times['cpu_seconds']:.0f} s CPU.",
+        ]
     if name in NOTES:
         lines += ["", NOTES[name]]
     lines += ["", "| number | value |", "|---|---|"]
+    tables = []
     for label, path in KEY_NUMBERS.get(name, []):
-        lines.append(f"| {label} | {short(lookup(result['numbers'], path))} |")
-    lines += ["", f"![{name}](gallery/{name}.png)", ""]
+        value = lookup(result["numbers"], path)
+        if is_table(value):
+            lines.append(f"| {label} | see below |")
+            tables.append(table(label, value))
+        else:
+            lines.append(f"| {label} | {short(value)} |")
+    lines += ["", *tables, f"![{name}](gallery/{name}.png)", ""]
     return "\n".join(lines)
 
 
