@@ -125,3 +125,51 @@ def test_elbo_gap():
     assert all(a > b for a, b in zip(gaps, gaps[1:], strict=False))  # tighter as k grows
     assert gaps[0] > 5 * gaps[-1]
     assert result.holds
+
+
+def test_vanishing_gradients():
+    result = smoke("vanishing-gradients")
+    start, final = result.numbers["start_grad_norm"], result.numbers["final_grad_norm"]
+    assert start["minimax"] / final["minimax"] >= 100  # the saturating loss stops teaching
+    assert start["nonsaturating"] / final["nonsaturating"] < 100
+    assert final["nonsaturating"] > start["nonsaturating"]  # it grows instead
+    minimum = result.numbers["min_grad_norm"]
+    assert minimum["wasserstein-gp"] > start["wasserstein-gp"] / 10  # bounded away from 0
+    assert final["wasserstein-gp"] > 1e3 * final["minimax"]
+    assert result.numbers["final_mean_fake_logit"] < -5  # the discriminator is confident
+    assert result.holds
+
+
+def test_birthday_paradox():
+    result = smoke("birthday-paradox")
+    numbers = result.numbers
+    for name, size in numbers["known_support"].items():
+        estimate = numbers["estimated_support"][name]
+        assert size / 2 <= estimate <= 2 * size, name  # the test recovers a known support
+        # and s^2 ~ 2 ln 2 K: batches at half-probability are about sqrt(2 ln 2 K)
+        assert numbers["batch_size_at_half"][name] == pytest.approx(
+            math.sqrt(2 * math.log(2) * size), rel=0.3
+        )
+    assert numbers["n_train"] == numbers["known_support"]["replay training set"] > 1000
+    assert numbers["estimated_support"]["GAN"] is not None  # the 40-step GAN repeats itself
+    assert result.holds
+
+
+def test_mode_collapse():
+    result = smoke("mode-collapse")
+    runs = {r["variant"]: r for r in result.numbers["runs"]}  # one seed, ring
+    default, tiny = runs["default"], runs["tiny discriminator"]
+    assert default["modes_captured"] == default["modes_reached"] == default["n_modes"] == 8
+    assert tiny["modes_captured"] <= 2 and tiny["modes_reached"] <= 4  # collapsed
+    assert tiny["hq_fraction"] < default["hq_fraction"]
+    assert result.holds
+
+
+def test_result_json_accepts_numpy_bools():
+    import numpy as np
+
+    from genlab.report.figures import new_figure
+
+    fig, _ = new_figure(1)
+    result = experiments.ExperimentResult("x", "c", np.float64(1.0) < 2.0, "k", {}, fig)
+    assert json.loads(json.dumps(result.to_json()))["holds"] is True

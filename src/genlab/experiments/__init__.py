@@ -21,6 +21,9 @@ EXPERIMENTS: dict[str, str] = {
     "two-sample-power": "genlab.experiments.two_sample_power",
     "pareto": "genlab.experiments.pareto",
     "elbo-gap": "genlab.experiments.elbo_gap",
+    "vanishing-gradients": "genlab.experiments.vanishing_gradients",
+    "mode-collapse": "genlab.experiments.mode_collapse",
+    "birthday-paradox": "genlab.experiments.birthday_paradox",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

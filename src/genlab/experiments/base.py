@@ -29,6 +29,9 @@ class ExperimentResult:
     numbers: dict[str, Any]
     figure: Figure = field(repr=False)
 
+    def __post_init__(self) -> None:
+        self.holds = bool(self.holds)  # a numpy bool would not serialise to JSON
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

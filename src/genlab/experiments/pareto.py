@@ -7,7 +7,9 @@ The ELBO is :math:`-(D + R)` with distortion :math:`D = \mathbb E_q[-\log p(x \m
 arXiv:1711.00464). A point is on the Pareto front when no other point has both lower rate and
 lower distortion; a :math:`\beta` landing off the front was beaten on both objectives by
 another weight (an optimisation failure, not a trade-off). Measured on the test split of
-``digits`` (nats per image).
+``digits`` (nats per image), each :math:`\beta`'s weights taken at its best validation loss:
+trained to the last epoch instead, the small :math:`\beta` models over-fit the 1,347 training
+images and land off the test front (at the full budget, :math:`\beta = 0.1, 0.25`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     for beta in betas:
         model = fit(
             "vae", data, seed=seed, beta=beta, latent_dim=16, epochs=EPOCHS[budget],
-            patience=None, select_best=False,
+            patience=None, select_best=True,
         )  # fmt: skip
         generator = torch.Generator().manual_seed(seed)
         rate, distortion = model.rate_distortion(data.x_test, generator)
