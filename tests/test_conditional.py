@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 import genlab
-from genlab.data import Dataset, DataInfo
+from genlab.data import DataInfo, Dataset
 from genlab.models.conditioning import gaussian_conditional
 from genlab.objectives import log_standard_normal
 
