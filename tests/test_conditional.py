@@ -22,9 +22,7 @@ from genlab.objectives import log_standard_normal
 @pytest.fixture(scope="module")
 def moons_flow():
     moons = genlab.data.load("moons")
-    model = genlab.fit(
-        "flow", moons, steps=400, batch_size=256, lr=3e-3, val_fraction=0.0, seed=0
-    )
+    model = genlab.fit("flow", moons, steps=400, batch_size=256, lr=3e-3, val_fraction=0.0, seed=0)
     return model.eval()
 
 
@@ -123,9 +121,7 @@ def _discrete_data(levels: int) -> Dataset:
         ("categorical", 3, "gibbs"),
     ],
 )
-def test_vae_conditional_matches_numerical_integration_over_the_code(
-    likelihood, levels, sampler
-):
+def test_vae_conditional_matches_numerical_integration_over_the_code(likelihood, levels, sampler):
     data = _discrete_data(levels)
     model = genlab.fit(
         "vae", data, likelihood=likelihood, latent_dim=1, hidden=(16,), steps=300, lr=1e-2,
