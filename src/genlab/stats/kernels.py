@@ -23,6 +23,15 @@ from torch import Tensor
 from genlab.config import check
 
 MEDIAN_MAX_POINTS = 2000
+#: Most pairwise values one block of a chunked computation holds (128 MiB in float32), so
+#: that memory stays bounded however many reference rows there are.
+BLOCK_ELEMENTS = 2**25
+
+
+def block_rows(columns: int, most: int) -> int:
+    """Rows per block: a ``(rows, columns)`` block holds at most :data:`BLOCK_ELEMENTS`
+    values; at least 1 row and at most ``most``."""
+    return max(1, min(most, BLOCK_ELEMENTS // max(columns, 1)))
 
 
 def squared_distances(x: Tensor, y: Tensor) -> Tensor:
