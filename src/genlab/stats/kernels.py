@@ -83,7 +83,8 @@ class RBFKernel:
         """Gram matrix ``(n, m)``; the bandwidth must be set (call :meth:`fitted` first)."""
         if self.bandwidth is None:
             raise ValueError("RBFKernel: call .fitted(pooled) to set the bandwidth first")
-        return torch.exp(squared_distances(x, y) / (-2.0 * self.bandwidth**2))
+        # in place on the fresh distance block: half the time of allocating two more blocks
+        return squared_distances(x, y).mul_(-0.5 / self.bandwidth**2).exp_()
 
     def diagonal(self, x: Tensor) -> Tensor:
         """:math:`k(x_i, x_i) = 1`."""
@@ -111,7 +112,9 @@ class PolynomialKernel:
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         gamma = 1.0 / x.shape[1] if self.gamma is None else self.gamma
-        return (gamma * (x @ y.T) + self.coef) ** self.degree
+        return torch.addmm(
+            torch.full((), self.coef, dtype=x.dtype, device=x.device), x, y.T, alpha=gamma
+        ).pow_(self.degree)
 
     def diagonal(self, x: Tensor) -> Tensor:
         gamma = 1.0 / x.shape[1] if self.gamma is None else self.gamma
