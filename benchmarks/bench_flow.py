@@ -155,6 +155,8 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
                 no_actnorm["steps_per_s"] / theirs["steps_per_s"],
                 2,
             ),
+            # issue 3: at least as close to the true density's test LL (all lie below it)
+            ratio(f"flow test LL, genlab - {peer} (nats)", ours["test_ll"] - theirs["test_ll"], 0),
         ]
     return {
         "steps": steps,
