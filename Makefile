@@ -1,11 +1,11 @@
-# The two commands README documents: `make demo` and `make test`.
+# The commands README documents: `make demo`, `make test` and `make bench`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test clean
+.PHONY: demo test bench clean
 
 # A marker file per extra so that `make` reinstalls only when pyproject.toml changes.
 $(BIN)/python:
@@ -22,6 +22,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	touch $@
 
+# The peers the benchmarks measure genlab against (pythae, zuko, normflows, prdc, torchmetrics).
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
 # One BLAS/OpenMP thread per process (demo and tests): the tensors are small, and two threads
 # spinning on a busy 2-core machine make training many times slower.
 demo: $(VENV)/.installed
@@ -31,6 +36,11 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+# The full benchmark suite (tens of minutes; `BENCH_ARGS=--quick` for about two minutes). One
+# BLAS/OpenMP thread, as in README's tables: spinning threads on a shared machine add noise.
+bench: $(VENV)/.installed-bench
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

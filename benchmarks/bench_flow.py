@@ -15,30 +15,23 @@ The test log-likelihood (nats per point, 5,000 test points) is compared with the
 the process (less disturbed by other work), best of ``repeats`` interleaved runs. Timings on a
 shared machine are noisy: compare genlab and the peers only within one run.
 
-Run: ``python -m benchmarks.bench_flow`` (needs the ``bench`` extra: zuko, normflows).
+Run: ``python -m benchmarks --only flow`` (needs the ``bench`` extra: zuko, normflows).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 import genlab
+from benchmarks.report import ratio
+from benchmarks.timing import clock, elapsed
 
+NAME = "flow"
+TITLE = "RealNVP on moons: 8 affine couplings, 64-64 MLPs, batch 512"
 BATCH, LR, LAYERS, HIDDEN = 512, 1e-3, 8, (64, 64)
-
-
-def _clock() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def _elapsed(start: tuple[float, float]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) since ``start``."""
-    wall, cpu = _clock()
-    return wall - start[0], cpu - start[1]
 
 
 def _plain_loop(
@@ -50,14 +43,14 @@ def _plain_loop(
 ) -> tuple[float, float]:
     optimizer = torch.optim.Adam(params, lr=LR)
     generator = torch.Generator().manual_seed(seed)
-    started = _clock()
+    started = clock()
     for _ in range(steps):
         batch = x[torch.randint(len(x), (BATCH,), generator=generator)]
         loss = -log_prob(batch).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return _elapsed(started)
+    return elapsed(started)
 
 
 def train_zuko(x: torch.Tensor, steps: int, seed: int) -> tuple[Callable, tuple[float, float]]:
@@ -89,7 +82,7 @@ def train_normflows(
 def train_genlab(
     data: Any, steps: int, seed: int, actnorm: bool = True
 ) -> tuple[Callable, tuple[float, float]]:
-    started = _clock()
+    started = clock()
     model = genlab.fit(
         "flow",
         data,
@@ -103,7 +96,7 @@ def train_genlab(
         patience=None,
         seed=seed,
     )
-    return model.log_prob, _elapsed(started)
+    return model.log_prob, elapsed(started)
 
 
 @torch.no_grad()
@@ -111,13 +104,16 @@ def test_log_likelihood(log_prob: Callable, x: torch.Tensor) -> float:
     return float(torch.cat([log_prob(c).double() for c in x.split(1000)]).mean())
 
 
-def run(steps: int = 2000, repeats: int = 2, seed: int = 0) -> dict[str, Any]:
+def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
     """Train each flow ``repeats`` times (interleaved), best time; returns rates and test LLs."""
+    steps, repeats = (300, 1) if quick else (2000, 2)
     data = genlab.data.load("moons")
     x, x_test = data.x_train, data.x_test
     trainers = {
         "genlab": lambda: train_genlab(data, steps, seed),
-        "genlab_no_actnorm": lambda: train_genlab(data, steps, seed, actnorm=False),
+        "genlab, actnorm=false (the peers' layers)": lambda: train_genlab(
+            data, steps, seed, actnorm=False
+        ),
         "zuko": lambda: train_zuko(x, steps, seed),
         "normflows": lambda: train_normflows(x, steps, seed),
     }
@@ -130,44 +126,54 @@ def run(steps: int = 2000, repeats: int = 2, seed: int = 0) -> dict[str, Any]:
         for name, trainer in trainers.items():
             log_probs[name], seconds = trainer()
             times[name].append(seconds)
-    result: dict[str, Any] = {
+    rows = [
+        {
+            "implementation": name,
+            "steps_per_s": steps / min(wall for wall, _ in times[name]),
+            "steps_per_cpu_s": steps / min(cpu for _, cpu in times[name]),
+            "seconds": [wall for wall, _ in times[name]],
+            "test_ll": test_log_likelihood(log_probs[name], x_test),
+        }
+        for name in trainers
+    ]
+    by_name = {row["implementation"]: row for row in rows}
+    ours, no_actnorm = rows[0], rows[1]
+    ratios = []
+    for peer in ("zuko", "normflows"):
+        theirs = by_name[peer]
+        ratios += [
+            ratio(
+                f"flow steps/s, genlab / {peer}", ours["steps_per_s"] / theirs["steps_per_s"], 2
+            ),
+            ratio(
+                f"flow steps/CPU s, genlab / {peer}",
+                ours["steps_per_cpu_s"] / theirs["steps_per_cpu_s"],
+                2,
+            ),
+            ratio(
+                f"flow steps/s, genlab actnorm=false / {peer}",
+                no_actnorm["steps_per_s"] / theirs["steps_per_s"],
+                2,
+            ),
+            # issue 3: at least as close to the true density's test LL (all lie below it)
+            ratio(f"flow test LL, genlab - {peer} (nats)", ours["test_ll"] - theirs["test_ll"], 0),
+        ]
+    return {
         "steps": steps,
+        "repeats": repeats,
         "batch_size": BATCH,
         "threads": torch.get_num_threads(),
         "true_test_ll": float(data.true_log_prob(x_test).double().mean()),
+        "columns": [
+            ["implementation", "implementation"],
+            ["steps_per_s", "steps/s"],
+            ["steps_per_cpu_s", "steps/CPU s"],
+            ["test_ll", "test LL (nats)"],
+        ],
+        "rows": rows,
+        "notes": [
+            f"{steps} steps, best of {repeats}; true density's test LL "
+            f"{float(data.true_log_prob(x_test).double().mean()):.4f} nats"
+        ],
+        "ratios": ratios,
     }
-    for name in trainers:
-        result[f"{name}_steps_per_s"] = steps / min(wall for wall, _ in times[name])
-        result[f"{name}_steps_per_cpu_s"] = steps / min(cpu for _, cpu in times[name])
-        result[f"{name}_seconds"] = [wall for wall, _ in times[name]]
-        result[f"{name}_test_ll"] = test_log_likelihood(log_probs[name], x_test)
-    for peer in ("zuko", "normflows"):
-        result[f"ratio_vs_{peer}"] = result["genlab_steps_per_s"] / result[f"{peer}_steps_per_s"]
-        result[f"cpu_ratio_vs_{peer}"] = (
-            result["genlab_steps_per_cpu_s"] / result[f"{peer}_steps_per_cpu_s"]
-        )
-    return result
-
-
-def main() -> None:
-    result = run()
-    print(
-        f"RealNVP, 8 affine couplings, 64-64 MLPs, batch {result['batch_size']}, "
-        f"{result['steps']} steps on moons, {result['threads']} threads (noisy, shared machine)"
-    )
-    print(
-        f"{'':18s} {'steps/s':>8s} {'ratio':>6s} {'steps/CPU s':>11s} {'ratio':>6s} "
-        f"{'test LL':>8s}  (true {result['true_test_ll']:.3f})"
-    )
-    for name in ("genlab", "genlab_no_actnorm", "zuko", "normflows"):
-        rate, cpu_rate = result[f"{name}_steps_per_s"], result[f"{name}_steps_per_cpu_s"]
-        ratio = result["genlab_steps_per_s"] / rate
-        cpu_ratio = result["genlab_steps_per_cpu_s"] / cpu_rate
-        print(
-            f"{name:18s} {rate:8.1f} {ratio:6.2f} {cpu_rate:11.1f} {cpu_ratio:6.2f} "
-            f"{result[f'{name}_test_ll']:8.4f}"
-        )
-
-
-if __name__ == "__main__":
-    main()

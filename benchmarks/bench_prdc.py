@@ -5,35 +5,28 @@ Same float64 features, same k, same process. genlab:
 one pass over the real x generated block); peer: the reference package ``prdc`` (NAVER),
 which builds three full distance matrices with scikit-learn.
 
-Run: ``python benchmarks/bench_prdc.py [--n 5000] [--d 64] [--k 5] [--out result.json]``.
+Issue 5's target: at least 2x faster than prdc with equal values. ``--quick``: 2,000 x 64.
+
+Run: ``python -m benchmarks --only prdc``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
-import time
 from typing import Any
 
 import numpy as np
 import torch
 from prdc import compute_prdc
 
+from benchmarks.report import ratio
+from benchmarks.timing import best_of
 from genlab.metrics.prdc import precision_recall_density_coverage
-from genlab.report.table import format_table
 
+NAME = "prdc"
+TITLE = "precision/recall/density/coverage (k=5) on 64-d features vs prdc.compute_prdc"
 KEYS = ("precision", "recall", "density", "coverage")
-
-
-def _time(fn, repeats: int) -> tuple[float, dict[str, float]]:  # noqa: ANN001
-    best, value = np.inf, {}
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, value
 
 
 def reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
@@ -42,15 +35,16 @@ def reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     return {key: float(result[key]) for key in KEYS}
 
 
-def run(n: int = 5000, d: int = 64, k: int = 5, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+def run(quick: bool = False, seed: int = 0, k: int = 5) -> dict[str, Any]:
     """Time genlab and prdc on the same features; return a JSON-ready dict."""
+    n, d, repeats = (2000, 64, 3) if quick else (5000, 64, 3)
     rng = np.random.default_rng(seed)
     real = rng.standard_normal((n, d))
     fake = rng.standard_normal((n, d)) * 1.1 + 0.1
-    ours_time, ours = _time(
+    ours_time, ours = best_of(
         lambda: precision_recall_density_coverage(real, fake, k=k).to_json(), repeats
     )
-    peer_time, peer = _time(lambda: reference(real, fake, k), repeats)
+    peer_time, peer = best_of(lambda: reference(real, fake, k), repeats)
     difference = max(abs(ours[key] - peer[key]) for key in KEYS)
     rows = [
         {"implementation": "genlab", "seconds": ours_time, **ours, "speedup_of_genlab": 1.0},
@@ -61,37 +55,20 @@ def run(n: int = 5000, d: int = 64, k: int = 5, repeats: int = 3, seed: int = 0)
             "speedup_of_genlab": peer_time / ours_time,
         },
     ]
+    columns = [["implementation", "implementation"], ["seconds", "seconds"]]
+    columns += [[key, key] for key in KEYS] + [["speedup_of_genlab", "genlab speed-up"]]
     return {
-        "benchmark": "prdc",
         "n": n,
         "d": d,
         "k": k,
         "repeats": repeats,
         "threads": torch.get_num_threads(),
         "max_abs_difference": difference,
+        "columns": columns,
         "rows": rows,
+        "notes": [f"{n} x {d} features per set, best of {repeats}"],
+        "ratios": [
+            ratio("PRDC speed-up vs prdc", peer_time / ours_time, 2),
+            ratio("PRDC max |genlab - prdc| over the 4 values", difference, 1e-6, at_most=True),
+        ],
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--d", type=int, default=64)
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", help="write the result as JSON here")
-    args = parser.parse_args()
-    result = run(args.n, args.d, args.k, args.repeats)
-    columns = [("implementation", "implementation"), ("seconds", "seconds")]
-    columns += [(key, key) for key in KEYS] + [("speedup_of_genlab", "genlab speed-up")]
-    print(f"PRDC, {args.n} x {args.d} features per set, k={args.k}")
-    print(format_table(result["rows"], columns))
-    print(f"max |genlab - prdc| over the four values: {result['max_abs_difference']:.1e}")
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=2)
-    print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

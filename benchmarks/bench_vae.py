@@ -2,7 +2,7 @@
 
 Same data, same architecture, same likelihood, measured in one process:
 
-- data: 10,000 synthetic 28x28 uint8 images with MNIST's shape and values {0, 255} (scikit-learn's
+- data: 10,000 (``--quick``: 2,500) synthetic 28x28 uint8 images with MNIST's shape and values {0, 255} (scikit-learn's
   8x8 digits, upsampled to 20x20, placed at a random offset in a 28x28 frame and thresholded:
   a binarised-MNIST stand-in that needs no download), 8,000 for training and 2,000 for test;
 - architecture: pythae's default MLP for 28x28 (``Encoder_VAE_MLP``: 784-512-(16, 16);
@@ -20,18 +20,21 @@ A hand-written loop of the same step (fused Adam, no extra passes) is timed as a
 what the arithmetic allows on the machine. Timings on a shared machine are noisy; compare
 genlab and pythae only within one run.
 
-The genlab step is also compared with the pure matrix products it needs
-(``benchmarks.timing.matmul_seconds``, the floor for this architecture).
+The hardware limit (issue 7): genlab's training step alone (``model.training_step`` on one batch
+of 128, its fused Adam included; median of 7 repeats of 20 steps) against the pure matrix
+products its linear layers need (``benchmarks.timing.matmul_seconds``, the floor for this
+architecture), with the GFLOP/s each achieves.
 
-Run: ``python -m benchmarks.bench_vae`` (needs the ``bench`` extra: pythae).
+Run: ``python -m benchmarks --only vae`` (needs the ``bench`` extra: pythae).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
@@ -39,21 +42,26 @@ import torch
 import torch.nn.functional as F
 
 import genlab
-from benchmarks.timing import linear_shapes, matmul_seconds
+from benchmarks.report import ratio
+from benchmarks.timing import clock, elapsed, linear_shapes, matmul_seconds, median_seconds
 from genlab.data import DataInfo, Dataset
 from genlab.objectives import iw_bound, log_importance_weights, log_standard_normal
+from genlab.train.config import TrainConfig
+from genlab.train.optim import Optimizers
 
-N_TRAIN, N_TEST = 8000, 2000
+NAME = "vae"
+TITLE = "VAE on 28x28 binary images, pythae's default MLP (784-512-16), batch 128"
 LATENT, BATCH, LR = 16, 128, 1e-3
+STEPS_PER_REPEAT, STEP_REPEATS = 20, 7
 
 
-def synthetic_mnist(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(N_TRAIN, 1, 28, 28)`` and ``(N_TEST, 1, 28, 28)`` uint8 arrays with values {0, 255}."""
+def synthetic_mnist(n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_train, 1, 28, 28)`` and ``(n_test, 1, 28, 28)`` uint8 arrays with values {0, 255}."""
     from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(seed)
     digits = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
-    n = N_TRAIN + N_TEST
+    n = n_train + n_test
     pick = torch.from_numpy(rng.integers(len(digits), size=n))
     big = F.interpolate(digits[pick], size=(20, 20), mode="bilinear", align_corners=False)
     out = torch.zeros(n, 1, 28, 28)
@@ -61,7 +69,7 @@ def synthetic_mnist(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for i, (r, c) in enumerate(offsets):
         out[i, 0, r : r + 20, c : c + 20] = big[i, 0]
     images = ((out > 0.4).numpy() * 255).astype(np.uint8)
-    return images[:N_TRAIN], images[N_TRAIN:]
+    return images[:n_train], images[n_train:]
 
 
 def genlab_dataset(train: np.ndarray, test: np.ndarray) -> Dataset:
@@ -69,18 +77,8 @@ def genlab_dataset(train: np.ndarray, test: np.ndarray) -> Dataset:
     return Dataset(torch.from_numpy(train).float(), torch.from_numpy(test).float(), info)
 
 
-def _clock() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def _elapsed(start: tuple[float, float]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) since ``start``."""
-    wall, cpu = _clock()
-    return wall - start[0], cpu - start[1]
-
-
 def train_genlab(data: Dataset, epochs: int, seed: int) -> tuple[Any, tuple[float, float]]:
-    started = _clock()
+    started = clock()
     model = genlab.fit(
         "vae",
         data,
@@ -94,7 +92,7 @@ def train_genlab(data: Dataset, epochs: int, seed: int) -> tuple[Any, tuple[floa
         patience=None,
         seed=seed,
     )
-    return model, _elapsed(started)
+    return model, elapsed(started)
 
 
 def train_pythae(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[float, float]]:
@@ -117,9 +115,10 @@ def train_pythae(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[
             no_cuda=True,
             seed=seed,
         )
-        started = _clock()
-        TrainingPipeline(model=model, training_config=config)(train_data=x)
-        seconds = _elapsed(started)
+        started = clock()
+        with contextlib.redirect_stderr(io.StringIO()):  # pythae's progress bars
+            TrainingPipeline(model=model, training_config=config)(train_data=x)
+        seconds = elapsed(started)
     return model.eval(), seconds
 
 
@@ -136,7 +135,7 @@ def train_plain(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[f
     params = [*encoder.parameters(), *decoder.parameters()]
     optimizer = torch.optim.Adam(params, lr=LR, fused=True)
     generator = torch.Generator().manual_seed(seed)
-    started = _clock()
+    started = clock()
     for _ in range(epochs):
         for index in torch.randperm(len(x_all), generator=generator).split(BATCH):
             x = x_all[index]
@@ -149,7 +148,7 @@ def train_plain(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[f
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return None, _elapsed(started)
+    return None, elapsed(started)
 
 
 @torch.no_grad()
@@ -180,9 +179,29 @@ def genlab_bound(model: Any, x: torch.Tensor, k: int, seed: int) -> float:
     return total / len(x)
 
 
-def run(epochs: int = 5, repeats: int = 2, k: int = 100, seed: int = 0) -> dict[str, Any]:
-    """Train both ``repeats`` times (interleaved); returns throughput and test bounds."""
-    train, test = synthetic_mnist(seed)
+def step_seconds(model: Any, x: torch.Tensor, seed: int) -> float:
+    """Median seconds of one genlab training step (forward, backward, fused Adam) on ``x``."""
+    model.train()
+    optimizers = Optimizers(
+        model.configure_optimizers(TrainConfig(steps=1, lr=LR, batch_size=BATCH))
+    )
+    generator = torch.Generator().manual_seed(seed)
+
+    def steps() -> None:
+        for _ in range(STEPS_PER_REPEAT):
+            model.training_step(x, optimizers, generator)
+
+    seconds = median_seconds(steps, repeats=STEP_REPEATS) / STEPS_PER_REPEAT
+    model.eval()
+    return seconds
+
+
+def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Train genlab, pythae and the hand-written loop ``repeats`` times (interleaved)."""
+    n_train, n_test, epochs, repeats, k = (
+        (2000, 500, 1, 1, 20) if quick else (8000, 2000, 5, 2, 100)
+    )
+    train, test = synthetic_mnist(n_train, n_test, seed)
     data = genlab_dataset(train, test)
     # warm-up: the first optimizer step of a process imports torch._dynamo (seconds), whichever
     # library runs first would pay it
@@ -195,56 +214,69 @@ def run(epochs: int = 5, repeats: int = 2, k: int = 100, seed: int = 0) -> dict[
         pythae_model, seconds = train_pythae(train, epochs, seed)
         times["pythae"].append(seconds)
         times["plain"].append(train_plain(train, epochs, seed)[1])
-    examples = N_TRAIN * epochs
-    rates = {}
-    for name, measured in times.items():
-        rates[f"{name}_examples_per_s"] = examples / min(wall for wall, _ in measured)
-        rates[f"{name}_examples_per_cpu_s"] = examples / min(cpu for _, cpu in measured)
-        rates[f"{name}_seconds"] = [wall for wall, _ in measured]
+    examples = n_train * epochs
     x_test = torch.from_numpy(test).float()
-    # the floor: the matrix products of one step (forward and both backward products)
-    matmul, _ = matmul_seconds(linear_shapes(genlab_model), BATCH)
-    step = 1.0 / (rates["genlab_examples_per_s"] / BATCH)
-    return {
-        "matmul_seconds_per_step": matmul,
-        "genlab_seconds_per_step": step,
-        "genlab_step_over_matmul": step / matmul,
-        "epochs": epochs,
-        "n_train": N_TRAIN,
-        "batch_size": BATCH,
-        "threads": torch.get_num_threads(),
-        **rates,
-        "speed_ratio": rates["genlab_examples_per_s"] / rates["pythae_examples_per_s"],
-        "cpu_speed_ratio": rates["genlab_examples_per_cpu_s"] / rates["pythae_examples_per_cpu_s"],
-        "iw_samples": k,
-        "genlab_test_bound_nats": genlab_bound(genlab_model, x_test, k, seed),
-        "pythae_test_bound_nats": pythae_bound(pythae_model, x_test / 255.0, k, seed),
+    bounds = {
+        "genlab": genlab_bound(genlab_model, x_test, k, seed),
+        "pythae": pythae_bound(pythae_model, x_test / 255.0, k, seed),
+        "plain": None,
     }
-
-
-def main() -> None:
-    result = run()
-    print(f"VAE on {result['n_train']} synthetic 28x28 binary images, {result['epochs']} epochs, ")
-    print(f"batch {result['batch_size']}, {result['threads']} threads (noisy on a shared machine)")
-    print(f"{'':28s} {'genlab':>10s} {'pythae':>10s} {'ratio':>8s}")
-    for unit, key in (("s", "examples_per_s"), ("CPU s", "examples_per_cpu_s")):
-        g, p = result[f"genlab_{key}"], result[f"pythae_{key}"]
-        print(f"{'train examples / ' + unit:28s} {g:10.0f} {p:10.0f} {g / p:8.2f}")
-    for unit, key in (("s", "examples_per_s"), ("CPU s", "examples_per_cpu_s")):
-        plain = result[f"plain_{key}"]
-        ratio = plain / result[f"pythae_{key}"]
-        print(f"{'hand-written loop ex / ' + unit:28s} {plain:10.0f} {'(ref)':>10s} {ratio:8.2f}")
-    print(
-        f"genlab step {1e3 * result['genlab_seconds_per_step']:.2f} ms = "
-        f"{result['genlab_step_over_matmul']:.2f} x its pure matmul time "
-        f"({1e3 * result['matmul_seconds_per_step']:.2f} ms)"
-    )
-    gb, pb = result["genlab_test_bound_nats"], result["pythae_test_bound_nats"]
-    name = f"test IW bound k={result['iw_samples']} (nats)"
-    print(f"{name:28s} {gb:10.2f} {pb:10.2f} {gb - pb:+8.2f}")
-    bits = [-b / (784 * math.log(2)) for b in (gb, pb)]
-    print(f"{'test bits/dim (binary)':28s} {bits[0]:10.4f} {bits[1]:10.4f}")
-
-
-if __name__ == "__main__":
-    main()
+    rows = []
+    for name, measured in times.items():
+        rows.append(
+            {
+                "implementation": {"plain": "hand-written loop, fused Adam (reference)"}.get(
+                    name, name
+                ),
+                "examples_per_s": examples / min(wall for wall, _ in measured),
+                "examples_per_cpu_s": examples / min(cpu for _, cpu in measured),
+                "seconds": [wall for wall, _ in measured],
+                "test_bound_nats": bounds[name],
+            }
+        )
+    genlab_row, pythae_row, plain_row = rows
+    # the floor: the matrix products of one step (forward and both backward products)
+    matmul, flops = matmul_seconds(linear_shapes(genlab_model), BATCH)
+    step = step_seconds(genlab_model, data.x_train[:BATCH], seed)
+    speed = genlab_row["examples_per_s"] / pythae_row["examples_per_s"]
+    cpu_speed = genlab_row["examples_per_cpu_s"] / pythae_row["examples_per_cpu_s"]
+    bits = [-b / (784 * math.log(2)) for b in (bounds["genlab"], bounds["pythae"])]
+    return {
+        "n_train": n_train,
+        "epochs": epochs,
+        "repeats": repeats,
+        "batch_size": BATCH,
+        "iw_samples": k,
+        "threads": torch.get_num_threads(),
+        "columns": [
+            ["implementation", "implementation"],
+            ["examples_per_s", "train ex/s"],
+            ["examples_per_cpu_s", "train ex/CPU s"],
+            ["test_bound_nats", f"test IW bound k={k} (nats)"],
+        ],
+        "rows": rows,
+        "step_seconds": step,
+        "matmul_seconds": matmul,
+        "step_gflops": flops / step / 1e9,
+        "matmul_gflops": flops / matmul / 1e9,
+        "notes": [
+            f"{n_train} images x {epochs} epochs, best of {repeats}; test bits/dim (binary): "
+            f"genlab {bits[0]:.4f}, pythae {bits[1]:.4f}",
+            f"genlab step {1e3 * step:.3f} ms ({flops / step / 1e9:.1f} GFLOP/s) vs its pure "
+            f"matrix products {1e3 * matmul:.3f} ms ({flops / matmul / 1e9:.1f} GFLOP/s)",
+        ],
+        "ratios": [
+            ratio("VAE train examples/s, genlab / pythae", speed, 1.6),
+            ratio("VAE train examples/CPU s, genlab / pythae", cpu_speed, 1.6),
+            ratio(
+                "VAE hand-written fused loop / pythae (reference)",
+                plain_row["examples_per_s"] / pythae_row["examples_per_s"],
+            ),
+            ratio("VAE step time / pure matmul time", step / matmul, 1.4, at_most=True),
+            ratio(
+                "VAE test IW bound, genlab - pythae (nats)",
+                bounds["genlab"] - bounds["pythae"],
+                0.0,
+            ),
+        ],
+    }

@@ -1,12 +1,38 @@
-"""Small timing helpers shared by the benchmarks: median of repeats after a warm-up."""
+"""Timing helpers shared by the benchmarks: clocks, best of repeats, median of repeats, and
+the matrix-product floor of a network's training step."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
+
+
+def clock() -> tuple[float, float]:
+    """(wall, CPU time of this process) now."""
+    return time.perf_counter(), time.process_time()
+
+
+def elapsed(start: tuple[float, float]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) since ``start``; the CPU time is less
+    disturbed by other work on a shared machine."""
+    wall, cpu = clock()
+    return wall - start[0], cpu - start[1]
+
+
+def best_of(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
+    """(shortest wall time of ``repeats`` calls of ``fn``, the last call's value)."""
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, value  # type: ignore[return-value]
 
 
 def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:

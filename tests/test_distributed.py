@@ -9,12 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 import genlab
 from genlab.train.checkpoint import read_safetensors
-from tests.distributed_worker import SETTINGS
+from tests.distributed_worker import FAMILY_CASES, SETTINGS
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 
@@ -39,6 +40,39 @@ def test_two_processes_match_each_other_and_a_single_process(tmp_path, digits):
     records = genlab.runs.read_metrics(tmp_path / "run")
     steps = [r["step"] for r in records if r["split"] == "train"]
     assert steps == sorted(set(steps)) and steps[-1] == SETTINGS["steps"]
+
+
+@pytest.fixture(scope="module")
+def family_runs(tmp_path_factory):
+    """Every case of FAMILY_CASES trained by one 2-process torchrun (one start-up for all)."""
+    out = tmp_path_factory.mktemp("families")
+    result = subprocess.run(
+        torchrun(str(WORKER), str(out), *FAMILY_CASES), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("case", list(FAMILY_CASES))
+def test_every_family_keeps_the_ranks_in_sync(family_runs, case):
+    """Two models and optimizers (GAN, BiGAN), lazy R1, EMA, clipping, spectral norm: the ranks'
+    parameters and buffers stay bit-identical, and rank 0 alone writes the run directory."""
+    out = family_runs / case
+    rank0 = load_file(out / "rank0.safetensors")
+    rank1 = load_file(out / "rank1.safetensors")
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), f"{case}: ranks disagree on {key}"
+    saved = genlab.load(out / "run").state_dict()
+    for key in rank0:
+        assert torch.equal(saved[key], rank0[key]), key
+    steps = [r["step"] for r in genlab.runs.read_metrics(out / "run") if r["split"] == "train"]
+    assert steps == list(range(1, FAMILY_CASES[case][1]["steps"] + 1))  # each step logged once
+    assert sorted(p.name for p in out.iterdir()) == [
+        "rank0.safetensors",
+        "rank1.safetensors",
+        "run",
+    ]
 
 
 def _train(run: Path) -> list[str]:

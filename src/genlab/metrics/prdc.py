@@ -17,9 +17,9 @@ among the generated), and :math:`B(c, r)` the closed ball:
 (Kynkaanniemi et al. 2019 for precision/recall; Naeem et al. 2020 for density/coverage.)
 "Inside" is the strict ``distance < radius``, and :math:`r_k` is the (k+1)-th smallest
 distance to the set *including the point itself*, exactly as the reference ``prdc`` package
-computes them. Everything is float64 and chunked: a block of ``chunk_size`` rows against one
-whole set at a time, so memory is :math:`O(\text{chunk}\cdot N)` instead of three full
-distance matrices. Squared distances come from one matrix product of augmented rows,
+computes them. Everything is float64 and chunked: a block of rows against one whole set at a
+time, with at most :data:`genlab.stats.kernels.BLOCK_ELEMENTS` distances per block (fewer rows
+for a larger set), so memory stays bounded instead of three full distance matrices. Squared distances come from one matrix product of augmented rows,
 :math:`[-2x, 1, \|x\|^2]\cdot[y, \|y\|^2, 1]^\top = \|x-y\|^2`, and are compared with
 squared radii (no square roots); the work runs in numpy on the CPU (whose elementwise
 comparisons and counts are several times faster there than torch's), one block per thread of
@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from genlab.config import check
 from genlab.stats._validate import ArrayLike, as_sample_pair
+from genlab.stats.kernels import block_rows
 
 CHUNK = 1024
 MAX_WORKERS = 4
@@ -84,6 +85,8 @@ def _kth_squared_radii(left: np.ndarray, right: np.ndarray, k: int, chunk: int) 
     taking the k-th smallest value, so positive radii equal prdc's clamped ones.
     """
 
+    chunk = block_rows(len(right), chunk)
+
     def block_radii(start: int) -> np.ndarray:
         block = _squared_distances(left[start : start + chunk], right)
         block.partition(k, axis=1)  # in place: the block is ours
@@ -119,7 +122,8 @@ def precision_recall_density_coverage(
         real: ``(N, d)`` real features (N > k).
         fake: ``(M, d)`` generated features (M > k).
         k: neighbourhood size (5 in Naeem et al.).
-        chunk_size: rows per block.
+        chunk_size: most rows per block; fewer when a block of ``chunk_size`` x N distances
+            would exceed :data:`genlab.stats.kernels.BLOCK_ELEMENTS` values.
     """
     check(k >= 1, f"k must be a positive integer, got {k}")
     check(chunk_size >= 1, f"chunk_size must be positive, got {chunk_size}")
@@ -130,13 +134,15 @@ def precision_recall_density_coverage(
         real_radii = _kth_squared_radii(real_left, real_right, k, chunk_size)  # (N,)
         fake_radii = _kth_squared_radii(fake_left, fake_right, k, chunk_size)  # (M,)
 
+        cross_chunk = block_rows(len(real_right), chunk_size)
+
         def cross(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            distances = _squared_distances(fake_left[start : start + chunk_size], real_right)
+            distances = _squared_distances(fake_left[start : start + cross_chunk], real_right)
             inside = distances < real_radii[None, :]  # (chunk, N): fake j in ball of real i
-            recalled = (distances < fake_radii[start : start + chunk_size, None]).any(axis=0)
+            recalled = (distances < fake_radii[start : start + cross_chunk, None]).any(axis=0)
             return np.count_nonzero(inside, axis=1), inside.any(axis=0), recalled
 
-        blocks = _map_blocks(cross, len(fake_left), chunk_size)
+        blocks = _map_blocks(cross, len(fake_left), cross_chunk)
     density_count = np.concatenate([b[0] for b in blocks])
     covered = np.logical_or.reduce([b[1] for b in blocks])
     recalled = np.logical_or.reduce([b[2] for b in blocks])

@@ -26,10 +26,10 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.errors import DataError
+from genlab.stats import kernels
 from genlab.stats._validate import ArrayLike, as_sample_pair
-from genlab.stats.kernels import squared_distances
 
-#: Query rows per block: a block holds CHUNK x len(reference) distances.
+#: Most query rows per block; fewer when ``len(reference)`` is large (see ``block_rows``).
 CHUNK = 1024
 
 
@@ -45,14 +45,16 @@ def knn_distances(
         skip_self: ``query`` is ``reference``; row ``i`` does not count itself.
         squared: return squared distances.
 
-    Memory stays at :data:`CHUNK` :math:`\times m` distances whatever :math:`n`.
+    Memory stays at one block of at most :data:`genlab.stats.kernels.BLOCK_ELEMENTS`
+    distances (at most :data:`CHUNK` query rows) whatever :math:`n` and :math:`m`.
     """
     available = len(reference) - (1 if skip_self else 0)
     if not 1 <= k <= available:
         raise DataError(f"k={k} nearest neighbours need more than {available} reference points")
     out = []
-    for start in range(0, len(query), CHUNK):
-        block = squared_distances(query[start : start + CHUNK], reference)  # (c, m)
+    step = kernels.block_rows(len(reference), CHUNK)
+    for start in range(0, len(query), step):
+        block = kernels.squared_distances(query[start : start + step], reference)  # (c, m)
         if skip_self:
             rows = torch.arange(len(block), device=block.device)
             block[rows, rows + start] = math.inf
