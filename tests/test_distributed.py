@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 import genlab
-from genlab.train.checkpoint import read_safetensors
 from tests.distributed_worker import FAMILY_CASES, SETTINGS
+from tests.processes import kill_after_step
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 
@@ -95,14 +92,7 @@ def test_killed_distributed_run_resumes_to_the_same_parameters(tmp_path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    checkpoint = killed / "checkpoints" / "last.safetensors"
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if checkpoint.exists() and '"step": 100' in read_safetensors(checkpoint)[1]["trainer"]:
-            break
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_step(process, killed / "checkpoints" / "last.safetensors", 100, group=True)
     assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
 
     resumed = subprocess.run(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import genlab
 from genlab.errors import CheckpointError, ConfigError, TrainingDiverged
 from genlab.runs import read_metrics
 from genlab.train.checkpoint import load_model, read_safetensors
+from tests.processes import kill_after_step
 
 AE_SMALL = {"latent_dim": 4, "hidden": (32,), "epochs": 20, "checkpoint_every": 25}
 
@@ -110,16 +109,7 @@ def test_kill_minus_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     process = subprocess.Popen(
         _train_command(killed, steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    checkpoint = killed / "checkpoints" / "last.safetensors"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if checkpoint.exists():
-            state = read_safetensors(checkpoint)[1]
-            if '"step": 400' in state["trainer"] or process.poll() is not None:
-                break
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_step(process, killed / "checkpoints" / "last.safetensors", 400)
     assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
 
     result = subprocess.run(
