@@ -82,37 +82,11 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, tmp_path, caps
 
 
 def test_a_second_compare_reuses_the_runs(tmp_path, capsys):
-    code = main(
-        [
-            "compare",
-            "--data",
-            "digits",
-            "--models",
-            "pca,ae",
-            "--budget",
-            "smoke",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
+    args = ["compare", "--data", "digits", "--models", "pca,ae", "--budget", "smoke"]
+    args += ["--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
     model = tmp_path / "ae" / "model.safetensors"
     stamp = model.stat().st_mtime_ns
-    code = main(
-        [
-            "compare",
-            "--data",
-            "digits",
-            "--models",
-            "pca,ae",
-            "--budget",
-            "smoke",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
+    assert main(args) == 0
     assert model.stat().st_mtime_ns == stamp  # reused, not retrained
     capsys.readouterr()
