@@ -55,10 +55,7 @@ def save_training_curves(
     panels = panels[:MAX_PANELS]
     if not panels:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from genlab.report.figures import plt, save_figure  # matplotlib only when drawing
 
     n_cols = min(4, len(panels))
     n_rows = math.ceil(len(panels) / n_cols)
@@ -84,9 +81,4 @@ def save_training_curves(
         ax.set_xlabel("step", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -59,10 +59,7 @@ def save_scatter(
     samples: Tensor, path: str | Path, *, reference: Tensor | None = None, title: str = ""
 ) -> Path:
     """Scatter the first two coordinates of ``samples`` over ``reference`` (e.g. the data)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from genlab.report.figures import plt, save_figure  # matplotlib only when drawing
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
     if reference is not None:
@@ -73,12 +70,7 @@ def save_scatter(
     ax.set_aspect("equal")
     ax.set_title(title)
     ax.legend(loc="upper right", markerscale=4, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_samples(

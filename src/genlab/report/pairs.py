@@ -22,10 +22,7 @@ def save_pairs(
         if len(a) == 0:
             a = b = torch.zeros(1, *info.event_shape)
         return save_image_grid(torch.cat([a, b]), path, info, n_columns=len(a))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from genlab.report.figures import plt, save_figure  # matplotlib only when drawing
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
     pa, pb = a.reshape(len(a), -1).cpu().numpy(), b.reshape(len(b), -1).cpu().numpy()
@@ -39,9 +36,4 @@ def save_pairs(
             c="#1f6fb4",
         )
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
