@@ -77,7 +77,7 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
 
         mask = torch.zeros(shape, dtype=torch.bool)
         mask.view(-1)[: mask.numel() // 2] = True  # observe the first half (the top of an image)
-        if caps.conditional:
+        if caps.supports("conditional"):
             out = model.sample_conditional(x, mask, 3, generator=_generator(3, model))
             assert out.shape == (3, len(x), *shape) and torch.isfinite(out).all()
             observed = mask.expand_as(x).to(model.device)
@@ -89,6 +89,8 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
         else:
             with pytest.raises(UnsupportedCapability, match="sample_conditional"):
                 model.sample_conditional(x, mask, 2)
+
+        check_context_refused_or_taken(model, x)
 
     # save / load round trip into a fresh model of the same configuration
     path = tmp_path / "model.safetensors"
@@ -108,6 +110,42 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
             torch.testing.assert_close(fresh.encode(x), model.encode(x))
         if caps.log_prob != "none" and caps.log_prob != "estimate":
             torch.testing.assert_close(fresh.log_prob(x), model.log_prob(x))
+
+
+def check_context_refused_or_taken(model: GenerativeModel, x: torch.Tensor) -> None:
+    """``context=`` on every method: refused by a family that models p(x) alone (it says so),
+    checked against the batch by one that takes it."""
+    caps = model.capabilities
+    context = torch.zeros(len(x), dtype=torch.long, device=model.device)
+    calls = {
+        "sample": lambda c: model.sample(len(x), generator=_generator(0, model), context=c),
+        "log_prob": lambda c: model.log_prob(x, context=c),
+        "encode": lambda c: model.encode(x, context=c),
+        "decode": lambda c: model.decode(
+            torch.zeros(len(x), model.latent_dim, device=model.device), context=c
+        ),
+        "sample_conditional": lambda c: model.sample_conditional(
+            x, torch.ones(x.shape[1:], dtype=torch.bool), 1, context=c
+        ),
+    }
+    supported = {
+        "sample": caps.sample,
+        "log_prob": caps.supports("density"),
+        "encode": caps.encode,
+        "decode": caps.decode,
+        "sample_conditional": caps.supports("conditional"),
+    }
+    for method, call in calls.items():
+        if not supported[method]:
+            with pytest.raises(UnsupportedCapability, match=method):
+                call(context)
+        elif caps.context:
+            call(context)
+            with pytest.raises(DataError, match="one row per example"):
+                call(context[:-1])
+        else:
+            with pytest.raises(UnsupportedCapability, match="context"):
+                call(context)
 
 
 def check_gradients(model: GenerativeModel, data: Dataset) -> None:

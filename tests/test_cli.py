@@ -23,7 +23,18 @@ def test_datasets_and_families(capsys):
     code, out, _ = run_cli("datasets", capsys=capsys)
     assert code == 0 and "ring" in out and "digits" in out
     code, out, _ = run_cli("families", capsys=capsys)
-    assert code == 0 and "pca" in out and "exact" in out
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    # generation, density, representation (two words), conditional kind, context
+    assert rows["pca"][-2:] == ["exact", "no"] and rows["vae"][2] == "lower"
+    assert rows["flow"][-2] == rows["gan"][-2] == "mcmc" and rows["ae"][-2] == "-"
+
+
+def test_readme_family_table_is_the_one_the_code_prints(capsys):
+    code, out, _ = run_cli("families", "--markdown", capsys=capsys)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert code == 0 and out.count("\n") == 10  # header, rule, eight families
+    assert out in readme, "README's family table differs: paste `genlab families --markdown`"
 
 
 def test_train_evaluate_sample_resume(tmp_path, capsys):

@@ -15,8 +15,8 @@ from scipy import stats
 
 import genlab
 from genlab.data import DataInfo, Dataset
-from genlab.models.conditioning import gaussian_conditional
 from genlab.objectives import log_standard_normal
+from genlab.samplers import gaussian_conditional
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import genlab
 from genlab.cli import main
 from genlab.errors import ConfigError, UnsupportedCapability
 from genlab.metrics.representation import representation_scores
-from genlab.metrics.retrieval import retrieval_accuracy, retrieval_ranks
 from genlab.models.clip import split_parts
 from genlab.runs import read_metrics
+from genlab.stats.retrieval import retrieval_accuracy, retrieval_ranks
 
 
 def test_simclr_beats_a_random_encoder_at_a_small_budget(digits):
@@ -47,7 +47,7 @@ def test_clip_retrieves_the_other_half_far_above_chance(digits):
 
 
 def test_retrieval_accuracy_matches_sklearn_top_k(monkeypatch):
-    monkeypatch.setattr("genlab.metrics.retrieval.CHUNK", 7)  # several chunks of queries
+    monkeypatch.setattr("genlab.stats.retrieval.CHUNK", 7)  # several chunks of queries
     g = torch.Generator().manual_seed(0)
     a = torch.randn(60, 4, generator=g, dtype=torch.float64)
     b = a + 0.9 * torch.randn(60, 4, generator=g, dtype=torch.float64)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import genlab
 from genlab.errors import TrainingDiverged
-from genlab.metrics.modes import mode_coverage_for
+from genlab.io import read_safetensors
 from genlab.models.gan import GAN, GANConfig, total_grad_norm
 from genlab.objectives import (
     GAN_LOSSES,
@@ -19,8 +19,8 @@ from genlab.objectives import (
     nonsaturating_generator_loss,
 )
 from genlab.runs import read_metrics
+from genlab.stats.modes import mode_coverage_for
 from genlab.train import Optimizers
-from genlab.train.checkpoint import read_safetensors
 
 SMALL = {"hidden": (32, 32), "batch_size": 64, "val_fraction": 0.0}
 DIAGNOSTICS = (

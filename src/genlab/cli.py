@@ -40,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("datasets", help="list the embedded datasets")
-    sub.add_parser("families", help="list the model families and what each can do")
+    families = sub.add_parser("families", help="list the model families and what each can do")
+    families.add_argument(
+        "--markdown", action="store_true", help="README's table, with each family's notes"
+    )
 
     train = sub.add_parser("train", help="train a model into a run directory")
     train.add_argument("family")
@@ -179,24 +182,22 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_families(args: argparse.Namespace) -> None:
-    from genlab.models import FAMILIES
-    from genlab.report.table import format_table
+    from genlab.models import FAMILIES, TASKS, capability_table
+    from genlab.report.table import format_markdown, format_table
 
+    if args.markdown:
+        columns = [("family", "family")] + [(task.name, task.title) for task in TASKS]
+        print(format_markdown(capability_table(), columns))
+        return
     rows = []
     for name, cls in FAMILIES.items():
         caps = cls.capabilities
-        rows.append(
-            {
-                "family": name,
-                "sample": caps.sample,
-                "log_prob": caps.log_prob,
-                "encode": caps.encode,
-                "decode": caps.decode,
-                "conditional": caps.conditional,
-            }
-        )
-    keys = ["family", "sample", "log_prob", "encode", "decode", "conditional"]
-    print(format_table(rows, [(k, k) for k in keys]))
+        row: dict[str, Any] = {"family": name}
+        row.update({task.name: caps.describe(task.name) for task in TASKS})
+        row["context"] = caps.context
+        rows.append(row)
+    columns = [("family", "family")] + [(task.name, task.title) for task in TASKS]
+    print(format_table(rows, [*columns, ("context", "context=")]))
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -42,7 +42,8 @@ from genlab.runs import RunDirectory
 
 SCORE_KEYS = (
     "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
-    "log_prob_kind", "probe_accuracy", "knn_accuracy", "completion_accuracy", "completion_mse",
+    "log_prob_kind", "probe_accuracy", "knn_accuracy", "conditional_kind", "completion_accuracy",
+    "completion_mse",
     "train_seconds",
 )  # fmt: skip
 
@@ -58,6 +59,7 @@ COLUMNS = [
     Column("bits_per_dim", "bits/dim", "density"),
     Column("probe_accuracy", "linear probe", "representation"),
     Column("knn_accuracy", "k-NN", "representation"),
+    Column("conditional_kind", "kind", "conditional"),
     Column("completion_accuracy", "accuracy", "conditional"),
     Column("completion_mse", "MSE", "conditional"),
     Column("train_seconds", "train s", "cost"),
@@ -147,7 +149,7 @@ def score(
                 model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
             )
         )
-    if caps.conditional:
+    if caps.supports("conditional"):
         row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
     return row
 
@@ -181,8 +183,9 @@ def compare(
         )
         measured = score(model, dataset, classifier=classifier, cache_dir=out, seed=seed)
         row = {"family": family, **{key: measured.get(key) for key in SCORE_KEYS}}
-        if row["log_prob_kind"] == "none":
-            row["log_prob_kind"] = None  # no density: a dash, like every unsupported task
+        for key in ("log_prob_kind", "conditional_kind"):
+            if row[key] == "none":
+                row[key] = None  # a task the family cannot do: a dash
         row["train_seconds"] = seconds
         row["details"] = {k: v for k, v in measured.items() if k not in row}
         rows.append(row)

@@ -6,7 +6,7 @@ the generator pile its samples into one region (Arora et al., 2017: a mixture of
 :math:`\tilde O(p \log p / \epsilon^2)` points can fool, to within :math:`\epsilon`, every
 discriminator with :math:`p` parameters, so a small discriminator cannot demand diversity).
 We train GAN variants on ``ring`` (8 modes) and ``grid`` (25 modes) over several seeds and
-score 2,500 samples of each by the VEEGAN/PacGAN protocol of :mod:`genlab.metrics.modes`:
+score 2,500 samples of each by the VEEGAN/PacGAN protocol of :mod:`genlab.stats.modes`:
 *modes captured* (modes that are the nearest mode of at least one high-quality sample, one within
 3 component stds) and the *high-quality fraction*. Since a collapsed generator often sits
 between modes (no high-quality sample at all), we also count the *modes reached*: modes that are
@@ -41,10 +41,10 @@ from torch import nn
 from genlab.api import build_model, resolve_settings
 from genlab.data import Dataset, load
 from genlab.experiments.base import Budget, ExperimentResult
-from genlab.metrics.modes import N_SAMPLES, mode_coverage, mode_coverage_for
 from genlab.models.gan import GAN
 from genlab.nn import MLP
 from genlab.report.figures import PALETTE
+from genlab.stats.modes import N_SAMPLES, mode_coverage, mode_coverage_for
 from genlab.train import fit as train_fit
 
 NAME = "mode-collapse"

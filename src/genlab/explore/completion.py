@@ -31,7 +31,7 @@ def completion_grid(
 ) -> Tensor:
     """Rows for a picture: per example, the observed part (the rest set to the range's low end),
     ``n`` completions, then the original. Returns ``(batch * (n + 2), *event_shape)``."""
-    if not model.capabilities.conditional:
+    if not model.capabilities.supports("conditional"):
         raise model.unsupported("sample_conditional")
     x = x.to(model.device)
     completions = model.sample_conditional(x, mask, n, generator=generator)  # (n, B, ...)

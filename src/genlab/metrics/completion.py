@@ -53,7 +53,7 @@ def completion_scores(
     seed: int = 0,
 ) -> dict[str, Any]:
     """``completion_mse`` and (with a classifier) ``completion_accuracy`` of ``model``."""
-    if not model.capabilities.conditional:
+    if not model.capabilities.supports("conditional"):
         raise model.unsupported("sample_conditional")
     model.eval()
     mask = top_half_mask(data.info)

@@ -11,9 +11,16 @@ representation            a code :math:`z = E(x)`                    :meth:`enco
 conditional sampling      :math:`x_u \\sim p(x_u \\mid x_o)`            :meth:`sample_conditional`
 ========================  =========================================  ============================
 
-A family declares which it supports in :attr:`GenerativeModel.capabilities`; callers check the
-flags (never ``hasattr``), and a method whose flag is off raises
+A family declares which it supports, and how exactly, in :attr:`GenerativeModel.capabilities`;
+:meth:`Capabilities.support` maps the four tasks (:data:`TASKS`) to those flags, and everything
+that shows them (``genlab families``, README's table, the report, the scorecard) reads it.
+Callers check the flags (never ``hasattr``), and a method whose flag is off raises
 :class:`~genlab.errors.UnsupportedCapability` naming the family and what it can do.
+
+Side information (a class label, an attribute vector: any tensor with one row per example) is
+the ``context=`` keyword of every method, for families whose ``capabilities.context`` is set:
+they model :math:`p(x \\mid y)`. The trainer passes the dataset's labels (``y_train``) to their
+training hooks as ``context=`` too; other families refuse a context.
 
 Units: every method takes and returns data in the units of the dataset (digits 0..16, uint8
 images 0..255). :meth:`log_prob` is a log-density in those units: internal rescaling is
@@ -24,6 +31,9 @@ discrete log-likelihood bound.
 Training hooks (used by :func:`genlab.train.fit`, which knows nothing else of a family):
 :meth:`prepare`, :meth:`configure_optimizers`, :meth:`training_step`, :meth:`validation_loss`,
 :meth:`fit_closed_form` (for ``fit_method = "closed_form"``) and :meth:`finish_training`.
+Families with ``capabilities.context`` take ``context=`` in :meth:`prepare`,
+:meth:`training_step`, :meth:`validation_loss`, :meth:`validation_metrics` and
+:meth:`finish_training` as well (the rows of the labels that go with ``x``).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from torch import Tensor, nn
 
 from genlab.data.dataset import DataInfo
 from genlab.errors import DataError, UnsupportedCapability
+from genlab.optim import adam
 
 if TYPE_CHECKING:
     from genlab.train.config import TrainConfig
@@ -46,13 +57,38 @@ if TYPE_CHECKING:
 
 LogProbKind = Literal["exact", "lower_bound", "estimate", "none"]
 LOG_PROB_KINDS: tuple[str, ...] = get_args(LogProbKind)
+ConditionalKind = Literal["exact", "mcmc", "approximate", "none"]
+CONDITIONAL_KINDS: tuple[str, ...] = get_args(ConditionalKind)
 FitMethod = Literal["gradient", "closed_form"]
-TASKS = ("generation", "density", "representation", "conditional")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the four things asked of a model, and the methods that answer it."""
+
+    name: str
+    title: str
+    question: str
+    methods: tuple[str, ...]
+
+
+TASKS: tuple[Task, ...] = (
+    Task("generation", "generation", "draw x ~ p", ("sample",)),
+    Task("density", "density", "how likely is x?", ("log_prob",)),
+    Task("representation", "representation", "a code z = E(x)", ("encode", "decode")),
+    Task(
+        "conditional",
+        "conditional sampling",
+        "draw x_u ~ p(x_u | x_o)",
+        ("sample_conditional",),
+    ),
+)
+TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a family can do.
+    r"""What a family can do, and how exactly.
 
     Attributes:
         sample: :meth:`GenerativeModel.sample` draws from the model.
@@ -61,35 +97,69 @@ class Capabilities:
             ``"estimate"``, or ``"none"``.
         encode: :meth:`GenerativeModel.encode` maps data to a code.
         decode: :meth:`GenerativeModel.decode` maps a code to data.
-        conditional: :meth:`GenerativeModel.sample_conditional` completes partly observed data.
+        conditional: how :meth:`GenerativeModel.sample_conditional` draws
+            :math:`x_u \sim p(x_u \mid x_o)`: ``"exact"`` (independent draws from the model's
+            own conditional: PPCA's Gaussian conditional, an autoregressive model completing a
+            prefix), ``"mcmc"`` (Markov chains whose stationary law is that conditional:
+            asymptotically exact), ``"approximate"`` (a heuristic with no such guarantee, e.g.
+            replacement inpainting) or ``"none"``.
+        context: the methods and training hooks take side information per example
+            (``context=``: a class label, an attribute vector), modelling :math:`p(x \mid y)`.
     """
 
     sample: bool
     log_prob: LogProbKind
     encode: bool
     decode: bool
-    conditional: bool
+    conditional: ConditionalKind
+    context: bool = False
 
     def __post_init__(self) -> None:
         if self.log_prob not in LOG_PROB_KINDS:
             raise ValueError(f"log_prob must be one of {LOG_PROB_KINDS}, got {self.log_prob!r}")
+        if self.conditional not in CONDITIONAL_KINDS:
+            raise ValueError(
+                f"conditional must be one of {CONDITIONAL_KINDS}, got {self.conditional!r}"
+            )
 
-    def tasks(self) -> dict[str, bool]:
-        """Which of the four tasks (generation, density, representation, conditional) it supports."""
-        return {
-            "generation": self.sample,
-            "density": self.log_prob != "none",
-            "representation": self.encode,
-            "conditional": self.conditional,
-        }
+    def support(self, task: str) -> str | None:
+        """How the family does ``task`` (a name of :data:`TASKS`); ``None``: not at all.
+
+        generation: ``"yes"``; density: the ``log_prob`` kind; representation: ``"encode and
+        decode"``, ``"encode only"`` or ``"decode only"``; conditional: the ``conditional``
+        kind. This is the one map from tasks to capabilities: ``genlab families``, README's
+        table, the report's badges and the scorecard's columns all read it.
+        """
+        if task == "generation":
+            return "yes" if self.sample else None
+        if task == "density":
+            return None if self.log_prob == "none" else self.log_prob
+        if task == "representation":
+            if self.encode and self.decode:
+                return "encode and decode"
+            return "encode only" if self.encode else "decode only" if self.decode else None
+        if task == "conditional":
+            return None if self.conditional == "none" else self.conditional
+        raise ValueError(f"unknown task {task!r}; one of {TASK_NAMES}")
+
+    def describe(self, task: str) -> str | None:
+        """:meth:`support` in words (``"lower bound"``, ``"mcmc"``...); ``None``: not at all."""
+        support = self.support(task)
+        return None if support is None else support.replace("_", " ")
+
+    def supports(self, task: str) -> bool:
+        """Whether the family does ``task`` at all."""
+        return self.support(task) is not None
 
     def supported(self) -> list[str]:
-        """Names of the supported methods, for error messages."""
+        """Names of the supported methods, with their kinds, for error messages."""
         names = [name for name in ("sample", "encode", "decode") if getattr(self, name)]
         if self.log_prob != "none":
             names.append(f"log_prob ({self.log_prob})")
-        if self.conditional:
-            names.append("sample_conditional")
+        if self.conditional != "none":
+            names.append(f"sample_conditional ({self.conditional})")
+        if self.context:
+            names.append("context=")
         return names
 
     def to_json(self) -> dict[str, Any]:
@@ -111,6 +181,10 @@ class GenerativeModel(nn.Module, abc.ABC):
             estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
             (``None``: ``log_prob`` takes no such argument).
 
+        description: what the family is, in a few words (``genlab families``, README).
+        task_notes: for each task the family does, how it does it, in a few words (the cells
+            of ``genlab families --markdown``, README's table).
+
     Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
     families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
     """
@@ -122,6 +196,8 @@ class GenerativeModel(nn.Module, abc.ABC):
     default_train: ClassVar[dict[str, Any]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_importance_samples: ClassVar[int | None] = None
+    description: ClassVar[str] = ""
+    task_notes: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__()
@@ -142,37 +218,54 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     # ------------------------------------------------------------------ the four tasks
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """``(n, *event_shape)`` draws from the model."""
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        """``(n, *event_shape)`` draws from the model (given ``context``, ``(n, ...)``, if any)."""
         raise self.unsupported("sample")
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch,)`` log-density of ``x`` in nats, exact or a bound as ``capabilities.log_prob`` says."""
         raise self.unsupported("log_prob")
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch, latent_dim)`` codes of ``x`` (the posterior mean for probabilistic encoders)."""
         raise self.unsupported("encode")
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch, *event_shape)`` data from codes (the mean of :math:`p(x \\mid z)` where random)."""
         raise self.unsupported("decode")
 
     def sample_conditional(
-        self, x: Tensor, mask: Tensor, n: int, *, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        mask: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         """``(n, batch, *event_shape)`` completions of ``x`` where ``mask`` is False.
+
+        How exact the draws are is ``capabilities.conditional``.
 
         Arguments:
             x: ``(batch, *event_shape)`` data; only the observed coordinates are read.
             mask: bool, ``event_shape`` or ``(batch, *event_shape)``; True marks observed.
             n: completions per example.
+            context: ``(batch, ...)`` side information (families with ``capabilities.context``).
         """
         raise self.unsupported("sample_conditional")
 
-    def reconstruct(self, x: Tensor) -> Tensor:
+    def reconstruct(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``decode(encode(x))``: the model's reconstruction of ``x``."""
-        return self.decode(self.encode(x))
+        if context is None:
+            return self.decode(self.encode(x))
+        return self.decode(self.encode(x, context=context), context=context)
 
     def family_metrics(self, x_test: Tensor) -> dict[str, float]:
         """Test-split numbers only this family has (e.g. CLIP's retrieval); default none."""
@@ -185,8 +278,6 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """The optimizers by name (adversarial families return two); default: one fused Adam."""
-        from genlab.train.optim import adam
-
         return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}
 
     def training_step(
@@ -241,27 +332,32 @@ class GenerativeModel(nn.Module, abc.ABC):
             f"{', '.join(self.capabilities.supported()) or 'nothing'}"
         )
 
-    def check_input(self, x: Tensor, what: str = "x") -> None:
-        """Reject data whose trailing shape is not ``event_shape``, with a clear message."""
+    def check_input(self, x: Tensor, what: str = "x", *, context: Tensor | None = None) -> None:
+        """Reject data whose trailing shape is not ``event_shape``, and misfit ``context``."""
         shape = self.info.event_shape
         if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             raise DataError(
                 f"{self.family}: {what} has shape {tuple(x.shape)}, expected (batch, "
                 f"{', '.join(map(str, shape))})"
             )
+        self.check_context(context, len(x))
+
+    def check_context(self, context: Tensor | None, batch: int) -> None:
+        """Refuse ``context`` a family does not model, or one that is not one row per example."""
+        if context is None:
+            return
+        if not self.capabilities.context:
+            raise UnsupportedCapability(
+                f"the {self.family!r} family models p(x) alone and takes no context= (side "
+                "information such as labels); families that do say context in `genlab families`"
+            )
+        if not isinstance(context, Tensor) or context.dim() < 1 or len(context) != batch:
+            shape = tuple(context.shape) if isinstance(context, Tensor) else type(context)
+            raise DataError(
+                f"{self.family}: context must be a tensor with one row per example ({batch}), "
+                f"got {shape}"
+            )
 
     def extra_repr(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
         return f"family={self.family!r}, event_shape={self.info.event_shape}, {fields}"
-
-
-def broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
-    """Bool mask of ``x``'s shape from an ``event_shape`` or ``(batch, *event_shape)`` mask."""
-    mask = torch.as_tensor(mask, device=x.device).bool()
-    if mask.shape == x.shape[1:]:
-        return mask.expand_as(x)
-    if mask.shape == x.shape:
-        return mask
-    raise DataError(
-        f"mask has shape {tuple(mask.shape)}, expected {tuple(x.shape[1:])} or {tuple(x.shape)}"
-    )

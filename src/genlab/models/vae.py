@@ -45,20 +45,26 @@ References:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Independent, Normal
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.models.conditioning import complete, latent_posterior
-from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
+from genlab.nn import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    Activation,
+    AffineNormalizer,
+    Architecture,
+    build_decoder,
+    build_encoder,
+)
 from genlab.nn.likelihoods import (
     DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
@@ -66,7 +72,6 @@ from genlab.nn.likelihoods import (
     LikelihoodName,
     make_likelihood,
 )
-from genlab.nn.mlp import ACTIVATIONS
 from genlab.objectives import (
     elbo,
     iw_bound,
@@ -74,16 +79,12 @@ from genlab.objectives import (
     log_importance_weights,
     log_standard_normal,
 )
+from genlab.samplers import LatentMethod, LatentVariableModel, complete_from_latent
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
-VAEArchitecture = Literal["mlp", "conv", "linear"]
-VAE_ARCHITECTURES: tuple[str, ...] = get_args(VAEArchitecture)
-Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
 VAELikelihood = Literal["auto", LikelihoodName]
-VAESampler = Literal["mala", "gibbs"]
-VAE_SAMPLERS: tuple[str, ...] = get_args(VAESampler)
 ACTIVE_UNIT_THRESHOLD = 0.01
 MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
@@ -110,7 +111,7 @@ class VAEConfig:
     """
 
     latent_dim: int = 16
-    architecture: VAEArchitecture = "mlp"
+    architecture: Architecture = "mlp"
     hidden: tuple[int, ...] = (256, 256)
     activation: Activation = "relu"
     channels: int = 32
@@ -128,8 +129,8 @@ class VAEConfig:
         check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
         check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
         check(
-            self.architecture in VAE_ARCHITECTURES,
-            f"architecture must be one of {VAE_ARCHITECTURES}, got {self.architecture!r}",
+            self.architecture in ARCHITECTURES,
+            f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}",
         )
         check(
             self.likelihood == "auto" or self.likelihood in LIKELIHOODS,
@@ -168,8 +169,15 @@ class VAE(GenerativeModel):
 
     family = "vae"
     capabilities = Capabilities(
-        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional=True
+        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional="mcmc"
     )
+    description = "variational autoencoder"
+    task_notes = {
+        "generation": "ancestral",
+        "density": "ELBO / importance-weighted, k = 1000 at evaluation",
+        "representation": "posterior mean; `posterior(x)` is a distribution",
+        "conditional": "z ~ p(z ∣ x_o) by SIR + MALA, or Metropolis-within-Gibbs",
+    }
     config_class = VAEConfig
     default_importance_samples = 1000
     default_train = {"epochs": 1000, "batch_size": 128, "lr": 1e-3, "patience": 50}
@@ -189,18 +197,17 @@ class VAE(GenerativeModel):
         )
         n_params = self.likelihood.n_params
         self.normalizer = AffineNormalizer(shape, per_feature=info.kind == "vector")
-        if config.architecture == "conv":
-            check(info.kind == "image", "vae: architecture=conv needs image data")
-            c, h, w = shape
-            self.encoder: nn.Module = ConvEncoder(shape, 2 * k, config.channels, config.activation)
-            self.decoder: nn.Module = nn.Sequential(
-                ConvDecoder(k, (n_params * c, h, w), config.channels, config.activation),
-                nn.Flatten(),
-            )
-        else:
-            hidden = config.hidden if config.architecture == "mlp" else ()
-            self.encoder = nn.Sequential(nn.Flatten(), MLP(d, 2 * k, hidden, config.activation))
-            self.decoder = MLP(k, n_params * d, tuple(reversed(hidden)), config.activation)
+        check(
+            config.architecture != "conv" or info.kind == "image",
+            "vae: architecture=conv needs image data",
+        )
+        arch, channels, activation = config.architecture, config.channels, config.activation
+        self.encoder = build_encoder(shape, 2 * k, arch, config.hidden, channels, activation)
+        # the decoder stacks the likelihood's parameters along channels (images) or features
+        out_shape = (n_params * shape[0], *shape[1:]) if arch == "conv" else (n_params * d,)
+        self.decoder = build_decoder(
+            k, out_shape, arch, config.hidden[::-1], channels, activation, flat=True
+        )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ the model's pieces
@@ -250,26 +257,35 @@ class VAE(GenerativeModel):
 
     # ------------------------------------------------------------------ the four tasks
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The posterior mean :math:`\\mu_\\phi(x)`, ``(B, K)``."""
-        self.check_input(x)
+        self.check_input(x, context=context)
         return self._posterior_params(x)[0]
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The mean of :math:`p(x \\mid z)` in data units, ``(B, *event_shape)``."""
+        self.check_context(context, len(z))
         mean = self.likelihood.mean(self._decoder_params(z))
         return mean.view(-1, *self.info.event_shape)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
         """Ancestral samples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x \\mid z)`."""
+        self.check_context(context, n)
         device = self.normalizer.shift.device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         x = self.likelihood.sample(self._decoder_params(z), generator)
         return x.view(n, *self.info.event_shape).float()
 
     def log_prob(
-        self, x: Tensor, *, k: int = 1, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        *,
+        k: int = 1,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""``(B,)`` the importance-weighted bound :math:`\log \frac1k \sum_i w_i \le \log p(x)`.
 
@@ -282,7 +298,7 @@ class VAE(GenerativeModel):
                 (common random numbers), so the bound is a deterministic function of each
                 example, whatever its batch.
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         if k < 1:
             raise ConfigError(f"k (importance samples) must be >= 1, got {k}")
         shared = generator is None
@@ -310,6 +326,29 @@ class VAE(GenerativeModel):
         log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
         return log_importance_weights(log_likelihood, log_standard_normal(z), log_posterior)
 
+    def latent_variable_model(self) -> LatentVariableModel:
+        r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (the encoder as proposal)."""
+        shape = self.info.event_shape
+
+        def coordinate_log_prob(params: Tensor, x: Tensor) -> Tensor:
+            return self.likelihood.coordinate_log_prob(params, self.likelihood.target(x))
+
+        def proposal(x: Tensor) -> tuple[Tensor, Tensor]:
+            loc, log_scale = self._posterior_params(x.view(-1, *shape))
+            return loc, log_scale.exp()
+
+        def check_observed(x: Tensor, observed: Tensor) -> None:
+            self.likelihood.check_target(self.likelihood.target(x)[:, observed])
+
+        return LatentVariableModel(
+            start=self.normalizer.shift.expand(shape).flatten(),  # the training mean
+            decode=self._decoder_params,
+            coordinate_log_prob=coordinate_log_prob,
+            draw=self.likelihood.sample,
+            proposal=proposal,
+            check_observed=check_observed,
+        )
+
     def sample_conditional(
         self,
         x: Tensor,
@@ -317,31 +356,27 @@ class VAE(GenerativeModel):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        sampler: VAESampler = "mala",
+        sampler: LatentMethod = "mala",
         steps: int = 300,
         n_candidates: int = 32,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""``(n, batch, *event_shape)`` draws of :math:`x_u \sim p(x_u \mid x_o)` by MCMC.
 
         Every likelihood of :mod:`genlab.nn.likelihoods` factorises over coordinates, so
         :math:`p(x_u \mid x_o, z) = p(x_u \mid z)` and :math:`p(x_o \mid z)` is a product over
-        the observed coordinates. Two exact (at stationarity) samplers:
+        the observed coordinates. Two samplers, exact at stationarity
+        (:func:`~genlab.samplers.complete_from_latent`):
 
         - ``"mala"`` (default): :math:`z \sim p(z \mid x_o) \propto p(z)\, p(x_o \mid z)` by
           sampling-importance-resampling from the encoder (widened, at the example with its
           unobserved part set to the training mean: the multiple imputation of Mattei &
           Frellsen, 2019) followed by ``steps`` MALA transitions whitened by the encoder's
-          scale (the first half adapt the step size), then :math:`x_u \sim p(x_u \mid z)`
-          (:func:`~genlab.models.conditioning.latent_posterior`);
+          scale (the first half adapt the step size), then :math:`x_u \sim p(x_u \mid z)`;
         - ``"gibbs"``: Metropolis-within-Gibbs on :math:`(z, x_u)` (Mattei & Frellsen, 2018,
-          algorithm 1): an independent Metropolis-Hastings step on :math:`z` with the encoder
-          at the current completion as proposal, accepted with probability
-
-          .. math::
-              \min\Big\{1, \frac{p(x_o, x_u \mid z')\, p(z')\, q(z \mid x_o, x_u)}
-              {p(x_o, x_u \mid z)\, p(z)\, q(z' \mid x_o, x_u)}\Big\},
-
-          then :math:`x_u \sim p(x_u \mid z)`, ``steps`` times, from the training mean.
+          algorithm 1), with the encoder at the current completion as independent proposal,
+          ``steps`` sweeps from the training mean
+          (:func:`~genlab.samplers.metropolis_within_gibbs`).
 
         On digits both reach the same completion accuracy, but the independent proposal is
         accepted about 5% of the time, so Metropolis-within-Gibbs needs about ten times more
@@ -363,93 +398,18 @@ class VAE(GenerativeModel):
             sampler: ``"mala"`` or ``"gibbs"``.
             steps: MALA transitions or Metropolis-within-Gibbs iterations per chain.
             n_candidates: SIR candidates per chain (``"mala"``).
-
-        References:
-            Mattei & Frellsen, "Leveraging the Exact Likelihood of Deep Latent Variable Models",
-            NeurIPS 2018, arXiv:1802.04826.
-            Mattei & Frellsen, "MIWAE", ICML 2019, arXiv:1812.02633.
         """
-        self.check_input(x)
-        check(sampler in VAE_SAMPLERS, f"sampler must be one of {VAE_SAMPLERS}, got {sampler!r}")
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(n_candidates >= 1, f"n_candidates must be >= 1, got {n_candidates}")
-        start = self.normalizer.shift.expand(self.info.event_shape).flatten()  # training mean
-
-        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
-            x = torch.where(observed, rows, start).repeat(n, 1)  # (n * R, D), one chain a row
-            target = self.likelihood.target(x)
-            self.likelihood.check_target(target[:, observed])
-            free = (~observed).nonzero().squeeze(1)
-            if sampler == "gibbs":
-                x = self._gibbs_chains(x, free, steps, generator)
-            else:
-
-                def log_likelihood(z: Tensor) -> Tensor:  # (chains, S, K) -> (chains, S)
-                    params = self._decoder_params(z)  # (chains, S, n_params, D)
-                    log_p = self.likelihood.coordinate_log_prob(params, target.unsqueeze(1))
-                    return log_p[..., observed].sum(-1)
-
-                with torch.no_grad():
-                    loc, log_scale = self._posterior_params(x.view(-1, *self.info.event_shape))
-                z, _ = latent_posterior(
-                    log_likelihood,
-                    loc,
-                    log_scale.exp(),
-                    n_candidates=n_candidates,
-                    steps=steps,
-                    burn_in=steps // 2,
-                    pool=n,  # the n chains of an example share its SIR candidates
-                    generator=generator,
-                )
-                with torch.no_grad():
-                    x = self._draw_unobserved(x, free, z, generator)
-            return x[:, free].view(n, len(rows), len(free))
-
-        return complete(x, mask, n, fill)
-
-    def _draw_unobserved(
-        self, x: Tensor, free: Tensor, z: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
-        r"""``x`` with its ``free`` coordinates drawn from :math:`p(x_u \mid z)`."""
-        drawn = self.likelihood.sample(self._decoder_params(z), generator)
-        return x.index_copy(1, free, drawn[:, free])
-
-    @torch.no_grad()
-    def _gibbs_chains(
-        self, x: Tensor, free: Tensor, steps: int, generator: torch.Generator | None
-    ) -> Tensor:
-        """Metropolis-within-Gibbs (see :meth:`sample_conditional`) from ``x`` ``(chains, D)``."""
-
-        def posterior(x: Tensor) -> Normal:
-            loc, log_scale = self._posterior_params(x.view(-1, *self.info.event_shape))
-            return Normal(loc, log_scale.exp())
-
-        def draw(q: Normal) -> Tensor:
-            eps = torch.randn(q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
-            return q.loc + q.scale * eps
-
-        z = draw(posterior(x))
-        params = self._decoder_params(z)
-        x = self._draw_unobserved(x, free, z, generator)
-        for _ in range(steps):
-            q = posterior(x)
-            proposal = draw(q)
-            params_p = self._decoder_params(proposal)
-            target = self.likelihood.target(x)
-            log_ratio = (
-                self.likelihood.log_prob(params_p, target)
-                + log_standard_normal(proposal)
-                - q.log_prob(proposal).sum(-1)
-                - self.likelihood.log_prob(params, target)
-                - log_standard_normal(z)
-                + q.log_prob(z).sum(-1)
-            )
-            u = torch.rand(len(x), generator=generator, device=x.device, dtype=x.dtype)
-            accept = u.log() < torch.nan_to_num(log_ratio, nan=-math.inf)
-            z = torch.where(accept[:, None], proposal, z)
-            params = torch.where(accept[:, None, None], params_p, params)
-            x = self._draw_unobserved(x, free, z, generator)
-        return x
+        self.check_input(x, context=context)
+        return complete_from_latent(
+            self.latent_variable_model(),
+            x,
+            mask,
+            n,
+            method=sampler,
+            steps=steps,
+            n_candidates=n_candidates,
+            generator=generator,
+        )
 
     # ------------------------------------------------------------------ training
 

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from genlab.data.dataset import Dataset
 from genlab.explore import completion_grid, interpolate, top_half_mask
-from genlab.models.base import GenerativeModel
+from genlab.models.base import TASKS, GenerativeModel
 from genlab.report.figures import figure_png, new_figure
 from genlab.report.html import Picture
 from genlab.report.images import image_grid_png
@@ -57,7 +57,7 @@ def image_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Pic
         pictures.append(
             Picture(caption, image_grid_png(torch.cat(paths), info, n_columns=PATH_STEPS))
         )
-    if caps.conditional:
+    if caps.supports("conditional"):
         mask = top_half_mask(info)
         grid = completion_grid(model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator)
         pictures.append(
@@ -116,13 +116,10 @@ def family_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Pi
 
 
 def capability_badges(model: GenerativeModel) -> dict[str, bool]:
+    """One badge per task, named with how the family does it (``density (lower bound)``)."""
     caps = model.capabilities
-    density = (
-        "density" if caps.log_prob == "none" else f"density ({caps.log_prob.replace('_', ' ')})"
-    )
-    return {
-        "generation": caps.sample,
-        density: caps.log_prob != "none",
-        "representation": caps.encode,
-        "conditional sampling": caps.conditional,
-    }
+    badges = {}
+    for task in TASKS:
+        kind = caps.describe(task.name)
+        badges[task.title if kind in (None, "yes") else f"{task.title} ({kind})"] = bool(kind)
+    return badges
