@@ -16,6 +16,7 @@ from genlab.models.base import (
 )
 from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
+from genlab.models.diffusion import Diffusion
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
 from genlab.models.pca import PCA
@@ -31,6 +32,7 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     Flow.family: Flow,
     GAN.family: GAN,
     BiGAN.family: BiGAN,
+    Diffusion.family: Diffusion,
 }
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "BiGAN",
     "Capabilities",
     "ConditionalKind",
+    "Diffusion",
     "Flow",
     "GenerativeModel",
     "LogProbKind",

@@ -30,6 +30,7 @@ from genlab.objectives.reconstruction import mean_squared_error
 from genlab.objectives.variational import (
     elbo,
     iw_bound,
+    kl_normal,
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
@@ -52,6 +53,7 @@ __all__ = [
     "input_gradient_norm",
     "interpolate",
     "iw_bound",
+    "kl_normal",
     "kl_standard_normal",
     "log_importance_weights",
     "log_standard_normal",
