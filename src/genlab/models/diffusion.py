@@ -70,7 +70,6 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
 from genlab.nn.averaging import AveragedCopies
 from genlab.nn.denoisers import MLPDenoiser, UNet
-from genlab.objectives import mean_squared_error
 from genlab.samplers import complete
 from genlab.samplers.diffusion import (
     PREDICTIONS,
@@ -90,7 +89,7 @@ from genlab.samplers.diffusion import (
     ddim_invert,
     ddim_sample,
     denoised,
-    prediction_target,
+    simple_loss,
     variational_bound,
 )
 from genlab.samplers.schedules import (
@@ -129,7 +128,10 @@ class DiffusionConfig:
     log_snr_max, log_snr_min: the end points of the ``log_snr`` schedule; ``None`` sizes them
         to the data (:func:`~genlab.samplers.schedules.log_snr_range`; for continuous data as
         if it had 256 levels).
-    prediction: what the network outputs: ``"epsilon"``, ``"x0"`` or ``"v"``.
+    prediction: what the network outputs: ``"epsilon"``, ``"x0"``, ``"v"``, or for discrete
+        data ``"levels"``: logits of each coordinate's level, added to the exact likelihood
+        of :math:`x_t` (:func:`~genlab.samplers.diffusion.level_posterior_mean`); ``"auto"``:
+        ``levels`` for discrete data, ``epsilon`` otherwise.
     variance: the reverse steps' variances: ``"fixed_small"`` (:math:`\\tilde\\beta_t`),
         ``"fixed_large"`` (:math:`\\beta_t`) or ``"learned_range"`` (Nichol & Dhariwal).
     loss: ``"simple"``, ``"vlb"`` or ``"hybrid"`` (module docstring); learned variances need
@@ -148,6 +150,8 @@ class DiffusionConfig:
     val_timesteps: timesteps per example of the validation estimate of the bound.
     ddim_steps: DDIM steps of ``encode`` / ``decode`` (and of ``sample(method="ddim")`` by
         default).
+    inversion_iterations: fixed-point refinements of each inversion step of ``encode``
+        (:func:`~genlab.samplers.diffusion.ddim_invert`; 0 is plain DDIM inversion).
     particles: SMC particles per completion (``sample_conditional``).
     """
 
@@ -155,7 +159,7 @@ class DiffusionConfig:
     schedule: BetaSchedule = "cosine"
     log_snr_max: float | None = None
     log_snr_min: float | None = None
-    prediction: Prediction = "epsilon"
+    prediction: Prediction | Literal["auto"] = "auto"
     variance: VarianceKind = "learned_range"
     loss: DiffusionLoss = "hybrid"
     hybrid_weight: float = 0.001
@@ -170,12 +174,16 @@ class DiffusionConfig:
     ema_decay: float = 0.999
     val_timesteps: int = 32
     ddim_steps: int = 100
+    inversion_iterations: int = 2
     particles: int = 16
 
     def __post_init__(self) -> None:
         check(self.timesteps >= 2, f"timesteps must be >= 2, got {self.timesteps}")
         check(self.schedule in BETA_SCHEDULES, f"schedule must be one of {BETA_SCHEDULES}")
-        check(self.prediction in PREDICTIONS, f"prediction must be one of {PREDICTIONS}")
+        check(
+            self.prediction == "auto" or self.prediction in PREDICTIONS,
+            f"prediction must be auto or one of {PREDICTIONS}",
+        )
         check(self.variance in VARIANCES, f"variance must be one of {VARIANCES}")
         check(self.loss in DIFFUSION_LOSSES, f"loss must be one of {DIFFUSION_LOSSES}")
         check(
@@ -198,6 +206,7 @@ class DiffusionConfig:
         check(all(h >= 1 for h in self.hidden) and self.hidden, "hidden sizes must be >= 1")
         for name in ("channels", "blocks", "embed", "val_timesteps", "ddim_steps", "particles"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1")
+        check(self.inversion_iterations >= 0, "inversion_iterations must be >= 0")
         check(self.embed % 2 == 0, f"embed must be even, got {self.embed}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
@@ -242,7 +251,15 @@ class Diffusion(GenerativeModel):
         self.decoder: Decoder = (
             GaussianDecoder() if info.levels is None else LevelDecoder(info.levels)
         )
-        self.out_factor = 2 if config.variance == "learned_range" else 1
+        self.prediction: Prediction = config.prediction  # type: ignore[assignment]
+        if config.prediction == "auto":
+            self.prediction = "epsilon" if info.levels is None else "levels"
+        check(
+            self.prediction != "levels" or info.levels is not None,
+            "diffusion: prediction=levels needs discrete data (levels)",
+        )
+        per_prediction = info.levels if self.prediction == "levels" else 1
+        self.outputs = per_prediction + (config.variance == "learned_range")
         architecture = config.architecture
         if architecture == "auto":
             architecture = "mlp"
@@ -251,11 +268,11 @@ class Diffusion(GenerativeModel):
         if self.conv:
             self.denoiser: nn.Module = UNet(
                 info.event_shape, config.timesteps, config.channels, config.blocks,
-                self.out_factor, config.embed, config.attention, config.dropout,
+                self.outputs, config.embed, config.attention, config.dropout,
             )  # fmt: skip
         else:
             self.denoiser = MLPDenoiser(
-                info.n_features, config.timesteps, config.hidden, self.out_factor,
+                info.n_features, config.timesteps, config.hidden, self.outputs,
                 config.embed, dropout=config.dropout,
             )  # fmt: skip
         self.averaged = AveragedCopies({"denoiser": self.denoiser})
@@ -290,21 +307,31 @@ class Diffusion(GenerativeModel):
         """Model units -> data units."""
         return self.normalizer.inverse(u)
 
+    def denoised_by(self, net: nn.Module, xt: Tensor, t: Tensor) -> Denoised:
+        """What ``net`` says about ``xt`` ``(N, *event_shape)`` at timesteps ``t`` ``(N,)``.
+
+        The network's outputs per coordinate: the prediction (``L`` logits for ``"levels"``),
+        then the variance interpolation when it is learned.
+        """
+        cfg, shape = self.config, self.info.event_shape
+        if self.conv:  # (N, outputs * C, H, W) -> (N, outputs, C, H, W)
+            out = net(xt, t).unflatten(1, (self.outputs, shape[0]))
+        else:
+            out = net(xt.flatten(1), t).view(len(xt), self.outputs, *shape)
+        learned = cfg.variance == "learned_range"
+        mean_out = out[:, : self.outputs - learned]
+        if self.prediction != "levels":
+            mean_out = mean_out[:, 0]
+        return denoised(
+            self.schedule, xt, t, mean_out, self.prediction, cfg.variance,
+            out[:, -1] if learned else None,
+        )  # fmt: skip
+
     def denoise_with(self, net: nn.Module) -> ReverseProcess:
         """The reverse process of ``net`` (the training network, or the averaged one)."""
-        cfg, shape = self.config, self.info.event_shape
-
-        def denoise(xt: Tensor, t: Tensor) -> Denoised:
-            if self.conv:
-                out = net(xt, t).unflatten(1, (self.out_factor, shape[0]))  # (N, k, C, H, W)
-            else:
-                out = net(xt.flatten(1), t).view(len(xt), self.out_factor, *shape)
-            variance_output = out[:, 1] if self.out_factor == 2 else None
-            return denoised(
-                self.schedule, xt, t, out[:, 0], cfg.prediction, cfg.variance, variance_output
-            )
-
-        return ReverseProcess(self.schedule, denoise, self.decoder)
+        return ReverseProcess(
+            self.schedule, lambda xt, t: self.denoised_by(net, xt, t), self.decoder
+        )
 
     @property
     def process(self) -> ReverseProcess:
@@ -412,9 +439,13 @@ class Diffusion(GenerativeModel):
     def encode(
         self, x: Tensor, *, progress: bool | None = False, context: Tensor | None = None
     ) -> Tensor:
-        """``(B, D)`` the code :math:`x_{T-1}` of deterministic DDIM inversion (``ddim_steps``)."""
+        """``(B, D)`` the code :math:`x_{T-1}` of deterministic DDIM inversion (``ddim_steps``,
+        each refined by ``inversion_iterations`` fixed-point steps)."""
         self.check_input(x, context=context)
-        z = ddim_invert(self.process, self.to_model(x), self.config.ddim_steps, progress=progress)
+        z = ddim_invert(
+            self.process, self.to_model(x), self.config.ddim_steps,
+            iterations=self.config.inversion_iterations, progress=progress,
+        )  # fmt: skip
         return z.flatten(1)
 
     @torch.no_grad()
@@ -516,17 +547,8 @@ class Diffusion(GenerativeModel):
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         xt = self.schedule.q_sample(x0, t, noise)
         process = self.denoise_with(self.denoiser)
-        if self.conv:
-            out = self.denoiser(xt, t).unflatten(1, (self.out_factor, x0.shape[1]))
-        else:
-            out = self.denoiser(xt.flatten(1), t).view(n, self.out_factor, *x0.shape[1:])
-        variance_output = out[:, 1] if self.out_factor == 2 else None
-        prediction = denoised(
-            self.schedule, xt, t, out[:, 0], cfg.prediction, cfg.variance, variance_output
-        )
-        simple = mean_squared_error(
-            out[:, 0], prediction_target(self.schedule, cfg.prediction, x0, t, noise)
-        )
+        prediction = self.denoised_by(self.denoiser, xt, t)
+        simple = simple_loss(self.schedule, self.prediction, prediction, x0, t, noise)
         d = x0[0].numel()
         term = prediction.detach_mean() if cfg.loss == "hybrid" else prediction
         vlb = bound_term(process, x0, xt, t, term) * (total / d)  # T L_t per coordinate
