@@ -62,7 +62,6 @@ Prediction = Literal["epsilon", "x0", "v", "levels"]
 PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 VarianceKind = Literal["fixed_small", "fixed_large", "learned_range"]
 VARIANCES: tuple[str, ...] = get_args(VarianceKind)
-TWIST_SCALE = 0.3  # kappa of the SMC twisting functions (complete_by_smc)
 BOUND_ROWS = 8192  # network evaluations per pass when every term of the bound is computed
 LOG_2PI = math.log(2 * math.pi)
 T = TypeVar("T")
@@ -626,7 +625,7 @@ def complete_by_smc(
     observed: Tensor,
     *,
     particles: int = 16,
-    twist_scale: float = TWIST_SCALE,
+    data_variance: float = 1.0,
     ess_fraction: float = 0.5,
     generator: torch.Generator | None = None,
     progress: bool | None = None,
@@ -640,8 +639,15 @@ def complete_by_smc(
     denoiser's prediction of the observed coordinates,
 
     .. math::
-        g_t(x_t) = \prod_{i \in o} \mathcal N\big(y_i;\ \hat x_0(x_t, t)_i,\
-        \kappa (1 - \bar\alpha_t)\big), \qquad \kappa = \texttt{twist\_scale}.
+        g_t(x_t) = \prod_{i \in o} \mathcal N\big(y_i;\ \hat x_0(x_t, t)_i,\ \tau_t^2\big),
+        \qquad \tau_t^2 = \frac{v (1 - \bar\alpha_t)}{v \bar\alpha_t + 1 - \bar\alpha_t},
+
+    :math:`\tau_t^2` the variance of :math:`x_{0,i}` given :math:`x_{t,i}` if the data were
+    Gaussian with variance :math:`v` (``data_variance``; 1 suits data scaled to unit variance,
+    and discrete data on :math:`[-1, 1]` has less). Knowing the other coordinates can only
+    shrink it, so the twist errs on the wide side: on the tests' Gaussian data, twists 3 times
+    too narrow biased the completions of 16 particles by half a standard deviation at
+    :math:`T = 500`, while these left them unbiased.
 
     Proposals need no gradient (Cardoso et al., 2024, "MCGdiff"): the model's step for the
     unobserved coordinates and, for the observed ones, its product with the forward marginal
@@ -663,19 +669,17 @@ def complete_by_smc(
     effective sample size falls below ``ess_fraction`` :math:`K`; one particle per filter is
     returned, drawn by its final weight. As :math:`K \to \infty` its law converges to the
     model's conditional (SMC consistency; Del Moral, 2004); for finite :math:`K` it is biased by
-    :math:`O(1/K)`. :math:`\kappa` was chosen on the 2-D mixture of the tests (0.3 left the
-    mode weights right with 4 particles where 1, the variance of a unit Gaussian's posterior,
-    needed 16). Cost: :math:`K` ancestral samples.
+    :math:`O(1/K)`. Cost: :math:`K` ancestral samples.
 
     Arguments:
         y: ``(N, *event_shape)`` examples; only the observed coordinates are read.
         observed: bool, ``event_shape``: True marks observed.
         particles: :math:`K` per example.
-        twist_scale: :math:`\kappa`.
+        data_variance: :math:`v` of the twisting functions.
         ess_fraction: resample when the ESS falls below this fraction of :math:`K`.
     """
     check(particles >= 1, f"particles must be >= 1, got {particles}")
-    check(twist_scale > 0, f"twist_scale must be positive, got {twist_scale}")
+    check(data_variance > 0, f"data_variance must be positive, got {data_variance}")
     check(0 < ess_fraction <= 1, f"ess_fraction must be in (0, 1], got {ess_fraction}")
     schedule, k, n = process.schedule, particles, len(y)
     event, rows = y.shape[1:], torch.arange(n, device=y.device)[:, None]
@@ -707,7 +711,8 @@ def complete_by_smc(
         prediction = process.denoise(x, t)
         mean, log_var = process.transition(x, t, prediction)
         mean_h, var_h = forward_marginal(step)
-        twist_var = twist_scale * var_h
+        a = 1 - var_h
+        twist_var = data_variance * var_h / (data_variance * a + var_h)
         log_g = observed_sum(_log_normal(ys, prediction.x0, twist_var))
         log_w = log_w + pending + log_g - observed_sum(_log_normal(x, mean_h, var_h))
         if step == 0:
