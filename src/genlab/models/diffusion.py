@@ -222,10 +222,10 @@ class Diffusion(GenerativeModel):
     )
     description = "DDPM / DDIM, the full variational bound"
     task_notes = {
-        "generation": "ancestral (T steps) or DDIM with S steps",
-        "density": "all T terms of the variational bound, discretised decoder",
-        "representation": "deterministic DDIM inversion to x_T and back",
-        "conditional": 'SMC with the model\'s steps as proposals; `method="replace"`: approximate',
+        "generation": "ancestral, T steps; or DDIM with S steps",
+        "density": "every term of the variational bound, discretised decoder",
+        "representation": "x_T by deterministic DDIM inversion; `decode` runs DDIM back",
+        "conditional": "twisted SMC with K particles; `method=\"replace\"` is approximate",
     }
     config_class = DiffusionConfig
     default_train = {"steps": 30_000, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine",
