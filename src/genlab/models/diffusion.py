@@ -46,7 +46,8 @@ bound), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`,
 
 The network's weights are averaged (EMA, :class:`~genlab.nn.averaging.AveragedCopies`) and the
 averaged network is the model: sampling, the bound, the codes and completion use it, and so
-does validation.
+does validation. Every method that runs the chain takes ``progress=``: a progress bar over the
+steps (``None``, the default, shows it on a terminal only).
 
 References:
     Sohl-Dickstein et al., ICML 2015, arXiv:1503.03585; Ho, Jain & Abbeel, NeurIPS 2020,
@@ -225,7 +226,7 @@ class Diffusion(GenerativeModel):
         "generation": "ancestral, T steps; or DDIM with S steps",
         "density": "every term of the variational bound, discretised decoder",
         "representation": "x_T by deterministic DDIM inversion; `decode` runs DDIM back",
-        "conditional": "twisted SMC with K particles; `method=\"replace\"` is approximate",
+        "conditional": 'twisted SMC with K particles; `method="replace"` is approximate',
     }
     config_class = DiffusionConfig
     default_train = {"steps": 30_000, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine",
@@ -352,7 +353,7 @@ class Diffusion(GenerativeModel):
         x: Tensor,
         *,
         generator: torch.Generator | None = None,
-        progress: bool | None = False,
+        progress: bool | None = None,
         context: Tensor | None = None,
     ) -> Tensor:
         r"""``(B,)`` minus the variational bound with all :math:`T` terms: :math:`\le \log p(x)`.
@@ -437,7 +438,7 @@ class Diffusion(GenerativeModel):
 
     @torch.no_grad()
     def encode(
-        self, x: Tensor, *, progress: bool | None = False, context: Tensor | None = None
+        self, x: Tensor, *, progress: bool | None = None, context: Tensor | None = None
     ) -> Tensor:
         """``(B, D)`` the code :math:`x_{T-1}` of deterministic DDIM inversion (``ddim_steps``,
         each refined by ``inversion_iterations`` fixed-point steps)."""
@@ -450,7 +451,7 @@ class Diffusion(GenerativeModel):
 
     @torch.no_grad()
     def decode(
-        self, z: Tensor, *, progress: bool | None = False, context: Tensor | None = None
+        self, z: Tensor, *, progress: bool | None = None, context: Tensor | None = None
     ) -> Tensor:
         """``(B, *event_shape)`` deterministic DDIM (:math:`\\eta = 0`, ``ddim_steps``) from codes."""
         self.check_context(context, len(z))

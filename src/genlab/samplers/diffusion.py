@@ -354,7 +354,7 @@ def variational_bound(
     *,
     generator: torch.Generator | None = None,
     shared_noise: bool = False,
-    progress: bool | None = False,
+    progress: bool | None = None,
 ) -> Tensor:
     r"""``(N,)`` the variational bound on :math:`-\log p_\theta(x_0)` with every term, in nats.
 
