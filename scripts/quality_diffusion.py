@@ -9,7 +9,10 @@ unbiased bound estimate; the test split is never seen), then reports on the test
   L = 17, each test image with its own noise);
 - the domain FID (``genlab``'s digits classifier, as in ``genlab compare``) of as many samples
   as test images, drawn by ancestral sampling with all T steps and by deterministic DDIM with
-  ``--ddim-steps`` (default 10, 20, 50, 100), each with the network calls it took.
+  ``--ddim-steps`` (default 10, 20, 50, 100), each with the network calls it took;
+- completion of the bottom half of every test image given the top half, as the scorecard
+  scores it (the domain classifier's accuracy, MSE), by SMC (the default, ``particles``
+  particles) and by replacement, with their times, next to the mean-fill baseline.
 
 ``ring`` / ``grid``: trains with the same budget and reports modes captured, high-quality
 fraction and mode KL of 2,500 ancestral samples (the GAN's protocol, ``genlab.stats.modes``)
@@ -30,6 +33,7 @@ import torch
 
 import genlab
 from genlab.config import parse_assignments
+from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.domain import domain_network
 from genlab.metrics.features import all_features
 from genlab.metrics.frechet import frechet_feature_distance
@@ -54,6 +58,14 @@ def digits_quality(
         "log_prob_kind": result["log_prob_kind"],
     }
     net = domain_network(data, seed=seed)
+    row["completion"] = {}
+    particles = model.config.particles
+    for name, options in (("smc", {"method": "smc"}), ("replace", {"method": "replace"})):
+        started = time.perf_counter()
+        scores = completion_scores(model, data, classifier=net, seed=seed, **options)
+        row["completion"][name] = {**scores, "seconds": time.perf_counter() - started}
+    row["completion"]["smc"]["particles"] = particles
+    row["completion"]["mean_fill"] = mean_fill_scores(data, classifier=net)
     real = all_features(data.x_test, net.features)
     total = model.config.timesteps
     samplers = [("ddpm", total, {"method": "ddpm"})]
@@ -111,6 +123,12 @@ def main() -> None:
                 print(
                     f"  {sampler:9s} {fid['network_calls']:5d} network calls  "
                     f"domain FID {fid['fid']:7.2f}  ({fid['seconds']:.0f} s)"
+                )
+            for method, scores in row["completion"].items():
+                print(
+                    f"  completion {method:9s} accuracy {scores['completion_accuracy']:.4f}  "
+                    f"MSE {scores['completion_mse']:6.2f}"
+                    + (f"  ({scores['seconds']:.0f} s)" if "seconds" in scores else "")
                 )
         else:
             row = mixture_quality(name, args.budget, args.seed, settings)

@@ -157,7 +157,7 @@ class DiffusionConfig:
     """
 
     timesteps: int = 1000
-    schedule: BetaSchedule = "cosine"
+    schedule: BetaSchedule = "log_snr"
     log_snr_max: float | None = None
     log_snr_min: float | None = None
     prediction: Prediction | Literal["auto"] = "auto"
@@ -171,7 +171,7 @@ class DiffusionConfig:
     blocks: int = 1
     attention: bool = False
     embed: int = 128
-    dropout: float = 0.0
+    dropout: float = 0.1
     ema_decay: float = 0.999
     val_timesteps: int = 32
     ddim_steps: int = 100
@@ -229,13 +229,16 @@ class Diffusion(GenerativeModel):
         "conditional": 'twisted SMC with K particles; `method="replace"` is approximate',
     }
     config_class = DiffusionConfig
-    default_train = {"steps": 30_000, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine",
-                     "eval_every": 1000, "grad_clip": 1.0}  # fmt: skip
+    default_train = {"steps": 6_000, "batch_size": 128, "lr": 5e-4, "weight_decay": 1e-4,
+                     "lr_schedule": "cosine", "eval_every": 500, "grad_clip": 1.0}  # fmt: skip
     budgets = {
         "smoke": {"steps": 40, "timesteps": 20, "hidden": (32, 32), "embed": 16, "channels": 8,
                   "ddim_steps": 5, "particles": 4, "val_timesteps": 4, "eval_every": 20},
-        "fast": {"steps": 4_000, "hidden": (256, 256, 256), "particles": 4},
-        "full": {"steps": 30_000},
+        # the demo: a smaller network, more lr, fewer steps; cheaper codes and completions
+        "fast": {"steps": 1_500, "lr": 1e-3, "weight_decay": 0.0, "hidden": (256, 256, 256),
+                 "dropout": 0.0, "eval_every": 250, "ddim_steps": 50, "inversion_iterations": 1,
+                 "particles": 4},
+        "full": {"steps": 6_000},
     }  # fmt: skip
 
     def __init__(self, config: DiffusionConfig, info: DataInfo) -> None:
@@ -244,7 +247,10 @@ class Diffusion(GenerativeModel):
         log_snr = None
         if config.schedule == "log_snr":
             high, low = log_snr_range(info.levels or 256)
-            log_snr = (config.log_snr_max or high, config.log_snr_min or low)
+            log_snr = (
+                high if config.log_snr_max is None else config.log_snr_max,
+                low if config.log_snr_min is None else config.log_snr_min,
+            )
         self.schedule = NoiseSchedule(
             make_betas(config.schedule, config.timesteps, log_snr=log_snr)
         )
