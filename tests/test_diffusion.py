@@ -11,7 +11,8 @@ import torch
 import genlab
 from genlab.errors import ConfigError
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
-from genlab.samplers.schedules import ImportanceTimesteps
+from genlab.objectives import simple_loss
+from genlab.samplers.schedules import ImportanceTimesteps, NoiseSchedule, make_betas
 
 SMALL = {"timesteps": 100, "ddim_steps": 20, "hidden": (64, 64), "particles": 4}
 
@@ -124,3 +125,22 @@ def test_continuous_data_and_the_unet(ring, digits):
     assert unet.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
     with pytest.raises(ConfigError, match="unet"):
         genlab.fit("diffusion", ring, budget="smoke", architecture="unet")
+
+
+def test_the_simple_loss_of_each_target():
+    schedule = NoiseSchedule(make_betas("cosine", 50))
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    t = torch.tensor([3, 10, 20, 30, 49])
+    a = schedule.at(schedule.alphas_cumprod, t, x0)
+    for target in ("epsilon", "x0", "v"):  # exact predictions cost nothing
+        assert float(simple_loss(target, x0, noise, x0, noise, a).abs().max()) == 0.0
+    wrong = noise + 0.1
+    v = schedule.velocity(x0, t, noise)
+    v_hat = schedule.velocity(x0, t, wrong)
+    torch.testing.assert_close(
+        simple_loss("v", x0, wrong, x0, noise, a), (v - v_hat).square().mean(1)
+    )
+    torch.testing.assert_close(
+        simple_loss("epsilon", x0, wrong, x0, noise, a), torch.full((5,), 0.01, dtype=x0.dtype)
+    )

@@ -37,7 +37,8 @@ is standardised and the decoder is a Gaussian density (its log-Jacobian included
 bound), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`, and one of
 
 - ``"simple"``: :math:`\lVert \text{target} - \text{output} \rVert^2` per coordinate (target
-  :math:`\epsilon`, :math:`x_0` or :math:`v`: ``prediction``), Ho et al.'s :math:`L_\text{simple}`;
+  :math:`\epsilon`, :math:`x_0` or :math:`v`: ``prediction``; :math:`\epsilon` for
+  ``"levels"``), Ho et al.'s :math:`L_\text{simple}` (:func:`~genlab.objectives.simple_loss`);
 - ``"vlb"``: the bound's term :math:`T L_t / D` (importance-weighted when
   ``timestep_sampling="importance"``);
 - ``"hybrid"``: :math:`L_\text{simple} + \lambda T L_t / D` with no gradient from the bound
@@ -71,6 +72,7 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
 from genlab.nn.averaging import AveragedCopies
 from genlab.nn.denoisers import MLPDenoiser, UNet
+from genlab.objectives import simple_loss
 from genlab.samplers import complete
 from genlab.samplers.diffusion import (
     PREDICTIONS,
@@ -90,7 +92,6 @@ from genlab.samplers.diffusion import (
     ddim_invert,
     ddim_sample,
     denoised,
-    simple_loss,
     variational_bound,
 )
 from genlab.samplers.schedules import (
@@ -555,7 +556,9 @@ class Diffusion(GenerativeModel):
         xt = self.schedule.q_sample(x0, t, noise)
         process = self.denoise_with(self.denoiser)
         prediction = self.denoised_by(self.denoiser, xt, t)
-        simple = simple_loss(self.schedule, self.prediction, prediction, x0, t, noise)
+        target = "epsilon" if self.prediction == "levels" else self.prediction
+        alpha_bar = self.schedule.at(self.schedule.alphas_cumprod, t, x0)
+        simple = simple_loss(target, prediction.x0, prediction.eps, x0, noise, alpha_bar)
         d = x0[0].numel()
         term = prediction.detach_mean() if cfg.loss == "hybrid" else prediction
         vlb = bound_term(process, x0, xt, t, term) * (total / d)  # T L_t per coordinate

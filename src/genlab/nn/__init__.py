@@ -1,6 +1,7 @@
 """Building blocks only: networks and fixed transforms. No losses live here."""
 
 from genlab.nn.conv import ConvDecoder, ConvEncoder
+from genlab.nn.denoisers import MLPDenoiser, TimestepEmbedding, UNet
 from genlab.nn.mlp import ACTIVATIONS, MLP, Activation
 from genlab.nn.networks import (
     ARCHITECTURES,
@@ -23,6 +24,9 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "EncoderArchitecture",
+    "MLPDenoiser",
+    "TimestepEmbedding",
+    "UNet",
     "build_decoder",
     "build_encoder",
 ]

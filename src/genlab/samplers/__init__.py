@@ -8,11 +8,17 @@
 - :mod:`~genlab.samplers.latent`: completion through a latent code
   (:class:`LatentVariableModel`: VAE, GAN, BiGAN) by SIR + MALA or Metropolis-within-Gibbs;
 - :mod:`~genlab.samplers.density`: completion with an exact density (:class:`ExplicitDensity`:
-  flows) by SIR + MALA on the unobserved coordinates.
+  flows) by SIR + MALA on the unobserved coordinates;
+- :mod:`~genlab.samplers.schedules`: the forward process of diffusion models (noise schedules,
+  the timesteps samplers visit, importance sampling of training timesteps);
+- :mod:`~genlab.samplers.diffusion`: their reverse process (:class:`ReverseProcess`, handed by
+  the family): the variational bound, DDPM, DDIM and its inversion, completion by replacement
+  and by SMC (:mod:`~genlab.samplers.smc`: effective sample size, systematic resampling).
 """
 
 from genlab.samplers.completion import Fill, broadcast_mask, complete
 from genlab.samplers.density import ExplicitDensity, complete_from_density
+from genlab.samplers.diffusion import Denoised, ReverseProcess
 from genlab.samplers.gaussian import gaussian_conditional
 from genlab.samplers.latent import (
     LATENT_METHODS,
@@ -26,10 +32,12 @@ from genlab.samplers.mcmc import mala, sir, sir_mala
 
 __all__ = [
     "LATENT_METHODS",
+    "Denoised",
     "ExplicitDensity",
     "Fill",
     "LatentMethod",
     "LatentVariableModel",
+    "ReverseProcess",
     "broadcast_mask",
     "complete",
     "complete_from_density",

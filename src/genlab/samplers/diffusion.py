@@ -17,6 +17,8 @@ the data's levels for discrete data (:class:`LevelDecoder`).
 
 What lives here, each a function of a :class:`ReverseProcess`:
 
+- reading a network's output as :math:`\hat x_0`, :math:`\hat\epsilon` and a variance
+  (:func:`denoised`; for discrete data :func:`level_posterior_mean`);
 - the variational bound (:func:`variational_bound`, every term; :func:`bound_estimate`, an
   unbiased estimate from a few timesteps) and its terms (:func:`bound_term`, :func:`prior_kl`);
 - ancestral sampling (:func:`ancestral_sample`, DDPM), DDIM (:func:`ddim_sample`, any
@@ -54,7 +56,7 @@ from tqdm.auto import tqdm
 
 from genlab.config import check
 from genlab.nn.likelihoods import DiscretizedGaussian
-from genlab.objectives import kl_normal, kl_standard_normal, mean_squared_error
+from genlab.objectives import kl_normal, kl_standard_normal
 from genlab.samplers.schedules import NoiseSchedule, Spacing, timesteps
 from genlab.samplers.smc import effective_sample_size, systematic_resample
 
@@ -64,7 +66,7 @@ VarianceKind = Literal["fixed_small", "fixed_large", "learned_range"]
 VARIANCES: tuple[str, ...] = get_args(VarianceKind)
 BOUND_ROWS = 8192  # network evaluations per pass when every term of the bound is computed
 LOG_2PI = math.log(2 * math.pi)
-T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -170,31 +172,6 @@ def denoised(
     return Denoised(x0, eps, log_var)
 
 
-def simple_loss(
-    schedule: NoiseSchedule,
-    prediction: Prediction,
-    predicted: Denoised,
-    x0: Tensor,
-    t: Tensor,
-    noise: Tensor,
-) -> Tensor:
-    r"""``(N,)`` Ho et al.'s :math:`L_\text{simple}`: the mean squared error of what the network
-    predicts, per coordinate.
-
-    :math:`\lVert \epsilon - \hat\epsilon \rVert^2 / D` (``"epsilon"``, and ``"levels"``,
-    whose :math:`\hat\epsilon` follows from its :math:`\hat x_0`), :math:`\lVert x_0 - \hat x_0
-    \rVert^2 / D` (``"x0"``) or :math:`\lVert v - \hat v \rVert^2 / D` with
-    :math:`\hat v = \sqrt{\bar\alpha_t}\hat\epsilon - \sqrt{1 - \bar\alpha_t}\hat x_0`
-    (``"v"``), for :math:`x_t` made of ``x0`` and ``noise``.
-    """
-    if prediction == "x0":
-        return mean_squared_error(predicted.x0, x0)
-    if prediction == "v":
-        estimate = schedule.velocity(predicted.x0, t, predicted.eps)
-        return mean_squared_error(estimate, schedule.velocity(x0, t, noise))
-    return mean_squared_error(predicted.eps, noise)
-
-
 class Decoder(Protocol):
     r""":math:`p_\theta(x_{-1} \mid x_0)`, factorised over coordinates, from the step-0 mean and log-variance."""
 
@@ -277,7 +254,9 @@ class ReverseProcess:
         return mean, prediction.log_var.expand_as(mean)
 
 
-def _progress(iterable: Iterable[T], progress: bool | None, what: str, total: int) -> Iterator[T]:
+def _progress(
+    iterable: Iterable[Item], progress: bool | None, what: str, total: int
+) -> Iterator[Item]:
     """A progress bar over the steps; ``progress=None`` shows it only on a terminal."""
     return iter(
         tqdm(
