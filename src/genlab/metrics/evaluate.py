@@ -58,9 +58,11 @@ def evaluate(
     }
     if caps.log_prob != "none":
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if model.default_importance_samples is not None:
             kwargs["k"] = importance_samples or model.default_importance_samples
+        if caps.context:  # a model of p(x | y) is scored given each test example's label
+            kwargs["context"] = data.y_test
         mean_ll = float(log_likelihood(model, x, data.info, generator=generator, **kwargs).mean())
         result["nll_nats"] = -mean_ll
         result["importance_samples"] = kwargs.get("k")
