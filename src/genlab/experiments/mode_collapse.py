@@ -71,15 +71,15 @@ FRAME = 1.35  # plotted half-width, in units of the centres' largest coordinate
 
 def train_variant(data: Dataset, variant: str, seed: int, steps: int) -> GAN:
     """A GAN of ``variant`` (see module) trained for ``steps`` steps, in memory."""
-    model_config, train_config = resolve_settings("gan", {"steps": steps, **VARIANTS[variant]})
-    model = build_model("gan", model_config, data.info, seed)
+    resolved = resolve_settings("gan", {"steps": steps, **VARIANTS[variant]})
+    model = build_model("gan", resolved.model, data.info, seed)
     if variant == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model.discriminator = nn.Sequential(
                 nn.Flatten(), MLP(data.info.n_features, 1, TINY_HIDDEN, "leaky_relu")
             )
-    train_fit(model, data, train_config, seed=seed, progress=False)
+    train_fit(model, data, resolved.train, seed=seed, progress=False)
     return model.eval()
 
 
