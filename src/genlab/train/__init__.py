@@ -1,7 +1,7 @@
 """Training: one loop for every family, its configuration, optimizers and checkpoints."""
 
 from genlab.train.config import TrainConfig
-from genlab.train.loop import TrainState, fit, history
+from genlab.train.loop import TrainState, fit
 from genlab.train.optim import Optimizers, adam
 
-__all__ = ["Optimizers", "TrainConfig", "TrainState", "adam", "fit", "history"]
+__all__ = ["Optimizers", "TrainConfig", "TrainState", "adam", "fit"]
