@@ -35,7 +35,6 @@ import statistics
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from genlab.api import build_model, resolve_settings
@@ -44,7 +43,7 @@ from genlab.experiments.base import Budget, ExperimentResult
 from genlab.metrics.modes import N_SAMPLES, mode_coverage, mode_coverage_for
 from genlab.models.gan import GAN
 from genlab.nn import MLP
-from genlab.report.figures import PALETTE
+from genlab.report.figures import PALETTE, blank_figure
 from genlab.train import fit as train_fit
 
 NAME = "mode-collapse"
@@ -125,7 +124,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
         < min(r["modes_captured"] for r in rows if (r["data"], r["variant"]) == (name, "default"))
         for name in datasets
     )
-    fig = Figure(figsize=(2.9 * len(variants), 2.9 * len(datasets)), dpi=90)
+    fig = blank_figure(2.9 * len(variants), 2.9 * len(datasets), dpi=90)
     axes = fig.subplots(len(datasets), len(variants), squeeze=False)
     for i, name in enumerate(datasets):
         centres = torch.tensor(load(name).info.mode_centres)
