@@ -208,8 +208,8 @@ class _Loop:
         self.ctx = distributed.current()
         self.device = self.model.device
         self.writer = self.run_dir if self.ctx.is_main else None  # only rank 0 writes files
-        self.batches_per_epoch = math.ceil(len(self.x_train) / self.config.batch_size)
-        self.total_steps = self.config.steps or self.config.epochs * self.batches_per_epoch
+        batches_per_epoch = math.ceil(len(self.x_train) / self.config.batch_size)
+        self.total_steps = self.config.steps or self.config.epochs * batches_per_epoch
         self.last_checkpoint_step: int | None = None
 
     def run(self, progress: bool) -> TrainState:
@@ -279,7 +279,7 @@ class _Loop:
     def after_step(self, metrics: dict[str, Tensor], *, epoch_done: bool) -> None:
         """Check, log and show the step; evaluate and checkpoint when due."""
         state = self.state
-        self._check_finite(metrics, state.step)
+        self._check_finite(metrics)
         self.log(metrics)
         self.show_progress(metrics)
         if self._evaluation_due(state.step, epoch_done):
@@ -316,7 +316,7 @@ class _Loop:
             self._validate()
         self._call_back()
 
-    def _check_finite(self, metrics: dict[str, Tensor], step: int) -> None:
+    def _check_finite(self, metrics: dict[str, Tensor]) -> None:
         if not metrics:
             return
         # one stacked test on the metrics' device: a single host sync per step
@@ -347,8 +347,8 @@ class _Loop:
             else "no checkpoint was written yet"
         )
         raise TrainingDiverged(
-            f"training of {self.model.family} diverged at step {step}: {name} = {value}; {kept}. "
-            "Try a lower learning rate (--set lr=...)."
+            f"training of {self.model.family} diverged at step {self.state.step}: "
+            f"{name} = {value}; {kept}. Try a lower learning rate (--set lr=...)."
         )
 
     def checkpoint(self) -> None:
