@@ -270,7 +270,7 @@ def test_unknown_family_and_budget(digits):
 
 
 def test_steps_from_the_user_replace_the_family_default_epochs(digits):
-    _, train = genlab.api.resolve_settings("ae", {"steps": 7})
+    train = genlab.api.resolve_settings("ae", {"steps": 7}).train
     assert train.steps == 7 and train.epochs is None
 
 

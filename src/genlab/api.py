@@ -11,14 +11,13 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genlab import data as data_module
-from genlab.config import build, field_names, to_dict
+from genlab.config import build, to_dict
 from genlab.data.dataset import DataInfo, Dataset
 from genlab.errors import ConfigError
 from genlab.metrics.evaluate import evaluate
@@ -26,6 +25,7 @@ from genlab.models import GenerativeModel, family_class
 from genlab.report.curves import save_training_curves
 from genlab.report.images import save_samples
 from genlab.runs import RunConfig, RunDirectory, read_metrics, versions
+from genlab.settings import BUDGETS, resolve_settings
 from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
@@ -34,6 +34,7 @@ from genlab.train.loop import Callback
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BUDGETS",
     "build_model",
     "evaluate",
     "fit",
@@ -43,7 +44,6 @@ __all__ = [
     "resume",
 ]
 
-BUDGETS = ("smoke", "fast", "full")
 N_PICTURE_SAMPLES = 64
 
 
@@ -66,47 +66,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda":
         return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device())
     return torch.device(device)
-
-
-def resolve_settings(
-    family: str, settings: Mapping[str, Any], budget: str | None = None
-) -> tuple[Any, TrainConfig]:
-    """Model and train configs from the family defaults, a budget, then user settings.
-
-    Each key goes to the family's config if it has that field, else to :class:`TrainConfig`;
-    an unknown key is an error listing both. A later layer that sets ``steps`` drops an earlier
-    ``epochs`` and vice versa.
-    """
-    cls = family_class(family)
-    model_fields, train_fields = field_names(cls.config_class), field_names(TrainConfig)
-    if budget is not None and budget not in BUDGETS:
-        raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
-    budget_settings = dict(cls.budgets.get(budget, {})) if budget else {}
-    layers = [
-        cls.default_settings({**budget_settings, **settings}),
-        budget_settings,
-        dict(settings),
-    ]
-    model_values: dict[str, Any] = {}
-    train_values: dict[str, Any] = {}
-    for layer in layers:
-        for length_key, other in (("steps", "epochs"), ("epochs", "steps")):
-            if layer.get(length_key) is not None:
-                train_values.pop(other, None)
-        for key, value in layer.items():
-            if key in model_fields:
-                model_values[key] = value
-            elif key in train_fields:
-                train_values[key] = value
-            else:
-                raise ConfigError(
-                    f"unknown option {key!r} for the {family!r} family; model options: "
-                    f"{', '.join(model_fields)}; training options: {', '.join(train_fields)}"
-                )
-    if "epochs" not in train_values and "steps" not in train_values:
-        train_values["epochs"] = 1
-    model_config = build(cls.config_class, model_values, what=f"{family} model config")
-    return model_config, build(TrainConfig, train_values, what="training config")
 
 
 def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -> GenerativeModel:
@@ -154,7 +113,8 @@ def fit(
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     dataset, data_entry = _dataset(data, data_seed)
-    model_config, train_config = resolve_settings(family, settings, budget)
+    resolved = resolve_settings(family, settings, budget)
+    model_config, train_config = resolved.model, resolved.train
     model = build_model(family, model_config, dataset.info, seed).to(resolve_device(device))
     run = None
     if out is not None:

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model into a run directory")
     train.add_argument("family")
     train.add_argument("--data", default="digits", help="dataset name or path (default: digits)")
-    train.add_argument("--out", required=True, help="run directory to create")
+    train.add_argument("--out", help="run directory to create (required unless --dry-run)")
     train.add_argument("--seed", type=int, default=0)
     length = train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive)
@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every resolved setting, its value and where it came from; train nothing",
+    )
 
     resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run")
@@ -207,6 +212,12 @@ def cmd_train(args: argparse.Namespace) -> None:
             if key in settings:
                 raise ConfigError(f"--{key} given twice (also as --set {key}=...)")
             settings[key] = getattr(args, key)
+    if args.dry_run:
+        print(api.resolve_settings(args.family, settings, args.budget).to_text())
+        print("\ndry run: nothing trained, no run directory created")
+        return
+    if args.out is None:
+        raise ConfigError("genlab train needs --out DIR (or --dry-run)")
     api.fit(
         args.family,
         args.data,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab import data as data_module
-from genlab.api import fit, load, resolve_settings
+from genlab.api import fit, load
 from genlab.config import to_dict
 from genlab.data.dataset import Dataset
 from genlab.io import write_json
@@ -39,6 +39,7 @@ from genlab.report.family import capability_badges, family_pictures
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_table
 from genlab.runs import RunDirectory
+from genlab.settings import resolve_settings
 
 SCORE_KEYS = (
     "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
@@ -105,7 +106,8 @@ def _trained(
     device: str, progress: bool,
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family``, reused from ``run_path`` when its settings are the same."""
-    model_config, train_config = resolve_settings(family, {}, budget)
+    resolved = resolve_settings(family, {}, budget)
+    model_config, train_config = resolved.model, resolved.train
     run = RunDirectory(run_path)
     if run.model_path.exists() and run.config_path.exists():
         saved = run.read_config()

@@ -175,8 +175,15 @@ class GenerativeModel(nn.Module, abc.ABC):
         config_class: the frozen dataclass of the family's hyper-parameters.
         fit_method: ``"gradient"`` (the training loop) or ``"closed_form"``.
         default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
+        recipe_option: a config field whose value brings other settings with it (the GAN's
+            ``loss``), or ``None``.
+        recipes: value of ``recipe_option`` -> the settings it brings (the WGAN paper's
+            optimiser for ``loss="wasserstein"``).
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
+
+    The settings layers, in the order :func:`genlab.settings.resolve_settings` applies them:
+    the config dataclasses' defaults, ``default_train``, the recipe, the budget, the user's.
         default_importance_samples: for families whose ``log_prob`` is a sampled bound or
             estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
             (``None``: ``log_prob`` takes no such argument).
@@ -194,6 +201,8 @@ class GenerativeModel(nn.Module, abc.ABC):
     config_class: ClassVar[type]
     fit_method: ClassVar[FitMethod] = "gradient"
     default_train: ClassVar[dict[str, Any]] = {}
+    recipe_option: ClassVar[str | None] = None
+    recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_importance_samples: ClassVar[int | None] = None
     description: ClassVar[str] = ""
@@ -205,16 +214,6 @@ class GenerativeModel(nn.Module, abc.ABC):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
         self.config = config
         self.info = info
-
-    @classmethod
-    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The family's default settings, given the settings chosen on top of them.
-
-        The bottom layer of :func:`genlab.api.resolve_settings`. Most families return
-        :attr:`default_train`; one whose defaults depend on an option overrides this (the GAN
-        takes the optimiser of the loss chosen in ``settings``: RMSProp for ``wasserstein``).
-        """
-        return dict(cls.default_train)
 
     # ------------------------------------------------------------------ the four tasks
 

@@ -11,7 +11,8 @@ benchmark (README; ``scripts/mode_coverage.py``): 4x128 LeakyReLU MLPs, :math:`k
 dimension (at most 16), Adam(0, 0.99) at lr :math:`2\cdot10^{-3}` decayed linearly to 0, an R1
 penalty :math:`\gamma = 1` applied every 4 steps, batches of 256, 20,000 steps, and an EMA of
 the generator (decay 0.999). ``minimax`` and ``hinge`` keep these settings; the Wasserstein
-losses bring their paper's recipe unless it is overridden (:data:`LOSS_SETTINGS`):
+losses bring their paper's recipe unless it is overridden (:data:`LOSS_RECIPES`, the
+``recipe`` layer of :mod:`genlab.settings`):
 
 - ``wasserstein``: weight clipping :math:`c = 0.01`, RMSProp, constant lr
   :math:`5\cdot10^{-5}`, 5 critic steps per generator step, no R1 (Arjovsky et al., 2017,
@@ -55,7 +56,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -92,8 +93,8 @@ MAX_AUTO_LATENT = 16
 OptimizerName = Literal["adam", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 
-# Each loss's paper recipe; a layer under the budget's and the user's settings.
-LOSS_SETTINGS: dict[str, dict[str, Any]] = {
+# Each loss's paper recipe: the `recipe` settings layer, under the budget's and the user's.
+LOSS_RECIPES: dict[str, dict[str, Any]] = {
     "minimax": {},
     "nonsaturating": {},
     "hinge": {},
@@ -223,17 +224,13 @@ class GAN(GenerativeModel):
         "lr_schedule": "linear",
         "eval_every": 500,
     }
+    recipe_option = "loss"
+    recipes = LOSS_RECIPES
     budgets = {
         "smoke": {"steps": 40, "batch_size": 64, "hidden": (64, 64), "channels": 8},
         "fast": {"steps": 2_000, "architecture": "mlp"},  # on 8x8 images 14x faster than conv
         "full": {"steps": 20_000},
     }
-
-    @classmethod
-    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """:attr:`default_train` under the chosen loss's paper recipe (:data:`LOSS_SETTINGS`)."""
-        loss = settings.get("loss", cls.config_class.loss)
-        return {**cls.default_train, **LOSS_SETTINGS.get(loss, {})}
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
