@@ -136,7 +136,7 @@ def check_context_refused_or_taken(model: GenerativeModel, x: torch.Tensor) -> N
         "log_prob": lambda c: model.log_prob(x, context=c),
         "encode": lambda c: model.encode(x, context=c),
         "decode": lambda c: model.decode(
-            torch.zeros(len(x), model.latent_dim, device=model.device), context=c
+            torch.zeros(len(x), getattr(model, "latent_dim", 1), device=model.device), context=c
         ),
         "sample_conditional": lambda c: model.sample_conditional(
             x, torch.ones(x.shape[1:], dtype=torch.bool), 1, context=c

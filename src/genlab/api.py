@@ -205,5 +205,9 @@ def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, 
         return
     generator = torch.Generator(device=model.device).manual_seed(seed)
     n = 2000 if dataset.info.kind == "vector" else N_PICTURE_SAMPLES
-    samples = model.eval().sample(n, generator=generator).cpu()
+    context = {}
+    if model.capabilities.context and dataset.y_test is not None:  # the test split's labels
+        labels = dataset.y_test.repeat(-(-n // len(dataset.y_test)))[:n]
+        context["context"] = labels.to(model.device)
+    samples = model.eval().sample(n, generator=generator, **context).cpu()
     save_samples(samples, run.samples_path, dataset.info, reference=dataset.x_test)

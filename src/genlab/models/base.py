@@ -272,7 +272,7 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     # ------------------------------------------------------------------ training hooks
 
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         """Fit data-dependent constants (e.g. the input normaliser) before training starts."""
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
@@ -280,12 +280,19 @@ class GenerativeModel(nn.Module, abc.ABC):
         return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """One update on the batch ``x``; returns scalar metrics (the first is shown as the loss)."""
         raise NotImplementedError(f"{self.family} does not train by gradient steps")
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor | None:
+    def validation_loss(
+        self, x: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> Tensor | None:
         """``(batch,)`` held-out loss for early stopping and model selection (lower is better).
 
         Defaults to the negative log-density for families that have one; ``None`` means the
@@ -293,17 +300,23 @@ class GenerativeModel(nn.Module, abc.ABC):
         """
         if self.capabilities.log_prob == "none":
             return None
-        return -self.log_prob(x)
+        return -self.log_prob(x, context=context)
 
-    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+    def validation_metrics(
+        self, x_val: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> dict[str, float]:
         """Extra diagnostics logged with each validation (e.g. mode coverage); default none."""
         return {}
 
-    def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
+    def fit_closed_form(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
         """Fit in one shot (``fit_method = "closed_form"`` families)."""
         raise NotImplementedError(f"{self.family} has no closed-form fit")
 
-    def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
         """Run once after the best weights are restored (e.g. fit a prior on the codes)."""
 
     @property

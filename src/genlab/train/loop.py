@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genlab.data.dataset import DataInfo, Dataset, dequantize
-from genlab.errors import TrainingDiverged
+from genlab.errors import ConfigError, TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.runs import RunDirectory
 from genlab.train import distributed
@@ -79,6 +79,13 @@ def dequantizes(model: GenerativeModel, data: Dataset) -> bool:
     return data.info.levels is not None and model.needs_dequantization
 
 
+def context_rows(labels: Tensor | None, index: Tensor | None = None) -> dict[str, Tensor]:
+    """``{"context": labels[index]}`` for a family that takes context (labels given), else ``{}``."""
+    if labels is None:
+        return {}
+    return {"context": labels if index is None else labels.index_select(0, index)}
+
+
 def fit(
     model: GenerativeModel,
     data: Dataset,
@@ -98,7 +105,8 @@ def fit(
 
     Arguments:
         model: a fresh model (or, with ``resume``, one of the same configuration), on its device.
-        data: the dataset; only ``x_train`` is used.
+        data: the dataset; only ``x_train`` is used, and ``y_train`` as every hook's
+            ``context=`` for a family that takes context (``model.capabilities.context``).
         config: the training hyper-parameters.
         seed: seeds the validation split, data order and the training generator.
         run: where checkpoints and metrics go; ``None`` trains in memory only.
@@ -109,23 +117,33 @@ def fit(
     """
     device = model.device
     x_all = data.x_train.to(device)
+    y_all = None
+    if model.capabilities.context:
+        if data.y_train is None:
+            raise ConfigError(
+                f"{model.family} models p(x | y) and takes the labels as context, but "
+                f"{data.info.name} has no labels: give labelled data (class folders, an .npz with "
+                "y_train) or choose a family that models p(x)"
+            )
+        y_all = data.y_train.to(device)
     dequantize_batches = dequantizes(model, data)
     ctx = distributed.current()
     # rank 0 draws the same noise as a single process; other ranks get their own streams
     generator = torch.Generator(device=device).manual_seed(seed + RANK_SEED_STRIDE * ctx.rank)
     if model.fit_method == "closed_form":
         return _fit_closed_form(
-            model, x_all, data.info, dequantize_batches, generator, run, resume
+            model, x_all, y_all, data.info, dequantize_batches, generator, run, resume
         )
 
     train_idx, val_idx = validation_split(len(x_all), config.val_fraction, seed)
     # index_select copies whole rows (far faster than advanced indexing); no split, no copy
     x_train = x_all.index_select(0, train_idx.to(device)) if len(val_idx) else x_all
     x_val = x_all.index_select(0, val_idx.to(device))
+    y_train, y_val = (None, None) if y_all is None else (y_all[train_idx], y_all[val_idx])
     if dequantize_batches and len(x_val):
         x_val = dequantize(x_val, data.info, torch.Generator(device=device).manual_seed(seed + 1))
     if not resume:
-        model.prepare(x_train)
+        model.prepare(x_train, **context_rows(y_train))
     optimizers = Optimizers(model.configure_optimizers(config), config.grad_clip, ctx.enabled)
     state, best_weights = TrainState(), None
     if resume:
@@ -146,6 +164,8 @@ def fit(
         generator=generator,
         x_train=x_train,
         x_val=x_val,
+        y_train=y_train,
+        y_val=y_val,
         info=data.info,
         dequantize_batches=dequantize_batches,
         seed=seed,
@@ -160,6 +180,7 @@ def fit(
 def _fit_closed_form(
     model: GenerativeModel,
     x_train: Tensor,
+    y_train: Tensor | None,
     info: DataInfo,
     dequantize_batches: bool,
     generator: torch.Generator,
@@ -167,12 +188,13 @@ def _fit_closed_form(
     resume: bool,
 ) -> TrainState:
     """One-shot fit on all of ``x_train`` (no validation split: nothing is selected)."""
+    context = context_rows(y_train)
     if not resume:
-        model.prepare(x_train)
+        model.prepare(x_train, **context)
     x_fit = dequantize(x_train, info, generator) if dequantize_batches else x_train
     started = time.perf_counter()
-    model.fit_closed_form(x_fit, generator)
-    model.finish_training(x_train, generator)
+    model.fit_closed_form(x_fit, generator, **context)
+    model.finish_training(x_train, generator, **context)
     state = TrainState(finished=True, elapsed_seconds=time.perf_counter() - started)
     if run is not None and distributed.current().is_main:
         save_model(run.model_path, model)
@@ -196,6 +218,8 @@ class _Loop:
     generator: torch.Generator  # the training noise; its state is in every checkpoint
     x_train: Tensor
     x_val: Tensor  # already dequantised
+    y_train: Tensor | None  # the labels, for a family that takes them as context
+    y_val: Tensor | None
     info: DataInfo
     dequantize_batches: bool
     seed: int
@@ -271,10 +295,12 @@ class _Loop:
             local = index.tensor_split(self.ctx.world_size)[self.ctx.rank]
             self.optimizers.batch_weight = len(local) / len(index)
             index = local
-        x = self.x_train.index_select(0, index.to(self.x_train.device))
+        index = index.to(self.x_train.device)
+        x = self.x_train.index_select(0, index)
         if self.dequantize_batches:
             x = dequantize(x, self.info, self.generator)
-        return self.model.training_step(x, self.optimizers, self.generator)
+        context = context_rows(self.y_train, index)
+        return self.model.training_step(x, self.optimizers, self.generator, **context)
 
     def after_step(self, metrics: dict[str, Tensor], *, epoch_done: bool) -> None:
         """Check, log and show the step; evaluate and checkpoint when due."""
@@ -381,7 +407,7 @@ class _Loop:
         if self.best is not None and self.config.select_best:
             model.load_state_dict(self.best)
         model.eval()
-        model.finish_training(self.x_train, self.generator)
+        model.finish_training(self.x_train, self.generator, **context_rows(self.y_train))
         if self.ctx.enabled:  # e.g. a prior fitted after training: every rank keeps rank 0's
             distributed.broadcast_state(model)
         state.finished = True
@@ -419,8 +445,12 @@ class _Loop:
         model.eval()
         generator = self._validation_generator()
         total = 0.0
-        for chunk in self.x_val.split(VALIDATION_CHUNK):
-            loss = model.validation_loss(chunk, generator)
+        for start in range(0, len(self.x_val), VALIDATION_CHUNK):
+            chunk = self.x_val[start : start + VALIDATION_CHUNK]
+            context = context_rows(
+                None if self.y_val is None else self.y_val[start : start + VALIDATION_CHUNK]
+            )
+            loss = model.validation_loss(chunk, generator, **context)
             if loss is None:
                 model.train()
                 return None
@@ -431,7 +461,9 @@ class _Loop:
     @torch.no_grad()
     def _validation_metrics(self) -> dict[str, float]:
         self.model.eval()
-        metrics = self.model.validation_metrics(self.x_val, self._validation_generator())
+        metrics = self.model.validation_metrics(
+            self.x_val, self._validation_generator(), **context_rows(self.y_val)
+        )
         self.model.train()
         return metrics
 
