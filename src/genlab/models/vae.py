@@ -79,7 +79,12 @@ from genlab.objectives import (
     log_importance_weights,
     log_standard_normal,
 )
-from genlab.samplers import LatentMethod, LatentVariableModel, complete_from_latent
+from genlab.samplers import (
+    LatentGenerator,
+    LatentMethod,
+    LatentVariableModel,
+    complete_from_latent,
+)
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
@@ -169,7 +174,12 @@ class VAE(GenerativeModel):
 
     family = "vae"
     capabilities = Capabilities(
-        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="lower_bound",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
     description = "variational autoencoder"
     task_notes = {
@@ -177,6 +187,7 @@ class VAE(GenerativeModel):
         "density": "ELBO / importance-weighted, k = 1000 at evaluation",
         "representation": "posterior mean; `posterior(x)` is a distribution",
         "conditional": "z ~ p(z ∣ x_o) by SIR + MALA, or Metropolis-within-Gibbs",
+        "posterior": "SIR + MALA on z, read as x = the decoder mean",
     }
     config_class = VAEConfig
     default_importance_samples = 1000
@@ -347,6 +358,16 @@ class VAE(GenerativeModel):
             draw=self.likelihood.sample,
             proposal=proposal,
             check_observed=check_observed,
+        )
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        r"""The decoder mean :math:`G(z) = \mathbb E[x \mid z]`: for measurements, the VAE is read as
+        :math:`x = G(z)` and the measurement noise stands in for the decoder's own."""
+        shape = self.info.event_shape
+        return LatentGenerator(
+            self.latent_dim,
+            lambda z, rows: self.likelihood.mean(self._decoder_params(z)).view(-1, *shape),
+            self.normalizer.shift.device,
         )
 
     def sample_conditional(

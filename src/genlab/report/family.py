@@ -7,11 +7,12 @@ import torch
 from torch import Tensor
 
 from genlab.data.dataset import Dataset
-from genlab.explore import completion_grid, interpolate, top_half_mask
+from genlab.explore import completion_grid, interpolate
 from genlab.models.base import TASKS, GenerativeModel
 from genlab.report.figures import figure_png, new_figure
 from genlab.report.html import Picture
 from genlab.report.images import image_grid_png
+from genlab.samplers import top_half_mask
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 16
@@ -58,7 +59,7 @@ def image_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Pic
             Picture(caption, image_grid_png(torch.cat(paths), info, n_columns=PATH_STEPS))
         )
     if caps.supports("conditional"):
-        mask = top_half_mask(info)
+        mask = top_half_mask(info.event_shape)
         grid = completion_grid(model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator)
         pictures.append(
             Picture(
