@@ -192,7 +192,7 @@ def cmd_families(args: argparse.Namespace) -> None:
 
     if args.markdown:
         columns = [("family", "family")] + [(task.name, task.title) for task in TASKS]
-        print(format_markdown(capability_table(), columns))
+        print(format_markdown(capability_table(), [*columns, ("context", "context=")]))
         return
     rows = []
     for name, cls in FAMILIES.items():

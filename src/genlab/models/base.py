@@ -115,6 +115,10 @@ class Capabilities:
             classifier (the same kinds as ``conditional``): conditional sampling's second form.
         context: the methods and training hooks take side information per example
             (``context=``: a class label, an attribute vector), modelling :math:`p(x \mid y)`.
+
+    A family's class declares what the family can do; an instance's flags say what this
+    configured model does (a VAE takes context only when built with ``conditional=true``, so
+    its instances otherwise say ``context=False``).
     """
 
     sample: bool

@@ -415,7 +415,7 @@ class GAN(GenerativeModel):
         self.check_input(x, context=context)
         check(noise_std > 0, f"noise_std must be positive, got {noise_std}")
         return complete_from_latent(
-            self.latent_variable_model(noise_std),
+            lambda context: self.latent_variable_model(noise_std),  # a model of p(x) alone
             x,
             mask,
             n,
