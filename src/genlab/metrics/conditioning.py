@@ -15,8 +15,8 @@ classifier (``"guidance"``, :func:`~genlab.samplers.classifier_guidance`). Then
 **Posteriors given a measurement** :math:`y = f(x) + \sigma\varepsilon` of test examples (the
 noise drawn with the seed): ``posterior_mse``, the squared error of the posterior mean against the
 truth per coordinate; ``posterior_spread``, the posterior standard deviation per coordinate (a
-sampler that returns one point has not sampled a posterior); and for downsampling,
-``bicubic_mse``, the classical baseline's error.
+sampler that returns one point has not sampled a posterior). For downsampling,
+:func:`bicubic_mse` is the classical baseline's error on the same measurements.
 
 References:
     Ravuri & Vinyals, "Classification accuracy score for conditional generative models",
@@ -122,6 +122,24 @@ def class_scores(
     }
 
 
+def measured(
+    data: Dataset, operator: Operator, noise_std: float, n_examples: int, seed: int
+) -> tuple[Tensor, Tensor]:
+    """The first ``n_examples`` test examples and their measurements, noise drawn from ``seed``."""
+    truth = data.x_test[:n_examples]
+    clean = operator(truth)
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
+    return truth, clean + noise_std * noise
+
+
+def bicubic_mse(
+    data: Dataset, operator: Downsample, noise_std: float, *, n_examples: int = 100, seed: int = 0
+) -> float:
+    """Squared error per coordinate of bicubic upsampling, on :func:`measured`'s examples."""
+    truth, y = measured(data, operator, noise_std, n_examples, seed)
+    return float((operator.upsample(y).view_as(truth) - truth).square().mean())
+
+
 def measurement_scores(
     model: GenerativeModel,
     data: Dataset,
@@ -133,23 +151,15 @@ def measurement_scores(
     seed: int = 0,
     steps: int = 300,
 ) -> dict[str, Any]:
-    """``posterior_mse``, ``posterior_spread`` (and ``bicubic_mse``) on the first test examples."""
-    truth = data.x_test[:n_examples]
-    noise_generator = torch.Generator().manual_seed(seed)
-    clean = operator(truth)
-    y = clean + noise_std * torch.randn(clean.shape, generator=noise_generator)
+    """``posterior_mse`` and ``posterior_spread`` on :func:`measured`'s examples (module doc)."""
+    truth, y = measured(data, operator, noise_std, n_examples, seed)
     observation = gaussian_measurement(operator, y, noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     draws = model.sample_posterior(observation, n_draws, generator=generator, steps=steps)
     draws = draws.detach().cpu().double()
-    scores: dict[str, Any] = {
+    return {
         "measurement": operator.spec,
         "measurement_noise": noise_std,
         "posterior_mse": float((draws.mean(0) - truth).square().mean()),
         "posterior_spread": float(draws.std(0).mean()) if n_draws > 1 else None,
     }
-    if isinstance(operator, Downsample):
-        scores["bicubic_mse"] = float(
-            (operator.upsample(y).view_as(truth) - truth).square().mean()
-        )
-    return scores
