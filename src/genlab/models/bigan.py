@@ -121,14 +121,15 @@ class BiGAN(GAN):
     def generator_player(self) -> dict[str, nn.Module]:
         return {"generator": self.generator_net, "encoder": self.encoder_net}
 
-    def critic(self, u: Tensor, z: Tensor) -> Tensor:
-        """``(B,)`` discriminator outputs on (normalised data, code) pairs."""
+    def critic(self, u: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B,)`` discriminator outputs on (normalised data, code) pairs (``labels``: always
+        ``None``, a BiGAN models p(x) alone)."""
         return self.discriminator(u, z).squeeze(-1)
 
     def real_inputs(self, u: Tensor) -> tuple[Tensor, ...]:
         return (u, self.encoder_net(u))
 
-    def fake_inputs(self, z: Tensor) -> tuple[Tensor, ...]:
+    def fake_inputs(self, z: Tensor, labels: Tensor | None = None) -> tuple[Tensor, ...]:
         return (self.generator_net(z), z)
 
     def encoder_loss(self, real: Tensor) -> Tensor:
