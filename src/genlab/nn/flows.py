@@ -432,9 +432,11 @@ class MADE(nn.Sequential):
     :math:`1 + (k \bmod (D - 1))`; a connection exists when the degree does not decrease
     (hidden) or strictly increases (output). The ``context_features`` inputs that follow the
     ``D`` data inputs (a conditional MADE, :math:`p(x \mid y)`) have degree 0, so they connect
-    to every hidden unit (to every output without hidden layers): every output depends on all
-    of the context and still only on the data inputs before it (as zuko's
-    ``MaskedAutoregressiveTransform`` does).
+    to every hidden unit (to every output without hidden layers), and hidden degrees then
+    cycle through :math:`0 .. D - 1`: units of degree 0 read the context alone and feed every
+    output, so that the first coordinate in the order, which reads no data input, still
+    depends on the context. Every output depends on all of the context and only on the data
+    inputs before it (zuko's ``MaskedAutoregressiveTransform`` connects the context likewise).
 
     Arguments:
         order: ``(D,)`` a permutation of 1..D, the autoregressive order of the inputs.
@@ -457,7 +459,10 @@ class MADE(nn.Sequential):
         d = len(order)
         degrees = [torch.cat([order.long(), torch.zeros(context_features, dtype=torch.long)])]
         for size in hidden:
-            degrees.append(torch.arange(size) % max(d - 1, 1) + 1)
+            if context_features:  # 0 .. D - 1: units of degree 0 see only the context
+                degrees.append(torch.arange(size) % d)
+            else:
+                degrees.append(torch.arange(size) % max(d - 1, 1) + 1)
         layers: list[nn.Module] = []
         for previous, current in zip(degrees[:-1], degrees[1:], strict=True):
             layers += [
