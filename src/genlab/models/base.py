@@ -406,14 +406,8 @@ class GenerativeModel(nn.Module, abc.ABC):
         A family whose class declares ``capabilities.context`` calls this from ``__init__``
         with its ``conditional`` option: a model of p(x) alone says ``context=False`` on its
         instance (so the trainer passes it no labels, and it refuses them), and a conditional
-        model needs labelled data (:attr:`DataInfo.n_classes`). A family whose class takes no
-        context refuses ``conditional`` (BiGAN, whose config inherits the GAN's fields).
+        model needs labelled data (:attr:`DataInfo.n_classes`).
         """
-        check(
-            not conditional or type(self).capabilities.context,
-            f"{self.family}: conditional=true is not supported: this family models p(x) alone "
-            "(the families that model p(x | y) say context in `genlab families`)",
-        )
         check(
             not conditional or self.info.n_classes is not None,
             f"{self.family}: conditional=true models p(x | y) with the data's labels as "
