@@ -44,11 +44,11 @@ def test_conditional_flow_conforms_and_uses_its_labels(digits, tmp_path):
 
 
 @pytest.mark.parametrize("transform", ["maf", "spline"])
-def test_conditional_autoregressive_and_spline_flows_conform(transform, digits, tmp_path):
+def test_conditional_autoregressive_and_spline_flows_conform(transform, labelled_ring, tmp_path):
     model = genlab.fit(
-        "flow", digits, budget="smoke", transform=transform, conditional=True, seed=0
+        "flow", labelled_ring, budget="smoke", transform=transform, conditional=True, seed=0
     )
-    check_generative_model(model, digits, tmp_path)
+    check_generative_model(model, labelled_ring, tmp_path)
 
 
 def test_conditional_flow_completes_and_samples_posteriors_of_the_asked_class(labelled_ring):
