@@ -119,7 +119,7 @@ def test_density_sampler_draws_the_exact_gaussian_conditional(linear_gaussian):
     mask = observed.clone()
     mask[1] = False  # two unobserved coordinates, the first and second
     draws = complete_from_density(
-        model, x, mask, CHAINS, n_candidates=16, steps=200,
+        lambda context: model, x, mask, CHAINS, n_candidates=16, steps=200,
         generator=torch.Generator().manual_seed(2),
     )  # fmt: skip
     assert_matches_conditional(draws, x, mask, mean, cov)
@@ -137,7 +137,9 @@ def test_density_sampler_refuses_observed_values_off_the_support():
     )
     x = torch.tensor([[math.inf, 0.0]])
     with pytest.raises(DataError, match="toy: observed values .* support"):
-        complete_from_density(model, x, torch.tensor([True, False]), 2, n_candidates=2, steps=2)
+        complete_from_density(
+            lambda context: model, x, torch.tensor([True, False]), 2, n_candidates=2, steps=2
+        )
 
 
 def test_latent_sampler_options_are_checked(linear_gaussian):

@@ -34,6 +34,11 @@ Training hooks (used by :func:`genlab.train.fit`, which knows nothing else of a 
 Families with ``capabilities.context`` take ``context=`` in :meth:`prepare`,
 :meth:`training_step`, :meth:`validation_loss`, :meth:`validation_metrics` and
 :meth:`finish_training` as well (the rows of the labels that go with ``x``).
+
+Class labels as context: a family with a ``conditional`` option calls :meth:`use_labels` from
+``__init__`` (which sets ``n_classes`` and, for a model of p(x) alone, the instance's
+``capabilities.context`` to False), and turns each ``context=`` into one-hot rows with
+:meth:`one_hot_labels`, the one encoding every conditional family shares.
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import DataError, UnsupportedCapability
 from genlab.optim import adam
@@ -211,8 +218,10 @@ class GenerativeModel(nn.Module, abc.ABC):
         task_notes: for each task the family does, how it does it, in a few words (the cells
             of ``genlab families --markdown``, README's table).
 
-    Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
-    families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
+    Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for),
+    ``n_classes`` (the labels it takes as context, 0 for a model of p(x): see
+    :meth:`use_labels`) and, for families with a code, ``latent_dim`` (set by
+    ``--set latent_dim=K``).
     """
 
     family: ClassVar[str]
@@ -226,6 +235,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     default_importance_samples: ClassVar[int | None] = None
     description: ClassVar[str] = ""
     task_notes: ClassVar[dict[str, str]] = {}
+    n_classes: int = 0
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__()
@@ -388,6 +398,48 @@ class GenerativeModel(nn.Module, abc.ABC):
         return self.capabilities.log_prob != "none"
 
     # ------------------------------------------------------------------ helpers
+
+    def use_labels(self, conditional: bool) -> int:
+        """Model :math:`p(x \\mid y)` with the data's class labels as ``context=`` when
+        ``conditional``, else :math:`p(x)` alone; returns ``n_classes`` (0 for the latter).
+
+        A family whose class declares ``capabilities.context`` calls this from ``__init__``
+        with its ``conditional`` option: a model of p(x) alone says ``context=False`` on its
+        instance (so the trainer passes it no labels, and it refuses them), and a conditional
+        model needs labelled data (:attr:`DataInfo.n_classes`).
+        """
+        check(
+            not conditional or self.info.n_classes is not None,
+            f"{self.family}: conditional=true models p(x | y) with the data's labels as "
+            f"context, and {self.info.name} has no labels: give labelled data or drop "
+            "conditional",
+        )
+        if not conditional:
+            self.capabilities = dataclasses.replace(type(self).capabilities, context=False)
+        self.n_classes = (self.info.n_classes or 0) if conditional else 0
+        return self.n_classes
+
+    def one_hot_labels(self, context: Tensor | None) -> Tensor | None:
+        r"""``(B, C)`` float one-hot rows :math:`e_y` of the labels ``context`` ``(B,)``.
+
+        ``None`` for a model of p(x) alone (``n_classes`` 0), which never reads a context (the
+        public methods refuse one first, :meth:`check_context`). A conditional model refuses
+        a missing context, non-integer labels and labels outside ``0 .. n_classes - 1``.
+        """
+        if not self.n_classes:
+            return None
+        if context is None:
+            raise DataError(
+                f"{self.family} (conditional=true) models p(x | y): pass the labels as context="
+            )
+        if context.dim() != 1 or context.is_floating_point():
+            raise DataError(
+                f"{self.family}: context must be (batch,) integer labels, got shape "
+                f"{tuple(context.shape)} and {context.dtype}"
+            )
+        if bool(((context < 0) | (context >= self.n_classes)).any()):
+            raise DataError(f"{self.family}: labels must lie in 0..{self.n_classes - 1}")
+        return F.one_hot(context, self.n_classes).float()
 
     @property
     def device(self) -> torch.device:

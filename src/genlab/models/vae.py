@@ -45,18 +45,16 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 from torch.distributions import Independent, Normal
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
-from genlab.errors import ConfigError, DataError
+from genlab.errors import ConfigError
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import (
     ACTIVATIONS,
@@ -64,6 +62,7 @@ from genlab.nn import (
     Activation,
     AffineNormalizer,
     Architecture,
+    append_context,
     build_decoder,
     build_encoder,
 )
@@ -219,14 +218,7 @@ class VAE(GenerativeModel):
             config.architecture != "conv" or info.kind == "image",
             "vae: architecture=conv needs image data",
         )
-        check(
-            not config.conditional or info.n_classes is not None,
-            f"vae: conditional=true models p(x | y) with the data's labels as context, and "
-            f"{info.name} has no labels: give labelled data or drop conditional",
-        )
-        if not config.conditional:  # this model of p(x) takes no context
-            self.capabilities = dataclasses.replace(type(self).capabilities, context=False)
-        c = self.n_classes = info.n_classes if config.conditional else 0
+        c = self.use_labels(config.conditional)
         arch, channels, activation = config.architecture, config.channels, config.activation
         # a conditional encoder sees the one-hot label as extra channels (images) or features
         in_shape = (shape[0] + c, *shape[1:]) if arch == "conv" else (d + c,)
@@ -257,27 +249,11 @@ class VAE(GenerativeModel):
         """False for discrete likelihoods: their density is constant on each level's bin."""
         return self.likelihood_name not in DISCRETE_LIKELIHOODS
 
-    def _labels(self, context: Tensor | None) -> Tensor | None:
-        """``(B, C)`` one-hot labels of a conditional VAE (``None`` for a model of p(x))."""
-        if not self.n_classes:
-            return None
-        if context is None:
-            raise DataError("vae (conditional=true) models p(x | y): pass the labels as context=")
-        if context.dim() != 1 or context.is_floating_point():
-            raise DataError(f"vae: context must be (batch,) integer labels, got {context.dtype}")
-        if bool(((context < 0) | (context >= self.n_classes)).any()):
-            raise DataError(f"vae: labels must lie in 0..{self.n_classes - 1}")
-        return F.one_hot(context, self.n_classes).float()
-
     def _posterior_params(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x[, y])`."""
         u = self.normalizer(x)
-        if labels is not None:
-            if self.config.architecture == "conv":  # one constant plane per class
-                planes = labels[:, :, None, None].expand(-1, -1, *u.shape[2:])
-                u = torch.cat([u, planes.to(u.dtype)], 1)
-            else:
-                u = torch.cat([u.flatten(1), labels.to(u.dtype)], 1)
+        if labels is not None:  # one constant plane per class (conv), else extra features
+            u = append_context(u if self.config.architecture == "conv" else u.flatten(1), labels)
         loc, log_scale = self.encoder(u).chunk(2, dim=-1)
         return loc, log_scale
 
@@ -294,7 +270,7 @@ class VAE(GenerativeModel):
     def posterior(self, x: Tensor, *, context: Tensor | None = None) -> Independent:
         """:math:`q(z \\mid x)` as a ``torch.distributions`` object, batch ``(B,)``, event ``(K,)``."""
         self.check_input(x, context=context)
-        loc, log_scale = self._posterior_params(x, self._labels(context))
+        loc, log_scale = self._posterior_params(x, self.one_hot_labels(context))
         return Independent(Normal(loc, log_scale.exp()), 1)
 
     def decoder_distribution(
@@ -302,7 +278,7 @@ class VAE(GenerativeModel):
     ) -> torch.distributions.Distribution:
         """:math:`p(x \\mid z)` over the likelihood's target (see :mod:`genlab.nn.likelihoods`)."""
         self.check_context(context, len(z))
-        return self.likelihood.distribution(self._decoder_params(z, self._labels(context)))
+        return self.likelihood.distribution(self._decoder_params(z, self.one_hot_labels(context)))
 
     def _target(self, x: Tensor) -> Tensor:
         """``(B, D)`` the likelihood's target of user data, checked against its support."""
@@ -315,12 +291,12 @@ class VAE(GenerativeModel):
     def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The posterior mean :math:`\\mu_\\phi(x)`, ``(B, K)``."""
         self.check_input(x, context=context)
-        return self._posterior_params(x, self._labels(context))[0]
+        return self._posterior_params(x, self.one_hot_labels(context))[0]
 
     def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The mean of :math:`p(x \\mid z)` in data units, ``(B, *event_shape)``."""
         self.check_context(context, len(z))
-        mean = self.likelihood.mean(self._decoder_params(z, self._labels(context)))
+        mean = self.likelihood.mean(self._decoder_params(z, self.one_hot_labels(context)))
         return mean.view(-1, *self.info.event_shape)
 
     @torch.no_grad()
@@ -330,7 +306,7 @@ class VAE(GenerativeModel):
         """Ancestral samples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x \\mid z)`."""
         self.check_context(context, n)
         device = self.normalizer.shift.device
-        labels = self._labels(context)
+        labels = self.one_hot_labels(context)
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         x = self.likelihood.sample(self._decoder_params(z, labels), generator)
         return x.view(n, *self.info.event_shape).float()
@@ -361,7 +337,7 @@ class VAE(GenerativeModel):
         if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
         target = self._target(x)
-        labels = self._labels(context)
+        labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
         eps = torch.randn(eps_shape, generator=generator, device=x.device)
@@ -396,7 +372,7 @@ class VAE(GenerativeModel):
         r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (the encoder as
         proposal), for chains with the labels ``context`` (a conditional VAE)."""
         shape = self.info.event_shape
-        labels = self._labels(context)
+        labels = self.one_hot_labels(context)
 
         def decode(z: Tensor) -> Tensor:  # codes (chains[, S], K), one label per chain
             if labels is None:
@@ -426,7 +402,7 @@ class VAE(GenerativeModel):
     def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
         r"""The decoder mean :math:`G(z) = \mathbb E[x \mid z]`: for measurements, the VAE is read as
         :math:`x = G(z)` and the measurement noise stands in for the decoder's own."""
-        shape, labels = self.info.event_shape, self._labels(context)
+        shape, labels = self.info.event_shape, self.one_hot_labels(context)
 
         def generate(z: Tensor, rows: Tensor) -> Tensor:
             params = self._decoder_params(z, None if labels is None else labels[rows])
@@ -524,7 +500,7 @@ class VAE(GenerativeModel):
         if self.config.binarize:
             x = self._binarize(x, generator)
         target = self.likelihood.target(x.flatten(1))
-        labels = self._labels(context)
+        labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         samples = self.config.train_samples
         if samples == 1:
@@ -569,7 +545,7 @@ class VAE(GenerativeModel):
         """
         self.check_input(x, context=context)
         target = self._target(x)
-        labels = self._labels(context)
+        labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
         params = self._decoder_params(loc + log_scale.exp() * eps, labels)
@@ -578,7 +554,7 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def kl_per_dimension(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(K,)`` mean over ``x`` of :math:`\\mathrm{KL}(q(z_j \\mid x) \\| \\mathcal N(0, 1))`."""
-        loc, log_scale = self._posterior_params(x, self._labels(context))
+        loc, log_scale = self._posterior_params(x, self.one_hot_labels(context))
         return kl_standard_normal(loc, log_scale).mean(0)
 
     @torch.no_grad()
@@ -590,7 +566,7 @@ class VAE(GenerativeModel):
         context: Tensor | None = None,
     ) -> int:
         r"""Coordinates with :math:`\mathrm{Var}_x\, \mathbb E_{q}[z_j \mid x] > 0.01` (Burda et al.)."""
-        loc = self._posterior_params(x, self._labels(context))[0]
+        loc = self._posterior_params(x, self.one_hot_labels(context))[0]
         return int((loc.var(0) > threshold).sum())
 
     def validation_metrics(

@@ -1,5 +1,6 @@
 """Building blocks only: networks and fixed transforms. No losses live here."""
 
+from genlab.nn.context import append_context
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import ACTIVATIONS, MLP, Activation
 from genlab.nn.networks import (
@@ -11,6 +12,7 @@ from genlab.nn.networks import (
     build_encoder,
 )
 from genlab.nn.normalizer import AffineNormalizer
+from genlab.nn.projection import ProjectionDiscriminator
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,6 +25,8 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "EncoderArchitecture",
+    "ProjectionDiscriminator",
+    "append_context",
     "build_decoder",
     "build_encoder",
 ]
