@@ -90,6 +90,9 @@ def test_conditional_vae_conforms_and_uses_its_labels(digits, tmp_path):
     fresh = genlab.api.build_model("vae", model.config, digits.info)
     fresh.prepare(digits.x_train, context=digits.y_train)
     check_gradients(fresh, digits)
+    # evaluation gives the labels where the model takes them; codes of p(x | y) are not probed
+    result = genlab.evaluate(model, digits)
+    assert result["nll_nats"] > 0 and result["recon_mse"] > 0 and "probe_accuracy" not in result
 
 
 def test_conditional_vae_needs_labels(ring):

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from genlab.data.dataset import Dataset
+from genlab.errors import DataError
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
 from genlab.metrics.representation import representation_scores
 from genlab.metrics.sample_quality import sample_quality
@@ -15,6 +17,19 @@ from genlab.models.base import GenerativeModel
 from genlab.stats.modes import N_SAMPLES, mode_coverage_for
 
 CHUNK = 512
+
+
+def labels_of(
+    model: GenerativeModel, labels: Tensor | None, start: int, n: int
+) -> dict[str, Tensor]:
+    """``{"context": n labels}`` for a model of p(x | y): ``labels`` from ``start`` on, cycled
+    (a sample of ``n`` gets the test split's labels in turn); ``{}`` for a model of p(x)."""
+    if not model.capabilities.context:
+        return {}
+    if labels is None:
+        raise DataError(f"{model.family} models p(x | y): evaluating it needs labelled data")
+    index = torch.arange(start, start + n) % len(labels)
+    return {"context": labels[index].to(model.device)}
 
 
 @torch.no_grad()
@@ -61,8 +76,7 @@ def evaluate(
         kwargs: dict[str, Any] = {}
         if model.default_importance_samples is not None:
             kwargs["k"] = importance_samples or model.default_importance_samples
-        if caps.context:  # a model of p(x | y) is scored given each test example's label
-            kwargs["context"] = data.y_test
+        kwargs.update(labels_of(model, data.y_test, 0, len(x)))  # p(x | y): given the labels
         mean_ll = float(log_likelihood(model, x, data.info, generator=generator, **kwargs).mean())
         result["nll_nats"] = -mean_ll
         result["importance_samples"] = kwargs.get("k")
@@ -71,17 +85,24 @@ def evaluate(
     if data.true_log_prob is not None:
         result["true_nll_nats"] = -float(data.true_log_prob(x).double().mean())
     if caps.encode and caps.decode:
-        total = sum(
-            float((model.reconstruct(c.to(model.device)).cpu() - c).square().sum())
-            for c in x.split(CHUNK)
-        )
+        total = 0.0
+        for start in range(0, len(x), CHUNK):
+            chunk = x[start : start + CHUNK]
+            context = labels_of(model, data.y_test, start, len(chunk))
+            total += float(
+                (model.reconstruct(chunk.to(model.device), **context).cpu() - chunk).square().sum()
+            )
         result["recon_mse"] = total / x.numel()
-    if caps.encode and data.y_train is not None and data.y_test is not None:
+    # a model of p(x | y) takes the label as an input: its codes are not probed for the label
+    labelled = data.y_train is not None and data.y_test is not None
+    if caps.encode and labelled and not caps.context:
         result.update(representation_scores(model, data, seed=seed))
     result.update(model.family_metrics(x.to(model.device)))
     if caps.sample and data.info.mode_centres is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        samples = model.sample(N_SAMPLES, generator=generator)
+        samples = model.sample(
+            N_SAMPLES, generator=generator, **labels_of(model, data.y_test, 0, N_SAMPLES)
+        )
         result.update(mode_coverage_for(samples, data.info).to_json())
     if metrics:
         result.update(sample_quality(model, data, metrics, seed=seed, **sample_options))
