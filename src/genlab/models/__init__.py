@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genlab.errors import ConfigError
 from genlab.models.autoencoder import Autoencoder
+from genlab.models.autoregressive import Autoregressive
 from genlab.models.base import (
     CONDITIONAL_KINDS,
     LOG_PROB_KINDS,
@@ -31,6 +32,7 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     Flow.family: Flow,
     GAN.family: GAN,
     BiGAN.family: BiGAN,
+    Autoregressive.family: Autoregressive,
 }
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "TASKS",
     "VAE",
     "Autoencoder",
+    "Autoregressive",
     "BiGAN",
     "Capabilities",
     "ConditionalKind",

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.nn.made import MADE, MaskedLinear
 from genlab.nn.mlp import ACTIVATIONS, MLP
 from genlab.nn.normalizer import AffineNormalizer
 
@@ -376,50 +377,6 @@ class SplineCoupling(Bijection):
 
     def inverse(self, z: Tensor) -> Tensor:
         return self._transform(z, inverse=True)[0]
-
-
-class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask ``(out, in)``."""
-
-    def __init__(self, mask: Tensor) -> None:
-        super().__init__(mask.shape[1], mask.shape[0])
-        self.register_buffer("mask", mask.float())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-
-class MADE(nn.Sequential):
-    r"""Masked autoencoder (Germain et al., 2015): output block :math:`j` of
-    ``n_outputs`` depends only on the inputs that come before :math:`j` in ``order``.
-
-    Degrees: input :math:`i` has degree ``order[i]`` (1..D), hidden unit :math:`k` degree
-    :math:`1 + (k \bmod (D - 1))`; a connection exists when the degree does not decrease
-    (hidden) or strictly increases (output).
-
-    Arguments:
-        order: ``(D,)`` a permutation of 1..D, the autoregressive order of the inputs.
-        hidden: hidden layer sizes.
-        n_outputs: outputs per input coordinate; the output has shape ``(B, n_outputs * D)``,
-            block-major (all first outputs, then all second outputs...).
-    """
-
-    def __init__(
-        self, order: Tensor, hidden: Sequence[int], n_outputs: int, activation: str = "relu"
-    ) -> None:
-        d = len(order)
-        degrees = [order.long()]
-        for size in hidden:
-            degrees.append(torch.arange(size) % max(d - 1, 1) + 1)
-        layers: list[nn.Module] = []
-        for previous, current in zip(degrees[:-1], degrees[1:], strict=True):
-            layers += [
-                MaskedLinear(current[:, None] >= previous[None, :]),
-                ACTIVATIONS[activation](),
-            ]
-        output_mask = (order.long()[:, None] > degrees[-1][None, :]).repeat(n_outputs, 1)
-        layers.append(MaskedLinear(output_mask))
-        super().__init__(*layers)
 
 
 class MaskedAffineAutoregressive(Bijection):
