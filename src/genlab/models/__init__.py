@@ -19,8 +19,12 @@ from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
+from genlab.models.ngram import NGram
+from genlab.models.nplm import NPLM
 from genlab.models.pca import PCA
+from genlab.models.sequence import SequenceModel
 from genlab.models.simclr import SimCLR
+from genlab.models.transformer import Transformer
 from genlab.models.vae import VAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
@@ -33,6 +37,9 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     GAN.family: GAN,
     BiGAN.family: BiGAN,
     Autoregressive.family: Autoregressive,
+    NGram.family: NGram,
+    NPLM.family: NPLM,
+    Transformer.family: Transformer,
 }
 
 __all__ = [
@@ -51,6 +58,10 @@ __all__ = [
     "ConditionalKind",
     "Flow",
     "GenerativeModel",
+    "NGram",
+    "NPLM",
+    "SequenceModel",
+    "Transformer",
     "LogProbKind",
     "SimCLR",
     "Task",
