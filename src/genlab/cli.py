@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("run")
     sample.add_argument("-n", type=_positive, default=64, help="number of samples")
     sample.add_argument(
-        "--out", required=True, help="FILE.npy (the array) or FILE.png (a picture)"
+        "--out",
+        required=True,
+        help="FILE.npy (the array), FILE.png (a picture) or, for text, FILE.txt (one per line)",
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu")
@@ -231,13 +233,17 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from genlab.report.images import save_samples
 
     out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
+    if out.suffix not in (".npy", ".png", ".txt"):
+        raise ConfigError(
+            f"--out {out}: use a .npy (array), .png (picture) or .txt (text) file name"
+        )
     if args.n > MAX_SAMPLES:
         raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES})")
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
+    if (out.suffix == ".txt") != (model.info.kind == "text"):
+        raise ConfigError(f"--out {out}: text models write .txt; other models .npy or .png")
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=generator).cpu()
