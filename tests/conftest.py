@@ -33,3 +33,8 @@ def digits() -> genlab.data.Dataset:
 @pytest.fixture(scope="session")
 def ring() -> genlab.data.Dataset:
     return genlab.data.load("ring")
+
+
+@pytest.fixture(scope="session")
+def first_names() -> genlab.data.Dataset:
+    return genlab.data.load("first-names")

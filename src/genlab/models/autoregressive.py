@@ -298,8 +298,10 @@ class Autoregressive(GenerativeModel):
         self.check_context(context, n)
         device = self.orders.device
         members = torch.randint(self.config.n_orders, (n,), generator=generator, device=device)
-        x = torch.zeros(n, self.info.n_features, device=device)
-        return self._sample_members(x, members, 0, generator).view(n, *self.info.event_shape)
+        dtype = next(self.parameters()).dtype
+        x = torch.zeros(n, self.info.n_features, device=device, dtype=dtype)
+        x = self._sample_members(x, members, 0, generator)
+        return x.view(n, *self.info.event_shape).float()
 
     @torch.no_grad()
     def sample_conditional(
