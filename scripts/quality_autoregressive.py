@@ -24,18 +24,19 @@ import torch
 import genlab
 from genlab.runs import RunDirectory
 
+PATIENCE = 8  # validations (epochs) without improvement before stopping
 CANDIDATES: dict[str, dict[str, Any]] = {
+    "pixelcnn 64x7, categorical, dropout 0.2": {"architecture": "pixelcnn", "dropout": 0.2},
+    "pixelcnn 64x7, categorical": {"architecture": "pixelcnn"},
+    "pixelcnn 64x7, 5 logistics": {
+        "architecture": "pixelcnn",
+        "likelihood": "discretized_logistic_mixture",
+    },
     "made 2x512, natural order": {"architecture": "made", "dropout": 0.3},
     "made 2x512, 8 connectivities (natural order)": {
         "architecture": "made",
         "dropout": 0.3,
         "n_orders": 8,
-    },
-    "pixelcnn 64x7, categorical": {"architecture": "pixelcnn"},
-    "pixelcnn 64x7, categorical, dropout 0.2": {"architecture": "pixelcnn", "dropout": 0.2},
-    "pixelcnn 64x7, 5 logistics": {
-        "architecture": "pixelcnn",
-        "likelihood": "discretized_logistic_mixture",
     },
 }
 
@@ -50,7 +51,13 @@ def run(seed: int = 0, only: list[str] | None = None) -> list[dict[str, Any]]:
             out = Path(folder) / str(i)
             started = time.perf_counter()
             model = genlab.fit(
-                "autoregressive", data, seed=seed, budget="full", out=out, **settings
+                "autoregressive",
+                data,
+                seed=seed,
+                budget="full",
+                out=out,
+                patience=PATIENCE,
+                **settings,
             )
             seconds = time.perf_counter() - started
             summary = RunDirectory(out).read_summary()

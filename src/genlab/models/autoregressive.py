@@ -158,11 +158,11 @@ class Autoregressive(GenerativeModel):
     capabilities = Capabilities(
         sample=True, log_prob="exact", encode=False, decode=False, conditional="exact"
     )
-    description = "MADE, gated PixelCNN"
+    description = "MADE and its ensembles over orderings, gated PixelCNN"
     task_notes = {
         "generation": "ancestral, one pass per coordinate",
         "density": "chain rule; MADE ensembles mixed in probability",
-        "conditional": "ancestral from the observed prefix (masks observed first in the order)",
+        "conditional": "ancestral from the observed prefix: masks that observe the first coordinates of the order",
     }
     config_class = AutoregressiveConfig
     default_train = {"epochs": 1000, "batch_size": 64, "lr": 1e-3, "patience": 30}

@@ -57,7 +57,7 @@ class NGram(SequenceModel):
     """Smoothed character n-gram counts (see module)."""
 
     family = "ngram"
-    description = "character n-gram counts, hierarchical smoothing"
+    description = "text: character n-gram counts, hierarchical smoothing"
     task_notes = {**SequenceModel.task_notes, "density": "closed-form counts, chain rule"}
     config_class = NGramConfig
     fit_method = "closed_form"

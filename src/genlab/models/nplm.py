@@ -54,7 +54,7 @@ class NPLM(SequenceModel):
     """Bengio's MLP language model over a window of ``context`` tokens (see module)."""
 
     family = "nplm"
-    description = "neural probabilistic language model (MLP over a context window)"
+    description = "text: Bengio's neural language model, an MLP over a context window"
     config_class = NPLMConfig
     default_train = {"epochs": 100, "batch_size": 256, "lr": 2e-3, "patience": 5}
     budgets = {

@@ -56,7 +56,7 @@ class Transformer(SequenceModel):
     """A causal transformer language model over characters (see module)."""
 
     family = "transformer"
-    description = "small causal transformer (nanoGPT-style, KV cache)"
+    description = "text: a small causal transformer, nanoGPT-style"
     task_notes = {
         **SequenceModel.task_notes,
         "generation": "ancestral, token by token, with a key/value cache",
