@@ -59,7 +59,7 @@ class NPLM(SequenceModel):
     default_train = {"epochs": 100, "batch_size": 256, "lr": 2e-3, "patience": 5}
     budgets = {
         "smoke": {"steps": 40, "hidden": (32,), "embedding_dim": 8},
-        "fast": {"epochs": 10, "patience": 3},
+        "fast": {"epochs": 3, "patience": 1},
         "full": {"epochs": 100, "patience": 5},
     }
 

@@ -65,7 +65,7 @@ class Transformer(SequenceModel):
     default_train = {"epochs": 100, "batch_size": 128, "lr": 2e-3, "patience": 4}
     budgets = {
         "smoke": {"steps": 40, "dim": 16, "heads": 2, "n_layers": 1},
-        "fast": {"epochs": 5, "patience": 2},
+        "fast": {"epochs": 2, "patience": 1},
         "full": {"epochs": 100, "patience": 4, "lr_schedule": "cosine"},
     }
 
