@@ -4,6 +4,7 @@ enumeration, the transformer's cache, and perplexity against a hand computation.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -161,3 +162,21 @@ def test_learned_models_beat_bigram_counts_on_held_out_names(first_names):
     transformer = genlab.fit("transformer", first_names, steps=300, dim=32, n_layers=2)
     score = genlab.evaluate(transformer, first_names)
     assert score["nll_per_token"] < bigram["nll_per_token"] - 0.05
+
+
+def test_cli_train_evaluate_sample_text(tmp_path, capsys):
+    from genlab.cli import main
+
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["anna", "bob", "carla", "dave", "eve"] * 4), encoding="utf-8")
+    run = str(tmp_path / "run")
+    assert main(["train", "ngram", "--data", str(words), "--out", run, "--no-progress"]) == 0
+    assert main(["evaluate", run, "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["perplexity"] == pytest.approx(math.exp(result["nll_per_token"]))
+    assert "end token count, padding does not" in out
+    assert main(["sample", run, "-n", "5", "--out", str(tmp_path / "s.txt")]) == 0
+    assert len((tmp_path / "s.txt").read_text().splitlines()) == 5
+    assert main(["sample", run, "-n", "5", "--out", str(tmp_path / "s.png")]) == 2
+    assert (tmp_path / "run" / "samples.txt").exists()

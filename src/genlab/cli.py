@@ -280,6 +280,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if key != "capabilities":
             print(f"{key:16s} {format_value(value)}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
+    if model.info.kind == "text":
+        print(
+            f"{'convention':16s} per token over the whole test split: each item's characters "
+            "and its end token count, padding does not; bits/char = nll / ln 2, "
+            "perplexity = exp(nll)"
+        )
     if args.json:
         _print_json(result)
 
