@@ -336,7 +336,6 @@ class Autoregressive(GenerativeModel):
             (start,) = starts
             chains = rows.repeat(n, 1)  # (n * R, D): chain i * R + r completes row r
             target = self._target(chains)
-            self.likelihood.check_target(target[:, observed])
             members = torch.zeros(len(chains), dtype=torch.long, device=chains.device)
             if self.config.n_orders > 1:  # log p_k(x_o): the observed prefix's conditionals
                 log_w = torch.stack(

@@ -419,21 +419,13 @@ class ContinuousBernoulliLikelihood(Likelihood):
         return self.from_target(base.icdf(u))
 
 
-class GaussianLikelihood(Likelihood):
-    r""":math:`\mathcal N(\mu_\theta, \sigma^2)` on standardised data :math:`(x - m)/s`.
+class _StandardizedLikelihood(Likelihood):
+    r"""Shared by the likelihoods on standardised data :math:`t = (x - m)/s` (the normaliser is
+    fitted in :meth:`prepare`); log-Jacobian :math:`-\sum_d \log s_d`."""
 
-    ``std=None`` learns one :math:`\log\sigma_d` per coordinate (independent of :math:`z`, as in
-    factor analysis, which contains probabilistic PCA); a number fixes :math:`\sigma` (in
-    standardised units). Log-Jacobian :math:`-\sum_d \log s_d` (the normaliser's).
-    """
-
-    def __init__(self, info: DataInfo, std: float | None) -> None:
+    def __init__(self, info: DataInfo) -> None:
         super().__init__(info)
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
-        if std is None:
-            self.log_std = nn.Parameter(torch.zeros(info.n_features))
-        else:
-            self.register_buffer("log_std", torch.full((info.n_features,), math.log(std)))
 
     def prepare(self, x_train: Tensor) -> None:
         self.normalizer.fit(x_train)
@@ -450,6 +442,22 @@ class GaussianLikelihood(Likelihood):
     def log_jacobian(self) -> Tensor:
         return self.normalizer.log_abs_det_jacobian()
 
+
+class GaussianLikelihood(_StandardizedLikelihood):
+    r""":math:`\mathcal N(\mu_\theta, \sigma^2)` on standardised data :math:`(x - m)/s`.
+
+    ``std=None`` learns one :math:`\log\sigma_d` per coordinate (independent of :math:`z`, as in
+    factor analysis, which contains probabilistic PCA); a number fixes :math:`\sigma` (in
+    standardised units). Log-Jacobian :math:`-\sum_d \log s_d` (the normaliser's).
+    """
+
+    def __init__(self, info: DataInfo, std: float | None) -> None:
+        super().__init__(info)
+        if std is None:
+            self.log_std = nn.Parameter(torch.zeros(info.n_features))
+        else:
+            self.register_buffer("log_std", torch.full((info.n_features,), math.log(std)))
+
     def distribution(self, params: Tensor) -> Distribution:
         return Independent(Normal(params[..., 0, :], self.log_std.exp(), validate_args=False), 1)
 
@@ -459,7 +467,7 @@ class GaussianLikelihood(Likelihood):
         return self.from_target(loc + self.log_std.exp() * eps)
 
 
-class GaussianMixtureLikelihood(Likelihood):
+class GaussianMixtureLikelihood(_StandardizedLikelihood):
     r"""A mixture of :math:`K` Gaussians per coordinate, on standardised data :math:`(x - m)/s`.
 
     .. math::
@@ -476,12 +484,6 @@ class GaussianMixtureLikelihood(Likelihood):
         check(components >= 1, f"components must be >= 1, got {components}")
         self.components = components
         self.n_params = 3 * components
-        self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
-
-    prepare = GaussianLikelihood.prepare
-    target = GaussianLikelihood.target
-    from_target = GaussianLikelihood.from_target
-    log_jacobian = GaussianLikelihood.log_jacobian
 
     def distribution(self, params: Tensor) -> Distribution:
         logits, loc, log_scale = _mixture_parts(params, self.components)
