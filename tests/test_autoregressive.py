@@ -175,3 +175,21 @@ def test_digits_model_reads_levels_and_beats_uniform(digits):
     assert not model.needs_dequantization  # categorical conditionals read the levels
     result = genlab.evaluate(model, digits)
     assert result["bits_per_dim"] < math.log2(17) - 0.5
+
+
+def test_draw_categorical_by_inversion_matches_the_probabilities():
+    from genlab.samplers import draw_categorical
+
+    logits = torch.tensor([[0.0, 1.0, -1.0, 2.0]]).expand(40_000, 4)
+    draws = draw_categorical(logits, torch.Generator().manual_seed(0))
+    frequency = torch.bincount(draws, minlength=4).double() / len(draws)
+    torch.testing.assert_close(frequency, torch.softmax(logits[0].double(), 0), atol=0.008, rtol=0)
+
+
+def test_prefix_length():
+    from genlab.samplers import prefix_length
+
+    order = torch.tensor([2, 0, 1, 3])
+    assert prefix_length(torch.tensor([True, False, True, False]), order) == 2
+    assert prefix_length(torch.tensor([False, True, False, False]), order) is None
+    assert prefix_length(torch.zeros(4, dtype=torch.bool), order) == 0

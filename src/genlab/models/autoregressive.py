@@ -67,8 +67,7 @@ from genlab.nn import ACTIVATIONS, Activation
 from genlab.nn.likelihoods import DISCRETE_LIKELIHOODS, Likelihood, make_likelihood
 from genlab.nn.made import MADE, hidden_degrees, made_masks
 from genlab.nn.pixelcnn import GatedPixelCNN
-from genlab.samplers import complete
-from genlab.samplers.autoregressive import draw_categorical, prefix_length, sample_in_order
+from genlab.samplers import complete, draw_categorical, prefix_length, sample_in_order
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers

@@ -33,8 +33,7 @@ from genlab.data.dataset import END_TOKEN, PAD_TOKEN, DataInfo
 from genlab.data.text import decode_tokens, encode_items
 from genlab.errors import DataError, UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.samplers import complete
-from genlab.samplers.autoregressive import TokenStep, prefix_length, sample_tokens
+from genlab.samplers import TokenStep, complete, prefix_length, sample_tokens
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers

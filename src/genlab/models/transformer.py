@@ -25,7 +25,7 @@ from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.models.sequence import SequenceModel
 from genlab.nn.transformer import CausalTransformer, KVCache
-from genlab.samplers.autoregressive import TokenStep
+from genlab.samplers import TokenStep
 
 
 @dataclass(frozen=True)
