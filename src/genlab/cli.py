@@ -242,8 +242,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
-    if (out.suffix == ".txt") != (model.info.kind == "text"):
-        raise ConfigError(f"--out {out}: text models write .txt; other models .npy or .png")
+    if model.info.kind != "text" and out.suffix == ".txt":
+        raise ConfigError(
+            f"--out {out}: use a .npy (array) or .png (picture) file name (.txt is for text)"
+        )
+    if model.info.kind == "text" and out.suffix == ".png":
+        raise ConfigError(f"--out {out}: a text model writes .txt (one item per line) or .npy")
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=generator).cpu()
