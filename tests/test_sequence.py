@@ -29,8 +29,15 @@ def every_item(max_length: int = 2) -> list[str]:
     return ["".join(c) for n in range(max_length + 1) for c in itertools.product("ab", repeat=n)]
 
 
+SMALL = {
+    "ngram": {},
+    "nplm": {"steps": 30, "hidden": (16,), "embedding_dim": 4},
+    "transformer": {"steps": 30, "dim": 16, "heads": 2, "n_layers": 1},
+}
+
+
 def trained(family: str, data, **settings):
-    settings = {"steps": 30, **settings} if family != "ngram" else settings
+    settings = {**SMALL[family], **settings}
     model = genlab.fit(family, data, val_fraction=0.0, **settings).double()
     return model
 
@@ -52,11 +59,11 @@ def test_prefix_completion_matches_enumeration(family):
     truth = torch.softmax(model.log_prob(encode_items(candidates, data.info.vocabulary, 3)), 0)
     x = encode_items(["ab"], data.info.vocabulary, 3)
     mask = torch.tensor([True, False, False])
-    n = 20_000
+    n = 10_000
     draws = model.sample_conditional(x, mask, n, generator=torch.Generator().manual_seed(0))
     texts = decode_tokens(draws[:, 0], data.info.vocabulary)
     frequency = torch.tensor([texts.count(c) / n for c in candidates], dtype=torch.double)
-    assert float((frequency - truth).abs().max()) < 0.015
+    assert float((frequency - truth).abs().max()) < 0.02  # 4 standard errors
     with pytest.raises(UnsupportedCapability, match="prefix"):
         model.sample_conditional(x, torch.tensor([False, True, False]), 1)
 
@@ -159,7 +166,7 @@ def test_other_families_refuse_text(family, first_names):
 def test_learned_models_beat_bigram_counts_on_held_out_names(first_names):
     """A small transformer, a few hundred steps, already beats bigram counts on held-out items."""
     bigram = genlab.evaluate(genlab.fit("ngram", first_names, order=2), first_names)
-    transformer = genlab.fit("transformer", first_names, steps=300, dim=32, n_layers=2)
+    transformer = genlab.fit("transformer", first_names, steps=200, dim=32, n_layers=2)
     score = genlab.evaluate(transformer, first_names)
     assert score["nll_per_token"] < bigram["nll_per_token"] - 0.05
 
