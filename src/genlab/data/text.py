@@ -103,20 +103,27 @@ def encode_items(items: Sequence[str], vocabulary: Sequence[str], length: int) -
     fit (``len(item) + 1 > length``).
     """
     index = {c: i for i, c in enumerate(vocabulary)}
+    lengths = torch.tensor([len(item) for item in items], dtype=torch.long)
+    too_long = (lengths + 1 > length).nonzero()
+    if len(too_long):
+        row = int(too_long[0])
+        raise DataError(
+            f"item {row} ({items[row][:20]!r}...) has {len(items[row])} characters; at most "
+            f"{length - 1} fit the model's {length} positions (with the end token)"
+        )
+    joined = "".join(items)
+    unknown = sorted(set(joined) - set(index))
+    if unknown:
+        row = next(i for i, item in enumerate(items) if set(item) & set(unknown))
+        raise DataError(
+            f"item {row} ({items[row]!r}) has characters outside the vocabulary: {unknown}"
+        )
     out = torch.full((len(items), length), PAD_TOKEN, dtype=torch.long)
-    for row, item in enumerate(items):
-        if len(item) + 1 > length:
-            raise DataError(
-                f"item {row} ({item[:20]!r}...) has {len(item)} characters; at most "
-                f"{length - 1} fit the model's {length} positions (with the end token)"
-            )
-        unknown = sorted(set(item) - set(index))
-        if unknown:
-            raise DataError(
-                f"item {row} ({item!r}) has characters outside the vocabulary: {unknown}"
-            )
-        out[row, : len(item)] = torch.tensor([index[c] for c in item], dtype=torch.long)
-        out[row, len(item)] = END_TOKEN
+    positions = torch.arange(length)
+    out[positions < lengths[:, None]] = torch.tensor(  # row-major: the items' characters in order
+        [index[c] for c in joined], dtype=torch.long
+    )
+    out[torch.arange(len(items)), lengths] = END_TOKEN
     return out
 
 
