@@ -36,8 +36,7 @@ weight :math:`\propto p_k(x_o)` (the observed prefix's own likelihood, exact), s
 :math:`p(x_u \mid x_o) = \sum_k \frac{p_k(x_o)}{\sum_j p_j(x_o)}\, p_k(x_u \mid x_o)`. For
 other masks the conditional has no closed form (the observed part's marginal would need a sum
 over the unobserved coordinates before it), and :meth:`Autoregressive.sample_conditional`
-refuses them with a clear error rather than approximate. A single-ordering MADE can also
-complete any mask exactly by being trained with an ordering that puts those coordinates first.
+refuses them with a clear error rather than approximate under an ``"exact"`` label.
 
 References:
     Germain, Gregor, Murray & Larochelle, "MADE: Masked Autoencoder for Distribution
@@ -329,8 +328,8 @@ class Autoregressive(GenerativeModel):
                     "first in the model's ordering"
                     + ("s" if self.config.n_orders > 1 else "")
                     + f" ({self.architecture}, order={self.config.order}); this mask observes "
-                    "coordinates after unobserved ones. Observe a prefix (the top rows of an "
-                    "image), or train a MADE whose order puts these coordinates first"
+                    "coordinates after unobserved ones; observe a prefix of the order (the top "
+                    "rows of an image in raster order)"
                 )
             (start,) = starts
             chains = rows.repeat(n, 1)  # (n * R, D): chain i * R + r completes row r
