@@ -85,6 +85,15 @@ KEY_NUMBERS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("GAN support / training-set size", ("gan_support_over_n_train",)),
         ("GAN training settings", ("gan_settings",)),
     ],
+    "perplexity-vs-context": [
+        ("uniform NLL (nats/char)", ("uniform_nll",)),
+        ("unigram NLL", ("unigram_nll",)),
+        ("held-out NLL by context, per model", ("nll_by_context",)),
+    ],
+    "memorization-beats-truth": [
+        ("NLL per character, train and test", ("nll_per_char",)),
+        ("test items never seen in training", ("test_items_unseen_in_training",)),
+    ],
 }
 
 # What a reader should know about a run beyond its numbers.

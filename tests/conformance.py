@@ -49,7 +49,8 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
             a = model.sample(5, generator=_generator(1, model), **ctx(5))
             b = model.sample(5, generator=_generator(1, model), **ctx(5))
             c = model.sample(5, generator=_generator(2, model), **ctx(5))
-            assert a.shape == (5, *shape) and a.dtype == torch.float32
+            dtype = torch.int64 if data.info.kind == "text" else torch.float32
+            assert a.shape == (5, *shape) and a.dtype == dtype
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a, b, rtol=0, atol=0)
             assert not torch.equal(a, c), "different seeds gave identical samples"

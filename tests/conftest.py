@@ -49,3 +49,8 @@ def labelled_ring(ring) -> genlab.data.Dataset:
     return genlab.data.Dataset(
         ring.x_train, ring.x_test, info, nearest(ring.x_train), nearest(ring.x_test)
     )
+
+
+@pytest.fixture(scope="session")
+def first_names() -> genlab.data.Dataset:
+    return genlab.data.load("first-names")

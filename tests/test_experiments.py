@@ -173,3 +173,28 @@ def test_result_json_accepts_numpy_bools():
     fig, _ = new_figure(1)
     result = experiments.ExperimentResult("x", "c", np.float64(1.0) < 2.0, "k", {}, fig)
     assert json.loads(json.dumps(result.to_json()))["holds"] is True
+
+
+def test_perplexity_vs_context():
+    result = smoke("perplexity-vs-context")
+    numbers = result.numbers
+    curves = numbers["nll_by_context"]
+    assert numbers["uniform_nll"] > numbers["unigram_nll"] > curves["ngram"]["1"]
+    for family in ("nplm", "transformer"):
+        assert curves[family]["4"] < curves[family]["1"] < numbers["unigram_nll"]
+    assert result.holds
+
+
+def test_memorization_beats_truth():
+    result = smoke("memorization-beats-truth")
+    scores = result.numbers["nll_per_char"]
+    memoriser = scores["memoriser"]
+    assert memoriser["train"] < scores["truth"]["train"] - 0.5
+    assert all(memoriser["train"] < s["train"] for s in scores.values() if s is not memoriser)
+    assert (
+        memoriser["test"] == float("inf") and result.numbers["test_items_unseen_in_training"] > 0
+    )
+    # honest models have finite test NLL, and none is below the truth's by more than noise
+    assert all(s["test"] < 10 for name, s in scores.items() if name != "memoriser")
+    assert min(s["test"] for s in scores.values()) > scores["truth"]["test"] - 0.05
+    assert result.holds

@@ -15,7 +15,6 @@ from genlab.data import DataInfo, Dataset
 from genlab.models.flow import Flow, FlowConfig
 from genlab.nn import MLP, AffineNormalizer
 from genlab.nn.flows import (
-    MADE,
     ActNorm,
     AffineCoupling,
     Bijection,
@@ -28,6 +27,7 @@ from genlab.nn.flows import (
     Standardize,
     affine_transform,
 )
+from genlab.nn.made import MADE
 
 
 def randomize(module: torch.nn.Module, scale: float = 0.5) -> torch.nn.Module:

@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("run")
     sample.add_argument("-n", type=_positive, default=64, help="number of samples")
     sample.add_argument(
-        "--out", required=True, help="FILE.npy (the array) or FILE.png (a picture)"
+        "--out",
+        required=True,
+        help="FILE.npy (the array), FILE.png (a picture) or, for text, FILE.txt (one per line)",
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu")
@@ -273,13 +275,21 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from genlab.report.images import save_samples
 
     out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
+    if out.suffix not in (".npy", ".png", ".txt"):
+        raise ConfigError(
+            f"--out {out}: use a .npy (array), .png (picture) or .txt (text) file name"
+        )
     if args.n > MAX_SAMPLES:
         raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES})")
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
+    if model.info.kind != "text" and out.suffix == ".txt":
+        raise ConfigError(
+            f"--out {out}: use a .npy (array) or .png (picture) file name (.txt is for text)"
+        )
+    if model.info.kind == "text" and out.suffix == ".png":
+        raise ConfigError(f"--out {out}: a text model writes .txt (one item per line) or .npy")
     n_classes = model.info.n_classes
     if args.label is not None and not (n_classes and 0 <= args.label < n_classes):
         raise ConfigError(
@@ -363,6 +373,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if key != "capabilities":
             print(f"{key:16s} {format_value(value)}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
+    if model.info.kind == "text":
+        print(
+            f"{'convention':16s} per token over the whole test split: each item's characters "
+            "and its end token count, padding does not; bits/char = nll / ln 2, "
+            "perplexity = exp(nll)"
+        )
     if args.json:
         _print_json(result)
 

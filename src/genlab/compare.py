@@ -7,10 +7,12 @@ reused), then measures on the test split:
 - generation: domain FID, precision and recall (labelled image data: features of the domain
   network, :mod:`genlab.metrics.sample_quality`); modes captured and high-quality fraction
   (2-D mixtures);
-- density: test NLL in nats and bits/dim, with ``log_prob_kind`` (exact or bound);
+- density: test NLL in nats and bits/dim, with ``log_prob_kind`` (exact or bound); on text,
+  NLL per token, bits per character and perplexity (tokens weighted over the split);
 - representation: linear-probe and k-NN accuracy of ``encode(x)`` (labelled data);
 - conditional sampling: completion accuracy and MSE of the bottom half given the top half
-  (:mod:`genlab.metrics.completion`), next to the mean-fill baseline;
+  (:mod:`genlab.metrics.completion`), next to the mean-fill baseline (text: completions of
+  prefixes are shown in the report, not scored);
 - given f(x) = y (labelled images): samples of each class, by context or classifier guidance,
   scored by the domain classifier's accuracy and the classification accuracy score; the
   posterior given a 2x downsampled copy, its mean's error and its spread, next to bicubic
@@ -18,11 +20,13 @@ reused), then measures on the test split:
 - training time.
 
 A task a family cannot do is ``None`` in ``scorecard.json`` and a dash in the table and report.
+By default every family that models the data's kind takes part (text: the sequence families).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +49,7 @@ from genlab.metrics.domain import DomainClassifier, domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
 from genlab.models import FAMILIES, GenerativeModel
-from genlab.report.family import capability_badges, family_pictures
+from genlab.report.family import capability_badges, family_pictures, text_examples
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_table
 from genlab.runs import RunDirectory
@@ -54,8 +58,9 @@ from genlab.settings import resolve_settings
 
 SCORE_KEYS = (
     "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
-    "log_prob_kind", "probe_accuracy", "knn_accuracy", "conditional_kind", "completion_accuracy",
-    "completion_mse", "class_accuracy", "class_cas", "posterior_mse", "posterior_spread",
+    "log_prob_kind", "nll_per_token", "bits_per_char", "perplexity", "probe_accuracy",
+    "knn_accuracy", "conditional_kind", "completion_accuracy", "completion_mse", "class_accuracy",
+    "class_cas", "posterior_mse", "posterior_spread",
     "train_seconds",
 )  # fmt: skip
 
@@ -69,6 +74,9 @@ COLUMNS = [
     Column("log_prob_kind", "log p", "density"),
     Column("nll_nats", "NLL (nats)", "density"),
     Column("bits_per_dim", "bits/dim", "density"),
+    Column("nll_per_token", "NLL/token (nats)", "density"),
+    Column("bits_per_char", "bits/char", "density"),
+    Column("perplexity", "perplexity", "density"),
     Column("probe_accuracy", "linear probe", "representation"),
     Column("knn_accuracy", "k-NN", "representation"),
     Column("conditional_kind", "kind", "conditional"),
@@ -134,6 +142,10 @@ def _columns_for(dataset: Dataset) -> list[Column]:
         skip |= {"modes_captured", "hq_fraction"}
     if dataset.y_train is None:
         skip |= {"probe_accuracy", "knn_accuracy"}
+    if dataset.info.kind == "text":
+        skip |= {"nll_nats", "bits_per_dim", "completion_mse"}
+    else:
+        skip |= {"nll_per_token", "bits_per_char", "perplexity"}
     return [c for c in COLUMNS if c.key not in skip]
 
 
@@ -188,7 +200,7 @@ def score(
                 model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
             )
         )
-    if caps.supports("conditional"):
+    if caps.supports("conditional") and dataset.info.kind != "text":
         row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
     if classifier is not None:  # labelled images
         sizes = CONDITIONING_SIZES[budget]
@@ -221,17 +233,18 @@ def compare(
     progress: bool = True,
 ) -> Scorecard:
     """Train (or reuse) and score each family; write ``scorecard.json`` and ``report.html``."""
-    families = list(families or FAMILIES)
+    dataset = data_module.load(data)
+    kind = dataset.info.kind
+    families = list(families or (f for f, cls in FAMILIES.items() if kind in cls.data_kinds))
     for family in families:
         resolve_settings(family, {}, budget)  # fail on a bad name before any training
-    dataset = data_module.load(data)
     spec = data if data in data_module.DATASETS else str(Path(data).expanduser().resolve())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classifier = None
     if dataset.info.kind == "image" and dataset.y_train is not None:
         classifier = domain_network(dataset, seed=seed, cache_dir=out)
-    baseline = mean_fill_scores(dataset, classifier=classifier)
+    baseline = {} if kind == "text" else mean_fill_scores(dataset, classifier=classifier)
     bicubic = None
     if classifier is not None:
         operator, noise = super_resolution(dataset)
@@ -264,6 +277,7 @@ def compare(
                 capability_badges(model),
                 pictures,
                 notes=[f"run directory: {out / family}"],
+                texts=text_examples(model, dataset, seed) if kind == "text" else [],
             )
         )
     json_path = out / "scorecard.json"
@@ -277,7 +291,7 @@ def compare(
         "A dash means the family cannot do the task. 'lower_bound' likelihoods are bounds "
         "(importance-weighted), not exact values. Domain FID uses a small classifier trained "
         "on this dataset and is not comparable with Inception-based FID.",
-        _baseline_note(baseline),
+        _baseline_note(baseline) if baseline else _text_note(dataset),
     ]
     if bicubic is not None:
         notes.append(
@@ -304,6 +318,16 @@ def _baseline_note(baseline: dict[str, Any]) -> str:
     parts = [f"{key.replace('_', ' ')} {value:.4g}" for key, value in baseline.items()]
     return "Baseline for conditional sampling (unobserved half set to its training mean): " + (
         ", ".join(parts)
+    )
+
+
+def _text_note(dataset: Dataset) -> str:
+    vocabulary = len(dataset.info.vocabulary)
+    return (
+        "Text: NLL per token is the mean over every token of the test split (each item's "
+        "characters and its end token; padding never counts); bits/char = NLL / log 2, "
+        f"perplexity = exp(NLL). Uniform baseline over the {vocabulary} tokens: "
+        f"{math.log(vocabulary):.3f} nats/token, perplexity {vocabulary}."
     )
 
 

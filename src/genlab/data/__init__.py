@@ -5,10 +5,14 @@ Specs:
 - ``ring``, ``grid``, ``moons``, ``spirals``, ``checkerboard``: embedded 2-D distributions with
   known densities (20,000 train and 5,000 test points drawn with the data seed);
 - ``digits``: scikit-learn's 8x8 digits, a stratified 75/25 split (1,347 / 450) fixed by the seed;
+- ``names``, ``first-names``: the census surnames (88,799) and first names (5,163) as text
+  (:mod:`genlab.data.text`), a seeded 90/10 split;
 - a path: ``.npy`` (``(N, D)``, ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``), ``.npz``
   (keys ``x``/``y``, or ``x_train``/``y_train``/``x_test``/``y_test`` which are used as given),
   a folder of PNG/JPEG images (one sub-folder per class gives labels), or MNIST IDX files
-  (one ``*-images-*`` file, or a folder with the train and t10k files), gzipped or not.
+  (one ``*-images-*`` file, or a folder with the train and t10k files), gzipped or not;
+  a ``.txt`` file: text, one item per line (:func:`load_text` also cuts running text into
+  windows).
   Data without a split gets a seeded 80/20 split, stratified by label when there are labels.
 
 Unsigned 8-bit data is 256-level data on 0..255; other integer data has ``max - min + 1``
@@ -26,6 +30,7 @@ from genlab.data.dataset import DataInfo, Dataset, dequantize, validate_array
 from genlab.data.digits import read_digits
 from genlab.data.files import RawData, read_path, to_examples
 from genlab.data.splits import batch_indices, chunks, split_indices
+from genlab.data.text import census_names, read_lines, text_dataset
 from genlab.data.toy import TOY_DISTRIBUTIONS, ToyDistribution
 from genlab.errors import DataError
 
@@ -38,12 +43,14 @@ __all__ = [
     "dequantize",
     "describe",
     "load",
+    "load_text",
     "toy_distribution",
 ]
 
 TOY_TRAIN, TOY_TEST = 20_000, 5_000
 DIGITS_TEST_FRACTION = 0.25
 FILE_TEST_FRACTION = 0.2
+NAMES_TEST_FRACTION = 0.1
 
 DATASETS: dict[str, str] = {
     "ring": "8 Gaussians on the unit circle, std 0.01 (mode-collapse benchmark)",
@@ -52,6 +59,8 @@ DATASETS: dict[str, str] = {
     "spirals": "two spiral arms, noise 0.1",
     "checkerboard": "uniform on the dark squares of a 4x4 board on [-2,2]^2",
     "digits": "scikit-learn's 8x8 handwritten digits, 1,797 images, 17 levels, 10 classes",
+    "names": "text: the 88,799 surnames of the 1990 US census, lower case, one item each",
+    "first-names": "text: the 5,163 distinct first names of the 1990 US census",
 }
 
 
@@ -75,13 +84,41 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
         return _load_toy(spec, seed)
     if spec == "digits":
         return _load_digits(seed)
+    if spec in ("names", "first-names"):
+        return _split_text(census_names(spec), spec, NAMES_TEST_FRACTION, seed)
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(
             f"unknown dataset {spec!r}: not an embedded dataset ({', '.join(DATASETS)}) "
             "and no such file or directory"
         )
+    if path.suffix == ".txt":
+        return load_text(path, seed=seed)
     return _load_file(path, seed)
+
+
+def load_text(
+    path: str | Path, *, seed: int = 0, units: str = "lines", window: int = 64
+) -> Dataset:
+    """A UTF-8 text file as a text dataset with a seeded 80/20 split.
+
+    ``units="lines"``: one item per non-empty line, split at random; ``"windows"``: the lines
+    joined as running text, the first 80% for training and the rest for test (contiguous, so
+    no window straddles the two), each cut into windows of ``window`` characters.
+    """
+    path = Path(path).expanduser()
+    lines = read_lines(path)
+    if units == "windows":
+        cut = int(round(len(lines) * (1 - FILE_TEST_FRACTION)))
+        return text_dataset(lines[:cut], lines[cut:], str(path), units="windows", window=window)
+    if units != "lines":
+        raise DataError(f"text units must be lines or windows, got {units!r}")
+    return _split_text(lines, str(path), FILE_TEST_FRACTION, seed)
+
+
+def _split_text(items: list[str], name: str, test_fraction: float, seed: int) -> Dataset:
+    train, test = split_indices(len(items), test_fraction, seed)
+    return text_dataset([items[i] for i in train], [items[i] for i in test], name)
 
 
 def _load_toy(name: str, seed: int) -> Dataset:

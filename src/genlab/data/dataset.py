@@ -13,7 +13,10 @@ from torch import Tensor
 
 from genlab.errors import DataError
 
-DataKind = Literal["vector", "image"]
+DataKind = Literal["vector", "image", "text"]
+TextUnits = Literal["lines", "windows"]
+END_TOKEN = 0  # text: token 0 ends an item (a newline); it also starts every context
+PAD_TOKEN = -1  # text: positions after an item's end token (they never count)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class DataInfo:
     Attributes:
         name: the spec the data was loaded from (``"digits"``, ``"ring"``, a path...).
         event_shape: shape of one example: ``(D,)`` for vectors, ``(C, H, W)`` for images.
-        kind: ``"vector"`` or ``"image"``.
+        kind: ``"vector"``, ``"image"`` or ``"text"`` (token sequences, see
+            :mod:`genlab.data.text`).
         levels: number of equally spaced discrete values per coordinate (17 for digits,
             256 for uint8 images), or ``None`` for continuous data.
         value_range: smallest and largest value a coordinate can take (the first and last level
@@ -32,6 +36,11 @@ class DataInfo:
         mode_centres: centres of the mixture components (2-D mixtures only).
         mode_std: standard deviation of each mixture component (2-D mixtures only).
         has_density: whether the true log-density is known (see :attr:`Dataset.true_log_prob`).
+        vocabulary: text only: the string of each token; token 0 (:data:`END_TOKEN`) is
+            ``"\\n"``, the end of an item (and the newline of running text).
+        text_units: text only: ``"lines"`` (one item per line, ending with the end token and
+            padded with :data:`PAD_TOKEN` to ``event_shape``) or ``"windows"`` (fixed-length
+            windows of running text, no end token, no padding).
     """
 
     name: str
@@ -43,6 +52,8 @@ class DataInfo:
     mode_centres: tuple[tuple[float, ...], ...] | None = None
     mode_std: float | None = None
     has_density: bool = False
+    vocabulary: tuple[str, ...] | None = None
+    text_units: TextUnits | None = None
 
     @property
     def n_features(self) -> int:
@@ -65,6 +76,8 @@ class DataInfo:
         data = dict(data)
         data["event_shape"] = tuple(data["event_shape"])
         data["value_range"] = tuple(data["value_range"])
+        if data.get("vocabulary") is not None:
+            data["vocabulary"] = tuple(data["vocabulary"])
         if data.get("mode_centres") is not None:
             data["mode_centres"] = tuple(tuple(c) for c in data["mode_centres"])
         return cls(**data)
@@ -75,7 +88,8 @@ class Dataset:
     """Train and test tensors in memory, with labels when there are any.
 
     ``x_*`` have shape ``(N, *info.event_shape)`` and dtype float32, in the units of the source
-    (digits stay 0..16, uint8 images stay 0..255); ``y_*`` are int64 of shape ``(N,)`` or ``None``.
+    (digits stay 0..16, uint8 images stay 0..255), or int64 token ids for text (padding
+    :data:`PAD_TOKEN`); ``y_*`` are int64 of shape ``(N,)`` or ``None``.
     """
 
     x_train: Tensor

@@ -24,6 +24,8 @@ EXPERIMENTS: dict[str, str] = {
     "vanishing-gradients": "genlab.experiments.vanishing_gradients",
     "mode-collapse": "genlab.experiments.mode_collapse",
     "birthday-paradox": "genlab.experiments.birthday_paradox",
+    "perplexity-vs-context": "genlab.experiments.perplexity_vs_context",
+    "memorization-beats-truth": "genlab.experiments.memorization_beats_truth",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from genlab.data.dataset import Dataset
 from genlab.errors import DataError
-from genlab.metrics.likelihood import bits_per_dim, log_likelihood
+from genlab.metrics.likelihood import bits_per_dim, log_likelihood, token_scores
 from genlab.metrics.representation import representation_scores
 from genlab.metrics.sample_quality import sample_quality
 from genlab.models.base import GenerativeModel
@@ -51,7 +51,10 @@ def evaluate(
     ``log_prob_kind``, ``conditional_kind`` (:class:`~genlab.models.Capabilities`), and where supported ``nll_nats`` (mean negative log-likelihood per
     example, a bound when ``log_prob_kind`` says so), ``importance_samples`` (the ``k`` used,
     ``None`` when the density needs no sampling), ``bits_per_dim`` (with the data's levels),
-    ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
+    ``true_nll_nats`` (the generating density's, for embedded 2-D data); for text, instead of
+    bits/dim, ``nll_per_token``, ``bits_per_char``, ``perplexity`` and ``n_tokens``
+    (:func:`~genlab.metrics.likelihood.token_scores`: tokens count, padding does not);
+    ``recon_mse``
     (mean squared error per coordinate, in data units), ``probe_accuracy`` and
     ``knn_accuracy`` (codes of labelled data), whatever the family adds
     (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
@@ -77,11 +80,15 @@ def evaluate(
         if model.default_importance_samples is not None:
             kwargs["k"] = importance_samples or model.default_importance_samples
         kwargs.update(labels_of(model, data.y_test, 0, len(x)))  # p(x | y): given the labels
-        mean_ll = float(log_likelihood(model, x, data.info, generator=generator, **kwargs).mean())
+        log_p = log_likelihood(model, x, data.info, generator=generator, **kwargs)
+        mean_ll = float(log_p.mean())
         result["nll_nats"] = -mean_ll
         result["importance_samples"] = kwargs.get("k")
-        result["bits_per_dim"] = bits_per_dim(mean_ll, data.info)
-        result["levels"] = data.info.levels
+        if data.info.kind == "text":
+            result.update(token_scores(log_p, x))
+        else:
+            result["bits_per_dim"] = bits_per_dim(mean_ll, data.info)
+            result["levels"] = data.info.levels
     if data.true_log_prob is not None:
         result["true_nll_nats"] = -float(data.true_log_prob(x).double().mean())
     if caps.encode and caps.decode:

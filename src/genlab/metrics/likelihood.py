@@ -10,6 +10,10 @@ For continuous data this is :math:`\log p(x)`. For data with :math:`L` levels sp
 Rescaled to :math:`y \in [0,1]^D`, this is the field's bits/dim,
 :math:`\mathrm{bpd} = \frac{-\log p(y) + D \log L}{D \log 2} = \frac{-\log P(x)}{D \log 2}`.
 Each example gets one draw of :math:`u` from a seeded generator.
+
+For text (token sequences) the field's numbers are per token (:func:`token_scores`): the
+negative log-likelihood per token weighted by tokens over the whole split, its bits per
+character and the perplexity.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genlab.data.dataset import DataInfo, dequantize
+from genlab.data.dataset import PAD_TOKEN, DataInfo, dequantize
 from genlab.models.base import GenerativeModel
 
 CHUNK = 512
@@ -61,3 +65,28 @@ def log_likelihood(
 def bits_per_dim(mean_log_likelihood: float, info: DataInfo) -> float:
     r""":math:`-\overline{\log P(x)} / (D \log 2)`."""
     return -mean_log_likelihood / (info.n_features * math.log(2.0))
+
+
+def token_scores(log_likelihoods: Tensor, x: Tensor) -> dict[str, float]:
+    r"""Per-token scores of a text split from its items' log-likelihoods ``(N,)`` (nats).
+
+    .. math::
+        \mathrm{NLL} = -\frac{\sum_i \log p(x_i)}{\sum_i |x_i|}, \qquad
+        \text{bits/char} = \frac{\mathrm{NLL}}{\log 2}, \qquad
+        \text{perplexity} = e^{\mathrm{NLL}},
+
+    with :math:`|x_i|` the tokens of item :math:`i` that count: its characters and its end
+    token, not its padding. The mean is over every token of the split (weighted by tokens, not
+    a mean of per-item or per-batch means). Every token is one character (the end token is the
+    newline), so bits per character are bits per token.
+
+    Returns ``nll_per_token`` (nats), ``bits_per_char``, ``perplexity`` and ``n_tokens``.
+    """
+    n_tokens = int((x != PAD_TOKEN).sum())
+    nll = -float(log_likelihoods.double().sum()) / n_tokens
+    return {
+        "nll_per_token": nll,
+        "bits_per_char": nll / math.log(2.0),
+        "perplexity": math.exp(nll),
+        "n_tokens": n_tokens,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genlab.errors import ConfigError
 from genlab.models.autoencoder import Autoencoder
+from genlab.models.autoregressive import Autoregressive
 from genlab.models.base import (
     CONDITIONAL_KINDS,
     LOG_PROB_KINDS,
@@ -18,8 +19,12 @@ from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
+from genlab.models.ngram import NGram
+from genlab.models.nplm import NPLM
 from genlab.models.pca import PCA
+from genlab.models.sequence import SequenceModel
 from genlab.models.simclr import SimCLR
+from genlab.models.transformer import Transformer
 from genlab.models.vae import VAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
@@ -31,6 +36,10 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     Flow.family: Flow,
     GAN.family: GAN,
     BiGAN.family: BiGAN,
+    Autoregressive.family: Autoregressive,
+    NGram.family: NGram,
+    NPLM.family: NPLM,
+    Transformer.family: Transformer,
 }
 
 __all__ = [
@@ -43,11 +52,16 @@ __all__ = [
     "TASKS",
     "VAE",
     "Autoencoder",
+    "Autoregressive",
     "BiGAN",
     "Capabilities",
     "ConditionalKind",
     "Flow",
     "GenerativeModel",
+    "NGram",
+    "NPLM",
+    "SequenceModel",
+    "Transformer",
     "LogProbKind",
     "SimCLR",
     "Task",

@@ -214,6 +214,9 @@ class GenerativeModel(nn.Module, abc.ABC):
             estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
             (``None``: ``log_prob`` takes no such argument).
 
+        data_kinds: the kinds of data (:attr:`DataInfo.kind`) the family models; it refuses
+            others when built. Default: vectors and images; sequence families take ``"text"``.
+
         description: what the family is, in a few words (``genlab families``, README).
         task_notes: for each task the family does, how it does it, in a few words (the cells
             of ``genlab families --markdown``, README's table).
@@ -233,6 +236,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_importance_samples: ClassVar[int | None] = None
+    data_kinds: ClassVar[tuple[str, ...]] = ("vector", "image")
     description: ClassVar[str] = ""
     task_notes: ClassVar[dict[str, str]] = {}
     n_classes: int = 0
@@ -241,6 +245,11 @@ class GenerativeModel(nn.Module, abc.ABC):
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
+        if info.kind not in self.data_kinds:
+            raise DataError(
+                f"the {self.family!r} family models {' and '.join(self.data_kinds)} data, not "
+                f"{info.kind} data ({info.name}); choose a family that models {info.kind} data"
+            )
         self.config = config
         self.info = info
 

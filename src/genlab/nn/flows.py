@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.nn.context import append_context
+from genlab.nn.made import MADE
 from genlab.nn.mlp import ACTIVATIONS, MLP
 from genlab.nn.normalizer import AffineNormalizer
 
@@ -413,67 +414,6 @@ class SplineCoupling(Bijection):
         return self._transform(z, context, inverse=True)[0]
 
 
-class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask ``(out, in)``."""
-
-    def __init__(self, mask: Tensor) -> None:
-        super().__init__(mask.shape[1], mask.shape[0])
-        self.register_buffer("mask", mask.float())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-
-class MADE(nn.Sequential):
-    r"""Masked autoencoder (Germain et al., 2015): output block :math:`j` of
-    ``n_outputs`` depends only on the inputs that come before :math:`j` in ``order``.
-
-    Degrees: input :math:`i` has degree ``order[i]`` (1..D), hidden unit :math:`k` degree
-    :math:`1 + (k \bmod (D - 1))`; a connection exists when the degree does not decrease
-    (hidden) or strictly increases (output). The ``context_features`` inputs that follow the
-    ``D`` data inputs (a conditional MADE, :math:`p(x \mid y)`) have degree 0, so they connect
-    to every hidden unit (to every output without hidden layers), and hidden degrees then
-    cycle through :math:`0 .. D - 1`: units of degree 0 read the context alone and feed every
-    output, so that the first coordinate in the order, which reads no data input, still
-    depends on the context. Every output depends on all of the context and only on the data
-    inputs before it (zuko's ``MaskedAutoregressiveTransform`` connects the context likewise).
-
-    Arguments:
-        order: ``(D,)`` a permutation of 1..D, the autoregressive order of the inputs.
-        hidden: hidden layer sizes.
-        n_outputs: outputs per input coordinate; the output has shape ``(B, n_outputs * D)``,
-            block-major (all first outputs, then all second outputs...).
-        context_features: size of the context after the data inputs: the input is
-            ``(B, D + context_features)``.
-    """
-
-    def __init__(
-        self,
-        order: Tensor,
-        hidden: Sequence[int],
-        n_outputs: int,
-        activation: str = "relu",
-        *,
-        context_features: int = 0,
-    ) -> None:
-        d = len(order)
-        degrees = [torch.cat([order.long(), torch.zeros(context_features, dtype=torch.long)])]
-        for size in hidden:
-            if context_features:  # 0 .. D - 1: units of degree 0 see only the context
-                degrees.append(torch.arange(size) % d)
-            else:
-                degrees.append(torch.arange(size) % max(d - 1, 1) + 1)
-        layers: list[nn.Module] = []
-        for previous, current in zip(degrees[:-1], degrees[1:], strict=True):
-            layers += [
-                MaskedLinear(current[:, None] >= previous[None, :]),
-                ACTIVATIONS[activation](),
-            ]
-        output_mask = (order.long()[:, None] > degrees[-1][None, :]).repeat(n_outputs, 1)
-        layers.append(MaskedLinear(output_mask))
-        super().__init__(*layers)
-
-
 class MaskedAffineAutoregressive(Bijection):
     r"""MAF layer (x -> z): :math:`z_i = x_i e^{s_i(x_{<i}, y)} + t_i(x_{<i}, y)`, one MADE pass.
 
@@ -567,7 +507,6 @@ def coupling_conditioner(
 
 
 __all__ = [
-    "MADE",
     "ActNorm",
     "AffineCoupling",
     "Bijection",
@@ -576,7 +515,6 @@ __all__ = [
     "InvertibleLinear",
     "Logit",
     "MaskedAffineAutoregressive",
-    "MaskedLinear",
     "SplineCoupling",
     "Standardize",
     "affine_transform",

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from genlab.data.dataset import Dataset
+from genlab.data.text import decode_tokens
 from genlab.explore import completion_grid, interpolate
 from genlab.metrics.conditioning import class_route, measured, sample_classes
 from genlab.metrics.domain import DomainClassifier
@@ -24,6 +25,7 @@ N_COMPLETED, N_COMPLETIONS = 6, 5
 N_PER_CLASS = 8  # samples per class in the class grid
 N_MEASURED, N_DRAWS = 6, 5  # super-resolution examples and posterior draws each
 GRID_POINTS = 300
+N_TEXT_SAMPLES, TEXT_PREFIX = 24, 2
 
 
 def _paired_rows(originals: Tensor, partners: Tensor, width: int) -> Tensor:
@@ -161,6 +163,33 @@ def family_pictures(
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
     return []
+
+
+@torch.no_grad()
+def text_examples(model: GenerativeModel, data: Dataset, seed: int) -> list[tuple[str, str]]:
+    """Text: ``(caption, text)`` blocks of samples and of completions of test prefixes."""
+    caps, info = model.capabilities, data.info
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    units = info.text_units or "lines"
+    blocks = []
+    if caps.sample:
+        samples = model.sample(N_TEXT_SAMPLES, generator=generator).cpu()
+        blocks.append(("samples", "\n".join(decode_tokens(samples, info.vocabulary, units))))
+    if caps.supports("conditional"):
+        x = data.x_test[:N_COMPLETED]
+        mask = torch.zeros(x.shape[1:], dtype=torch.bool)
+        mask[:TEXT_PREFIX] = True
+        out = model.sample_conditional(
+            x.to(model.device), mask, N_COMPLETIONS, generator=generator
+        )
+        prefixes = decode_tokens(x[:, :TEXT_PREFIX], info.vocabulary, units)
+        lines = [
+            f"{prefix}… → " + ", ".join(decode_tokens(out[:, i].cpu(), info.vocabulary, units))
+            for i, prefix in enumerate(prefixes)
+        ]
+        caption = f"the first {TEXT_PREFIX} characters of test items, {N_COMPLETIONS} completions"
+        blocks.append((caption, "\n".join(lines)))
+    return blocks
 
 
 def capability_badges(model: GenerativeModel) -> dict[str, bool]:

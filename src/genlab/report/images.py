@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 
 from genlab.data.dataset import DataInfo
+from genlab.data.text import decode_tokens
+from genlab.io import atomic_write_bytes
 
 
 def to_uint8(x: Tensor, info: DataInfo) -> np.ndarray:
@@ -77,7 +79,12 @@ def save_scatter(
 def save_samples(
     samples: Tensor, path: str | Path, info: DataInfo, reference: Tensor | None = None
 ) -> Path:
-    """A grid for images, a scatter for vectors."""
+    """A grid for images, a scatter for vectors, one item per line for text (``.txt``)."""
+    if info.kind == "text":
+        path = Path(path).with_suffix(".txt")
+        lines = decode_tokens(samples, info.vocabulary, info.text_units or "lines")
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+        return path
     if info.kind == "image":
         return save_image_grid(samples, path, info)
     return save_scatter(samples, path, reference=reference, title=f"samples ({info.name})")

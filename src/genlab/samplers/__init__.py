@@ -12,9 +12,19 @@
 - :mod:`~genlab.samplers.operators`: measurements y = f(x) (mask, downsampling, blur, random
   projections, any function);
 - :mod:`~genlab.samplers.posterior`: posterior sampling given a measurement or a class
-  (:class:`Observation`) through a generator's code (:class:`LatentGenerator`).
+  (:class:`Observation`) through a generator's code (:class:`LatentGenerator`);
+- :mod:`~genlab.samplers.autoregressive`: ancestral sampling in an ordering (MADE, PixelCNN) and
+  token by token with a state such as a key/value cache (sequence models), and exact completion
+  of an observed prefix.
 """
 
+from genlab.samplers.autoregressive import (
+    TokenStep,
+    draw_categorical,
+    prefix_length,
+    sample_in_order,
+    sample_tokens,
+)
 from genlab.samplers.completion import Fill, broadcast_mask, complete, top_half_mask
 from genlab.samplers.density import ExplicitDensity, complete_from_density
 from genlab.samplers.gaussian import gaussian_conditional, gaussian_posterior
@@ -60,11 +70,13 @@ __all__ = [
     "Observation",
     "Operator",
     "Projection",
+    "TokenStep",
     "broadcast_mask",
     "classifier_guidance",
     "complete",
     "complete_from_density",
     "complete_from_latent",
+    "draw_categorical",
     "gaussian_conditional",
     "gaussian_measurement",
     "gaussian_posterior",
@@ -73,6 +85,9 @@ __all__ = [
     "metropolis_within_gibbs",
     "parse_operator",
     "sample_latent_posterior",
+    "prefix_length",
+    "sample_in_order",
+    "sample_tokens",
     "sir",
     "sir_mala",
     "top_half_mask",
