@@ -123,13 +123,15 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
         ]
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0 and result["feature_space"] == "domain_network"
+    assert code == 0 and result["features"] == "domain"
+    assert result["feature_extractor"].startswith("domain network ")
+    assert result["n_samples"] == 300 and result["n_real"] == result["n_test"]
     assert result["fid"] > 0 and result["fid_ci_low"] <= result["fid_ci_high"]
     assert math.isfinite(result["fid_inf"]) and result["kid_std"] > 0
     assert 0 <= result["precision"] <= 1 and 0 <= result["coverage"] <= 1
     assert 1 < result["is"] < result["is_real"] <= 10  # PCA samples are less sharp than data
     assert 0 <= result["memorization_fraction"] <= 1
-    assert result["birthday_threshold"] > 0
+    assert result["birthday_threshold"] > 0 and result["birthday_max_batch"] == 300
     assert len(list(cache.glob("*.safetensors"))) >= 1  # reused, not retrained into RUN/cache
     ring_run = str(tmp_path / "ring")
     main(["train", "pca", "--data", "ring", "--out", ring_run])
@@ -138,5 +140,5 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
     assert "labelled" in capsys.readouterr().err
     assert main(["evaluate", ring_run, "--metrics", "fid,prdc", "--json"]) == 0
     ring = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert ring["feature_space"] == "data" and ring["fid"] >= 0
+    assert ring["features"] == "pixels" and ring["fid"] >= 0
     assert np.isfinite(ring["precision"])

@@ -9,13 +9,14 @@ Every family (PCA, autoencoder, ...) has the same face: ``sample``, ``log_prob``
     model = genlab.fit("ae", data, latent_dim=8, epochs=50, out="runs/ae")
     x = model.sample(16, generator=torch.Generator().manual_seed(0))
     print(genlab.evaluate(model, data))
+    print(genlab.score("samples.npy", "digits").to_json())   # anyone's samples
     same = genlab.load("runs/ae")
 """
 
 __version__ = "0.1.0"
 
 from genlab import data  # noqa: E402
-from genlab.api import evaluate, fit, load, resume  # noqa: E402
+from genlab.api import evaluate, fit, load, resume, score  # noqa: E402
 from genlab.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
@@ -42,4 +43,5 @@ __all__ = [
     "fit",
     "load",
     "resume",
+    "score",
 ]

@@ -66,6 +66,9 @@ class ClassifierConfig:
         hidden: MLP hidden sizes (vector data).
         channels: first conv width (image data).
         epochs: passes over the training data.
+        max_steps: at most this many steps, whatever the data size (``None``: no cap), so that
+            training costs at most ``max_steps * batch_size`` example passes on large data
+            (digits' 1,347 training images take 220 steps at the defaults, under the cap).
         batch_size: examples per step.
         lr: Adam learning rate.
         weight_decay: L2 penalty.
@@ -75,6 +78,7 @@ class ClassifierConfig:
     hidden: tuple[int, ...] = (128,)
     channels: int = 32
     epochs: int = 20
+    max_steps: int | None = 400
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -83,6 +87,7 @@ class ClassifierConfig:
         for name in ("feature_dim", "channels", "epochs", "batch_size"):
             check(getattr(self, name) >= 1, f"{name} must be positive")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(self.max_steps is None or self.max_steps >= 1, "max_steps must be positive")
 
 
 DEFAULT_CLASSIFIER = ClassifierConfig()
@@ -137,7 +142,8 @@ def train_classifier(
     *,
     generator: torch.Generator | None = None,
 ) -> DomainClassifier:
-    """Train a :class:`DomainClassifier` on ``(x, y)`` by minibatch Adam on cross-entropy.
+    """Train a :class:`DomainClassifier` on ``(x, y)`` by minibatch Adam on cross-entropy, for
+    ``config.epochs`` passes or ``config.max_steps`` steps, whichever comes first.
 
     ``generator`` (CPU) seeds the initial weights and the batch order.
     """
@@ -148,8 +154,12 @@ def train_classifier(
     model.normalizer.fit(x)
     optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
+    steps = 0
     for _ in range(config.epochs):
         for index in batch_indices(len(x), config.batch_size, generator):
+            if config.max_steps is not None and steps == config.max_steps:
+                return model.eval()
+            steps += 1
             index = index.to(x.device)
             loss = nn.functional.cross_entropy(model(x[index]), y[index])
             optimizer.zero_grad(set_to_none=True)
@@ -175,6 +185,18 @@ def _cache_key(data: Dataset, config: ClassifierConfig, seed: int) -> dict[str, 
     }
 
 
+def _key_id(key_text: str) -> str:
+    return hashlib.sha256(key_text.encode()).hexdigest()[:16]
+
+
+def domain_network_id(
+    data: Dataset, *, config: ClassifierConfig = DEFAULT_CLASSIFIER, seed: int = 0
+) -> str:
+    """16 hex digits naming the domain network of ``data`` exactly (the hash of its cache key,
+    the name of its cache file): equal ids, equal networks."""
+    return _key_id(json.dumps(_cache_key(data, config, seed), sort_keys=True))
+
+
 def domain_network(
     data: Dataset,
     *,
@@ -189,11 +211,11 @@ def domain_network(
     """
     if data.y_train is None or data.info.n_classes is None:
         raise DataError(f"{data.info.name}: the domain feature network needs labelled data")
-    key = _cache_key(data, config, seed)
-    key_text = json.dumps(key, sort_keys=True)
-    key_hash = hashlib.sha256(key_text.encode()).hexdigest()
+    key_text = json.dumps(_cache_key(data, config, seed), sort_keys=True)
     path = (
-        None if cache_dir is None else Path(cache_dir) / f"domain-net-{key_hash[:16]}.safetensors"
+        None
+        if cache_dir is None
+        else Path(cache_dir) / f"domain-net-{_key_id(key_text)}.safetensors"
     )
     if path is not None and path.exists():
         tensors, metadata = read_safetensors(path)
