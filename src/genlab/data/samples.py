@@ -16,11 +16,12 @@ size by these rules, each applied openly (what was done is listed in :attr:`Samp
    DATA's units already (as ``genlab sample --out FILE.npy`` writes them); when their range
    looks like :math:`[0, 1]` or :math:`[-1, 1]` against a much wider DATA range, a note says so.
 3. **Size**: images of another height or width are resized to DATA's by :data:`RESIZE_METHOD`,
-   ``torch.nn.functional.interpolate(mode="bicubic", antialias=True, align_corners=False)``:
-   antialiased when shrinking (as clean-fid argues: aliasing shifts FID; for shrinking this is
-   PIL's bicubic resampling filter, the one clean-fid uses), plain bicubic when enlarging. The
-   result is clamped to the samples' own value range (cubic filters overshoot at edges).
-   A change of aspect ratio is noted.
+   ``torch.nn.functional.interpolate(mode="bicubic", antialias=True, align_corners=False)``,
+   which is PIL's bicubic resampling (the cubic kernel with :math:`a = -0.5`, its support
+   widened by the scale factor when shrinking, so that shrinking does not alias: the method
+   clean-fid argues for; the tests check it against PIL to float precision) on float images
+   of every channel at once. The result is clamped to the samples' own value range (cubic
+   filters overshoot at edges). A change of aspect ratio is noted.
 4. **Labels** must be DATA's class indices ``0 .. n_classes - 1``.
 
 References:
@@ -42,7 +43,7 @@ from genlab.data.dataset import DataInfo, validate_array
 from genlab.data.files import read_path, to_examples
 from genlab.errors import DataError
 
-RESIZE_METHOD = "bicubic, antialiased (torch interpolate, antialias=True)"
+RESIZE_METHOD = "bicubic with antialiasing, as PIL's BICUBIC"
 UNIT_RANGE_FACTOR = 8  # a sample range this many times narrower than DATA's gets a note
 
 SampleSource = str | Path | np.ndarray | Tensor
@@ -126,7 +127,8 @@ def _to_data_units(
     if unsigned_8bit:
         if (low, high) != (0.0, 255.0):
             notes.append(
-                f"8-bit samples mapped from 0..255 onto {info.name}'s range {low:g}..{high:g}"
+                f"8-bit samples mapped from 0..255 onto the value range of {info.name} "
+                f"({low:g}..{high:g})"
             )
             return low + (high - low) * x / 255.0
         return x

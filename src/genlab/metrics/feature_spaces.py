@@ -76,10 +76,11 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         if path.suffix == ".safetensors":
             return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, UnpicklingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, UnpicklingError):
         raise CheckpointError(
-            f"{path}: not a safetensors file or weights-only state dict ({first})"
+            f"{path}: not a readable safetensors file or weights-only torch state dict (a "
+            "pickled model is refused: genlab never unpickles; save model.state_dict(), or "
+            "the tensors as safetensors)"
         ) from None
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
