@@ -44,6 +44,9 @@ def test_domain_network_classifies_digits_and_is_cached(digits, net, cache):
     for key, value in net.state_dict().items():
         assert torch.equal(value, again.state_dict()[key])
     assert net.features(digits.x_test[:5]).shape == (5, 64)
+    with torch.no_grad():  # the softmax from stored features is the network's own
+        from_features = net.head_probabilities(net.features(digits.x_test).double())
+    torch.testing.assert_close(from_features, net.probabilities(digits.x_test))
     # the key covers the configuration and the seed: a change trains and caches another net
     domain_network(digits, cache_dir=cache, config=ClassifierConfig(epochs=1))
     assert len(list(cache.glob("domain-net-*.safetensors"))) == 2

@@ -128,6 +128,13 @@ class DomainClassifier(nn.Module):
         )
 
     @torch.no_grad()
+    def head_probabilities(self, features: Tensor) -> Tensor:
+        """Softmax :math:`p(y|x)` ``(N, n_classes)`` (float64, CPU) from :meth:`features`."""
+        weight = self.head.weight
+        logits = self.head(features.to(weight.device, weight.dtype))
+        return logits.double().softmax(1).cpu()
+
+    @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
         return self.probabilities(x).argmax(1)
 

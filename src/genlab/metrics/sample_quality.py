@@ -64,7 +64,6 @@ from genlab.metrics.domain import (
     DEFAULT_CLASSIFIER,
     ClassifierConfig,
     DomainClassifier,
-    accuracy,
     domain_network,
     domain_network_id,
     inception_score,
@@ -279,15 +278,22 @@ def score_samples(
     net: DomainClassifier | None = None
     if labelled and (name == "domain" or any(m in NEEDS_LABELS for m in metrics)):
         net = domain_network(data, config=classifier, seed=seed, cache_dir=cache_dir)
+        # one pass of each set through the network serves the features, IS and CAS labels
+        domain_real = all_features(x_test, net.features, CHUNK)
+        domain_fake = all_features(samples, net.features, CHUNK)
+        p_real, p_fake = net.head_probabilities(domain_real), net.head_probabilities(domain_fake)
+    values: dict[str, Any] = {}
     if name == "domain" and net is not None:
         identity = domain_network_id(data, config=classifier, seed=seed)
         space = FeatureSpace("domain", f"domain network {identity}", net.features, CHUNK)
-    values: dict[str, Any] = {}
-    if space is not None:
-        values.update(_feature_metrics(samples, x_test, space, metrics, seed, n_bootstrap, k))
+        values.update(_feature_metrics(domain_real, domain_fake, metrics, seed, n_bootstrap, k))
+    elif space is not None:
+        real_f = all_features(x_test, space.extractor, space.chunk_size)
+        fake_f = all_features(samples, space.extractor, space.chunk_size)
+        values.update(_feature_metrics(real_f, fake_f, metrics, seed, n_bootstrap, k))
     if "is" in metrics and net is not None:
-        values["is"], values["is_std"] = inception_score(net.probabilities(samples))
-        values["is_real"], _ = inception_score(net.probabilities(x_test))
+        values["is"], values["is_std"] = inception_score(p_fake)
+        values["is_real"], _ = inception_score(p_real)
     if "memorization" in metrics:
         result = memorization(
             samples, data.x_train, x_test, generator=metric_generator(seed, "memorization")
@@ -305,7 +311,7 @@ def score_samples(
             pairs = (birthday.pairs_a[:PAIRS_KEPT], birthday.pairs_b[:PAIRS_KEPT])
     if "cas" in metrics and net is not None:
         given = labels is not None
-        train_labels = labels.cpu() if labels is not None else net.predict(samples)
+        train_labels = labels.cpu() if labels is not None else p_fake.argmax(1)
         values["cas"] = classification_accuracy_score(
             samples,
             train_labels,
@@ -317,7 +323,7 @@ def score_samples(
             generator=metric_generator(seed, "cas"),
         )
         values["cas_labels"] = "given" if given else "domain_network"
-        values["cas_real"] = accuracy(net, x_test, data.y_test)
+        values["cas_real"] = float((p_real.argmax(1) == data.y_test.cpu()).double().mean())
     if "fresh_disc" in metrics:
         test = fresh_discriminator(
             samples, x_test, data.info, classifier, generator=metric_generator(seed, "fresh_disc")
@@ -337,16 +343,9 @@ def score_samples(
 
 
 def _feature_metrics(
-    samples: Tensor,
-    x_test: Tensor,
-    space: FeatureSpace,
-    metrics: Sequence[str],
-    seed: int,
-    n_bootstrap: int,
-    k: int,
+    real_f: Tensor, fake_f: Tensor, metrics: Sequence[str], seed: int, n_bootstrap: int, k: int
 ) -> dict[str, Any]:
-    real_f = all_features(x_test, space.extractor, space.chunk_size)
-    fake_f = all_features(samples, space.extractor, space.chunk_size)
+    """``fid``, ``fid_inf``, ``kid``, ``prdc`` of ``(N, d)`` real and generated features."""
     out: dict[str, Any] = {}
     if "fid" in metrics:
         out["fid"] = frechet_feature_distance(real_f, fake_f)
