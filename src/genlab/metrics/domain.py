@@ -1,7 +1,8 @@
 r"""The domain feature network: a small classifier trained on the dataset's own labels.
 
 Inception-v3 features are meaningless on 8x8 digits or 2-D data, and genlab never downloads
-weights. Instead it trains a small classifier on a labelled dataset (a convolutional encoder
+weights (a user who has them can pick ``inception_v3:WEIGHTS``,
+:mod:`genlab.metrics.feature_spaces`). By default it trains a small classifier on a labelled dataset (a convolutional encoder
 for images, an MLP for vectors, inputs standardised by an :class:`~genlab.nn.AffineNormalizer`
 fitted on the training split) and uses
 
