@@ -105,6 +105,17 @@ def test_pixel_features_match_torchmetrics_fid_and_prdc(run, digits):
         assert result[key] == pytest.approx(reference[key], abs=1e-9), key
 
 
+def test_a_callable_feature_extractor(run, digits):
+    def flatten(x):
+        return x.flatten(1)
+
+    samples = genlab.load(run).sample(200, generator=torch.Generator().manual_seed(2))
+    custom = genlab.score(samples, digits, metrics="fid,kid", features=flatten, n_bootstrap=0)
+    pixels = genlab.score(samples, digits, metrics="fid,kid", features="pixels", n_bootstrap=0)
+    assert custom.features == "flatten" and custom.feature_extractor == "user extractor flatten"
+    assert custom["fid"] == pixels["fid"] and custom["kid"] == pixels["kid"]
+
+
 def test_n_samples_subsamples_with_the_seed(run, cache, tmp_path, capsys):
     samples = tmp_path / "s.npy"
     np.save(samples, genlab.load(run).sample(300, generator=torch.Generator()).numpy())

@@ -331,7 +331,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result = api.evaluate(
         model, dataset, seed=args.seed, importance_samples=args.importance_samples
     )
-    notes: list[str] = []
     if metrics:
         quality = sample_quality(
             model,
@@ -344,17 +343,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             cache_dir=args.cache or Path(args.run) / "cache",
         )
         result.update(quality.to_json())
-        notes = result.pop("notes")
         picture = _save_birthday_pairs(quality, Path(args.run) / BIRTHDAY_PICTURE, dataset.info)
         if picture is not None:
             result["birthday_pairs"] = str(picture)
     for key, value in result.items():
-        if key != "capabilities":
+        if key not in ("capabilities", "notes"):
             print(f"{key:16s} {format_value(value)}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
-    _print_notes(notes)
+    _print_notes(result.get("notes", []))
     if args.json:
-        _print_json(result | ({"notes": notes} if metrics else {}))
+        _print_json(result)
 
 
 def default_cache_dir() -> Path:
