@@ -8,10 +8,12 @@ offset in a 28x28 frame, given Gaussian noise (std 8) and stored as 8-bit, with 
 The dataset has 10,000 training and 10,000 test images; the "samples" are 10,000 more drawn
 the same way with another seed (a model that matches the data, so no metric is degenerate).
 
-Each run is ``genlab score SAMPLES.npy --data DATA.npz`` in a fresh process that reports its
-wall and CPU time and its peak resident set (``ru_maxrss``): ``cold`` trains and caches the
-domain network first (an empty cache), ``warm`` finds it cached, as every later score against
-the same data does. ``--quick`` uses 2,000 images per set.
+Each run is ``genlab score SAMPLES.npy --data DATA.npz`` in a fresh process (with the
+suite's thread count: one under ``make bench``) that reports its wall and CPU time, its peak
+resident set (``ru_maxrss``) and the seconds of each stage of the card (the stages
+``genlab -v score`` logs): ``cold`` trains and caches the domain network first (an empty
+cache), ``warm`` finds it cached, as every later score against the same data does. On a busy
+machine the CPU seconds are the steadier measure. ``--quick`` uses 2,000 images per set.
 
 Run: ``python -m benchmarks --only score``.
 """
@@ -19,7 +21,7 @@ Run: ``python -m benchmarks --only score``.
 from __future__ import annotations
 
 import json
-import os
+import logging
 import resource
 import subprocess
 import sys
@@ -39,7 +41,6 @@ NAME = "score"
 TITLE = "genlab score, full card: N 28x28 samples against N real test images"
 LIMIT_SECONDS = 120.0
 LIMIT_BYTES = 2 * 2**30
-THREADS = 2  # the issue's "2-core CPU"
 
 
 def digits_28(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,13 +71,29 @@ def write_inputs(folder: Path, n: int) -> tuple[Path, Path]:
     return folder / "samples.npy", data
 
 
+class StageLog(logging.Handler):
+    """Collects the ``(stage, wall, CPU)`` seconds that the card logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.stages: list[tuple[str, float, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("score stage"):
+            self.stages.append(record.args)  # type: ignore[arg-type]
+
+
 def measure(samples: str, data: str, cache: str) -> dict[str, Any]:
-    """Run ``genlab score`` in this process; its time, peak memory and the card."""
+    """Run ``genlab score`` in this process; its time, peak memory, stages and the card."""
     import contextlib
     import io
 
     from genlab.cli import main
 
+    log = StageLog()
+    logger = logging.getLogger("genlab.metrics.sample_quality")
+    logger.addHandler(log)
+    logger.setLevel(logging.INFO)
     out = io.StringIO()
     wall, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(out):
@@ -88,17 +105,17 @@ def measure(samples: str, data: str, cache: str) -> dict[str, Any]:
         "seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
         "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "stages": log.stages,
         "card": card,
     }
 
 
 def measure_in_subprocess(samples: Path, data: Path, cache: Path) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    """:func:`measure` in a fresh interpreter (a clean ``ru_maxrss``)."""
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_score", str(samples), str(data), str(cache)],
         capture_output=True,
         text=True,
-        env=env,
     )
     if result.returncode != 0:
         raise RuntimeError(f"genlab score failed:\n{result.stderr[-3000:]}")
@@ -107,13 +124,15 @@ def measure_in_subprocess(samples: Path, data: Path, cache: Path) -> dict[str, A
 
 def run(quick: bool = False) -> dict[str, Any]:
     n = 2_000 if quick else 10_000
-    rows = []
+    rows, stage_notes = [], []
     with tempfile.TemporaryDirectory() as folder:
         samples, data = write_inputs(Path(folder), n)
         cache = Path(folder) / "cache"
         for state in ("cold", "warm"):
             row = measure_in_subprocess(samples, data, cache)
             card = row.pop("card")
+            stages = ", ".join(f"{name} {w:.0f}/{c:.0f}" for name, w, c in row.pop("stages"))
+            stage_notes.append(f"{state}, wall/CPU seconds by stage: {stages}")
             row.update(
                 run=state,
                 n=n,
@@ -128,7 +147,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     cold = rows[0]
     return {
         "n": n,
-        "threads": THREADS,
+        "threads": torch.get_num_threads(),
         "columns": [
             ["run", "run"],
             ["n", "samples = real"],
@@ -143,14 +162,21 @@ def run(quick: bool = False) -> dict[str, Any]:
         ],
         "rows": rows,
         "notes": [
-            f"{n:,} stand-in 28x28 digits per set (10k train, 10k test, 10k samples at full "
-            "size); every metric of the card; cold = the domain network trained and cached "
-            f"first, warm = cached; OMP_NUM_THREADS={THREADS}; limits 120 s and 2 GiB"
+            f"{n:,} stand-in 28x28 digits per set (train, test and samples); every metric of "
+            "the card; cold = the domain network trained and cached first, warm = cached; "
+            "limits 120 s and 2 GiB",
+            *stage_notes,
         ],
         "ratios": [
             ratio(
-                "score: cold full card seconds / 120 s",
+                "score: cold full card wall seconds / 120 s",
                 cold["seconds"] / LIMIT_SECONDS,
+                1.0,
+                at_most=True,
+            ),
+            ratio(
+                "score: cold full card CPU seconds / 120 s",
+                cold["cpu_seconds"] / LIMIT_SECONDS,
                 1.0,
                 at_most=True,
             ),

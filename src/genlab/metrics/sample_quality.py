@@ -47,6 +47,8 @@ and its repetitions share one pool: score at least 2,048 samples for a support e
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +87,8 @@ from genlab.metrics.memorization import memorization
 from genlab.metrics.prdc import precision_recall_density_coverage
 from genlab.models.base import GenerativeModel
 from genlab.stats.bootstrap import bootstrap_ci
+
+logger = logging.getLogger(__name__)
 
 SampleMetric = Literal[
     "fid", "fid_inf", "kid", "prdc", "is", "memorization", "birthday", "cas", "fresh_disc"
@@ -275,13 +279,16 @@ def score_samples(
         labels = None if labels is None else labels[keep.to(labels.device)]
     samples = to_data_grid(samples.detach().float().cpu(), data.info)
     x_test = data.x_test
+    watch = _Stopwatch()
     net: DomainClassifier | None = None
     if labelled and (name == "domain" or any(m in NEEDS_LABELS for m in metrics)):
         net = domain_network(data, config=classifier, seed=seed, cache_dir=cache_dir)
+        watch.lap("domain network")
         # one pass of each set through the network serves the features, IS and CAS labels
         domain_real = all_features(x_test, net.features, CHUNK)
         domain_fake = all_features(samples, net.features, CHUNK)
         p_real, p_fake = net.head_probabilities(domain_real), net.head_probabilities(domain_fake)
+        watch.lap("domain network outputs")
     values: dict[str, Any] = {}
     if name == "domain" and net is not None:
         identity = domain_network_id(data, config=classifier, seed=seed)
@@ -291,6 +298,7 @@ def score_samples(
         real_f = all_features(x_test, space.extractor, space.chunk_size)
         fake_f = all_features(samples, space.extractor, space.chunk_size)
         values.update(_feature_metrics(real_f, fake_f, metrics, seed, n_bootstrap, k))
+    watch.lap("fid, fid_inf, kid, prdc")
     if "is" in metrics and net is not None:
         values["is"], values["is_std"] = inception_score(p_fake)
         values["is_real"], _ = inception_score(p_real)
@@ -299,6 +307,7 @@ def score_samples(
             samples, data.x_train, x_test, generator=metric_generator(seed, "memorization")
         )
         values.update(result.to_json())
+        watch.lap("memorization")
     pairs = None
     if "birthday" in metrics:
         birthday = birthday_support(
@@ -309,6 +318,7 @@ def score_samples(
         values.update(birthday.to_json())
         if len(birthday.pairs_a):
             pairs = (birthday.pairs_a[:PAIRS_KEPT], birthday.pairs_b[:PAIRS_KEPT])
+        watch.lap("birthday")
     if "cas" in metrics and net is not None:
         given = labels is not None
         train_labels = labels.cpu() if labels is not None else p_fake.argmax(1)
@@ -324,11 +334,13 @@ def score_samples(
         )
         values["cas_labels"] = "given" if given else "domain_network"
         values["cas_real"] = float((p_real.argmax(1) == data.y_test.cpu()).double().mean())
+        watch.lap("cas")
     if "fresh_disc" in metrics:
         test = fresh_discriminator(
             samples, x_test, data.info, classifier, generator=metric_generator(seed, "fresh_disc")
         )
         values["fresh_disc_accuracy"], values["fresh_disc_p_value"] = test.statistic, test.p_value
+        watch.lap("fresh_disc")
     return SampleQualityResult(
         values=values,
         n_samples=n,
@@ -340,6 +352,19 @@ def score_samples(
         notes=tuple(notes),
         birthday_pairs=pairs,
     )
+
+
+class _Stopwatch:
+    """Logs the wall and CPU seconds of each stage of the card (``genlab -v`` shows them)."""
+
+    def __init__(self) -> None:
+        self.last = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        wall, cpu = now[0] - self.last[0], now[1] - self.last[1]
+        logger.info("score stage %s: %.2f s wall, %.2f s CPU", stage, wall, cpu)
+        self.last = now
 
 
 def _feature_metrics(
