@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from genlab.train.checkpoint import read_safetensors
+from genlab.io import read_safetensors
 
 
 def checkpoint_step(path: Path) -> int:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from genlab.nn.averaging import ema_decay, ema_update_
 from genlab.objectives import (
     ADVERSARIAL_LOSSES,
     GAN_LOSSES,
@@ -24,7 +25,6 @@ from genlab.objectives import (
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
-from genlab.train.averaging import ema_decay, ema_update_
 from genlab.train.optim import lr_factor
 
 LN3 = math.log(3.0)

@@ -39,13 +39,18 @@ def expected_missing(family: str, key: str, image: bool, mixture: bool) -> bool:
     if key in ("modes_captured", "hq_fraction"):
         return not (caps.sample and mixture)
     if key in ("nll_nats", "bits_per_dim", "log_prob_kind"):
-        return caps.log_prob == "none"
+        return not caps.supports("density")
     if key in ("probe_accuracy", "knn_accuracy"):
         return not (caps.encode and image)  # digits is the labelled one
     if key == "completion_accuracy":
-        return not (caps.conditional and image)
-    if key == "completion_mse":
-        return not caps.conditional
+        return not (caps.supports("conditional") and image)
+    if key in ("completion_mse", "conditional_kind"):
+        return not caps.supports("conditional")
+    if key in ("class_accuracy", "class_cas"):  # by context or classifier guidance
+        guided = caps.posterior not in ("none", "exact")
+        return not ((caps.context or guided) and image)
+    if key in ("posterior_mse", "posterior_spread"):
+        return not (caps.supports("posterior") and image)
     return False
 
 

@@ -22,7 +22,7 @@ GRADIENT_FAMILIES = sorted(f for f, cls in FAMILIES.items() if cls.fit_method ==
 
 @pytest.mark.parametrize("family", GRADIENT_FAMILIES)
 def test_every_parameter_gets_a_gradient(family, digits, device):
-    model_config, _ = genlab.api.resolve_settings(family, {}, "smoke")
+    model_config = genlab.api.resolve_settings(family, {}, "smoke").model
     model = genlab.api.build_model(family, model_config, digits.info).to(device)
     model.prepare(digits.x_train.to(device))
     check_gradients(model, digits)

@@ -12,9 +12,9 @@ import genlab
 from genlab.cli import main
 from genlab.errors import ConfigError, UnsupportedCapability
 from genlab.metrics.representation import representation_scores
-from genlab.metrics.retrieval import retrieval_accuracy, retrieval_ranks
 from genlab.models.clip import split_parts
 from genlab.runs import read_metrics
+from genlab.stats.retrieval import retrieval_accuracy, retrieval_ranks
 
 
 def test_simclr_beats_a_random_encoder_at_a_small_budget(digits):
@@ -22,7 +22,7 @@ def test_simclr_beats_a_random_encoder_at_a_small_budget(digits):
     network at initialisation (measured, seeds 0 and 1: 0.80 -> 0.92 and 0.93; k-NN 0.88 ->
     0.92 and 0.84 -> 0.92). The default 600 epochs reach 0.98 (README)."""
     trained = genlab.fit("simclr", digits, epochs=20, seed=0)
-    config, _ = genlab.api.resolve_settings("simclr", {}, None)
+    config = genlab.api.resolve_settings("simclr", {}, None).model
     untrained = genlab.api.build_model("simclr", config, digits.info, seed=0)
     untrained.prepare(digits.x_train)
     ours, baseline = (representation_scores(m, digits) for m in (trained, untrained))
@@ -40,14 +40,14 @@ def test_clip_retrieves_the_other_half_far_above_chance(digits):
     assert chance == pytest.approx(1 / len(digits.x_test))
     assert scores["retrieval_top1_ab"] >= 10 * chance, scores
     assert scores["retrieval_top1_ba"] >= 10 * chance, scores
-    config, _ = genlab.api.resolve_settings("clip", {}, None)
+    config = genlab.api.resolve_settings("clip", {}, None).model
     untrained = genlab.api.build_model("clip", config, digits.info, seed=0)
     untrained.prepare(digits.x_train)
     assert untrained.retrieval(digits.x_test)["retrieval_top1_ab"] < 5 * chance
 
 
 def test_retrieval_accuracy_matches_sklearn_top_k(monkeypatch):
-    monkeypatch.setattr("genlab.metrics.retrieval.CHUNK", 7)  # several chunks of queries
+    monkeypatch.setattr("genlab.stats.retrieval.CHUNK", 7)  # several chunks of queries
     g = torch.Generator().manual_seed(0)
     a = torch.randn(60, 4, generator=g, dtype=torch.float64)
     b = a + 0.9 * torch.randn(60, 4, generator=g, dtype=torch.float64)

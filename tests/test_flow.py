@@ -270,7 +270,7 @@ SPLINE_SMOKE = {
 
 
 def test_spline_flow_fits_the_narrow_modes_of_ring(ring):
-    from genlab.metrics.modes import mode_coverage_for
+    from genlab.stats.modes import mode_coverage_for
 
     model = genlab.fit("flow", ring, **SPLINE_SMOKE)
     with torch.no_grad():
@@ -295,7 +295,7 @@ def test_cosine_schedule_sets_the_learning_rate_of_each_step(tmp_path, ring):
     """lr_schedule=cosine: step t of T runs at lr (1 + cos(pi t / T)) / 2 (t counted from 0)."""
     import json
 
-    from genlab.train.checkpoint import read_safetensors
+    from genlab.io import read_safetensors
 
     genlab.fit(
         "flow", ring, out=tmp_path / "run", budget="smoke", steps=4, lr=0.01,

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import genlab
 from genlab.errors import TrainingDiverged
-from genlab.metrics.modes import mode_coverage_for
+from genlab.io import read_safetensors
 from genlab.models.gan import GAN, GANConfig, total_grad_norm
 from genlab.objectives import (
     GAN_LOSSES,
@@ -19,8 +19,8 @@ from genlab.objectives import (
     nonsaturating_generator_loss,
 )
 from genlab.runs import read_metrics
+from genlab.stats.modes import mode_coverage_for
 from genlab.train import Optimizers
-from genlab.train.checkpoint import read_safetensors
 
 SMALL = {"hidden": (32, 32), "batch_size": 64, "val_fraction": 0.0}
 DIAGNOSTICS = (
@@ -35,10 +35,10 @@ DIAGNOSTICS = (
 
 
 def _model(data, **settings) -> tuple[GAN, Optimizers]:
-    model_config, train_config = genlab.api.resolve_settings("gan", settings)
-    model = genlab.api.build_model("gan", model_config, data.info)
+    resolved = genlab.api.resolve_settings("gan", settings)
+    model = genlab.api.build_model("gan", resolved.model, data.info)
     model.prepare(data.x_train)
-    return model, Optimizers(model.configure_optimizers(train_config))
+    return model, Optimizers(model.configure_optimizers(resolved.train))
 
 
 def test_minimax_generator_gradient_vanishes_against_an_optimal_discriminator(ring):
@@ -72,7 +72,8 @@ def test_minimax_generator_gradient_vanishes_against_an_optimal_discriminator(ri
 
 
 def test_each_loss_picks_its_paper_recipe():
-    cfg, train = genlab.api.resolve_settings("gan", {"loss": "wasserstein"})
+    resolved = genlab.api.resolve_settings("gan", {"loss": "wasserstein"})
+    cfg, train = resolved.model, resolved.train
     assert (cfg.optimizer, cfg.clip, cfg.d_steps, cfg.r1_weight, train.lr) == (
         "rmsprop",
         0.01,
@@ -80,7 +81,8 @@ def test_each_loss_picks_its_paper_recipe():
         0.0,
         5e-5,
     )
-    cfg, train = genlab.api.resolve_settings("gan", {"loss": "wasserstein-gp"})
+    resolved = genlab.api.resolve_settings("gan", {"loss": "wasserstein-gp"})
+    cfg, train = resolved.model, resolved.train
     assert (cfg.betas, cfg.gp_weight, cfg.d_steps, cfg.clip, train.lr) == (
         (0.5, 0.9),
         10.0,
@@ -89,7 +91,8 @@ def test_each_loss_picks_its_paper_recipe():
         1e-4,
     )
     # the user's settings win over the recipe
-    cfg, train = genlab.api.resolve_settings("gan", {"loss": "wasserstein", "d_steps": 2})
+    resolved = genlab.api.resolve_settings("gan", {"loss": "wasserstein", "d_steps": 2})
+    cfg, train = resolved.model, resolved.train
     assert cfg.d_steps == 2 and cfg.optimizer == "rmsprop"
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from genlab.mcmc import mala, sir
+from genlab.samplers import mala, sir
 
 
 def test_mala_samples_a_correlated_gaussian():

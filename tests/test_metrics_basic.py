@@ -9,8 +9,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from genlab.metrics.modes import mode_coverage, mode_coverage_for
 from genlab.metrics.representation import knn_accuracy, linear_probe_accuracy
+from genlab.stats.modes import mode_coverage, mode_coverage_for
 
 
 def test_true_ring_samples_cover_every_mode(ring):

@@ -14,8 +14,9 @@ from safetensors.torch import load_file, save_file
 
 import genlab
 from genlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from genlab.io import read_safetensors
 from genlab.runs import read_metrics
-from genlab.train.checkpoint import load_model, read_safetensors
+from genlab.train.checkpoint import load_model
 from tests.processes import kill_after_step
 
 AE_SMALL = {"latent_dim": 4, "hidden": (32,), "epochs": 20, "checkpoint_every": 25}
@@ -269,7 +270,7 @@ def test_unknown_family_and_budget(digits):
 
 
 def test_steps_from_the_user_replace_the_family_default_epochs(digits):
-    _, train = genlab.api.resolve_settings("ae", {"steps": 7})
+    train = genlab.api.resolve_settings("ae", {"steps": 7}).train
     assert train.steps == 7 and train.epochs is None
 
 
@@ -277,7 +278,7 @@ def test_steps_from_the_user_replace_the_family_default_epochs(digits):
 def test_fused_adam_shortcut_matches_torch_adam_bit_for_bit(weight_decay):
     """genlab.train.optim.FusedAdam calls torch's fused kernel directly: same numbers and state,
     through a state_dict round trip and the fallback for a parameter without a gradient."""
-    from genlab.train.optim import FusedAdam, adam
+    from genlab.optim import FusedAdam, adam
 
     def run(cls: type[torch.optim.Adam]) -> tuple[list[torch.Tensor], dict]:
         generator = torch.Generator().manual_seed(0)

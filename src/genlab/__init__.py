@@ -13,11 +13,10 @@ Every family (PCA, autoencoder, ...) has the same face: ``sample``, ``log_prob``
     same = genlab.load("runs/ae")
 """
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-from genlab import data  # noqa: E402
-from genlab.api import evaluate, fit, load, resume, score  # noqa: E402
-from genlab.errors import (  # noqa: E402
+from genlab.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -25,7 +24,23 @@ from genlab.errors import (  # noqa: E402
     TrainingDiverged,
     UnsupportedCapability,
 )
-from genlab.models import FAMILIES, Capabilities, GenerativeModel  # noqa: E402
+from genlab.version import __version__
+
+# The API's names load on first use, so that ``import genlab.stats`` (or any one layer) does not
+# import every family, the trainer and the report.
+_LAZY = {
+    "data": "genlab.data",
+    "complete": "genlab.api",
+    "evaluate": "genlab.api",
+    "fit": "genlab.api",
+    "load": "genlab.api",
+    "resume": "genlab.api",
+    "sample_class": "genlab.api",
+    "score": "genlab.api",
+    "FAMILIES": "genlab.models",
+    "Capabilities": "genlab.models",
+    "GenerativeModel": "genlab.models",
+}
 
 __all__ = [
     "FAMILIES",
@@ -38,10 +53,25 @@ __all__ = [
     "TrainingDiverged",
     "UnsupportedCapability",
     "__version__",
+    "complete",
     "data",
     "evaluate",
     "fit",
     "load",
     "resume",
+    "sample_class",
     "score",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'genlab' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if name == "data" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,12 @@ import numpy as np
 import torch
 
 from genlab import data as data_module
-from genlab.config import build, field_names, to_dict
+from genlab.config import build, to_dict
 from genlab.data.dataset import DataInfo, Dataset
 from genlab.data.samples import SampleSet, SampleSource, read_sample_set
 from genlab.errors import ConfigError
+from genlab.metrics.conditioning import sample_classes
+from genlab.metrics.domain import domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.feature_spaces import parse_features
 from genlab.metrics.features import FeatureExtractor
@@ -33,6 +35,8 @@ from genlab.models import GenerativeModel, family_class
 from genlab.report.curves import save_training_curves
 from genlab.report.images import save_samples
 from genlab.runs import RunConfig, RunDirectory, read_metrics, versions
+from genlab.samplers import Operator, gaussian_measurement, parse_operator
+from genlab.settings import BUDGETS, resolve_settings
 from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
@@ -41,17 +45,19 @@ from genlab.train.loop import Callback
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BUDGETS",
     "build_model",
+    "complete",
     "evaluate",
     "fit",
     "load",
     "resolve_device",
     "resolve_settings",
     "resume",
+    "sample_class",
     "score",
 ]
 
-BUDGETS = ("smoke", "fast", "full")
 N_PICTURE_SAMPLES = 64
 
 
@@ -74,47 +80,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda":
         return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device())
     return torch.device(device)
-
-
-def resolve_settings(
-    family: str, settings: Mapping[str, Any], budget: str | None = None
-) -> tuple[Any, TrainConfig]:
-    """Model and train configs from the family defaults, a budget, then user settings.
-
-    Each key goes to the family's config if it has that field, else to :class:`TrainConfig`;
-    an unknown key is an error listing both. A later layer that sets ``steps`` drops an earlier
-    ``epochs`` and vice versa.
-    """
-    cls = family_class(family)
-    model_fields, train_fields = field_names(cls.config_class), field_names(TrainConfig)
-    if budget is not None and budget not in BUDGETS:
-        raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
-    budget_settings = dict(cls.budgets.get(budget, {})) if budget else {}
-    layers = [
-        cls.default_settings({**budget_settings, **settings}),
-        budget_settings,
-        dict(settings),
-    ]
-    model_values: dict[str, Any] = {}
-    train_values: dict[str, Any] = {}
-    for layer in layers:
-        for length_key, other in (("steps", "epochs"), ("epochs", "steps")):
-            if layer.get(length_key) is not None:
-                train_values.pop(other, None)
-        for key, value in layer.items():
-            if key in model_fields:
-                model_values[key] = value
-            elif key in train_fields:
-                train_values[key] = value
-            else:
-                raise ConfigError(
-                    f"unknown option {key!r} for the {family!r} family; model options: "
-                    f"{', '.join(model_fields)}; training options: {', '.join(train_fields)}"
-                )
-    if "epochs" not in train_values and "steps" not in train_values:
-        train_values["epochs"] = 1
-    model_config = build(cls.config_class, model_values, what=f"{family} model config")
-    return model_config, build(TrainConfig, train_values, what="training config")
 
 
 def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -> GenerativeModel:
@@ -162,7 +127,8 @@ def fit(
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     dataset, data_entry = _dataset(data, data_seed)
-    model_config, train_config = resolve_settings(family, settings, budget)
+    resolved = resolve_settings(family, settings, budget)
+    model_config, train_config = resolved.model, resolved.train
     model = build_model(family, model_config, dataset.info, seed).to(resolve_device(device))
     run = None
     if out is not None:
@@ -311,5 +277,71 @@ def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, 
         return
     generator = torch.Generator(device=model.device).manual_seed(seed)
     n = 2000 if dataset.info.kind == "vector" else N_PICTURE_SAMPLES
-    samples = model.eval().sample(n, generator=generator).cpu()
+    context = {}
+    if model.capabilities.context and dataset.y_test is not None:  # the test split's labels
+        labels = dataset.y_test.repeat(-(-n // len(dataset.y_test)))[:n]
+        context["context"] = labels.to(model.device)
+    samples = model.eval().sample(n, generator=generator, **context).cpu()
     save_samples(samples, run.samples_path, dataset.info, reference=dataset.x_test)
+
+
+def sample_class(
+    model: GenerativeModel,
+    label: int | torch.Tensor,
+    n: int = 16,
+    *,
+    data: Dataset | None = None,
+    weight: float = 1.0,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    steps: int = 300,
+) -> torch.Tensor:
+    """``(n, *event_shape)`` draws of class ``label`` (or of each label of a tensor of ``n``).
+
+    A model of :math:`p(x \\mid y)` (``capabilities.context``) samples given the label; any
+    other model that samples posteriors is guided by the domain classifier of ``data``
+    (:func:`genlab.metrics.domain.domain_network`, cached in ``cache_dir``), with weight
+    ``weight`` (:mod:`genlab.metrics.conditioning`).
+    """
+    classes = torch.as_tensor(label).long()
+    classes = classes.expand(n).clone() if classes.dim() == 0 else classes
+    classifier = None
+    if not model.capabilities.context:
+        if data is None:
+            raise ConfigError(
+                f"{model.family} models p(x) alone: drawing a class needs the labelled dataset "
+                "(data=) to train the classifier that guides it"
+            )
+        classifier = domain_network(data, seed=seed, cache_dir=cache_dir)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    return sample_classes(
+        model, classes, classifier=classifier, weight=weight, generator=generator, steps=steps
+    )
+
+
+def complete(
+    model: GenerativeModel,
+    x: torch.Tensor,
+    operator: str | Operator,
+    n: int = 8,
+    *,
+    noise_std: float | None = None,
+    seed: int = 0,
+    steps: int = 300,
+) -> torch.Tensor:
+    """``(n, batch, *event_shape)`` draws of :math:`x \\mid f(x) = y`, ``y = operator(x)``.
+
+    The model's posterior under :math:`y = f(x) + \\sigma\\varepsilon` (``sample_posterior``),
+    with ``operator`` an :class:`~genlab.samplers.Operator` or a spec such as
+    ``"downsample:2"`` (:func:`~genlab.samplers.parse_operator`). ``noise_std`` defaults to 5%
+    of the data's value range.
+    """
+    op = (
+        parse_operator(operator, model.info.event_shape) if isinstance(operator, str) else operator
+    )
+    if noise_std is None:
+        low, high = model.info.value_range
+        noise_std = 0.05 * (high - low)
+    observation = gaussian_measurement(op, op(x.to(model.device)), noise_std)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    return model.sample_posterior(observation, n, generator=generator, steps=steps)

@@ -59,12 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("datasets", help="list the embedded datasets")
-    sub.add_parser("families", help="list the model families and what each can do")
+    families = sub.add_parser("families", help="list the model families and what each can do")
+    families.add_argument(
+        "--markdown", action="store_true", help="README's table, with each family's notes"
+    )
 
     train = sub.add_parser("train", help="train a model into a run directory")
     train.add_argument("family")
     train.add_argument("--data", default="digits", help="dataset name or path (default: digits)")
-    train.add_argument("--out", required=True, help="run directory to create")
+    train.add_argument("--out", help="run directory to create (required unless --dry-run)")
     train.add_argument("--seed", type=int, default=0)
     length = train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive)
@@ -80,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every resolved setting, its value and where it came from; train nothing",
+    )
 
     resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run")
@@ -94,6 +102,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu")
+    sample.add_argument(
+        "--class",
+        dest="label",
+        type=int,
+        help="draw this class: given the label (conditional=true), else guided by the domain "
+        "classifier",
+    )
+    sample.add_argument(
+        "--guidance-weight", type=float, default=1.0, help="classifier guidance weight"
+    )
+
+    complete = sub.add_parser(
+        "complete", help="draw x given a measurement y = f(x) of each input (posterior samples)"
+    )
+    complete.add_argument("run")
+    complete.add_argument(
+        "--operator",
+        required=True,
+        help="f: downsample:F, blur:SIZE[:STD], projection:M[:SEED] or mask:top",
+    )
+    complete.add_argument("--input", required=True, help="X.npy: the examples to measure")
+    complete.add_argument("-n", type=_positive, default=8, help="draws per example")
+    complete.add_argument(
+        "--noise-std", type=float, help="sigma of y = f(x) + sigma * noise (default 5%% of range)"
+    )
+    complete.add_argument(
+        "--out", required=True, help="FILE.npy (n, batch, ...) or FILE.png (rows: truth, draws)"
+    )
+    complete.add_argument("--steps", type=_positive, default=300, help="MCMC transitions")
+    complete.add_argument("--seed", type=int, default=0)
+    complete.add_argument("--device", default="cpu")
 
     evaluate = sub.add_parser("evaluate", help="test-split metrics of a trained run")
     evaluate.add_argument("run")
@@ -228,24 +267,22 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_families(args: argparse.Namespace) -> None:
-    from genlab.models import FAMILIES
-    from genlab.report.table import format_table
+    from genlab.models import FAMILIES, TASKS, capability_table
+    from genlab.report.table import format_markdown, format_table
 
+    if args.markdown:
+        columns = [("family", "family")] + [(task.name, task.title) for task in TASKS]
+        print(format_markdown(capability_table(), [*columns, ("context", "context=")]))
+        return
     rows = []
     for name, cls in FAMILIES.items():
         caps = cls.capabilities
-        rows.append(
-            {
-                "family": name,
-                "sample": caps.sample,
-                "log_prob": caps.log_prob,
-                "encode": caps.encode,
-                "decode": caps.decode,
-                "conditional": caps.conditional,
-            }
-        )
-    keys = ["family", "sample", "log_prob", "encode", "decode", "conditional"]
-    print(format_table(rows, [(k, k) for k in keys]))
+        row: dict[str, Any] = {"family": name}
+        row.update({task.name: caps.describe(task.name) for task in TASKS})
+        row["context"] = caps.context
+        rows.append(row)
+    columns = [("family", "family")] + [(task.name, task.title) for task in TASKS]
+    print(format_table(rows, [*columns, ("context", "context=")]))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -255,6 +292,12 @@ def cmd_train(args: argparse.Namespace) -> None:
             if key in settings:
                 raise ConfigError(f"--{key} given twice (also as --set {key}=...)")
             settings[key] = getattr(args, key)
+    if args.dry_run:
+        print(api.resolve_settings(args.family, settings, args.budget).to_text())
+        print("\ndry run: nothing trained, no run directory created")
+        return
+    if args.out is None:
+        raise ConfigError("genlab train needs --out DIR (or --dry-run)")
     api.fit(
         args.family,
         args.data,
@@ -286,15 +329,62 @@ def cmd_sample(args: argparse.Namespace) -> None:
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    with torch.no_grad():
-        x = model.sample(args.n, generator=generator).cpu()
+    n_classes = model.info.n_classes
+    if args.label is not None and not (n_classes and 0 <= args.label < n_classes):
+        raise ConfigError(
+            f"--class {args.label}: the run's data has "
+            + (f"classes 0..{n_classes - 1}" if n_classes else "no labels")
+        )
+    if args.label is not None:
+        data = None if model.capabilities.context else api.run_dataset(args.run)
+        x = api.sample_class(
+            model, args.label, args.n, data=data, weight=args.guidance_weight, seed=args.seed,
+            cache_dir=Path(args.run) / "cache",
+        ).detach().cpu()  # fmt: skip
+    else:
+        context = {}
+        if model.capabilities.context:  # a conditional model: every class in turn
+            context["context"] = torch.arange(args.n, device=model.device) % n_classes
+        generator = torch.Generator(device=model.device).manual_seed(args.seed)
+        with torch.no_grad():
+            x = model.sample(args.n, generator=generator, **context).cpu()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, x.numpy())
     else:
         save_samples(x, out, model.info)
     print(f"wrote {args.n} samples to {out}")
+
+
+def cmd_complete(args: argparse.Namespace) -> None:
+    from genlab.metrics.sample_distances import read_samples
+    from genlab.report.images import save_image_grid
+
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".png"):
+        raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
+    model = api.load(args.run, device=args.device)
+    x = read_samples(args.input).float()  # (N, D), checked
+    shape = model.info.event_shape
+    if x.shape[1] != model.info.n_features:
+        raise ConfigError(
+            f"--input {args.input}: examples of {x.shape[1]} values, but the model was trained "
+            f"on examples of shape {shape} ({model.info.n_features} values)"
+        )
+    x = x.view(-1, *shape)
+    draws = api.complete(
+        model, x, args.operator, args.n, noise_std=args.noise_std, seed=args.seed,
+        steps=args.steps,
+    ).detach().cpu()  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, draws.numpy())
+    elif model.info.kind != "image":
+        raise ConfigError("--out .png draws pictures of images; use .npy for vector data")
+    else:  # one row per example: the truth, then its draws
+        rows = torch.cat([x.unsqueeze(1), draws.transpose(0, 1)], 1)
+        save_image_grid(rows.flatten(0, 1), out, model.info, n_columns=args.n + 1)
+    print(f"wrote {args.n} draws for each of {len(x)} examples to {out}")
 
 
 def _save_birthday_pairs(result: Any, path: Path, info: Any) -> Path | None:
@@ -511,6 +601,7 @@ COMMANDS = {
     "train": cmd_train,
     "resume": cmd_resume,
     "sample": cmd_sample,
+    "complete": cmd_complete,
     "evaluate": cmd_evaluate,
     "score": cmd_score,
     "compare": cmd_compare,

@@ -11,6 +11,10 @@ reused), then measures on the test split:
 - representation: linear-probe and k-NN accuracy of ``encode(x)`` (labelled data);
 - conditional sampling: completion accuracy and MSE of the bottom half given the top half
   (:mod:`genlab.metrics.completion`), next to the mean-fill baseline;
+- given f(x) = y (labelled images): samples of each class, by context or classifier guidance,
+  scored by the domain classifier's accuracy and the classification accuracy score; the
+  posterior given a 2x downsampled copy, its mean's error and its spread, next to bicubic
+  upsampling (:mod:`genlab.metrics.conditioning`; sizes by budget, :data:`CONDITIONING_SIZES`);
 - training time.
 
 A task a family cannot do is ``None`` in ``scorecard.json`` and a dash in the table and report.
@@ -26,11 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from genlab import data as data_module
-from genlab.api import fit, load, resolve_settings
+from genlab.api import fit, load
 from genlab.config import to_dict
 from genlab.data.dataset import Dataset
 from genlab.io import write_json
 from genlab.metrics.completion import completion_scores, mean_fill_scores
+from genlab.metrics.conditioning import (
+    bicubic_mse,
+    class_route,
+    class_scores,
+    measurement_scores,
+)
 from genlab.metrics.domain import DomainClassifier, domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
@@ -39,10 +49,13 @@ from genlab.report.family import capability_badges, family_pictures
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_table
 from genlab.runs import RunDirectory
+from genlab.samplers import Downsample
+from genlab.settings import resolve_settings
 
 SCORE_KEYS = (
     "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
-    "log_prob_kind", "probe_accuracy", "knn_accuracy", "completion_accuracy", "completion_mse",
+    "log_prob_kind", "probe_accuracy", "knn_accuracy", "conditional_kind", "completion_accuracy",
+    "completion_mse", "class_accuracy", "class_cas", "posterior_mse", "posterior_spread",
     "train_seconds",
 )  # fmt: skip
 
@@ -58,10 +71,31 @@ COLUMNS = [
     Column("bits_per_dim", "bits/dim", "density"),
     Column("probe_accuracy", "linear probe", "representation"),
     Column("knn_accuracy", "k-NN", "representation"),
+    Column("conditional_kind", "kind", "conditional"),
     Column("completion_accuracy", "accuracy", "conditional"),
     Column("completion_mse", "MSE", "conditional"),
+    Column("class_accuracy", "class acc.", "given f(x) = y"),
+    Column("class_cas", "CAS", "given f(x) = y"),
+    Column("posterior_mse", "SR MSE", "given f(x) = y"),
+    Column("posterior_spread", "SR spread", "given f(x) = y"),
     Column("train_seconds", "train s", "cost"),
 ]
+
+
+# per budget: samples per class, examples and draws of the super-resolution posterior, and the
+# posterior sampler's MCMC transitions
+CONDITIONING_SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"per_class": 2, "n_examples": 4, "n_draws": 2, "steps": 5},
+    "fast": {"per_class": 10, "n_examples": 30, "n_draws": 6, "steps": 100},
+    "full": {"per_class": 50, "n_examples": 200, "n_draws": 10, "steps": 300},
+}
+SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
+
+
+def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
+    """The scorecard's measurement and its noise (5% of the value range)."""
+    low, high = dataset.info.value_range
+    return Downsample(dataset.info.event_shape, SUPER_RESOLUTION), 0.05 * (high - low)
 
 
 @dataclass
@@ -71,6 +105,7 @@ class Scorecard:
     seed: int
     rows: list[dict[str, Any]]
     baseline: dict[str, Any]
+    bicubic_mse: float | None
     report_path: Path
     json_path: Path
     columns: list[Column]
@@ -81,7 +116,10 @@ class Scorecard:
             "budget": self.budget,
             "seed": self.seed,
             "families": {row["family"]: row for row in self.rows},
-            "baselines": {"mean_fill": self.baseline},
+            "baselines": {
+                "mean_fill": self.baseline,
+                "bicubic": {"posterior_mse": self.bicubic_mse},
+            },
         }
 
 
@@ -91,6 +129,7 @@ def _columns_for(dataset: Dataset) -> list[Column]:
     skip = set()
     if not image_labelled:
         skip |= {"fid", "precision", "recall", "completion_accuracy"}
+        skip |= {"class_accuracy", "class_cas", "posterior_mse", "posterior_spread"}
     if dataset.info.mode_centres is None:
         skip |= {"modes_captured", "hq_fraction"}
     if dataset.y_train is None:
@@ -103,7 +142,8 @@ def _trained(
     device: str, progress: bool,
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family``, reused from ``run_path`` when its settings are the same."""
-    model_config, train_config = resolve_settings(family, {}, budget)
+    resolved = resolve_settings(family, {}, budget)
+    model_config, train_config = resolved.model, resolved.train
     run = RunDirectory(run_path)
     if run.model_path.exists() and run.config_path.exists():
         saved = run.read_config()
@@ -137,6 +177,7 @@ def score(
     classifier: DomainClassifier | None,
     cache_dir: Path,
     seed: int,
+    budget: str = "fast",
 ) -> dict[str, Any]:
     """Every scorecard number the model supports (see module docstring)."""
     caps = model.capabilities
@@ -147,8 +188,25 @@ def score(
                 model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
             ).to_json()
         )
-    if caps.conditional:
+    if caps.supports("conditional"):
         row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
+    if classifier is not None:  # labelled images
+        sizes = CONDITIONING_SIZES[budget]
+        if class_route(model, classifier) is not None:
+            row.update(
+                class_scores(
+                    model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
+                    steps=sizes["steps"],
+                )
+            )  # fmt: skip
+        if caps.supports("posterior"):
+            operator, noise = super_resolution(dataset)
+            row.update(
+                measurement_scores(
+                    model, dataset, operator, noise, n_examples=sizes["n_examples"],
+                    n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
+                )
+            )  # fmt: skip
     return row
 
 
@@ -174,19 +232,27 @@ def compare(
     if dataset.info.kind == "image" and dataset.y_train is not None:
         classifier = domain_network(dataset, seed=seed, cache_dir=out)
     baseline = mean_fill_scores(dataset, classifier=classifier)
+    bicubic = None
+    if classifier is not None:
+        operator, noise = super_resolution(dataset)
+        n_examples = CONDITIONING_SIZES[budget]["n_examples"]
+        bicubic = bicubic_mse(dataset, operator, noise, n_examples=n_examples, seed=seed)
     rows, sections = [], []
     for family in families:
         model, seconds = _trained(
             family, dataset, spec, out / family, budget, seed, device, progress
         )
-        measured = score(model, dataset, classifier=classifier, cache_dir=out, seed=seed)
+        measured = score(
+            model, dataset, classifier=classifier, cache_dir=out, seed=seed, budget=budget
+        )
         row = {"family": family, **{key: measured.get(key) for key in SCORE_KEYS}}
-        if row["log_prob_kind"] == "none":
-            row["log_prob_kind"] = None  # no density: a dash, like every unsupported task
+        for key in ("log_prob_kind", "conditional_kind"):
+            if row[key] == "none":
+                row[key] = None  # a task the family cannot do: a dash
         row["train_seconds"] = seconds
         row["details"] = {k: v for k, v in measured.items() if k not in row}
         rows.append(row)
-        pictures = family_pictures(model, dataset, seed)
+        pictures = family_pictures(model, dataset, seed, classifier=classifier)
         curves = RunDirectory(out / family).curves_path
         if curves.exists():  # a closed-form fit logs no curves
             pictures.append(
@@ -203,7 +269,9 @@ def compare(
     json_path = out / "scorecard.json"
     report_path = out / "report.html"
     columns = _columns_for(dataset)
-    scorecard = Scorecard(data, budget, seed, rows, baseline, report_path, json_path, columns)
+    scorecard = Scorecard(
+        data, budget, seed, rows, baseline, bicubic, report_path, json_path, columns
+    )
     write_json(json_path, scorecard.to_json())
     notes = [
         "A dash means the family cannot do the task. 'lower_bound' likelihoods are bounds "
@@ -211,6 +279,14 @@ def compare(
         "on this dataset and is not comparable with Inception-based FID.",
         _baseline_note(baseline),
     ]
+    if bicubic is not None:
+        notes.append(
+            f"Baseline for super-resolution (bicubic upsampling of the same {SUPER_RESOLUTION}x "
+            f"downsampled, noisy copies): MSE {bicubic:.4g}. 'class acc.' is the share of samples "
+            "of an asked class that the domain classifier assigns to it (by context= for "
+            "conditional families, classifier guidance for the others); CAS trains a classifier "
+            "on those samples alone and tests it on real digits."
+        )
     page = render_report(
         title=f"genlab scorecard: {dataset.info.name}",
         subtitle=f"budget {budget}, seed {seed}, {len(dataset.x_train)} training and "

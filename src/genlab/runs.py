@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from genlab.errors import CheckpointError
 from genlab.io import write_json
+from genlab.version import __version__ as genlab_version
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -36,10 +37,8 @@ def versions() -> dict[str, str]:
     import numpy
     import torch
 
-    from genlab import __version__
-
     return {
-        "genlab": __version__,
+        "genlab": genlab_version,
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),

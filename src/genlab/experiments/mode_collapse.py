@@ -6,7 +6,7 @@ the generator pile its samples into one region (Arora et al., 2017: a mixture of
 :math:`\tilde O(p \log p / \epsilon^2)` points can fool, to within :math:`\epsilon`, every
 discriminator with :math:`p` parameters, so a small discriminator cannot demand diversity).
 We train GAN variants on ``ring`` (8 modes) and ``grid`` (25 modes) over several seeds and
-score 2,500 samples of each by the VEEGAN/PacGAN protocol of :mod:`genlab.metrics.modes`:
+score 2,500 samples of each by the VEEGAN/PacGAN protocol of :mod:`genlab.stats.modes`:
 *modes captured* (modes that are the nearest mode of at least one high-quality sample, one within
 3 component stds) and the *high-quality fraction*. Since a collapsed generator often sits
 between modes (no high-quality sample at all), we also count the *modes reached*: modes that are
@@ -35,16 +35,15 @@ import statistics
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from genlab.api import build_model, resolve_settings
 from genlab.data import Dataset, load
 from genlab.experiments.base import Budget, ExperimentResult
-from genlab.metrics.modes import N_SAMPLES, mode_coverage, mode_coverage_for
 from genlab.models.gan import GAN
 from genlab.nn import MLP
-from genlab.report.figures import PALETTE
+from genlab.report.figures import PALETTE, blank_figure
+from genlab.stats.modes import N_SAMPLES, mode_coverage, mode_coverage_for
 from genlab.train import fit as train_fit
 
 NAME = "mode-collapse"
@@ -71,15 +70,15 @@ FRAME = 1.35  # plotted half-width, in units of the centres' largest coordinate
 
 def train_variant(data: Dataset, variant: str, seed: int, steps: int) -> GAN:
     """A GAN of ``variant`` (see module) trained for ``steps`` steps, in memory."""
-    model_config, train_config = resolve_settings("gan", {"steps": steps, **VARIANTS[variant]})
-    model = build_model("gan", model_config, data.info, seed)
+    resolved = resolve_settings("gan", {"steps": steps, **VARIANTS[variant]})
+    model = build_model("gan", resolved.model, data.info, seed)
     if variant == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model.discriminator = nn.Sequential(
                 nn.Flatten(), MLP(data.info.n_features, 1, TINY_HIDDEN, "leaky_relu")
             )
-    train_fit(model, data, train_config, seed=seed, progress=False)
+    train_fit(model, data, resolved.train, seed=seed, progress=False)
     return model.eval()
 
 
@@ -125,7 +124,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
         < min(r["modes_captured"] for r in rows if (r["data"], r["variant"]) == (name, "default"))
         for name in datasets
     )
-    fig = Figure(figsize=(2.9 * len(variants), 2.9 * len(datasets)), dpi=90)
+    fig = blank_figure(2.9 * len(variants), 2.9 * len(datasets), dpi=90)
     axes = fig.subplots(len(datasets), len(variants), squeeze=False)
     for i, name in enumerate(datasets):
         centres = torch.tensor(load(name).info.mode_centres)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from genlab.experiments.base import Budget, ExperimentResult
 from genlab.nn import MLP
+from genlab.optim import adam
 from genlab.report.figures import new_figure
-from genlab.train.optim import adam
 
 NAME = "optimal-discriminator"
 CLAIM = (

@@ -49,8 +49,8 @@ from genlab.objectives.adversarial import (
     gradient_penalty,
     interpolate,
 )
+from genlab.optim import adam
 from genlab.report.figures import PALETTE, new_figure
-from genlab.train.optim import adam
 
 NAME = "vanishing-gradients"
 CLAIM = (

@@ -34,9 +34,9 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.errors import DataError
-from genlab.stats._validate import ArrayLike, as_samples
 from genlab.stats.kernels import squared_distances
 from genlab.stats.knn import knn_distances
+from genlab.stats.validation import ArrayLike, as_samples
 
 Sampler = Callable[[int, torch.Generator], Tensor]
 SCAN_CHUNK = 256

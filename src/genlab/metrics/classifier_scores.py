@@ -24,7 +24,7 @@ from torch import Tensor
 
 from genlab.data.dataset import DataInfo
 from genlab.metrics.domain import DEFAULT_CLASSIFIER, ClassifierConfig, accuracy, train_classifier
-from genlab.stats._seeding import draw_seed
+from genlab.stats.seeding import draw_seed
 from genlab.stats.two_sample import TestResult, classifier_test
 
 

@@ -45,11 +45,10 @@ from genlab.config import check
 from genlab.data.dataset import DataInfo, Dataset
 from genlab.data.splits import batch_indices
 from genlab.errors import CheckpointError, DataError
-from genlab.io import atomic_write_bytes
+from genlab.io import atomic_write_bytes, read_safetensors
 from genlab.nn import MLP, AffineNormalizer, ConvEncoder
-from genlab.stats._seeding import build_seeded
-from genlab.train.checkpoint import read_safetensors
-from genlab.train.optim import adam
+from genlab.optim import adam
+from genlab.stats.seeding import build_seeded
 
 logger = logging.getLogger(__name__)
 

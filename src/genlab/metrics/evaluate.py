@@ -9,10 +9,10 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
-from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
 from genlab.metrics.representation import representation_scores
 from genlab.metrics.sample_quality import sample_quality
 from genlab.models.base import GenerativeModel
+from genlab.stats.modes import N_SAMPLES, mode_coverage_for
 
 CHUNK = 512
 
@@ -33,7 +33,7 @@ def evaluate(
     a sampled bound such as the VAE's; ignored by exact densities).
 
     Returns a JSON-ready dict with ``family``, ``data``, ``n_test``, ``capabilities``,
-    ``log_prob_kind``, and where supported ``nll_nats`` (mean negative log-likelihood per
+    ``log_prob_kind``, ``conditional_kind`` (:class:`~genlab.models.Capabilities`), and where supported ``nll_nats`` (mean negative log-likelihood per
     example, a bound when ``log_prob_kind`` says so), ``importance_samples`` (the ``k`` used,
     ``None`` when the density needs no sampling), ``bits_per_dim`` (with the data's levels),
     ``true_nll_nats`` (the generating density's, for embedded 2-D data), ``recon_mse``
@@ -54,12 +54,15 @@ def evaluate(
         "n_test": len(x),
         "capabilities": caps.to_json(),
         "log_prob_kind": caps.log_prob,
+        "conditional_kind": caps.conditional,
     }
     if caps.log_prob != "none":
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if model.default_importance_samples is not None:
             kwargs["k"] = importance_samples or model.default_importance_samples
+        if caps.context:  # a model of p(x | y) is scored given each test example's label
+            kwargs["context"] = data.y_test
         mean_ll = float(log_likelihood(model, x, data.info, generator=generator, **kwargs).mean())
         result["nll_nats"] = -mean_ll
         result["importance_samples"] = kwargs.get("k")

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from genlab.errors import DataError
-from genlab.stats._validate import ArrayLike
+from genlab.stats.validation import ArrayLike
 
 FeatureExtractor = Callable[[Tensor], Tensor]
 CHUNK = 4096

@@ -34,12 +34,14 @@ def log_likelihood(
     *,
     generator: torch.Generator | None = None,
     chunk_size: int = CHUNK,
+    context: Tensor | None = None,
     **log_prob_kwargs: Any,
 ) -> Tensor:
     """``(N,)`` per-example log-likelihood in nats (a lower bound for discrete data; see module).
 
     Families whose ``log_prob`` samples (``default_importance_samples`` set) draw their noise
-    from ``generator`` too, unless ``log_prob_kwargs`` names another.
+    from ``generator`` too, unless ``log_prob_kwargs`` names another. ``context`` (one row per
+    example) is the side information of a family that models :math:`p(x \\mid y)`.
     """
     if model.capabilities.log_prob == "none":
         raise model.unsupported("log_prob")
@@ -47,8 +49,10 @@ def log_likelihood(
         log_prob_kwargs.setdefault("generator", generator)
     out = []
     log_step = 0.0 if info.level_step is None else info.n_features * math.log(info.level_step)
-    for chunk in x.split(chunk_size):
-        chunk = chunk.to(model.device)
+    for start in range(0, len(x), chunk_size):
+        chunk = x[start : start + chunk_size].to(model.device)
+        if context is not None:
+            log_prob_kwargs["context"] = context[start : start + chunk_size].to(model.device)
         y = dequantize(chunk, info, generator) if info.levels is not None else chunk
         out.append(model.log_prob(y, **log_prob_kwargs).double().cpu() + log_step)
     return torch.cat(out)

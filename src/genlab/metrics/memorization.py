@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 from genlab.errors import DataError
-from genlab.stats._validate import ArrayLike, as_samples
 from genlab.stats.knn import knn_distances
+from genlab.stats.validation import ArrayLike, as_samples
 
 
 @dataclass(frozen=True)

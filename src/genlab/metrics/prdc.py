@@ -45,8 +45,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from genlab.config import check
-from genlab.stats._validate import ArrayLike, as_sample_pair
 from genlab.stats.kernels import block_rows
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 CHUNK = 1024
 MAX_WORKERS = 4

@@ -43,13 +43,13 @@ from genlab.config import check
 from genlab.data.files import read_npy
 from genlab.errors import ConfigError, DataError
 from genlab.metrics.frechet import frechet_feature_distance, kernel_inception_distance
-from genlab.stats._validate import as_sample_pair, as_samples
 from genlab.stats.bootstrap import bootstrap_ci
 from genlab.stats.histogram import empirical_histograms, histogram_divergence
 from genlab.stats.kernels import KERNELS
 from genlab.stats.knn import knn_kl_divergence
 from genlab.stats.mmd import energy_distance, mmd2_unbiased
 from genlab.stats.transport import optimal_transport_cost, wasserstein_distance
+from genlab.stats.validation import as_sample_pair, as_samples
 
 DistanceMetric = Literal[
     "tv", "kl", "js", "wasserstein", "ot", "mmd", "energy", "frechet", "kid", "knn-kl"

@@ -5,12 +5,14 @@ from __future__ import annotations
 from genlab.errors import ConfigError
 from genlab.models.autoencoder import Autoencoder
 from genlab.models.base import (
+    CONDITIONAL_KINDS,
     LOG_PROB_KINDS,
     TASKS,
     Capabilities,
+    ConditionalKind,
     GenerativeModel,
     LogProbKind,
-    broadcast_mask,
+    Task,
 )
 from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
@@ -33,6 +35,7 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
 
 __all__ = [
     "CLIP",
+    "CONDITIONAL_KINDS",
     "FAMILIES",
     "GAN",
     "LOG_PROB_KINDS",
@@ -42,11 +45,13 @@ __all__ = [
     "Autoencoder",
     "BiGAN",
     "Capabilities",
+    "ConditionalKind",
     "Flow",
     "GenerativeModel",
     "LogProbKind",
     "SimCLR",
-    "broadcast_mask",
+    "Task",
+    "capability_table",
     "family_class",
 ]
 
@@ -56,3 +61,26 @@ def family_class(name: str) -> type[GenerativeModel]:
     if name not in FAMILIES:
         raise ConfigError(f"unknown model family {name!r}; available: {', '.join(FAMILIES)}")
     return FAMILIES[name]
+
+
+def capability_table() -> list[dict[str, str]]:
+    """One row per family: its name and, per task (:data:`TASKS`), how it does it, in words.
+
+    A cell is the task's kind (:meth:`Capabilities.describe`) with the family's note in
+    brackets, or ``"—"``; the last, ``context``, says whether the family can model
+    :math:`p(x \\mid y)` given side information. ``genlab families --markdown`` prints these
+    rows as README's table.
+    """
+    rows = []
+    for name, cls in FAMILIES.items():
+        row = {"family": f"`{name}` ({cls.description})" if cls.description else f"`{name}`"}
+        for task in TASKS:
+            kind = cls.capabilities.describe(task.name)
+            note = cls.task_notes.get(task.name)
+            row[task.name] = "—" if kind is None else f"{kind} ({note})" if note else kind
+        note = cls.task_notes.get("context")
+        row["context"] = (
+            "—" if not cls.capabilities.context else f"yes ({note})" if note else "yes"
+        )
+        rows.append(row)
+    return rows

@@ -13,23 +13,26 @@ With ``architecture="linear"`` (no non-linearity), the optimum spans the top-k p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
-from genlab.nn.mlp import ACTIVATIONS
+from genlab.nn import (
+    ACTIVATIONS,
+    Activation,
+    AffineNormalizer,
+    Architecture,
+    build_decoder,
+    build_encoder,
+)
 from genlab.objectives import mean_squared_error
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
-
-AEArchitecture = Literal["mlp", "conv", "linear"]
-Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class AutoencoderConfig:
     """
 
     latent_dim: int = 8
-    architecture: AEArchitecture = "mlp"
+    architecture: Architecture = "mlp"
     hidden: tuple[int, ...] = (256, 128)
     activation: Activation = "relu"
     channels: int = 32
@@ -63,8 +66,12 @@ class Autoencoder(GenerativeModel):
 
     family = "ae"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=True, decode=True, conditional=False
+        sample=True, log_prob="none", encode=True, decode=True, conditional="none"
     )
+    description = "autoencoder"
+    task_notes = {
+        "generation": "Gaussian mixture fitted on codes, two-stage",
+    }
     config_class = AutoencoderConfig
     default_train = {"epochs": 300, "batch_size": 128, "lr": 1e-3, "patience": 30}
     budgets = {
@@ -75,19 +82,16 @@ class Autoencoder(GenerativeModel):
 
     def __init__(self, config: AutoencoderConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        d, shape = info.n_features, info.event_shape
+        shape = info.event_shape
         k = self.latent_dim = config.latent_dim
         self.normalizer = AffineNormalizer(shape, per_feature=info.kind == "vector")
-        if config.architecture == "conv":
-            check(info.kind == "image", "ae: architecture=conv needs image data")
-            self.encoder: nn.Module = ConvEncoder(shape, k, config.channels, config.activation)
-            self.decoder: nn.Module = ConvDecoder(k, shape, config.channels, config.activation)
-        else:
-            hidden = config.hidden if config.architecture == "mlp" else ()
-            self.encoder = nn.Sequential(nn.Flatten(), MLP(d, k, hidden, config.activation))
-            self.decoder = nn.Sequential(
-                MLP(k, d, tuple(reversed(hidden)), config.activation), nn.Unflatten(1, shape)
-            )
+        check(
+            config.architecture != "conv" or info.kind == "image",
+            "ae: architecture=conv needs image data",
+        )
+        arch, channels, activation = config.architecture, config.channels, config.activation
+        self.encoder = build_encoder(shape, k, arch, config.hidden, channels, activation)
+        self.decoder = build_decoder(k, shape, arch, config.hidden[::-1], channels, activation)
         m = config.prior_components
         self.register_buffer("prior_weights", torch.full((m,), 1.0 / m))
         self.register_buffer("prior_means", torch.zeros(m, k))
@@ -96,11 +100,12 @@ class Autoencoder(GenerativeModel):
     def prepare(self, x_train: Tensor) -> None:
         self.normalizer.fit(x_train)
 
-    def encode(self, x: Tensor) -> Tensor:
-        self.check_input(x)
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
+        self.check_input(x, context=context)
         return self.encoder(self.normalizer(x))
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
+        self.check_context(context, len(z))
         return self.normalizer.inverse(self.decoder(z))
 
     def _loss(self, x: Tensor) -> Tensor:
@@ -132,7 +137,10 @@ class Autoencoder(GenerativeModel):
         self.prior_scale_tril.copy_(torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)))
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        self.check_context(context, n)
         device = self.prior_means.device
         component = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.config.latent_dim, 1, generator=generator, device=device)

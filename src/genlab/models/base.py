@@ -11,9 +11,16 @@ representation            a code :math:`z = E(x)`                    :meth:`enco
 conditional sampling      :math:`x_u \\sim p(x_u \\mid x_o)`            :meth:`sample_conditional`
 ========================  =========================================  ============================
 
-A family declares which it supports in :attr:`GenerativeModel.capabilities`; callers check the
-flags (never ``hasattr``), and a method whose flag is off raises
+A family declares which it supports, and how exactly, in :attr:`GenerativeModel.capabilities`;
+:meth:`Capabilities.support` maps the four tasks (:data:`TASKS`) to those flags, and everything
+that shows them (``genlab families``, README's table, the report, the scorecard) reads it.
+Callers check the flags (never ``hasattr``), and a method whose flag is off raises
 :class:`~genlab.errors.UnsupportedCapability` naming the family and what it can do.
+
+Side information (a class label, an attribute vector: any tensor with one row per example) is
+the ``context=`` keyword of every method, for families whose ``capabilities.context`` is set:
+they model :math:`p(x \\mid y)`. The trainer passes the dataset's labels (``y_train``) to their
+training hooks as ``context=`` too; other families refuse a context.
 
 Units: every method takes and returns data in the units of the dataset (digits 0..16, uint8
 images 0..255). :meth:`log_prob` is a log-density in those units: internal rescaling is
@@ -24,6 +31,9 @@ discrete log-likelihood bound.
 Training hooks (used by :func:`genlab.train.fit`, which knows nothing else of a family):
 :meth:`prepare`, :meth:`configure_optimizers`, :meth:`training_step`, :meth:`validation_loss`,
 :meth:`fit_closed_form` (for ``fit_method = "closed_form"``) and :meth:`finish_training`.
+Families with ``capabilities.context`` take ``context=`` in :meth:`prepare`,
+:meth:`training_step`, :meth:`validation_loss`, :meth:`validation_metrics` and
+:meth:`finish_training` as well (the rows of the labels that go with ``x``).
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ from torch import Tensor, nn
 
 from genlab.data.dataset import DataInfo
 from genlab.errors import DataError, UnsupportedCapability
+from genlab.optim import adam
+from genlab.samplers.posterior import LatentGenerator, Observation, sample_latent_posterior
 
 if TYPE_CHECKING:
     from genlab.train.config import TrainConfig
@@ -46,13 +58,44 @@ if TYPE_CHECKING:
 
 LogProbKind = Literal["exact", "lower_bound", "estimate", "none"]
 LOG_PROB_KINDS: tuple[str, ...] = get_args(LogProbKind)
+ConditionalKind = Literal["exact", "mcmc", "approximate", "none"]
+CONDITIONAL_KINDS: tuple[str, ...] = get_args(ConditionalKind)
 FitMethod = Literal["gradient", "closed_form"]
-TASKS = ("generation", "density", "representation", "conditional")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the four things asked of a model, and the methods that answer it."""
+
+    name: str
+    title: str
+    question: str
+    methods: tuple[str, ...]
+
+
+TASKS: tuple[Task, ...] = (
+    Task("generation", "generation", "draw x ~ p", ("sample",)),
+    Task("density", "density", "how likely is x?", ("log_prob",)),
+    Task("representation", "representation", "a code z = E(x)", ("encode", "decode")),
+    Task(
+        "conditional",
+        "conditional sampling",
+        "draw x_u ~ p(x_u | x_o)",
+        ("sample_conditional",),
+    ),
+    Task(
+        "posterior",
+        "given f(x) = y",
+        "draw x ~ p(x | f(x) + noise = y), or x of a class",
+        ("sample_posterior",),
+    ),
+)
+TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a family can do.
+    r"""What a family can do, and how exactly.
 
     Attributes:
         sample: :meth:`GenerativeModel.sample` draws from the model.
@@ -61,35 +104,81 @@ class Capabilities:
             ``"estimate"``, or ``"none"``.
         encode: :meth:`GenerativeModel.encode` maps data to a code.
         decode: :meth:`GenerativeModel.decode` maps a code to data.
-        conditional: :meth:`GenerativeModel.sample_conditional` completes partly observed data.
+        conditional: how :meth:`GenerativeModel.sample_conditional` draws
+            :math:`x_u \sim p(x_u \mid x_o)`: ``"exact"`` (independent draws from the model's
+            own conditional: PPCA's Gaussian conditional, an autoregressive model completing a
+            prefix), ``"mcmc"`` (Markov chains whose stationary law is that conditional:
+            asymptotically exact), ``"approximate"`` (a heuristic with no such guarantee, e.g.
+            replacement inpainting) or ``"none"``.
+        posterior: how :meth:`GenerativeModel.sample_posterior` draws :math:`x \sim p(x \mid o)`
+            given a measurement :math:`y = f(x) + \sigma\varepsilon` or a class under a
+            classifier (the same kinds as ``conditional``): conditional sampling's second form.
+        context: the methods and training hooks take side information per example
+            (``context=``: a class label, an attribute vector), modelling :math:`p(x \mid y)`.
+
+    A family's class declares what the family can do; an instance's flags say what this
+    configured model does (a VAE takes context only when built with ``conditional=true``, so
+    its instances otherwise say ``context=False``).
     """
 
     sample: bool
     log_prob: LogProbKind
     encode: bool
     decode: bool
-    conditional: bool
+    conditional: ConditionalKind
+    posterior: ConditionalKind = "none"
+    context: bool = False
 
     def __post_init__(self) -> None:
         if self.log_prob not in LOG_PROB_KINDS:
             raise ValueError(f"log_prob must be one of {LOG_PROB_KINDS}, got {self.log_prob!r}")
+        for name in ("conditional", "posterior"):
+            if getattr(self, name) not in CONDITIONAL_KINDS:
+                raise ValueError(
+                    f"{name} must be one of {CONDITIONAL_KINDS}, got {getattr(self, name)!r}"
+                )
 
-    def tasks(self) -> dict[str, bool]:
-        """Which of the four tasks (generation, density, representation, conditional) it supports."""
-        return {
-            "generation": self.sample,
-            "density": self.log_prob != "none",
-            "representation": self.encode,
-            "conditional": self.conditional,
-        }
+    def support(self, task: str) -> str | None:
+        """How the family does ``task`` (a name of :data:`TASKS`); ``None``: not at all.
+
+        generation: ``"yes"``; density: the ``log_prob`` kind; representation: ``"encode and
+        decode"``, ``"encode only"`` or ``"decode only"``; conditional and posterior: their
+        kinds. This is the one map from tasks to capabilities: ``genlab families``, README's
+        table, the report's badges and the scorecard's columns all read it.
+        """
+        if task == "generation":
+            return "yes" if self.sample else None
+        if task == "density":
+            return None if self.log_prob == "none" else self.log_prob
+        if task == "representation":
+            if self.encode and self.decode:
+                return "encode and decode"
+            return "encode only" if self.encode else "decode only" if self.decode else None
+        if task in ("conditional", "posterior"):
+            kind = getattr(self, task)
+            return None if kind == "none" else kind
+        raise ValueError(f"unknown task {task!r}; one of {TASK_NAMES}")
+
+    def describe(self, task: str) -> str | None:
+        """:meth:`support` in words (``"lower bound"``, ``"mcmc"``...); ``None``: not at all."""
+        support = self.support(task)
+        return None if support is None else support.replace("_", " ")
+
+    def supports(self, task: str) -> bool:
+        """Whether the family does ``task`` at all."""
+        return self.support(task) is not None
 
     def supported(self) -> list[str]:
-        """Names of the supported methods, for error messages."""
+        """Names of the supported methods, with their kinds, for error messages."""
         names = [name for name in ("sample", "encode", "decode") if getattr(self, name)]
         if self.log_prob != "none":
             names.append(f"log_prob ({self.log_prob})")
-        if self.conditional:
-            names.append("sample_conditional")
+        if self.conditional != "none":
+            names.append(f"sample_conditional ({self.conditional})")
+        if self.posterior != "none":
+            names.append(f"sample_posterior ({self.posterior})")
+        if self.context:
+            names.append("context=")
         return names
 
     def to_json(self) -> dict[str, Any]:
@@ -105,11 +194,22 @@ class GenerativeModel(nn.Module, abc.ABC):
         config_class: the frozen dataclass of the family's hyper-parameters.
         fit_method: ``"gradient"`` (the training loop) or ``"closed_form"``.
         default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
+        recipe_option: a config field whose value brings other settings with it (the GAN's
+            ``loss``), or ``None``.
+        recipes: value of ``recipe_option`` -> the settings it brings (the WGAN paper's
+            optimiser for ``loss="wasserstein"``).
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
+
+    The settings layers, in the order :func:`genlab.settings.resolve_settings` applies them:
+    the config dataclasses' defaults, ``default_train``, the recipe, the budget, the user's.
         default_importance_samples: for families whose ``log_prob`` is a sampled bound or
             estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
             (``None``: ``log_prob`` takes no such argument).
+
+        description: what the family is, in a few words (``genlab families``, README).
+        task_notes: for each task the family does, how it does it, in a few words (the cells
+            of ``genlab families --markdown``, README's table).
 
     Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
     families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
@@ -120,8 +220,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     config_class: ClassVar[type]
     fit_method: ClassVar[FitMethod] = "gradient"
     default_train: ClassVar[dict[str, Any]] = {}
+    recipe_option: ClassVar[str | None] = None
+    recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_importance_samples: ClassVar[int | None] = None
+    description: ClassVar[str] = ""
+    task_notes: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__()
@@ -130,49 +234,95 @@ class GenerativeModel(nn.Module, abc.ABC):
         self.config = config
         self.info = info
 
-    @classmethod
-    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The family's default settings, given the settings chosen on top of them.
-
-        The bottom layer of :func:`genlab.api.resolve_settings`. Most families return
-        :attr:`default_train`; one whose defaults depend on an option overrides this (the GAN
-        takes the optimiser of the loss chosen in ``settings``: RMSProp for ``wasserstein``).
-        """
-        return dict(cls.default_train)
-
     # ------------------------------------------------------------------ the four tasks
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """``(n, *event_shape)`` draws from the model."""
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        """``(n, *event_shape)`` draws from the model (given ``context``, ``(n, ...)``, if any)."""
         raise self.unsupported("sample")
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch,)`` log-density of ``x`` in nats, exact or a bound as ``capabilities.log_prob`` says."""
         raise self.unsupported("log_prob")
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch, latent_dim)`` codes of ``x`` (the posterior mean for probabilistic encoders)."""
         raise self.unsupported("encode")
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch, *event_shape)`` data from codes (the mean of :math:`p(x \\mid z)` where random)."""
         raise self.unsupported("decode")
 
     def sample_conditional(
-        self, x: Tensor, mask: Tensor, n: int, *, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        mask: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         """``(n, batch, *event_shape)`` completions of ``x`` where ``mask`` is False.
+
+        How exact the draws are is ``capabilities.conditional``.
 
         Arguments:
             x: ``(batch, *event_shape)`` data; only the observed coordinates are read.
             mask: bool, ``event_shape`` or ``(batch, *event_shape)``; True marks observed.
             n: completions per example.
+            context: ``(batch, ...)`` side information (families with ``capabilities.context``).
         """
         raise self.unsupported("sample_conditional")
 
-    def reconstruct(self, x: Tensor) -> Tensor:
+    def sample_posterior(
+        self,
+        observation: Observation,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        steps: int = 300,
+        n_candidates: int = 64,
+    ) -> Tensor:
+        r"""``(n, rows, *event_shape)`` draws of :math:`x \sim p(x \mid o) \propto p(x)\, p(o \mid x)`.
+
+        ``observation`` is what is known of each of its ``rows`` examples: a measurement
+        :math:`y = f(x) + \sigma\varepsilon` (:func:`~genlab.samplers.gaussian_measurement`)
+        or a class under a classifier (:func:`~genlab.samplers.classifier_guidance`). How
+        exactly: ``capabilities.posterior``. By default, through the family's
+        :meth:`latent_generator` (:func:`~genlab.samplers.sample_latent_posterior`: SIR +
+        MALA on the code, ``steps`` transitions from ``n_candidates`` prior candidates).
+
+        Arguments:
+            observation: what is known of each example.
+            n: draws per example.
+            context: ``(rows, ...)`` side information (families with ``capabilities.context``).
+        """
+        self.check_context(context, observation.rows)
+        latent = (
+            self.latent_generator(context) if self.capabilities.supports("posterior") else None
+        )
+        if latent is None:
+            raise self.unsupported("sample_posterior")
+        return sample_latent_posterior(
+            latent, observation, n, steps=steps, n_candidates=n_candidates, rng=generator
+        )
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator | None:
+        r""":math:`x = G(z)`, :math:`z \sim \mathcal N(0, I)`, for :meth:`sample_posterior`;
+        ``None`` where the family has no such generator."""
+        return None
+
+    def reconstruct(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``decode(encode(x))``: the model's reconstruction of ``x``."""
-        return self.decode(self.encode(x))
+        if context is None:
+            return self.decode(self.encode(x))
+        return self.decode(self.encode(x, context=context), context=context)
 
     def family_metrics(self, x_test: Tensor) -> dict[str, float]:
         """Test-split numbers only this family has (e.g. CLIP's retrieval); default none."""
@@ -180,22 +330,27 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     # ------------------------------------------------------------------ training hooks
 
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         """Fit data-dependent constants (e.g. the input normaliser) before training starts."""
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """The optimizers by name (adversarial families return two); default: one fused Adam."""
-        from genlab.train.optim import adam
-
         return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """One update on the batch ``x``; returns scalar metrics (the first is shown as the loss)."""
         raise NotImplementedError(f"{self.family} does not train by gradient steps")
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor | None:
+    def validation_loss(
+        self, x: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> Tensor | None:
         """``(batch,)`` held-out loss for early stopping and model selection (lower is better).
 
         Defaults to the negative log-density for families that have one; ``None`` means the
@@ -203,17 +358,23 @@ class GenerativeModel(nn.Module, abc.ABC):
         """
         if self.capabilities.log_prob == "none":
             return None
-        return -self.log_prob(x)
+        return -self.log_prob(x, context=context)
 
-    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+    def validation_metrics(
+        self, x_val: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> dict[str, float]:
         """Extra diagnostics logged with each validation (e.g. mode coverage); default none."""
         return {}
 
-    def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
+    def fit_closed_form(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
         """Fit in one shot (``fit_method = "closed_form"`` families)."""
         raise NotImplementedError(f"{self.family} has no closed-form fit")
 
-    def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
         """Run once after the best weights are restored (e.g. fit a prior on the codes)."""
 
     @property
@@ -241,27 +402,32 @@ class GenerativeModel(nn.Module, abc.ABC):
             f"{', '.join(self.capabilities.supported()) or 'nothing'}"
         )
 
-    def check_input(self, x: Tensor, what: str = "x") -> None:
-        """Reject data whose trailing shape is not ``event_shape``, with a clear message."""
+    def check_input(self, x: Tensor, what: str = "x", *, context: Tensor | None = None) -> None:
+        """Reject data whose trailing shape is not ``event_shape``, and misfit ``context``."""
         shape = self.info.event_shape
         if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             raise DataError(
                 f"{self.family}: {what} has shape {tuple(x.shape)}, expected (batch, "
                 f"{', '.join(map(str, shape))})"
             )
+        self.check_context(context, len(x))
+
+    def check_context(self, context: Tensor | None, batch: int) -> None:
+        """Refuse ``context`` a family does not model, or one that is not one row per example."""
+        if context is None:
+            return
+        if not self.capabilities.context:
+            raise UnsupportedCapability(
+                f"the {self.family!r} family models p(x) alone and takes no context= (side "
+                "information such as labels); families that do say context in `genlab families`"
+            )
+        if not isinstance(context, Tensor) or context.dim() < 1 or len(context) != batch:
+            shape = tuple(context.shape) if isinstance(context, Tensor) else type(context)
+            raise DataError(
+                f"{self.family}: context must be a tensor with one row per example ({batch}), "
+                f"got {shape}"
+            )
 
     def extra_repr(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
         return f"family={self.family!r}, event_shape={self.info.event_shape}, {fields}"
-
-
-def broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
-    """Bool mask of ``x``'s shape from an ``event_shape`` or ``(batch, *event_shape)`` mask."""
-    mask = torch.as_tensor(mask, device=x.device).bool()
-    if mask.shape == x.shape[1:]:
-        return mask.expand_as(x)
-    if mask.shape == x.shape:
-        return mask
-    raise DataError(
-        f"mask has shape {tuple(mask.shape)}, expected {tuple(x.shape[1:])} or {tuple(x.shape)}"
-    )

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from genlab.data.dataset import DataInfo
 from genlab.models.base import Capabilities
-from genlab.models.gan import GAN, GANConfig, frozen_copy
+from genlab.models.gan import GAN, GANConfig
 from genlab.nn import MLP
 from genlab.objectives.adversarial import ADVERSARIAL_LOSSES
 
@@ -78,8 +78,20 @@ class BiGAN(GAN):
 
     family = "bigan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=True, decode=True, conditional=True
+        sample=True,
+        log_prob="none",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
+    description = "BiGAN/ALI"
+    task_notes = {
+        "generation": "the averaged generator",
+        "representation": "encoder learned adversarially",
+        "conditional": "as `gan`, proposals centred at the encoder's code",
+        "posterior": "as `gan`",
+    }
     config_class = BiGANConfig
     # Measured on digits (scripts/bigan_digits.py): the codes' linear-probe accuracy peaks after
     # about 1,000 steps at lr 5e-4 and slowly degrades after, while the GAN's lr 2e-3 degrades it.
@@ -93,7 +105,7 @@ class BiGAN(GAN):
     def __init__(self, config: BiGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         self.encoder_net = self.data_features(self.latent_dim)
-        self.averaged["encoder"] = frozen_copy(self.encoder_net)
+        self.averaged.track("encoder", self.encoder_net)
 
     def build_discriminator(self) -> nn.Module:
         cfg = self.config
@@ -128,7 +140,7 @@ class BiGAN(GAN):
         """The averaged encoder's codes :math:`E(u)` (unobserved values set to 0 by the caller)."""
         return self.averaged["encoder"](u)
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, latent_dim)`` codes :math:`E(x)` of the averaged encoder."""
-        self.check_input(x)
+        self.check_input(x, context=context)
         return self.averaged["encoder"](self.normalizer(x))

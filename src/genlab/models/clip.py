@@ -41,11 +41,10 @@ from genlab.config import check
 from genlab.data.augment import gaussian_noise
 from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
-from genlab.metrics.retrieval import retrieval_accuracy
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.nn import AffineNormalizer, EncoderArchitecture, build_encoder
-from genlab.nn.mlp import ACTIVATIONS
+from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer, EncoderArchitecture, build_encoder
 from genlab.objectives.contrastive import CONTRASTIVE_LOSSES, ContrastiveLoss, contrastive_loss
+from genlab.stats.retrieval import retrieval_accuracy
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
@@ -76,7 +75,7 @@ class CLIPConfig:
     architecture: EncoderArchitecture = "mlp"
     hidden: tuple[int, ...] = (256, 256)
     channels: int = 32
-    activation: str = "relu"
+    activation: Activation = "relu"
     parts: Parts = "top_bottom"
     temperature: float = 0.1
     learn_temperature: bool = True
@@ -114,8 +113,12 @@ class CLIP(GenerativeModel):
 
     family = "clip"
     capabilities = Capabilities(
-        sample=False, log_prob="none", encode=True, decode=False, conditional=False
+        sample=False, log_prob="none", encode=True, decode=False, conditional="none"
     )
+    description = "contrastive, two parts of an example aligned"
+    task_notes = {
+        "representation": "mean of the two parts' embeddings; retrieval both ways",
+    }
     config_class = CLIPConfig
     default_train = {"epochs": 300, "batch_size": 512, "lr": 1e-3, "patience": 50}
     budgets = {
@@ -167,15 +170,16 @@ class CLIP(GenerativeModel):
         a, b = split_parts(u, self.info.kind, self.config.parts)
         return F.normalize(self.encoder_a(a), dim=1), F.normalize(self.encoder_b(b), dim=1)
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """:math:`\\tfrac12 (\\bar f(a) + \\bar g(b))`, ``(batch, latent_dim)``."""
+        self.check_context(context, len(x))
         a, b = self.embed_parts(x)
         return 0.5 * (a + b)
 
     @torch.no_grad()
     def retrieval(self, x: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
         """Top-k accuracy of finding each example's second part from its first (``ab``) and
-        the reverse (``ba``) among all of ``x`` (:func:`genlab.metrics.retrieval.retrieval_accuracy`)."""
+        the reverse (``ba``) among all of ``x`` (:func:`genlab.stats.retrieval.retrieval_accuracy`)."""
         a, b = zip(*(self.embed_parts(chunk) for chunk in x.split(1024)), strict=True)
         return retrieval_accuracy(torch.cat(a), torch.cat(b), ks)
 

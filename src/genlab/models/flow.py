@@ -33,7 +33,7 @@ model is a density on the dequantised values and bits/dim follow from
 **Conditional sampling** (:meth:`Flow.sample_conditional`) is MCMC on the unobserved
 coordinates with the exact density and an accept/reject step, so the chains target the model's
 own conditional :math:`p(x_u \mid x_o) \propto p(x_o, x_u)` exactly (at stationarity); see the
-method for the proposal, and :mod:`genlab.mcmc`.
+method for the proposal, and :mod:`genlab.samplers.density`.
 
 References:
     Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
@@ -60,11 +60,8 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo, dequantize
-from genlab.errors import DataError
-from genlab.mcmc import sir_mala
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.models.conditioning import complete, gaussian_conditional
-from genlab.nn import AffineNormalizer
+from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer
 from genlab.nn.flows import (
     ActNorm,
     AffineCoupling,
@@ -77,8 +74,8 @@ from genlab.nn.flows import (
     Standardize,
     coupling_conditioner,
 )
-from genlab.nn.mlp import ACTIVATIONS
 from genlab.objectives import log_standard_normal
+from genlab.samplers import ExplicitDensity, LatentGenerator, complete_from_density
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
@@ -87,7 +84,6 @@ FlowTransform = Literal["realnvp", "maf", "spline"]
 FLOW_TRANSFORMS: tuple[str, ...] = get_args(FlowTransform)
 Conditioner = Literal["auto", "mlp", "conv"]
 CONDITIONERS: tuple[str, ...] = get_args(Conditioner)
-Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
 INIT_EXAMPLES = 2048  # examples used for the data-dependent ActNorm initialisation
 GAUSSIAN_FIT_SAMPLES = 2048  # model samples behind the Gaussian that shapes the MCMC proposals
 EVAL_CHUNK = 8192  # examples per pass when the MCMC scores many candidates without gradients
@@ -156,8 +152,20 @@ class Flow(GenerativeModel):
 
     family = "flow"
     capabilities = Capabilities(
-        sample=True, log_prob="exact", encode=True, decode=True, conditional=True
+        sample=True,
+        log_prob="exact",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
+    description = "RealNVP / MAF / neural spline flow"
+    task_notes = {
+        "generation": "inverse transform",
+        "representation": "z = f(x), bijective: `decode` inverts",
+        "conditional": "SIR + MALA on the unobserved coordinates with the exact density",
+        "posterior": "SIR + MALA on z, through the exact inverse",
+    }
     config_class = FlowConfig
     default_train = {"epochs": 1000, "batch_size": 256, "lr": 1e-3, "patience": 50}
     budgets = {
@@ -274,32 +282,36 @@ class Flow(GenerativeModel):
         z, log_det = self.transform(x)
         return log_standard_normal(z) + log_det
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B,)`` exact :math:`\\log p(x)` in nats, a density in data units.
 
         With the logit pre-transform the support is the dequantised range: outside it the
         density is 0 (``-inf``).
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         log_p = self._log_prob(x)
         if isinstance(self.pre, Logit):
             outside = ((x < self.pre.low) | (x > self.pre.low + self.pre.width)).flatten(1).any(1)
             log_p = log_p.masked_fill(outside, -math.inf)
         return log_p
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, D)`` the latent :math:`z = f(x)` (data x -> latent z)."""
-        self.check_input(x)
+        self.check_input(x, context=context)
         return self.transform(x)[0]
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, *event_shape)`` the data :math:`x = f^{-1}(z)` (the inverse direction)."""
+        self.check_context(context, len(z))
         h = self.layers.inverse(z.reshape(-1, *self.layer_shape))
         return self.pre.inverse(h.reshape(-1, *self.info.event_shape))
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
         """``(n, *event_shape)``: :math:`x = f^{-1}(z)`, :math:`z \\sim \\mathcal N(0, I)`."""
+        self.check_context(context, n)
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.decode(z).float()
@@ -334,6 +346,30 @@ class Flow(GenerativeModel):
         eye = torch.eye(h.shape[1], dtype=h.dtype, device=device)
         return h.mean(0), torch.cov(h.T) + 1e-6 * eye
 
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """The inverse transform :math:`x = f^{-1}(z)`: exact, so the posterior is the flow's own."""
+        return LatentGenerator(
+            self.latent_dim, lambda z, rows: self.decode(z), next(self.parameters()).device
+        )
+
+    def explicit_density(self, generator: torch.Generator | None = None) -> ExplicitDensity:
+        """The pieces :func:`~genlab.samplers.complete_from_density` needs: chains on ``h = f_0(x)``.
+
+        The Gaussian approximation of ``h`` is fitted to 2,048 of the model's own samples,
+        drawn with ``generator``.
+        """
+        shape = self.info.event_shape
+        mean, cov = self._pre_gaussian(generator)
+        return ExplicitDensity(
+            family=self.family,
+            transform=lambda x: self.pre(x.reshape(-1, *shape))[0].flatten(1),
+            inverse=lambda h: self.pre.inverse(h.view(-1, *shape)).flatten(1),
+            log_density=self._log_prob_pre,
+            in_support=self._in_support,
+            mean=mean,
+            cov=cov,
+        )
+
     def sample_conditional(
         self,
         x: Tensor,
@@ -343,24 +379,18 @@ class Flow(GenerativeModel):
         generator: torch.Generator | None = None,
         n_candidates: int = 32,
         steps: int = 60,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""``(n, batch, *event_shape)`` draws of :math:`x_u \sim p(x_u \mid x_o)` by SIR + MALA.
 
         The chains run on the unobserved coordinates of :math:`h = f_0(x)`, the pre-transform
         (logit or standardisation), which is elementwise: :math:`h_u \mid h_o` has the density
         :math:`\propto \mathcal N(f(h); 0, I)\,|\det \partial f / \partial h|` (zero where
-        :math:`x` leaves the support), on the whole real line, so no proposal is wasted on a
-        boundary. Each chain
-
-        1. starts by sampling-importance-resampling: ``n_candidates`` draws from a widened
-           Gaussian :math:`\mathcal N(m, w^2 S)`, weighted by the exact density, where
-           :math:`(m, S)` is the Gaussian conditional of :math:`h_u` given :math:`h_o` under a
-           Gaussian fitted to the model's own samples (2,048 draws): it follows :math:`x_o`
-           (a top half's strokes predict the bottom's) and gives SIR the weights of separated
-           modes in low dimension;
-        2. runs ``steps`` MALA transitions in the coordinates whitened by :math:`S` (during the
-           first half a step size shared by the chains adapts towards acceptance 0.574, then it
-           is frozen) and returns its last state (:func:`genlab.mcmc.sir_mala`).
+        :math:`x` leaves the support), on the whole real line. Each chain starts by
+        sampling-importance-resampling from the Gaussian conditional of :math:`h_u` given
+        :math:`h_o` under a Gaussian fitted to the model's own samples (:meth:`explicit_density`),
+        then runs ``steps`` MALA transitions whitened by it
+        (:func:`~genlab.samplers.complete_from_density` has the details).
 
         Assumptions: the accept/reject step makes the model's conditional the exact stationary
         distribution whatever the Gaussian, but a chain of finite length is only approximately
@@ -381,43 +411,13 @@ class Flow(GenerativeModel):
             Rubin, "Using the SIR algorithm to simulate posterior distributions", 1988.
             Roberts & Tweedie, Bernoulli 2(4), 1996 (MALA).
         """
-        self.check_input(x)
-        check(n_candidates >= 1, f"n_candidates must be >= 1, got {n_candidates}")
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        mean, cov = self._pre_gaussian(generator)
-        shape = self.info.event_shape
-
-        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
-            with torch.no_grad():
-                h_rows = self.pre(rows.reshape(-1, *shape))[0].flatten(1)  # (R, D)
-            if not bool(self._in_support(h_rows[:, observed]).all()):
-                raise DataError(
-                    "flow: observed values are not finite or lie outside the flow's support "
-                    "(the dequantised value range); the conditional is undefined there"
-                )
-            mean_u, cov_u = gaussian_conditional(mean, cov, h_rows.double(), observed)
-            chol = torch.linalg.cholesky(cov_u).to(h_rows.dtype)
-            free = (~observed).nonzero().squeeze(1)
-            fixed = h_rows.repeat(n, 1)  # (n * R, D), chain i * R + r completes row r
-
-            def log_density(h_free: Tensor) -> Tensor:
-                copies = len(h_free) // len(fixed)  # SIR scores several candidates per chain
-                h = fixed.repeat_interleave(copies, 0).index_copy(1, free, h_free)
-                return self._log_prob_pre(h)
-
-            h_free, _ = sir_mala(
-                log_density,
-                mean_u.to(h_rows.dtype).repeat(n, 1),
-                chol,
-                n_candidates=n_candidates,
-                steps=steps,
-                burn_in=steps // 2,
-                pool=n,  # the n chains of an example share its SIR candidates
-                generator=generator,
-            )
-            with torch.no_grad():
-                h = fixed.index_copy(1, free, h_free)
-                completed = self.pre.inverse(h.view(-1, *shape)).flatten(1)
-            return completed[:, free].view(n, len(rows), len(free))
-
-        return complete(x, mask, n, fill)
+        self.check_input(x, context=context)
+        return complete_from_density(
+            self.explicit_density(generator),
+            x,
+            mask,
+            n,
+            n_candidates=n_candidates,
+            steps=steps,
+            generator=generator,
+        )

@@ -11,7 +11,8 @@ benchmark (README; ``scripts/mode_coverage.py``): 4x128 LeakyReLU MLPs, :math:`k
 dimension (at most 16), Adam(0, 0.99) at lr :math:`2\cdot10^{-3}` decayed linearly to 0, an R1
 penalty :math:`\gamma = 1` applied every 4 steps, batches of 256, 20,000 steps, and an EMA of
 the generator (decay 0.999). ``minimax`` and ``hinge`` keep these settings; the Wasserstein
-losses bring their paper's recipe unless it is overridden (:data:`LOSS_SETTINGS`):
+losses bring their paper's recipe unless it is overridden (:data:`LOSS_RECIPES`, the
+``recipe`` layer of :mod:`genlab.settings`):
 
 - ``wasserstein``: weight clipping :math:`c = 0.01`, RMSProp, constant lr
   :math:`5\cdot10^{-5}`, 5 critic steps per generator step, no R1 (Arjovsky et al., 2017,
@@ -20,7 +21,7 @@ losses bring their paper's recipe unless it is overridden (:data:`LOSS_SETTINGS`
   :math:`10^{-4}`, 5 critic steps, no R1 (Gulrajani et al., 2017, Algorithm 1).
 
 Any loss can add spectral normalisation of :math:`D` (``spectral_norm``). The generator's weights
-are averaged (an EMA, ``ema_decay``; :mod:`genlab.train.averaging`) and the *averaged* generator
+are averaged (an EMA, ``ema_decay``; :mod:`genlab.nn.averaging`) and the *averaged* generator
 is the model: ``sample`` and ``decode`` use it. The averaged weights are part of the state dict,
 so checkpoints carry them.
 
@@ -37,7 +38,7 @@ Each step logs the diagnostics that explain a run (``metrics.jsonl``, plotted in
 otherwise), ``d_grad_norm`` and ``g_grad_norm`` (gradient norms of both players), and the
 penalties in use. Each validation logs ``d_real_val``, the mean :math:`D` on held-out data
 (a memorisation check against ``d_real``), and on the 2-D mixtures ``modes_captured``,
-``hq_fraction`` and ``mode_kl`` of 2,500 samples (:mod:`genlab.metrics.modes`). GANs have no
+``hq_fraction`` and ``mode_kl`` of 2,500 samples (:mod:`genlab.stats.modes`). GANs have no
 held-out loss, so no selection happens: the last weights are kept.
 
 References:
@@ -54,9 +55,8 @@ References:
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -67,12 +67,9 @@ from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.data.splits import chunks
 from genlab.errors import DataError
-from genlab.metrics.modes import N_SAMPLES, mode_coverage_for
-from genlab.models.autoencoder import Activation
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.models.conditioning import complete, latent_posterior
-from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
-from genlab.nn.mlp import ACTIVATIONS
+from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer, build_decoder, build_encoder
+from genlab.nn.averaging import AveragedCopies
 from genlab.objectives.adversarial import (
     ADVERSARIAL_LOSSES,
     GAN_LOSSES,
@@ -82,8 +79,9 @@ from genlab.objectives.adversarial import (
     interpolate,
     r1_penalty,
 )
-from genlab.train.averaging import ema_decay, ema_update_
-from genlab.train.optim import adam
+from genlab.optim import adam
+from genlab.samplers import LatentGenerator, LatentVariableModel, complete_from_latent
+from genlab.stats.modes import N_SAMPLES, mode_coverage_for
 
 if TYPE_CHECKING:
     from genlab.train.config import TrainConfig
@@ -95,8 +93,8 @@ MAX_AUTO_LATENT = 16
 OptimizerName = Literal["adam", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 
-# Each loss's paper recipe; a layer under the budget's and the user's settings.
-LOSS_SETTINGS: dict[str, dict[str, Any]] = {
+# Each loss's paper recipe: the `recipe` settings layer, under the budget's and the user's.
+LOSS_RECIPES: dict[str, dict[str, Any]] = {
     "minimax": {},
     "nonsaturating": {},
     "hinge": {},
@@ -195,11 +193,6 @@ def spectral_norm_(module: nn.Module) -> nn.Module:
     return module
 
 
-def frozen_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` without gradients, to hold averaged weights."""
-    return copy.deepcopy(module).requires_grad_(False)
-
-
 def total_grad_norm(parameters: Sequence[Tensor]) -> Tensor:
     """L2 norm of the gradients currently held by ``parameters`` (0 when none has one)."""
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -213,8 +206,22 @@ class GAN(GenerativeModel):
 
     family = "gan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=False, decode=True, conditional=True
+        sample=True,
+        log_prob="none",
+        encode=False,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
+    description = "minimax, non-saturating, Wasserstein with clipping or gradient penalty, hinge"
+    task_notes = {
+        "generation": "the averaged generator",
+        "representation": "z → x",
+        "conditional": (
+            "under a stated Gaussian observation-noise model: z ~ p(z ∣ x_o) by SIR + MALA"
+        ),
+        "posterior": "SIR + MALA on z",
+    }
     config_class = GANConfig
     default_train = {
         "steps": 20_000,
@@ -223,17 +230,13 @@ class GAN(GenerativeModel):
         "lr_schedule": "linear",
         "eval_every": 500,
     }
+    recipe_option = "loss"
+    recipes = LOSS_RECIPES
     budgets = {
         "smoke": {"steps": 40, "batch_size": 64, "hidden": (64, 64), "channels": 8},
         "fast": {"steps": 2_000, "architecture": "mlp"},  # on 8x8 images 14x faster than conv
         "full": {"steps": 20_000},
     }
-
-    @classmethod
-    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """:attr:`default_train` under the chosen loss's paper recipe (:data:`LOSS_SETTINGS`)."""
-        loss = settings.get("loss", cls.config_class.loss)
-        return {**cls.default_train, **LOSS_SETTINGS.get(loss, {})}
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -248,31 +251,32 @@ class GAN(GenerativeModel):
         self.discriminator = self.build_discriminator()
         if config.spectral_norm:
             spectral_norm_(self.discriminator)
-        self.averaged = nn.ModuleDict({"generator": frozen_copy(self.generator_net)})
+        self.averaged = AveragedCopies({"generator": self.generator_net})
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # generator updates
         self.register_buffer("last_r1", torch.zeros(()))  # for logging between lazy R1 steps
 
     # ------------------------------------------------------------------ networks
 
     def build_generator(self) -> nn.Module:
-        """:math:`z` ``(B, k)`` -> normalised data ``(B, *event_shape)``."""
-        cfg, shape = self.config, self.info.event_shape
-        if self.conv:
-            return nn.Sequential(
-                ConvDecoder(self.latent_dim, shape, cfg.channels, cfg.activation), nn.Tanh()
-            )
-        layers = [MLP(self.latent_dim, self.info.n_features, cfg.hidden, cfg.activation)]
-        if self.info.kind == "image":
-            layers.append(nn.Tanh())
-        return nn.Sequential(*layers, nn.Unflatten(1, shape))
+        """:math:`z` ``(B, k)`` -> normalised data ``(B, *event_shape)`` (``tanh`` on images)."""
+        cfg = self.config
+        return build_decoder(
+            self.latent_dim,
+            self.info.event_shape,
+            "conv" if self.conv else "mlp",
+            cfg.hidden,
+            cfg.channels,
+            cfg.activation,
+            output_activation=nn.Tanh() if self.info.kind == "image" else None,
+        )
 
     def data_features(self, out_features: int) -> nn.Module:
         """The discriminator's view of data: ``(B, *event_shape) -> (B, out_features)``."""
         cfg = self.config
-        if self.conv:
-            return ConvEncoder(self.info.event_shape, out_features, cfg.channels, "leaky_relu")
-        return nn.Sequential(
-            nn.Flatten(), MLP(self.info.n_features, out_features, cfg.hidden, cfg.activation)
+        activation = "leaky_relu" if self.conv else cfg.activation
+        architecture = "conv" if self.conv else "mlp"
+        return build_encoder(
+            self.info.event_shape, out_features, architecture, cfg.hidden, cfg.channels, activation
         )
 
     def build_discriminator(self) -> nn.Module:
@@ -302,8 +306,9 @@ class GAN(GenerativeModel):
         device = self.normalizer.shift.device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, *event_shape)`` data :math:`G(z)` of the averaged generator."""
+        self.check_context(context, len(z))
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise DataError(
                 f"{self.family}: codes have shape {tuple(z.shape)}, expected (batch, "
@@ -312,7 +317,10 @@ class GAN(GenerativeModel):
         return self.normalizer.inverse(self.averaged["generator"](z))
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        self.check_context(context, n)
         return self.decode(self.latent(n, generator))
 
     # ------------------------------------------------------------------ conditional sampling
@@ -320,6 +328,40 @@ class GAN(GenerativeModel):
     def latent_proposal(self, u: Tensor) -> Tensor:
         """``(B, k)`` centres of the proposals for the codes of normalised data ``u``: the prior's."""
         return torch.zeros(len(u), self.latent_dim, device=u.device, dtype=u.dtype)
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """The averaged generator, in data units."""
+        return LatentGenerator(
+            self.latent_dim, lambda z, rows: self.decode(z), self.normalizer.shift.device
+        )
+
+    def latent_variable_model(self, noise_std: float) -> LatentVariableModel:
+        r"""The averaged generator under Gaussian observation noise :math:`\sigma` (normalised units).
+
+        :math:`\log p(x_d \mid z) = -\frac{1}{2\sigma^2}(G(z)_d - u(x)_d)^2` up to a constant,
+        a draw of :math:`x \mid z` is the noise-free :math:`G(z)` (as :meth:`sample`), and the
+        proposal is centred at :meth:`latent_proposal` with unit scale.
+        """
+        shape, net, d = self.info.event_shape, self.averaged["generator"], self.info.n_features
+        shift, scale = self.normalizer.flat()
+
+        def decode(z: Tensor) -> Tensor:  # (*batch, k) -> (*batch, D) normalised
+            return net(z.reshape(-1, self.latent_dim)).reshape(*z.shape[:-1], d)
+
+        def coordinate_log_prob(out: Tensor, x: Tensor) -> Tensor:
+            return -0.5 * ((out - (x - shift) / scale) / noise_std).square()
+
+        def proposal(x: Tensor) -> tuple[Tensor, Tensor]:
+            loc = self.latent_proposal(((x - shift) / scale).view(-1, *shape))
+            return loc, torch.ones_like(loc)
+
+        return LatentVariableModel(
+            start=shift,  # normalised value 0
+            decode=decode,
+            coordinate_log_prob=coordinate_log_prob,
+            draw=lambda out, generator: out * scale + shift,
+            proposal=proposal,
+        )
 
     def sample_conditional(
         self,
@@ -331,6 +373,7 @@ class GAN(GenerativeModel):
         noise_std: float = 0.1,
         steps: int = 200,
         n_candidates: int = 64,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""``(n, batch, *event_shape)`` completions :math:`G(z)_u` with :math:`z \sim p(z \mid x_o)`.
 
@@ -346,7 +389,7 @@ class GAN(GenerativeModel):
         Each chain draws :math:`z` by sampling-importance-resampling from a widened Gaussian
         centred at :meth:`latent_proposal` (the prior for the GAN, the encoder's code for BiGAN)
         and ``steps`` MALA transitions (the first half adapt the step size;
-        :func:`~genlab.models.conditioning.latent_posterior`), then returns the averaged
+        :func:`~genlab.samplers.complete_from_latent`), then returns the averaged
         generator's :math:`G(z)_u` next to the observed values (noise-free, like :meth:`sample`).
 
         Assumptions: the chains target this posterior exactly at stationarity, but the answer is
@@ -369,37 +412,17 @@ class GAN(GenerativeModel):
             arXiv:1607.07539.
             Roberts & Tweedie, Bernoulli 2(4), 1996 (MALA).
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         check(noise_std > 0, f"noise_std must be positive, got {noise_std}")
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(n_candidates >= 1, f"n_candidates must be >= 1, got {n_candidates}")
-        shape, net = self.info.event_shape, self.averaged["generator"]
-
-        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
-            with torch.no_grad():
-                u = self.normalizer(rows.view(-1, *shape)).flatten(1)  # (R, D)
-                loc = self.latent_proposal(torch.where(observed, u, 0.0).view(-1, *shape))
-            target = u[:, observed].repeat(n, 1)  # (n * R, O): chain i * R + r completes row r
-
-            def log_likelihood(z: Tensor) -> Tensor:  # (chains, S, k) -> (chains, S)
-                out = net(z.flatten(0, 1)).flatten(1)[:, observed].view(*z.shape[:2], -1)
-                return -0.5 * ((out - target[:, None]) / noise_std).square().sum(-1)
-
-            z, _ = latent_posterior(
-                log_likelihood,
-                loc.repeat(n, 1),
-                torch.ones_like(loc).repeat(n, 1),
-                n_candidates=n_candidates,
-                steps=steps,
-                burn_in=steps // 2,
-                pool=n,  # the n chains of an example share its SIR candidates
-                generator=generator,
-            )
-            with torch.no_grad():
-                completed = self.decode(z).flatten(1)
-            return completed[:, ~observed].view(n, len(rows), -1)
-
-        return complete(x, mask, n, fill)
+        return complete_from_latent(
+            lambda context: self.latent_variable_model(noise_std),  # a model of p(x) alone
+            x,
+            mask,
+            n,
+            steps=steps,
+            n_candidates=n_candidates,
+            generator=generator,
+        )
 
     # ------------------------------------------------------------------ training
 
@@ -411,8 +434,7 @@ class GAN(GenerativeModel):
             self.normalizer.scale.fill_((high - low) / 2)
         else:
             self.normalizer.fit(x_train)
-        for name, module in self.generator_player().items():
-            self.averaged[name].load_state_dict(module.state_dict())
+        self.averaged.reset_(self.generator_player())
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
@@ -516,19 +538,16 @@ class GAN(GenerativeModel):
             return optimizers.grad_norms[name].detach()
         return total_grad_norm(optimizers.parameters(name))
 
-    @torch.no_grad()
     def update_average(self) -> None:
         """One EMA step of the averaged copies of the generator player's modules."""
-        decay = ema_decay(int(self.steps), self.config.ema_decay)
-        for name, module in self.generator_player().items():
-            ema_update_(self.averaged[name], module, decay)
+        self.averaged.update_(self.generator_player(), int(self.steps), self.config.ema_decay)
 
     def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
         """Mean :math:`D` on held-out data (``d_real_val``) and, on the 2-D mixtures, mode coverage.
 
         ``d_real_val`` well below the training batches' ``d_real`` means the discriminator is
         memorising the training set (Karras et al., 2020, arXiv:2006.06676). Mode coverage is
-        that of 2,500 samples (:mod:`genlab.metrics.modes`).
+        that of 2,500 samples (:mod:`genlab.stats.modes`).
         """
         game = ADVERSARIAL_LOSSES[self.config.loss]
         outputs = torch.cat(

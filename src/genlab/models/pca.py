@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
+from genlab.errors import ConfigError
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.models.conditioning import complete, gaussian_conditional
+from genlab.samplers import (
+    GaussianMeasurement,
+    Observation,
+    complete,
+    gaussian_conditional,
+    gaussian_posterior,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_COMPONENTS = 8
@@ -55,8 +63,19 @@ class PCA(GenerativeModel):
 
     family = "pca"
     capabilities = Capabilities(
-        sample=True, log_prob="exact", encode=True, decode=True, conditional=True
+        sample=True,
+        log_prob="exact",
+        encode=True,
+        decode=True,
+        conditional="exact",
+        posterior="exact",
     )
+    description = "probabilistic PCA"
+    task_notes = {
+        "representation": "posterior mean",
+        "conditional": "Gaussian conditional",
+        "posterior": "Gaussian posterior in closed form, for linear f",
+    }
     config_class = PCAConfig
     fit_method = "closed_form"
     budgets = {"smoke": {}, "fast": {}, "full": {}}
@@ -99,9 +118,9 @@ class PCA(GenerativeModel):
         eye = torch.eye(k, dtype=torch.float64, device=self.weight.device)
         return self.weight.T @ self.weight + self.noise_variance * eye
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         r""":math:`\log \mathcal N(x; \mu, C)`, computed in float64."""
-        self.check_input(x)
+        self.check_input(x, context=context)
         diff = x.flatten(1).to(torch.float64) - self.mean
         chol = torch.linalg.cholesky(self.covariance())
         solved = torch.linalg.solve_triangular(chol, diff.T, upper=False)  # (D, B)
@@ -119,29 +138,34 @@ class PCA(GenerativeModel):
             loc, self.noise_variance * torch.linalg.inv(m)
         )
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The posterior mean :math:`E[z \\mid x]`."""
+        self.check_context(context, len(x))
         return self.posterior(x).mean.to(x.dtype)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """:math:`W z + \\mu`."""
+        self.check_context(context, len(z))
         x = z.to(torch.float64) @ self.weight.T + self.mean
         return x.to(z.dtype).view(-1, *self.info.event_shape)
 
-    def reconstruct(self, x: Tensor) -> Tensor:
+    def reconstruct(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         r"""Optimal reconstruction from the posterior mean, :math:`W (W^T W)^{-1} M E[z|x] + \mu`.
 
         This is the orthogonal projection onto the principal subspace (Tipping & Bishop, 1999,
         section 3.2); ``decode(encode(x))`` would shrink towards the mean by :math:`M^{-1}`.
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         w = self.weight
         diff = x.flatten(1).to(torch.float64) - self.mean
         coords = torch.linalg.solve(w.T @ w, w.T @ diff.T)  # (k, B)
         return (w @ coords).T.add(self.mean).to(x.dtype).view_as(x)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
         r""":math:`x = W z + \mu + \sigma \epsilon`."""
+        self.check_context(context, n)
         device = self.weight.device
         z = torch.randn(
             n, self.latent_dim, generator=generator, device=device, dtype=torch.float64
@@ -153,13 +177,19 @@ class PCA(GenerativeModel):
         return x.float().view(n, *self.info.event_shape)
 
     def sample_conditional(
-        self, x: Tensor, mask: Tensor, n: int, *, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        mask: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""Exact Gaussian conditioning, :math:`x_u \mid x_o \sim \mathcal N(m, S)` with
         :math:`m = \mu_u + C_{uo} C_{oo}^{-1} (x_o - \mu_o)`,
         :math:`S = C_{uu} - C_{uo} C_{oo}^{-1} C_{ou}`.
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         cov = self.covariance()
 
         def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
@@ -171,6 +201,41 @@ class PCA(GenerativeModel):
             return mean_u + eps @ chol.T  # (n, R, U)
 
         return complete(x, mask, n, fill)
+
+    def posterior_distribution(self, observation: Observation) -> tuple[Tensor, Tensor]:
+        """Mean ``(rows, D)`` and covariance ``(D, D)`` of :math:`x \\mid y`, in closed form
+        (:func:`~genlab.samplers.gaussian_posterior`) for a linear Gaussian measurement."""
+        if not isinstance(observation, GaussianMeasurement) or not observation.operator.linear:
+            raise ConfigError(
+                "pca: the exact posterior needs a linear measurement with Gaussian noise "
+                f"(gaussian_measurement with mask, downsample, blur or projection), not "
+                f"{observation.description!r}"
+            )
+        matrix = observation.operator.matrix().to(self.mean.device)
+        y = observation.y.to(self.mean.device, torch.float64)
+        return gaussian_posterior(self.mean, self.covariance(), matrix, y, observation.noise_std)
+
+    def sample_posterior(
+        self,
+        observation: Observation,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        **sampler_options: Any,
+    ) -> Tensor:
+        r"""Exact draws of :math:`x \mid y` for :math:`y = Ax + \sigma\varepsilon`: PPCA's
+        :math:`x \sim \mathcal N(\mu, C)` makes the posterior Gaussian
+        (:meth:`posterior_distribution`). No sampler runs, so ``sampler_options`` (the MCMC
+        families' ``steps``...) are ignored."""
+        self.check_context(context, observation.rows)
+        mean, cov = self.posterior_distribution(observation)
+        values, vectors = torch.linalg.eigh(cov)  # a square root that tolerates a singular S
+        root = vectors * values.clamp(min=0).sqrt()
+        eps = torch.randn(
+            (n, *mean.shape), generator=generator, device=mean.device, dtype=torch.float64
+        )
+        return (mean + eps @ root.T).float().view(n, len(mean), *self.info.event_shape)
 
     def conditional_distribution(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Mean ``(B, n_unobserved)`` and covariance of the unobserved coordinates (one mask)."""

@@ -33,8 +33,14 @@ from genlab.config import check
 from genlab.data.augment import augment_images, augment_vectors
 from genlab.data.dataset import DataInfo
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.nn import MLP, AffineNormalizer, EncoderArchitecture, build_encoder
-from genlab.nn.mlp import ACTIVATIONS
+from genlab.nn import (
+    ACTIVATIONS,
+    MLP,
+    Activation,
+    AffineNormalizer,
+    EncoderArchitecture,
+    build_encoder,
+)
 from genlab.objectives.contrastive import CONTRASTIVE_LOSSES, ContrastiveLoss, contrastive_loss
 
 if TYPE_CHECKING:
@@ -66,7 +72,7 @@ class SimCLRConfig:
     architecture: EncoderArchitecture = "mlp"
     hidden: tuple[int, ...] = (512, 256)
     channels: int = 32
-    activation: str = "relu"
+    activation: Activation = "relu"
     projection_dim: int = 64
     projection_hidden: int = 256
     temperature: float = 0.5
@@ -101,8 +107,12 @@ class SimCLR(GenerativeModel):
 
     family = "simclr"
     capabilities = Capabilities(
-        sample=False, log_prob="none", encode=True, decode=False, conditional=False
+        sample=False, log_prob="none", encode=True, decode=False, conditional="none"
     )
+    description = "contrastive, two augmented views"
+    task_notes = {
+        "representation": "encoder output, before the projection head",
+    }
     config_class = SimCLRConfig
     # no early stopping: on digits the validation loss still falls slowly at epoch 600, with
     # plateaus longer than 50 epochs; patience 50 stopped runs at a probe accuracy of
@@ -136,9 +146,9 @@ class SimCLR(GenerativeModel):
     def prepare(self, x_train: Tensor) -> None:
         self.normalizer.fit(x_train)
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The representation :math:`h = f(x)`, ``(batch, latent_dim)``."""
-        self.check_input(x)
+        self.check_input(x, context=context)
         return self.encoder(self.normalizer(x))
 
     def augment(self, u: Tensor, generator: torch.Generator) -> Tensor:

@@ -45,20 +45,28 @@ References:
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from torch import Tensor, nn
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
 from torch.distributions import Independent, Normal
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, DataError
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.models.conditioning import complete, latent_posterior
-from genlab.nn import MLP, AffineNormalizer, ConvDecoder, ConvEncoder
+from genlab.nn import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    Activation,
+    AffineNormalizer,
+    Architecture,
+    build_decoder,
+    build_encoder,
+)
 from genlab.nn.likelihoods import (
     DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
@@ -66,7 +74,6 @@ from genlab.nn.likelihoods import (
     LikelihoodName,
     make_likelihood,
 )
-from genlab.nn.mlp import ACTIVATIONS
 from genlab.objectives import (
     elbo,
     iw_bound,
@@ -74,16 +81,17 @@ from genlab.objectives import (
     log_importance_weights,
     log_standard_normal,
 )
+from genlab.samplers import (
+    LatentGenerator,
+    LatentMethod,
+    LatentVariableModel,
+    complete_from_latent,
+)
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
-VAEArchitecture = Literal["mlp", "conv", "linear"]
-VAE_ARCHITECTURES: tuple[str, ...] = get_args(VAEArchitecture)
-Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
 VAELikelihood = Literal["auto", LikelihoodName]
-VAESampler = Literal["mala", "gibbs"]
-VAE_SAMPLERS: tuple[str, ...] = get_args(VAESampler)
 ACTIVE_UNIT_THRESHOLD = 0.01
 MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
@@ -107,10 +115,12 @@ class VAEConfig:
     val_samples: importance samples of the validation bound (model selection).
     binarize: dynamic binarisation (bernoulli only): train on Bernoulli draws of the grey
         levels; the model is then a model of binarised data.
+    conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
+        (a conditional VAE: the one-hot label joins the encoder's input and the code).
     """
 
     latent_dim: int = 16
-    architecture: VAEArchitecture = "mlp"
+    architecture: Architecture = "mlp"
     hidden: tuple[int, ...] = (256, 256)
     activation: Activation = "relu"
     channels: int = 32
@@ -121,6 +131,7 @@ class VAEConfig:
     train_samples: int = 1
     val_samples: int = 1
     binarize: bool = False
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
@@ -128,8 +139,8 @@ class VAEConfig:
         check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
         check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
         check(
-            self.architecture in VAE_ARCHITECTURES,
-            f"architecture must be one of {VAE_ARCHITECTURES}, got {self.architecture!r}",
+            self.architecture in ARCHITECTURES,
+            f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}",
         )
         check(
             self.likelihood == "auto" or self.likelihood in LIKELIHOODS,
@@ -168,8 +179,23 @@ class VAE(GenerativeModel):
 
     family = "vae"
     capabilities = Capabilities(
-        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional=True
+        sample=True,
+        log_prob="lower_bound",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
+        context=True,
     )
+    description = "variational autoencoder"
+    task_notes = {
+        "generation": "ancestral",
+        "density": "ELBO / importance-weighted, k = 1000 at evaluation",
+        "representation": "posterior mean; `posterior(x)` is a distribution",
+        "conditional": "z ~ p(z ∣ x_o) by SIR + MALA, or Metropolis-within-Gibbs",
+        "posterior": "SIR + MALA on z, read as x = the decoder mean",
+        "context": "with `conditional=true`: labels into encoder and decoder",
+    }
     config_class = VAEConfig
     default_importance_samples = 1000
     default_train = {"epochs": 1000, "batch_size": 128, "lr": 1e-3, "patience": 50}
@@ -189,23 +215,32 @@ class VAE(GenerativeModel):
         )
         n_params = self.likelihood.n_params
         self.normalizer = AffineNormalizer(shape, per_feature=info.kind == "vector")
-        if config.architecture == "conv":
-            check(info.kind == "image", "vae: architecture=conv needs image data")
-            c, h, w = shape
-            self.encoder: nn.Module = ConvEncoder(shape, 2 * k, config.channels, config.activation)
-            self.decoder: nn.Module = nn.Sequential(
-                ConvDecoder(k, (n_params * c, h, w), config.channels, config.activation),
-                nn.Flatten(),
-            )
-        else:
-            hidden = config.hidden if config.architecture == "mlp" else ()
-            self.encoder = nn.Sequential(nn.Flatten(), MLP(d, 2 * k, hidden, config.activation))
-            self.decoder = MLP(k, n_params * d, tuple(reversed(hidden)), config.activation)
+        check(
+            config.architecture != "conv" or info.kind == "image",
+            "vae: architecture=conv needs image data",
+        )
+        check(
+            not config.conditional or info.n_classes is not None,
+            f"vae: conditional=true models p(x | y) with the data's labels as context, and "
+            f"{info.name} has no labels: give labelled data or drop conditional",
+        )
+        if not config.conditional:  # this model of p(x) takes no context
+            self.capabilities = dataclasses.replace(type(self).capabilities, context=False)
+        c = self.n_classes = info.n_classes if config.conditional else 0
+        arch, channels, activation = config.architecture, config.channels, config.activation
+        # a conditional encoder sees the one-hot label as extra channels (images) or features
+        in_shape = (shape[0] + c, *shape[1:]) if arch == "conv" else (d + c,)
+        self.encoder = build_encoder(in_shape, 2 * k, arch, config.hidden, channels, activation)
+        # the decoder stacks the likelihood's parameters along channels (images) or features
+        out_shape = (n_params * shape[0], *shape[1:]) if arch == "conv" else (n_params * d,)
+        self.decoder = build_decoder(
+            k + c, out_shape, arch, config.hidden[::-1], channels, activation, flat=True
+        )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ the model's pieces
 
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
         if self.likelihood_name == "bernoulli" and not self.config.binarize:
@@ -222,25 +257,52 @@ class VAE(GenerativeModel):
         """False for discrete likelihoods: their density is constant on each level's bin."""
         return self.likelihood_name not in DISCRETE_LIKELIHOODS
 
-    def _posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x)`."""
-        loc, log_scale = self.encoder(self.normalizer(x)).chunk(2, dim=-1)
+    def _labels(self, context: Tensor | None) -> Tensor | None:
+        """``(B, C)`` one-hot labels of a conditional VAE (``None`` for a model of p(x))."""
+        if not self.n_classes:
+            return None
+        if context is None:
+            raise DataError("vae (conditional=true) models p(x | y): pass the labels as context=")
+        if context.dim() != 1 or context.is_floating_point():
+            raise DataError(f"vae: context must be (batch,) integer labels, got {context.dtype}")
+        if bool(((context < 0) | (context >= self.n_classes)).any()):
+            raise DataError(f"vae: labels must lie in 0..{self.n_classes - 1}")
+        return F.one_hot(context, self.n_classes).float()
+
+    def _posterior_params(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x[, y])`."""
+        u = self.normalizer(x)
+        if labels is not None:
+            if self.config.architecture == "conv":  # one constant plane per class
+                planes = labels[:, :, None, None].expand(-1, -1, *u.shape[2:])
+                u = torch.cat([u, planes.to(u.dtype)], 1)
+            else:
+                u = torch.cat([u.flatten(1), labels.to(u.dtype)], 1)
+        loc, log_scale = self.encoder(u).chunk(2, dim=-1)
         return loc, log_scale
 
-    def _decoder_params(self, z: Tensor) -> Tensor:
-        """``(*batch, n_params, D)`` likelihood parameters for codes ``(*batch, K)``."""
-        flat = self.decoder(z.reshape(-1, self.latent_dim))  # (N, n_params * D)
+    def _decoder_params(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(*batch, n_params, D)`` likelihood parameters for codes ``(*batch, K)``.
+
+        ``labels`` (a conditional VAE's one-hot labels) broadcast against the codes' batch.
+        """
+        if labels is not None:
+            z = torch.cat([z, labels.to(z.dtype).expand(*z.shape[:-1], self.n_classes)], -1)
+        flat = self.decoder(z.reshape(-1, z.shape[-1]))  # (N, n_params * D)
         return flat.view(*z.shape[:-1], self.likelihood.n_params, self.info.n_features)
 
-    def posterior(self, x: Tensor) -> Independent:
+    def posterior(self, x: Tensor, *, context: Tensor | None = None) -> Independent:
         """:math:`q(z \\mid x)` as a ``torch.distributions`` object, batch ``(B,)``, event ``(K,)``."""
-        self.check_input(x)
-        loc, log_scale = self._posterior_params(x)
+        self.check_input(x, context=context)
+        loc, log_scale = self._posterior_params(x, self._labels(context))
         return Independent(Normal(loc, log_scale.exp()), 1)
 
-    def decoder_distribution(self, z: Tensor) -> torch.distributions.Distribution:
+    def decoder_distribution(
+        self, z: Tensor, *, context: Tensor | None = None
+    ) -> torch.distributions.Distribution:
         """:math:`p(x \\mid z)` over the likelihood's target (see :mod:`genlab.nn.likelihoods`)."""
-        return self.likelihood.distribution(self._decoder_params(z))
+        self.check_context(context, len(z))
+        return self.likelihood.distribution(self._decoder_params(z, self._labels(context)))
 
     def _target(self, x: Tensor) -> Tensor:
         """``(B, D)`` the likelihood's target of user data, checked against its support."""
@@ -250,26 +312,36 @@ class VAE(GenerativeModel):
 
     # ------------------------------------------------------------------ the four tasks
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The posterior mean :math:`\\mu_\\phi(x)`, ``(B, K)``."""
-        self.check_input(x)
-        return self._posterior_params(x)[0]
+        self.check_input(x, context=context)
+        return self._posterior_params(x, self._labels(context))[0]
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The mean of :math:`p(x \\mid z)` in data units, ``(B, *event_shape)``."""
-        mean = self.likelihood.mean(self._decoder_params(z))
+        self.check_context(context, len(z))
+        mean = self.likelihood.mean(self._decoder_params(z, self._labels(context)))
         return mean.view(-1, *self.info.event_shape)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
         """Ancestral samples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x \\mid z)`."""
+        self.check_context(context, n)
         device = self.normalizer.shift.device
+        labels = self._labels(context)
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        x = self.likelihood.sample(self._decoder_params(z), generator)
+        x = self.likelihood.sample(self._decoder_params(z, labels), generator)
         return x.view(n, *self.info.event_shape).float()
 
     def log_prob(
-        self, x: Tensor, *, k: int = 1, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        *,
+        k: int = 1,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""``(B,)`` the importance-weighted bound :math:`\log \frac1k \sum_i w_i \le \log p(x)`.
 
@@ -282,33 +354,85 @@ class VAE(GenerativeModel):
                 (common random numbers), so the bound is a deterministic function of each
                 example, whatever its batch.
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         if k < 1:
             raise ConfigError(f"k (importance samples) must be >= 1, got {k}")
         shared = generator is None
         if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
         target = self._target(x)
-        loc, log_scale = self._posterior_params(x)
+        labels = self._labels(context)
+        loc, log_scale = self._posterior_params(x, labels)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
         eps = torch.randn(eps_shape, generator=generator, device=x.device)
         outputs_per_sample = len(x) * self.likelihood.n_params * self.info.n_features
         per_pass = max(1, MAX_ELEMENTS // outputs_per_sample)
         log_weights = torch.cat(
             [
-                self._log_weights(target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype))
+                self._log_weights(
+                    target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype), labels
+                )
                 for i in range(0, k, per_pass)
             ]
         )
         return iw_bound(log_weights)
 
-    def _log_weights(self, target: Tensor, loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
+    def _log_weights(
+        self,
+        target: Tensor,
+        loc: Tensor,
+        log_scale: Tensor,
+        eps: Tensor,
+        labels: Tensor | None = None,
+    ) -> Tensor:
         r"""``(S, B)`` :math:`\log p(x \mid z_i) + \log p(z_i) - \log q(z_i \mid x)`, ``eps`` ``(S, *, K)``."""
         z = loc + log_scale.exp() * eps  # (S, B, K)
-        log_likelihood = self.likelihood.log_prob(self._decoder_params(z), target)
+        log_likelihood = self.likelihood.log_prob(self._decoder_params(z, labels), target)
         # log q(z | x) = log N(eps; 0, I) - sum log sigma, exact for z = loc + sigma * eps
         log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
         return log_importance_weights(log_likelihood, log_standard_normal(z), log_posterior)
+
+    def latent_variable_model(self, context: Tensor | None = None) -> LatentVariableModel:
+        r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (the encoder as
+        proposal), for chains with the labels ``context`` (a conditional VAE)."""
+        shape = self.info.event_shape
+        labels = self._labels(context)
+
+        def decode(z: Tensor) -> Tensor:  # codes (chains[, S], K), one label per chain
+            if labels is None:
+                return self._decoder_params(z)
+            return self._decoder_params(z, labels.view(len(z), *[1] * (z.dim() - 2), -1))
+
+        def coordinate_log_prob(params: Tensor, x: Tensor) -> Tensor:
+            return self.likelihood.coordinate_log_prob(params, self.likelihood.target(x))
+
+        def proposal(x: Tensor) -> tuple[Tensor, Tensor]:  # the first len(x) chains
+            rows = None if labels is None else labels[: len(x)]
+            loc, log_scale = self._posterior_params(x.view(-1, *shape), rows)
+            return loc, log_scale.exp()
+
+        def check_observed(x: Tensor, observed: Tensor) -> None:
+            self.likelihood.check_target(self.likelihood.target(x)[:, observed])
+
+        return LatentVariableModel(
+            start=self.normalizer.shift.expand(shape).flatten(),  # the training mean
+            decode=decode,
+            coordinate_log_prob=coordinate_log_prob,
+            draw=self.likelihood.sample,
+            proposal=proposal,
+            check_observed=check_observed,
+        )
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        r"""The decoder mean :math:`G(z) = \mathbb E[x \mid z]`: for measurements, the VAE is read as
+        :math:`x = G(z)` and the measurement noise stands in for the decoder's own."""
+        shape, labels = self.info.event_shape, self._labels(context)
+
+        def generate(z: Tensor, rows: Tensor) -> Tensor:
+            params = self._decoder_params(z, None if labels is None else labels[rows])
+            return self.likelihood.mean(params).view(-1, *shape)
+
+        return LatentGenerator(self.latent_dim, generate, self.normalizer.shift.device)
 
     def sample_conditional(
         self,
@@ -317,31 +441,27 @@ class VAE(GenerativeModel):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        sampler: VAESampler = "mala",
+        sampler: LatentMethod = "mala",
         steps: int = 300,
         n_candidates: int = 32,
+        context: Tensor | None = None,
     ) -> Tensor:
         r"""``(n, batch, *event_shape)`` draws of :math:`x_u \sim p(x_u \mid x_o)` by MCMC.
 
         Every likelihood of :mod:`genlab.nn.likelihoods` factorises over coordinates, so
         :math:`p(x_u \mid x_o, z) = p(x_u \mid z)` and :math:`p(x_o \mid z)` is a product over
-        the observed coordinates. Two exact (at stationarity) samplers:
+        the observed coordinates. Two samplers, exact at stationarity
+        (:func:`~genlab.samplers.complete_from_latent`):
 
         - ``"mala"`` (default): :math:`z \sim p(z \mid x_o) \propto p(z)\, p(x_o \mid z)` by
           sampling-importance-resampling from the encoder (widened, at the example with its
           unobserved part set to the training mean: the multiple imputation of Mattei &
           Frellsen, 2019) followed by ``steps`` MALA transitions whitened by the encoder's
-          scale (the first half adapt the step size), then :math:`x_u \sim p(x_u \mid z)`
-          (:func:`~genlab.models.conditioning.latent_posterior`);
+          scale (the first half adapt the step size), then :math:`x_u \sim p(x_u \mid z)`;
         - ``"gibbs"``: Metropolis-within-Gibbs on :math:`(z, x_u)` (Mattei & Frellsen, 2018,
-          algorithm 1): an independent Metropolis-Hastings step on :math:`z` with the encoder
-          at the current completion as proposal, accepted with probability
-
-          .. math::
-              \min\Big\{1, \frac{p(x_o, x_u \mid z')\, p(z')\, q(z \mid x_o, x_u)}
-              {p(x_o, x_u \mid z)\, p(z)\, q(z' \mid x_o, x_u)}\Big\},
-
-          then :math:`x_u \sim p(x_u \mid z)`, ``steps`` times, from the training mean.
+          algorithm 1), with the encoder at the current completion as independent proposal,
+          ``steps`` sweeps from the training mean
+          (:func:`~genlab.samplers.metropolis_within_gibbs`).
 
         On digits both reach the same completion accuracy, but the independent proposal is
         accepted about 5% of the time, so Metropolis-within-Gibbs needs about ten times more
@@ -363,93 +483,19 @@ class VAE(GenerativeModel):
             sampler: ``"mala"`` or ``"gibbs"``.
             steps: MALA transitions or Metropolis-within-Gibbs iterations per chain.
             n_candidates: SIR candidates per chain (``"mala"``).
-
-        References:
-            Mattei & Frellsen, "Leveraging the Exact Likelihood of Deep Latent Variable Models",
-            NeurIPS 2018, arXiv:1802.04826.
-            Mattei & Frellsen, "MIWAE", ICML 2019, arXiv:1812.02633.
         """
-        self.check_input(x)
-        check(sampler in VAE_SAMPLERS, f"sampler must be one of {VAE_SAMPLERS}, got {sampler!r}")
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(n_candidates >= 1, f"n_candidates must be >= 1, got {n_candidates}")
-        start = self.normalizer.shift.expand(self.info.event_shape).flatten()  # training mean
-
-        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
-            x = torch.where(observed, rows, start).repeat(n, 1)  # (n * R, D), one chain a row
-            target = self.likelihood.target(x)
-            self.likelihood.check_target(target[:, observed])
-            free = (~observed).nonzero().squeeze(1)
-            if sampler == "gibbs":
-                x = self._gibbs_chains(x, free, steps, generator)
-            else:
-
-                def log_likelihood(z: Tensor) -> Tensor:  # (chains, S, K) -> (chains, S)
-                    params = self._decoder_params(z)  # (chains, S, n_params, D)
-                    log_p = self.likelihood.coordinate_log_prob(params, target.unsqueeze(1))
-                    return log_p[..., observed].sum(-1)
-
-                with torch.no_grad():
-                    loc, log_scale = self._posterior_params(x.view(-1, *self.info.event_shape))
-                z, _ = latent_posterior(
-                    log_likelihood,
-                    loc,
-                    log_scale.exp(),
-                    n_candidates=n_candidates,
-                    steps=steps,
-                    burn_in=steps // 2,
-                    pool=n,  # the n chains of an example share its SIR candidates
-                    generator=generator,
-                )
-                with torch.no_grad():
-                    x = self._draw_unobserved(x, free, z, generator)
-            return x[:, free].view(n, len(rows), len(free))
-
-        return complete(x, mask, n, fill)
-
-    def _draw_unobserved(
-        self, x: Tensor, free: Tensor, z: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
-        r"""``x`` with its ``free`` coordinates drawn from :math:`p(x_u \mid z)`."""
-        drawn = self.likelihood.sample(self._decoder_params(z), generator)
-        return x.index_copy(1, free, drawn[:, free])
-
-    @torch.no_grad()
-    def _gibbs_chains(
-        self, x: Tensor, free: Tensor, steps: int, generator: torch.Generator | None
-    ) -> Tensor:
-        """Metropolis-within-Gibbs (see :meth:`sample_conditional`) from ``x`` ``(chains, D)``."""
-
-        def posterior(x: Tensor) -> Normal:
-            loc, log_scale = self._posterior_params(x.view(-1, *self.info.event_shape))
-            return Normal(loc, log_scale.exp())
-
-        def draw(q: Normal) -> Tensor:
-            eps = torch.randn(q.loc.shape, generator=generator, device=x.device, dtype=x.dtype)
-            return q.loc + q.scale * eps
-
-        z = draw(posterior(x))
-        params = self._decoder_params(z)
-        x = self._draw_unobserved(x, free, z, generator)
-        for _ in range(steps):
-            q = posterior(x)
-            proposal = draw(q)
-            params_p = self._decoder_params(proposal)
-            target = self.likelihood.target(x)
-            log_ratio = (
-                self.likelihood.log_prob(params_p, target)
-                + log_standard_normal(proposal)
-                - q.log_prob(proposal).sum(-1)
-                - self.likelihood.log_prob(params, target)
-                - log_standard_normal(z)
-                + q.log_prob(z).sum(-1)
-            )
-            u = torch.rand(len(x), generator=generator, device=x.device, dtype=x.dtype)
-            accept = u.log() < torch.nan_to_num(log_ratio, nan=-math.inf)
-            z = torch.where(accept[:, None], proposal, z)
-            params = torch.where(accept[:, None, None], params_p, params)
-            x = self._draw_unobserved(x, free, z, generator)
-        return x
+        self.check_input(x, context=context)
+        return complete_from_latent(
+            self.latent_variable_model,
+            x,
+            mask,
+            n,
+            method=sampler,
+            steps=steps,
+            n_candidates=n_candidates,
+            generator=generator,
+            context=context,
+        )
 
     # ------------------------------------------------------------------ training
 
@@ -468,16 +514,22 @@ class VAE(GenerativeModel):
         return self.config.beta * min(1.0, (int(self.steps_done) + 1) / warmup)
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
         if self.config.binarize:
             x = self._binarize(x, generator)
         target = self.likelihood.target(x.flatten(1))
-        loc, log_scale = self._posterior_params(x)
+        labels = self._labels(context)
+        loc, log_scale = self._posterior_params(x, labels)
         samples = self.config.train_samples
         if samples == 1:
             eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-            params = self._decoder_params(loc + log_scale.exp() * eps)
+            params = self._decoder_params(loc + log_scale.exp() * eps, labels)
             # batch sums of both terms: the loss needs no per-example values
             log_likelihood = self.likelihood.total_log_prob(params, target)
             kl = kl_standard_normal(loc, log_scale).sum()
@@ -486,22 +538,28 @@ class VAE(GenerativeModel):
         else:
             shape = (samples, *loc.shape)
             eps = torch.randn(shape, generator=generator, device=x.device, dtype=loc.dtype)
-            loss = -iw_bound(self._log_weights(target, loc, log_scale, eps)).mean()
+            loss = -iw_bound(self._log_weights(target, loc, log_scale, eps, labels)).mean()
             metrics = {}
         optimizers.minimize(loss)
         if self.config.warmup_steps:
             self.steps_done += 1
         return {"loss": loss.detach(), **metrics}
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def validation_loss(
+        self, x: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> Tensor:
         """Minus the IW bound with ``val_samples`` samples (binarised data if ``binarize``)."""
         if self.config.binarize:
             x = self._binarize(x, generator)
-        return -self.log_prob(x, k=self.config.val_samples, generator=generator)
+        return -self.log_prob(x, k=self.config.val_samples, generator=generator, context=context)
 
     @torch.no_grad()
     def rate_distortion(
-        self, x: Tensor, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         r"""``(B,)`` rate :math:`\mathrm{KL}(q(z|x) \| p(z))` and distortion
         :math:`-\log p(x \mid z)`, :math:`z \sim q(z|x)` (one draw), in nats.
@@ -509,26 +567,37 @@ class VAE(GenerativeModel):
         Their sum is minus the ELBO; :math:`\beta` trades one for the other (Alemi et al.,
         "Fixing a Broken ELBO", ICML 2018, arXiv:1711.00464).
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         target = self._target(x)
-        loc, log_scale = self._posterior_params(x)
+        labels = self._labels(context)
+        loc, log_scale = self._posterior_params(x, labels)
         eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-        params = self._decoder_params(loc + log_scale.exp() * eps)
+        params = self._decoder_params(loc + log_scale.exp() * eps, labels)
         return kl_standard_normal(loc, log_scale), -self.likelihood.log_prob(params, target)
 
     @torch.no_grad()
-    def kl_per_dimension(self, x: Tensor) -> Tensor:
+    def kl_per_dimension(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(K,)`` mean over ``x`` of :math:`\\mathrm{KL}(q(z_j \\mid x) \\| \\mathcal N(0, 1))`."""
-        loc, log_scale = self._posterior_params(x)
+        loc, log_scale = self._posterior_params(x, self._labels(context))
         return kl_standard_normal(loc, log_scale).mean(0)
 
     @torch.no_grad()
-    def active_units(self, x: Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+    def active_units(
+        self,
+        x: Tensor,
+        threshold: float = ACTIVE_UNIT_THRESHOLD,
+        *,
+        context: Tensor | None = None,
+    ) -> int:
         r"""Coordinates with :math:`\mathrm{Var}_x\, \mathbb E_{q}[z_j \mid x] > 0.01` (Burda et al.)."""
-        return int((self._posterior_params(x)[0].var(0) > threshold).sum())
+        loc = self._posterior_params(x, self._labels(context))[0]
+        return int((loc.var(0) > threshold).sum())
 
-    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
-        kl = self.kl_per_dimension(x_val)
-        metrics = {"active_units": float(self.active_units(x_val)), "kl": float(kl.sum())}
+    def validation_metrics(
+        self, x_val: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> dict[str, float]:
+        kl = self.kl_per_dimension(x_val, context=context)
+        active = self.active_units(x_val, context=context)
+        metrics = {"active_units": float(active), "kl": float(kl.sum())}
         metrics.update({f"kl_{j}": float(v) for j, v in enumerate(kl)})
         return metrics

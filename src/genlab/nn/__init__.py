@@ -1,16 +1,28 @@
 """Building blocks only: networks and fixed transforms. No losses live here."""
 
 from genlab.nn.conv import ConvDecoder, ConvEncoder
-from genlab.nn.encoder import ENCODER_ARCHITECTURES, EncoderArchitecture, build_encoder
-from genlab.nn.mlp import MLP
+from genlab.nn.mlp import ACTIVATIONS, MLP, Activation
+from genlab.nn.networks import (
+    ARCHITECTURES,
+    ENCODER_ARCHITECTURES,
+    Architecture,
+    EncoderArchitecture,
+    build_decoder,
+    build_encoder,
+)
 from genlab.nn.normalizer import AffineNormalizer
 
 __all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
     "ENCODER_ARCHITECTURES",
     "MLP",
+    "Activation",
     "AffineNormalizer",
+    "Architecture",
     "ConvDecoder",
     "ConvEncoder",
     "EncoderArchitecture",
+    "build_decoder",
     "build_encoder",
 ]

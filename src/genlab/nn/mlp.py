@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from torch import Tensor, nn
 
+Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "elu"]
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -35,7 +37,7 @@ class MLP(nn.Sequential):
         in_features: int,
         out_features: int,
         hidden: Sequence[int] = (),
-        activation: str = "relu",
+        activation: Activation = "relu",
     ) -> None:
         sizes = [in_features, *hidden, out_features]
         layers: list[nn.Module] = []

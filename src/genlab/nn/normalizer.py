@@ -39,6 +39,12 @@ class AffineNormalizer(nn.Module):
     def inverse(self, u: Tensor) -> Tensor:
         return u * self.scale + self.shift
 
+    def flat(self) -> tuple[Tensor, Tensor]:
+        """``(D,)`` shift and scale of every coordinate, for data flattened to ``(..., D)``."""
+        return self.shift.expand(self.event_shape).flatten(), self.scale.expand(
+            self.event_shape
+        ).flatten()
+
     def log_abs_det_jacobian(self) -> Tensor:
         r""":math:`-\sum_d \log s_d` over one example's coordinates (a scalar)."""
         n_repeat = 1

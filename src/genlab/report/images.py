@@ -59,9 +59,10 @@ def save_scatter(
     samples: Tensor, path: str | Path, *, reference: Tensor | None = None, title: str = ""
 ) -> Path:
     """Scatter the first two coordinates of ``samples`` over ``reference`` (e.g. the data)."""
-    from genlab.report.figures import plt, save_figure  # matplotlib only when drawing
+    from genlab.report.figures import blank_figure, save_figure  # matplotlib only when drawing
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+    fig = blank_figure(4.5, 4.5)
+    ax = fig.subplots()
     if reference is not None:
         ref = reference.detach().cpu().numpy()
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="#bbbbbb", label="data", linewidths=0)

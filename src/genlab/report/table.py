@@ -35,3 +35,13 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
         for line in body
     ]
     return "\n".join(lines)
+
+
+def format_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """Rows of dicts -> a Markdown table; ``columns`` are (key, header) pairs."""
+    lines = ["| " + " | ".join(title for _, title in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    lines += [
+        "| " + " | ".join(format_value(row.get(k)) for k, _ in columns) + " |" for row in rows
+    ]
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from genlab.errors import ConfigError
-from genlab.stats._validate import ArrayLike, as_probability_pair
+from genlab.stats.validation import ArrayLike, as_probability_pair
 
 
 @dataclass(frozen=True)

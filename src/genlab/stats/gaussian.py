@@ -36,7 +36,7 @@ import scipy.linalg
 from scipy.linalg import blas
 
 from genlab.errors import DataError
-from genlab.stats._validate import ArrayLike
+from genlab.stats.validation import ArrayLike
 
 
 def _as_gaussian(mu: ArrayLike, cov: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:

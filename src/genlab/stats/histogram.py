@@ -21,8 +21,8 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.errors import ConfigError, DataError
-from genlab.stats._validate import ArrayLike, as_sample_pair
 from genlab.stats.divergences import F_DIVERGENCES, f_divergence
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 MAX_BINNED_DIM = 3
 MAX_CATEGORIES = 100_000

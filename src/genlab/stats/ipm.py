@@ -38,9 +38,9 @@ from torch import Tensor
 from genlab.config import check
 from genlab.errors import ConfigError
 from genlab.nn import MLP
-from genlab.stats._seeding import build_seeded
-from genlab.stats._validate import ArrayLike, as_sample_pair
-from genlab.train.optim import adam
+from genlab.optim import adam
+from genlab.stats.seeding import build_seeded
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 CriticClass = Literal["bounded", "lipschitz", "neural_net"]
 CRITIC_CLASSES: tuple[str, ...] = get_args(CriticClass)

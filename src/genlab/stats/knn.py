@@ -27,7 +27,7 @@ from torch import Tensor
 from genlab.config import check
 from genlab.errors import DataError
 from genlab.stats import kernels
-from genlab.stats._validate import ArrayLike, as_sample_pair
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 #: Most query rows per block; fewer when ``len(reference)`` is large (see ``block_rows``).
 CHUNK = 1024

@@ -31,8 +31,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from genlab.stats._validate import ArrayLike, as_sample_pair
 from genlab.stats.kernels import Kernel, RBFKernel
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 CHUNK = 2048
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from genlab.errors import ConfigError, DataError
-from genlab.stats._validate import ArrayLike, as_sample_pair
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 OTMethod = Literal["exact", "sinkhorn"]
 OT_METHODS: tuple[str, ...] = get_args(OTMethod)

@@ -43,9 +43,9 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.errors import ConfigError
-from genlab.stats._validate import ArrayLike, as_sample_pair
 from genlab.stats.kernels import Kernel, RBFKernel
 from genlab.stats.mmd import euclidean_distances
+from genlab.stats.validation import ArrayLike, as_sample_pair
 
 PermutationStatistic = Literal["mmd", "energy", "mean"]
 PERMUTATION_STATISTICS: tuple[str, ...] = get_args(PermutationStatistic)

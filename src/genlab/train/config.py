@@ -17,7 +17,8 @@ class TrainConfig:
     lr: learning rate of the family's optimizer(s).
     weight_decay: L2 penalty of the optimizer.
     val_fraction: share of the training data held out for validation (model selection and
-        early stopping never look at the test split). 0 disables validation.
+        early stopping never look at the test split). 0 disables validation. Closed-form
+        fits select nothing and use all the training data.
     eval_every: steps between validations; ``None`` validates at the end of every epoch.
     patience: stop after this many validations without improvement; ``None`` never stops early.
     select_best: restore the weights with the best validation loss at the end.

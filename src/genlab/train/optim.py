@@ -3,79 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 from genlab.train.distributed import average_gradients
-
-
-class FusedAdam(torch.optim.Adam):
-    r"""``torch.optim.Adam(fused=True)`` whose :meth:`step` calls the fused kernel directly.
-
-    The update is torch's (Kingma & Ba, 2015, arXiv:1412.6980):
-    :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`,
-    :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
-    :math:`\theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)` with the
-    bias-corrected :math:`\hat m, \hat v`, computed by the same kernel, with the same state and
-    ``state_dict``. The generic ``step`` regroups the parameters by device and dtype and checks
-    its options on every call (about 0.1 ms on CPU, 2% of a small VAE's step); this one does so
-    only when it must: the first step (state creation), several groups, devices or dtypes, a
-    missing gradient, tensor hyper-parameters or the options the shortcut does not cover fall
-    back to ``torch.optim.Adam.step``. Step hooks run either way (torch wraps every ``step``).
-    """
-
-    def step(self, closure=None):  # noqa: ANN001, ANN201 (torch's signature)
-        shortcut = self._shortcut() if closure is None else None
-        if shortcut is None:
-            return super().step(closure)
-        group, params, grads = shortcut
-        states = [self.state[p] for p in params]
-        steps = [s["step"] for s in states]
-        with torch.no_grad():
-            torch._foreach_add_(steps, 1)
-            torch._fused_adam_(
-                params,
-                grads,
-                [s["exp_avg"] for s in states],
-                [s["exp_avg_sq"] for s in states],
-                [],
-                steps,
-                amsgrad=False,
-                lr=group["lr"],
-                beta1=group["betas"][0],
-                beta2=group["betas"][1],
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=group["maximize"],
-            )
-        return None
-
-    def _shortcut(self) -> tuple[dict, list[Tensor], list[Tensor]] | None:
-        """(group, params, grads) when the direct call applies, else None."""
-        if len(self.param_groups) != 1:
-            return None
-        group = self.param_groups[0]
-        if not group["fused"] or group["amsgrad"] or group["capturable"]:
-            return None
-        if group["differentiable"] or group["decoupled_weight_decay"]:
-            return None
-        if any(isinstance(group[k], Tensor) for k in ("lr", "eps", "weight_decay")):
-            return None
-        if any(isinstance(b, Tensor) for b in group["betas"]) or not group["params"]:
-            return None
-        params = group["params"]
-        grads = [p.grad for p in params]
-        first = params[0]
-        for p, g in zip(params, grads, strict=True):
-            if g is None or g.is_sparse or "step" not in self.state.get(p, ()):
-                return None
-            if p.device != first.device or p.dtype != first.dtype or g.dtype != p.dtype:
-                return None
-        return group, params, grads
-
 
 LRSchedule = Literal["constant", "linear", "cosine"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LRSchedule)
@@ -92,22 +25,6 @@ def lr_factor(schedule: LRSchedule, progress: float) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
-
-
-def adam(
-    params: Iterable[nn.Parameter],
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    weight_decay: float = 0.0,
-) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all parameters) where torch has one."""
-    params = [p for p in params if p.requires_grad]
-    fused = all(p.is_floating_point() for p in params) and all(
-        p.device.type in ("cpu", "cuda") for p in params
-    )
-    if fused:
-        return FusedAdam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
-    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
 class Optimizers:

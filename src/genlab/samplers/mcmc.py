@@ -1,4 +1,4 @@
-r"""Markov chain Monte Carlo used by conditional samplers: SIR initialisation + MALA.
+r"""Markov chain Monte Carlo for the conditional samplers: SIR initialisation + MALA.
 
 Metropolis-adjusted Langevin (Roberts & Tweedie, 1996) targets a density :math:`\pi(u)` known up
 to a constant: propose
