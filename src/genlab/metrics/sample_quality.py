@@ -268,7 +268,7 @@ def score_samples(
         raise DataError(f"{len(samples)} samples but labels of shape {tuple(labels.shape)}")
     n = len(samples) if n_samples is None else n_samples
     if n > len(samples):
-        raise ConfigError(f"--n-samples {n} but only {len(samples)} samples")
+        raise ConfigError(f"n_samples={n}, but there are only {len(samples)} samples")
     if n < max(MIN_SAMPLES, k + 1):
         raise DataError(f"need at least {max(MIN_SAMPLES, k + 1)} samples, got {n}")
     uses_features = any(m in FEATURE_METRICS for m in metrics)
