@@ -20,6 +20,8 @@ from genlab.errors import (
     ConfigError,
     DataError,
     GenlabError,
+    RunLocked,
+    StorageError,
     TrainingDiverged,
     UnsupportedCapability,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "DataError",
     "GenerativeModel",
     "GenlabError",
+    "RunLocked",
+    "StorageError",
     "TrainingDiverged",
     "UnsupportedCapability",
     "__version__",
