@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 
 import genlab
 from genlab.cli import main
+from genlab.runs import LOCK_FILE
 
 
 @dataclass
@@ -236,11 +237,17 @@ CASES = [
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
+    """Path -> SHA-256 of every file under ``folder``; a run's ``.lock`` counts by its existence
+    alone (its content names the last process that held the lock: the lock's own state)."""
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(folder)): "" if p.name == LOCK_FILE else _sha256(p)
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_the_corpus_is_large():

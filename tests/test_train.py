@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import genlab
-from genlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from genlab.errors import CheckpointError, ConfigError, StorageError, TrainingDiverged
 from genlab.io import read_safetensors
 from genlab.runs import read_metrics
 from genlab.train.checkpoint import load_model
@@ -141,7 +141,7 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, digit
     model = genlab.load(run)
     from genlab.train.checkpoint import save_checkpoint
 
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(StorageError, match="simulated"):
         save_checkpoint(checkpoint, model, {}, {"step": 1}, {})
     monkeypatch.undo()
     assert checkpoint.read_bytes() == before

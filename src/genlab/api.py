@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -150,11 +151,12 @@ def fit(
     check_seed(data_seed, "data_seed")
     resolved = resolve_settings(family, settings, budget)
     model_config, train_config = resolved.model, resolved.train
+    torch_device = resolve_device(device)  # under torchrun, joins the process group
     main = distributed.current().is_main
     if out is not None and main:
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
     dataset, data_entry = _dataset(data, data_seed)
-    model = build_model(family, model_config, dataset.info, seed).to(resolve_device(device))
+    model = build_model(family, model_config, dataset.info, seed).to(torch_device)
     if out is None:
         train_fit(model, dataset, train_config, seed=seed, progress=progress, callback=callback)
         return model.eval()
@@ -200,14 +202,16 @@ def resume(
     """
     directory = RunDirectory(run)
     config = directory.read_config()
-    with directory.writing():
+    torch_device = resolve_device(device)  # under torchrun, joins the process group
+    main = distributed.current().is_main  # rank 0 alone locks and writes the run
+    with directory.writing() if main else contextlib.nullcontext():
         dataset = data if data is not None else _load_run_data(directory, config)
         _check_fingerprint(
             directory, config, dataset, allow_change=allow_data_change,
             way_out=f"`genlab resume {directory.path} --allow-data-change` goes on with the "
             "data as it is now and records the change; or restore the data",
         )  # fmt: skip
-        model = _model_from_config(directory, config).to(resolve_device(device))
+        model = _model_from_config(directory, config).to(torch_device)
         train_config = _config_section(directory, TrainConfig, config.train, "train")
         if directory.checkpoint_path.exists():
             train_fit(
@@ -217,7 +221,8 @@ def resume(
         elif directory.complete:  # a closed-form fit: nothing to continue
             load_model(directory.model_path, model)
         else:  # stopped before its first checkpoint: start again (same seed, same numbers)
-            directory.metrics.clear()
+            if main:
+                directory.metrics.clear()
             train_fit(
                 model, dataset, train_config, seed=config.seed, run=directory, progress=progress
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ import torch
 from genlab import api
 from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
+from genlab.io import storage_error
 from genlab.train.distributed import current as current_distributed
 from genlab.train.distributed import shutdown as shutdown_distributed
 
@@ -23,13 +25,24 @@ MAX_SAMPLES = 1_000_000
 
 
 def _positive(text: str) -> int:
+    """A positive integer, also written as ``1e6``."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def _seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers (e.g. 0,1,2), got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="model or training option, e.g. --set latent_dim=8 (repeatable)",
     )
-    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the genlab run in --out (only its files; never a folder that is not a run)",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument(
         "--dry-run",
@@ -70,10 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every resolved setting, its value and where it came from; train nothing",
     )
 
-    resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    resume = sub.add_parser(
+        "resume", help="finish a run: from its last checkpoint, or from the start if it has none"
+    )
     resume.add_argument("run")
     resume.add_argument("--device", default="auto")
     resume.add_argument("--no-progress", action="store_true")
+    resume.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="go on although the data's fingerprint changed since training (recorded in the run)",
+    )
 
     sample = sub.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run")
@@ -122,7 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--models", help="comma-separated families (default: all)")
     compare.add_argument("--budget", choices=api.BUDGETS, default="fast")
     compare.add_argument("--out", required=True)
-    compare.add_argument("--seed", type=int, default=0)
+    seeds = compare.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="one seed (default 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="several seeds, e.g. 0,1,2: every number as mean ± standard deviation over them",
+    )
+    compare.add_argument(
+        "--markdown", action="store_true", help="print the table as Markdown (README's)"
+    )
     compare.add_argument("--device", default="auto")
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
@@ -234,27 +267,38 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    api.resume(args.run, device=args.device, progress=not args.no_progress)
+    api.resume(
+        args.run,
+        device=args.device,
+        progress=not args.no_progress,
+        allow_data_change=args.allow_data_change,
+    )
     print(f"resumed and finished {args.run}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from genlab.report.images import save_samples
+    from genlab.io import atomic_write_bytes
+    from genlab.report.images import grid_layout, save_samples
 
     out = Path(args.out)
     if out.suffix not in (".npy", ".png"):
         raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give a file name (.npy or .png)")
     if args.n > MAX_SAMPLES:
-        raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES})")
+        raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES:,})")
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
+    if out.suffix == ".png" and model.info.kind == "image":
+        grid_layout(args.n, model.info)  # a picture too large to draw: refused before sampling
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=generator).cpu()
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, x.numpy())
+        buffer = io.BytesIO()
+        np.save(buffer, x.numpy())
+        atomic_write_bytes(out, buffer.getvalue())
     else:
         save_samples(x, out, model.info)
     print(f"wrote {args.n} samples to {out}")
@@ -262,8 +306,15 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from genlab import data as data_module
+    from genlab.io import writable_folder
     from genlab.report.table import format_value
 
+    run = Path(args.run)
+    cache = Path(args.cache) if args.cache else run / "cache"
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"--cache {cache}: is a file; give a folder for the cache")
+    if args.n_samples is not None and args.n_samples > MAX_SAMPLES:
+        raise ConfigError(f"--n-samples {args.n_samples} is too many (at most {MAX_SAMPLES:,})")
     model = api.load(args.run, device=args.device)
     dataset = data_module.load(args.data) if args.data else api.run_dataset(args.run)
     if dataset.info.event_shape != model.info.event_shape:
@@ -273,12 +324,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     options: dict[str, Any] = {"importance_samples": args.importance_samples}
     if args.metrics:
+        writable = run.is_dir() and writable_folder(run)
+        if not writable:  # a finished run on a read-only medium: measure, write nothing there
+            print(
+                f"genlab: note: {run} is not writable: the domain network is not cached there "
+                "(--cache DIR caches it elsewhere) and no picture is written",
+                file=sys.stderr,
+            )
         options |= {
             "metrics": args.metrics.split(","),
             "n_samples": args.n_samples,
             "n_bootstrap": args.bootstrap,
-            "cache_dir": args.cache or Path(args.run) / "cache",
-            "picture_dir": Path(args.run),
+            "cache_dir": cache if args.cache or writable else None,
+            "picture_dir": run if writable else None,
         }
     result = api.evaluate(model, dataset, seed=args.seed, **options)
     for key, value in result.items():
@@ -290,7 +348,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from genlab.compare import compare, scorecard_table
+    from genlab.compare import baseline_note, compare, scorecard_table
 
     families = None
     if args.models is not None:
@@ -302,11 +360,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
         families,
         out=args.out,
         budget=args.budget,
-        seed=args.seed,
+        seeds=args.seeds or [args.seed],
         device=args.device,
         progress=not args.no_progress,
     )
-    print(scorecard_table(scorecard))
+    print(scorecard_table(scorecard, markdown=args.markdown))
+    print(baseline_note(scorecard))
     print(f"scorecard: {scorecard.json_path}")
     print(f"report:    {scorecard.report_path}")
     if args.json:
@@ -393,6 +452,12 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error genlab expects is one ``genlab: error:`` line and exit 2.
+
+    Besides :class:`GenlabError`, an operating-system error that escaped the library (a file
+    system refusing a read or write) and running out of memory are such errors: they are the
+    machine's answer, not a bug, and get one line too.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
@@ -401,6 +466,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except GenlabError as exc:
         print(f"genlab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"genlab: error: {storage_error(exc, 'use', where)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "genlab: error: out of memory; use smaller data, a smaller model or fewer samples",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

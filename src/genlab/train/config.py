@@ -69,7 +69,8 @@ class TrainConfig:
             f"epochs={self.epochs} is absurd (max 1e6)",
         )
         check(self.steps is None or self.steps <= 10**9, f"steps={self.steps} is absurd (max 1e9)")
-        check(0 < self.lr < math.inf, f"lr must be a positive number, got {self.lr}")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(math.isfinite(self.lr), f"lr must be finite, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(
             0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"

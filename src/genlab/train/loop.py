@@ -102,7 +102,7 @@ class TrainState:
         limits = (
             ("step", state.step, 0, total_steps),
             ("epoch", state.epoch, 0, state.step),
-            ("batch_in_epoch", state.batch_in_epoch, 0, batches_per_epoch - 1),
+            ("batch_in_epoch", state.batch_in_epoch, 0, batches_per_epoch),
             ("best_step", state.best_step, -1, state.step),
             ("evals_since_best", state.evals_since_best, 0, state.step),
             ("elapsed_seconds", state.elapsed_seconds, 0, math.inf),
