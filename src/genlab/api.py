@@ -73,6 +73,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 MAX_PARAMETERS = 2**28  # 1 GiB of float32 weights (4 GiB with gradients and Adam's moments)
+# Settings whose every size (and the data's number of coordinates) is at most this cannot make an
+# absurd model; only others are counted, since the count costs PyTorch seconds the first time.
+SMALL_SIZE = 4096
 
 
 def parameter_count(family: str, model_config: Any, info: DataInfo) -> int:
@@ -84,20 +87,31 @@ def parameter_count(family: str, model_config: Any, info: DataInfo) -> int:
     return sum(t.numel() for t in (*model.parameters(), *model.buffers()))
 
 
+def _largest_size(model_config: Any, info: DataInfo) -> int:
+    """The largest integer among the settings (tuples included) and the data's coordinates."""
+    sizes = [info.n_features]
+    for value in dataclasses.asdict(model_config).values():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, int) and not isinstance(item, bool):
+                sizes.append(abs(item))
+    return max(sizes)
+
+
 def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -> GenerativeModel:
     """A fresh model whose initial weights depend only on ``seed``.
 
     Raises:
         ConfigError: the settings make a model of more than :data:`MAX_PARAMETERS` numbers
-            (checked before anything is allocated).
+            (counted before anything is allocated, when a size exceeds :data:`SMALL_SIZE`).
     """
-    count = parameter_count(family, model_config, info)
-    if count > MAX_PARAMETERS:
-        raise ConfigError(
-            f"{family}: these settings make a model of {count:,} parameters, more than "
-            f"genlab's limit of {MAX_PARAMETERS:,} (genlab.api.MAX_PARAMETERS); choose smaller "
-            "sizes (hidden, channels, latent_dim...)"
-        )
+    if _largest_size(model_config, info) > SMALL_SIZE:
+        count = parameter_count(family, model_config, info)
+        if count > MAX_PARAMETERS:
+            raise ConfigError(
+                f"{family}: these settings make a model of {count:,} parameters, more than "
+                f"genlab's limit of {MAX_PARAMETERS:,} (genlab.api.MAX_PARAMETERS); choose "
+                "smaller sizes (hidden, channels, latent_dim...)"
+            )
     cls = family_class(family)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

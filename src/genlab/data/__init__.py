@@ -130,7 +130,7 @@ def _load_digits(seed: int) -> Dataset:
 def _load_file(path: Path, seed: int) -> Dataset:
     raw = read_path(path)
     source = str(path)
-    x_train, kind = to_examples(raw.x, source)
+    x_train, kind = to_examples(raw.x, source, channels_last=raw.channels_last)
     if raw.x_test is not None:
         x_test, test_kind = to_examples(raw.x_test, f"{source} (x_test)")
         if x_test.shape[1:] != x_train.shape[1:]:

@@ -64,12 +64,17 @@ _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 @dataclass
 class RawData:
-    """Arrays as read from disk; ``x_test is None`` when the file carries no split."""
+    """Arrays as read from disk; ``x_test is None`` when the file carries no split.
+
+    ``channels_last``: 4-D arrays are known to be ``(N, H, W, C)`` (images read from a folder),
+    so :func:`to_examples` need not guess the channel axis.
+    """
 
     x: np.ndarray
     y: np.ndarray | None = None
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    channels_last: bool = False
 
 
 def is_idx_file(path: Path) -> bool:
@@ -128,14 +133,15 @@ def read_path(path: Path) -> RawData:
     )
 
 
-def _folder_entries(folder: Path) -> list[Path]:
-    """The visible entries of ``folder``, each a regular file or a folder inside ``folder``.
+def _folder_entries(folder: Path, root: Path | None = None) -> list[Path]:
+    """The visible entries of ``folder``, each a regular file or a folder inside ``root`` (the
+    data folder ``folder`` belongs to; default ``folder`` itself).
 
     Raises:
-        DataError: a FIFO, device or socket, or a symbolic link whose target leaves ``folder``
+        DataError: a FIFO, device or socket, or a symbolic link whose target leaves ``root``
             (or does not exist).
     """
-    root = folder.resolve()
+    root = (root or folder).resolve()
     entries = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
@@ -144,7 +150,7 @@ def _folder_entries(folder: Path) -> list[Path]:
             target = path.resolve()
             if not target.exists() or not target.is_relative_to(root):
                 raise DataError(
-                    f"{path}: a symbolic link to {target}, outside {folder}; a data folder may "
+                    f"{path}: a symbolic link to {target}, outside {root}; a data folder may "
                     "link only to files inside it (copy the file in instead)"
                 )
         mode = path.stat().st_mode
@@ -348,7 +354,7 @@ def read_image_folder(folder: Path) -> RawData:
     groups = list(enumerate(subfolders)) if subfolders else [(None, folder)]
     files: list[tuple[int | None, Path]] = []
     for label, sub in groups:
-        for path in _folder_entries(sub) if subfolders else entries:
+        for path in _folder_entries(sub, folder) if subfolders else entries:
             if path.is_dir():
                 raise DataError(
                     f"{path}: a folder inside the class folder {sub.name}; class folders hold "
@@ -375,7 +381,7 @@ def read_image_folder(folder: Path) -> RawData:
         )
     x = np.stack(arrays)
     y = np.array([label for label, _ in files]) if subfolders else None
-    return RawData(x, y)
+    return RawData(x, y, channels_last=True)
 
 
 @dataclass
@@ -440,11 +446,14 @@ def _unify(images: list[_Image], paths: list[Path], folder: Path) -> list[np.nda
     return [np.asarray(image.pixels.convert(target)) for image in images]
 
 
-def to_examples(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
+def to_examples(
+    x: np.ndarray, source: str, *, channels_last: bool = False
+) -> tuple[np.ndarray, str]:
     """Bring an array to ``(N, D)`` (kind ``"vector"``) or ``(N, C, H, W)`` (kind ``"image"``).
 
-    ``(N, H, W)`` gains a channel axis. For 4-D arrays the channel axis is axis 1 or axis 3,
-    whichever has at most 4 entries; when both do, the smaller one (ties: axis 1, torch's layout).
+    ``(N, H, W)`` gains a channel axis. For 4-D arrays the channel axis is axis 3 with
+    ``channels_last``; otherwise axis 1 or axis 3, whichever has at most 4 entries; when both
+    do, the smaller one (ties: axis 1, torch's layout).
     """
     if x.dtype == object or x.dtype.kind not in "biuf":
         raise DataError(f"{source}: dtype {x.dtype} is not numeric")
@@ -452,6 +461,8 @@ def to_examples(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
         return x, "vector"
     if x.ndim == 3:
         return x[:, None], "image"
+    if x.ndim == 4 and channels_last:
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "image"
     if x.ndim == 4:
         first, last = x.shape[1], x.shape[3]
         if last <= 4 and (first > 4 or last < first):

@@ -71,8 +71,8 @@ def evaluate(
     if data.true_log_prob is not None:
         result["true_nll_nats"] = -float(data.true_log_prob(x).double().mean())
     if caps.encode and caps.decode:
-        total = sum(
-            float((model.reconstruct(c.to(model.device)).cpu() - c).square().sum())
+        total = sum(  # float64: squares of data far from 1 stay finite
+            float((model.reconstruct(c.to(model.device)).cpu().double() - c).square().sum())
             for c in x.split(CHUNK)
         )
         result["recon_mse"] = total / x.numel()
