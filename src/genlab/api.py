@@ -218,7 +218,7 @@ def resume(
     config = directory.read_config()
     torch_device = resolve_device(device)  # under torchrun, joins the process group
     main = distributed.current().is_main  # rank 0 alone locks and writes the run
-    with directory.writing() if main else contextlib.nullcontext():
+    with directory.lock if main else contextlib.nullcontext():
         dataset = data if data is not None else _load_run_data(directory, config)
         _check_fingerprint(
             directory, config, dataset, allow_change=allow_data_change,

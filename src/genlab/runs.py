@@ -28,7 +28,6 @@ Rules that keep a run directory consistent:
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -36,7 +35,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -161,10 +160,13 @@ class RunConfig:
         )
 
 
+Fail = Callable[[str], CheckpointError]
+
+
 def _check_keys(
     data: dict[str, Any],
     required: set[str],
-    fail: Any,
+    fail: Fail,
     prefix: str,
     optional: frozenset[str] | set[str] = frozenset(),
 ) -> None:
@@ -176,7 +178,7 @@ def _check_keys(
         raise fail(f"unknown field {', '.join(repr(prefix + k) for k in unknown)}")
 
 
-def _check_type(value: Any, kind: type, name: str, fail: Any) -> None:
+def _check_type(value: Any, kind: type, name: str, fail: Fail) -> None:
     if not isinstance(value, kind):
         expected = {str: "a string", dict: "an object"}[kind]
         raise fail(f"field {name!r} must be {expected}, got {json.dumps(value)[:40]}")
@@ -466,12 +468,6 @@ class RunDirectory:
                 f"{path}: already holds a run; use `genlab resume {path}` to continue it, "
                 "--overwrite to replace it, or choose another --out"
             )
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[RunDirectory]:
-        """Hold this run's lock for the ``with`` block (resume, and re-drawn pictures)."""
-        with self.lock:
-            yield self
 
     def read_config(self) -> RunConfig:
         if not self.path.is_dir():
