@@ -14,6 +14,7 @@ import torch
 from genlab.data import Dataset
 from genlab.errors import DataError, UnsupportedCapability
 from genlab.models import GenerativeModel, family_class
+from genlab.samplers import Mask, gaussian_measurement
 from genlab.train.checkpoint import load_model, save_model
 
 
@@ -103,6 +104,22 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
         else:
             with pytest.raises(UnsupportedCapability, match="sample_conditional"):
                 model.sample_conditional(x, mask, 2)
+
+        # posterior sampling given a measurement: the observed half, with noise
+        observation = gaussian_measurement(Mask(mask), Mask(mask)(x.cpu()), noise_std=0.5)
+        options = {"steps": 4, "n_candidates": 4}
+        if caps.supports("posterior"):
+            post = model.sample_posterior(
+                observation, 2, generator=_generator(4, model), **ctx(6), **options
+            )
+            assert post.shape == (2, len(x), *shape) and torch.isfinite(post).all()
+            again = model.sample_posterior(
+                observation, 2, generator=_generator(4, model), **ctx(6), **options
+            )
+            torch.testing.assert_close(post, again, rtol=0, atol=0)
+        else:
+            with pytest.raises(UnsupportedCapability, match="sample_posterior"):
+                model.sample_posterior(observation, 2, **options)
 
         check_context_refused_or_taken(model, x)
 

@@ -71,3 +71,27 @@ def test_context_family_conforms(class_gaussian, digits, tmp_path):
 def test_context_family_refuses_unlabelled_data_before_training(class_gaussian, ring):
     with pytest.raises(ConfigError, match="labels"):
         genlab.fit("class-gaussian", ring, steps=5)
+
+
+def test_conditional_vae_conforms_and_uses_its_labels(digits, tmp_path):
+    model = genlab.fit("vae", digits, budget="smoke", conditional=True, steps=300, seed=0)
+    assert (
+        model.capabilities.context
+        and not genlab.fit("vae", digits, budget="smoke").capabilities.context
+    )
+    check_generative_model(model, digits, tmp_path)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        right = model.log_prob(digits.x_test, context=digits.y_test, k=10, generator=generator)
+        wrong = model.log_prob(
+            digits.x_test, context=(digits.y_test + 1) % 10, k=10, generator=generator
+        )
+    assert float(right.mean()) > float(wrong.mean()) + 10  # the label carries information
+    fresh = genlab.api.build_model("vae", model.config, digits.info)
+    fresh.prepare(digits.x_train, context=digits.y_train)
+    check_gradients(fresh, digits)
+
+
+def test_conditional_vae_needs_labels(ring):
+    with pytest.raises(ConfigError, match="no labels"):
+        genlab.fit("vae", ring, conditional=True, steps=2)

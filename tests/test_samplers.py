@@ -82,7 +82,7 @@ def test_latent_samplers_draw_the_exact_gaussian_conditional(linear_gaussian, me
     x = torch.tensor([[2.0, -1.0, 0.0, 0.0]], dtype=torch.float64)  # x_2, x_3 unobserved
     observed = torch.tensor([True, True, False, False])
     draws = complete_from_latent(
-        latent_pieces(weight, mean, proposal_scale=1.5),
+        lambda context: latent_pieces(weight, mean, proposal_scale=1.5),
         x,
         observed,
         CHAINS,
@@ -142,7 +142,7 @@ def test_density_sampler_refuses_observed_values_off_the_support():
 
 def test_latent_sampler_options_are_checked(linear_gaussian):
     weight, mean, _ = linear_gaussian
-    pieces = latent_pieces(weight, mean, 1.0)
+    pieces = lambda context: latent_pieces(weight, mean, 1.0)  # noqa: E731
     x = torch.zeros(1, D, dtype=torch.float64)
     mask = torch.tensor([True, False, True, False])
     with pytest.raises(Exception, match="sampler must be one of"):

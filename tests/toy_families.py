@@ -20,7 +20,7 @@ from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import DataError
 from genlab.models import FAMILIES, Capabilities, GenerativeModel
-from genlab.samplers import complete
+from genlab.samplers import LatentGenerator, complete
 from genlab.train.optim import Optimizers
 
 
@@ -40,7 +40,7 @@ class ClassGaussian(GenerativeModel):
     family = "class-gaussian"
     capabilities = Capabilities(
         sample=True, log_prob="exact", encode=False, decode=False, conditional="exact",
-        context=True,
+        posterior="mcmc", context=True,
     )  # fmt: skip
     config_class = ClassGaussianConfig
     description = "one diagonal Gaussian per label (a test fixture)"
@@ -94,6 +94,17 @@ class ClassGaussian(GenerativeModel):
             return drawn.view(n, len(rows), -1)[:, :, ~observed]
 
         return complete(x, mask, n, fill, context=context)
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """:math:`x = \\mu_y + \\sigma_y \\odot z`: the model itself, given each row's label."""
+        self._normal(context)  # refuses a missing context
+
+        def generate(z: Tensor, rows: Tensor) -> Tensor:
+            labels = context.to(z.device)[rows]
+            x = self.loc[labels] + self.log_scale[labels].exp() * z
+            return x.view(-1, *self.info.event_shape)
+
+        return LatentGenerator(self.info.n_features, generate, self.loc.device)
 
     def training_step(
         self,

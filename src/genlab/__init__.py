@@ -31,10 +31,12 @@ from genlab.version import __version__
 # import every family, the trainer and the report.
 _LAZY = {
     "data": "genlab.data",
+    "complete": "genlab.api",
     "evaluate": "genlab.api",
     "fit": "genlab.api",
     "load": "genlab.api",
     "resume": "genlab.api",
+    "sample_class": "genlab.api",
     "FAMILIES": "genlab.models",
     "Capabilities": "genlab.models",
     "GenerativeModel": "genlab.models",
@@ -53,11 +55,13 @@ __all__ = [
     "TrainingDiverged",
     "UnsupportedCapability",
     "__version__",
+    "complete",
     "data",
     "evaluate",
     "fit",
     "load",
     "resume",
+    "sample_class",
 ]
 
 

@@ -23,11 +23,14 @@ from genlab import data as data_module
 from genlab.config import build, to_dict
 from genlab.data.dataset import DataInfo, Dataset
 from genlab.errors import CheckpointError, ConfigError, DataError
+from genlab.metrics.conditioning import sample_classes
+from genlab.metrics.domain import domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.models import GenerativeModel, family_class
 from genlab.report.curves import save_training_curves
 from genlab.report.images import save_samples
 from genlab.runs import RunConfig, RunDirectory, check_seed, read_metrics, versions
+from genlab.samplers import Operator, gaussian_measurement, parse_operator
 from genlab.settings import BUDGETS, resolve_settings
 from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
@@ -40,12 +43,14 @@ __all__ = [
     "BUDGETS",
     "MAX_PARAMETERS",
     "build_model",
+    "complete",
     "evaluate",
     "fit",
     "load",
     "resolve_device",
     "resolve_settings",
     "resume",
+    "sample_class",
 ]
 
 N_PICTURE_SAMPLES = 64
@@ -324,6 +329,8 @@ def _check_fingerprint(
             f"{directory.path}: was trained on data with fingerprint {recorded[:19]}..., but "
             f"{config.data['spec']} now gives {now[:19]}... (the data changed); {way_out}"
         )
+    if not distributed.current().is_main:  # rank 0 alone records it
+        return
     change = {"from": recorded, "to": now, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     data = {
         **config.data,
@@ -349,3 +356,65 @@ def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, 
         context["context"] = labels.to(model.device)
     samples = model.eval().sample(n, generator=generator, **context).cpu()
     save_samples(samples, run.samples_path, dataset.info, reference=dataset.x_test)
+
+
+def sample_class(
+    model: GenerativeModel,
+    label: int | torch.Tensor,
+    n: int = 16,
+    *,
+    data: Dataset | None = None,
+    weight: float = 1.0,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    steps: int = 300,
+) -> torch.Tensor:
+    """``(n, *event_shape)`` draws of class ``label`` (or of each label of a tensor of ``n``).
+
+    A model of :math:`p(x \\mid y)` (``capabilities.context``) samples given the label; any
+    other model that samples posteriors is guided by the domain classifier of ``data``
+    (:func:`genlab.metrics.domain.domain_network`, cached in ``cache_dir``), with weight
+    ``weight`` (:mod:`genlab.metrics.conditioning`).
+    """
+    classes = torch.as_tensor(label).long()
+    classes = classes.expand(n).clone() if classes.dim() == 0 else classes
+    classifier = None
+    if not model.capabilities.context:
+        if data is None:
+            raise ConfigError(
+                f"{model.family} models p(x) alone: drawing a class needs the labelled dataset "
+                "(data=) to train the classifier that guides it"
+            )
+        classifier = domain_network(data, seed=seed, cache_dir=cache_dir)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    return sample_classes(
+        model, classes, classifier=classifier, weight=weight, generator=generator, steps=steps
+    )
+
+
+def complete(
+    model: GenerativeModel,
+    x: torch.Tensor,
+    operator: str | Operator,
+    n: int = 8,
+    *,
+    noise_std: float | None = None,
+    seed: int = 0,
+    steps: int = 300,
+) -> torch.Tensor:
+    """``(n, batch, *event_shape)`` draws of :math:`x \\mid f(x) = y`, ``y = operator(x)``.
+
+    The model's posterior under :math:`y = f(x) + \\sigma\\varepsilon` (``sample_posterior``),
+    with ``operator`` an :class:`~genlab.samplers.Operator` or a spec such as
+    ``"downsample:2"`` (:func:`~genlab.samplers.parse_operator`). ``noise_std`` defaults to 5%
+    of the data's value range.
+    """
+    op = (
+        parse_operator(operator, model.info.event_shape) if isinstance(operator, str) else operator
+    )
+    if noise_std is None:
+        low, high = model.info.value_range
+        noise_std = 0.05 * (high - low)
+    observation = gaussian_measurement(op, op(x.to(model.device)), noise_std)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    return model.sample_posterior(observation, n, generator=generator, steps=steps)

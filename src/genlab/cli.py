@@ -107,6 +107,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="cpu")
+    sample.add_argument(
+        "--class",
+        dest="label",
+        type=int,
+        help="draw this class: given the label (conditional=true), else guided by the domain "
+        "classifier",
+    )
+    sample.add_argument(
+        "--guidance-weight", type=float, default=1.0, help="classifier guidance weight"
+    )
+
+    complete = sub.add_parser(
+        "complete", help="draw x given a measurement y = f(x) of each input (posterior samples)"
+    )
+    complete.add_argument("run")
+    complete.add_argument(
+        "--operator",
+        required=True,
+        help="f: downsample:F, blur:SIZE[:STD], projection:M[:SEED] or mask:top",
+    )
+    complete.add_argument("--input", required=True, help="X.npy: the examples to measure")
+    complete.add_argument("-n", type=_positive, default=8, help="draws per example")
+    complete.add_argument(
+        "--noise-std", type=float, help="sigma of y = f(x) + sigma * noise (default 5%% of range)"
+    )
+    complete.add_argument(
+        "--out", required=True, help="FILE.npy (n, batch, ...) or FILE.png (rows: truth, draws)"
+    )
+    complete.add_argument("--steps", type=_positive, default=300, help="MCMC transitions")
+    complete.add_argument("--seed", type=int, default=0)
+    complete.add_argument("--device", default="cpu")
 
     evaluate = sub.add_parser("evaluate", help="test-split metrics of a trained run")
     evaluate.add_argument("run")
@@ -225,7 +256,7 @@ def cmd_families(args: argparse.Namespace) -> None:
 
     if args.markdown:
         columns = [("family", "family")] + [(task.name, task.title) for task in TASKS]
-        print(format_markdown(capability_table(), columns))
+        print(format_markdown(capability_table(), [*columns, ("context", "context=")]))
         return
     rows = []
     for name, cls in FAMILIES.items():
@@ -277,14 +308,10 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from genlab.io import atomic_write_bytes
+    from genlab.io import writable_folder
     from genlab.report.images import grid_layout, save_samples
 
-    out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
-    if out.is_dir():
-        raise ConfigError(f"--out {out}: is a folder; give a file name (.npy or .png)")
+    out = _output_file(Path(args.out))
     if args.n > MAX_SAMPLES:
         raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES:,})")
     model = api.load(args.run, device=args.device)
@@ -292,16 +319,79 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise model.unsupported("sample")
     if out.suffix == ".png" and model.info.kind == "image":
         grid_layout(args.n, model.info)  # a picture too large to draw: refused before sampling
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    with torch.no_grad():
-        x = model.sample(args.n, generator=generator).cpu()
+    n_classes = model.info.n_classes
+    if args.label is not None and not (n_classes and 0 <= args.label < n_classes):
+        raise ConfigError(
+            f"--class {args.label}: the run's data has "
+            + (f"classes 0..{n_classes - 1}" if n_classes else "no labels")
+        )
+    if args.label is not None:
+        data = None if model.capabilities.context else api.run_dataset(args.run)
+        run = Path(args.run)
+        x = api.sample_class(
+            model, args.label, args.n, data=data, weight=args.guidance_weight, seed=args.seed,
+            cache_dir=run / "cache" if writable_folder(run) else None,
+        ).detach().cpu()  # fmt: skip
+    else:
+        context = {}
+        if model.capabilities.context:  # a conditional model: every class in turn
+            context["context"] = torch.arange(args.n, device=model.device) % n_classes
+        generator = torch.Generator(device=model.device).manual_seed(args.seed)
+        with torch.no_grad():
+            x = model.sample(args.n, generator=generator, **context).cpu()
     if out.suffix == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, x.numpy())
-        atomic_write_bytes(out, buffer.getvalue())
+        _save_npy(out, x.numpy())
     else:
         save_samples(x, out, model.info)
     print(f"wrote {args.n} samples to {out}")
+
+
+def _output_file(out: Path) -> Path:
+    """``--out`` of ``sample``/``complete``: a .npy or .png file name, not a folder."""
+    if out.suffix not in (".npy", ".png"):
+        raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give a file name (.npy or .png)")
+    return out
+
+
+def _save_npy(out: Path, array: np.ndarray) -> None:
+    """``np.save``, written atomically (a kill or a full disk leaves no half file)."""
+    from genlab.io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(out, buffer.getvalue())
+
+
+def cmd_complete(args: argparse.Namespace) -> None:
+    from genlab.metrics.sample_distances import read_samples
+    from genlab.report.images import grid_layout, save_image_grid
+
+    out = _output_file(Path(args.out))
+    model = api.load(args.run, device=args.device)
+    x = read_samples(args.input).float()  # (N, D), checked
+    shape = model.info.event_shape
+    if x.shape[1] != model.info.n_features:
+        raise ConfigError(
+            f"--input {args.input}: examples of {x.shape[1]} values, but the model was trained "
+            f"on examples of shape {shape} ({model.info.n_features} values)"
+        )
+    x = x.view(-1, *shape)
+    if out.suffix == ".png" and model.info.kind == "image":  # too large to draw: refused first
+        grid_layout(len(x) * (args.n + 1), model.info, n_columns=args.n + 1)
+    draws = api.complete(
+        model, x, args.operator, args.n, noise_std=args.noise_std, seed=args.seed,
+        steps=args.steps,
+    ).detach().cpu()  # fmt: skip
+    if out.suffix == ".npy":
+        _save_npy(out, draws.numpy())
+    elif model.info.kind != "image":
+        raise ConfigError("--out .png draws pictures of images; use .npy for vector data")
+    else:  # one row per example: the truth, then its draws
+        rows = torch.cat([x.unsqueeze(1), draws.transpose(0, 1)], 1)
+        save_image_grid(rows.flatten(0, 1), out, model.info, n_columns=args.n + 1)
+    print(f"wrote {args.n} draws for each of {len(x)} examples to {out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -444,6 +534,7 @@ COMMANDS = {
     "train": cmd_train,
     "resume": cmd_resume,
     "sample": cmd_sample,
+    "complete": cmd_complete,
     "evaluate": cmd_evaluate,
     "compare": cmd_compare,
     "experiment": cmd_experiment,

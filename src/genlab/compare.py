@@ -10,6 +10,10 @@ for the budget (``budgets`` on the class), then measures on the test split:
 - representation: linear-probe and k-NN accuracy of ``encode(x)`` (labelled data);
 - conditional sampling: completion accuracy and MSE of the bottom half given the top half
   (:mod:`genlab.metrics.completion`), next to the mean-fill baseline;
+- given f(x) = y (labelled images): samples of each class, by context or classifier guidance,
+  scored by the domain classifier's accuracy and the classification accuracy score; the
+  posterior given a 2x downsampled copy, its mean's error and its spread, next to bicubic
+  upsampling (:mod:`genlab.metrics.conditioning`; sizes by budget, :data:`CONDITIONING_SIZES`);
 - training time.
 
 A task a family cannot do is ``None`` in ``scorecard.json`` and a dash in the table and report.
@@ -44,6 +48,12 @@ from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError
 from genlab.io import make_folder, write_json
 from genlab.metrics.completion import completion_scores, mean_fill_scores
+from genlab.metrics.conditioning import (
+    bicubic_mse,
+    class_route,
+    class_scores,
+    measurement_scores,
+)
 from genlab.metrics.domain import DomainClassifier, domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
@@ -52,6 +62,7 @@ from genlab.report.family import capability_badges, family_pictures
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_markdown, format_mean_spread, format_table
 from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
+from genlab.samplers import Downsample
 from genlab.settings import resolve_settings
 
 COMPARE_FORMAT = "genlab-compare"
@@ -60,7 +71,7 @@ MARKER_FILE = "compare.json"
 SCORE_KEYS = (
     "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
     "log_prob_kind", "probe_accuracy", "knn_accuracy", "conditional_kind", "completion_accuracy",
-    "completion_mse",
+    "completion_mse", "class_accuracy", "class_cas", "posterior_mse", "posterior_spread",
     "train_seconds",
 )  # fmt: skip
 
@@ -79,8 +90,28 @@ COLUMNS = [
     Column("conditional_kind", "kind", "conditional"),
     Column("completion_accuracy", "accuracy", "conditional"),
     Column("completion_mse", "MSE", "conditional"),
+    Column("class_accuracy", "class acc.", "given f(x) = y"),
+    Column("class_cas", "CAS", "given f(x) = y"),
+    Column("posterior_mse", "SR MSE", "given f(x) = y"),
+    Column("posterior_spread", "SR spread", "given f(x) = y"),
     Column("train_seconds", "train s", "cost"),
 ]
+
+
+# per budget: samples per class, examples and draws of the super-resolution posterior, and the
+# posterior sampler's MCMC transitions
+CONDITIONING_SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"per_class": 2, "n_examples": 4, "n_draws": 2, "steps": 5},
+    "fast": {"per_class": 10, "n_examples": 30, "n_draws": 6, "steps": 100},
+    "full": {"per_class": 50, "n_examples": 200, "n_draws": 10, "steps": 300},
+}
+SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
+
+
+def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
+    """The scorecard's measurement and its noise (5% of the value range)."""
+    low, high = dataset.info.value_range
+    return Downsample(dataset.info.event_shape, SUPER_RESOLUTION), 0.05 * (high - low)
 
 
 @dataclass
@@ -90,31 +121,30 @@ class Scorecard:
     ``rows`` hold one dict per family: the mean over seeds of each number of
     :data:`SCORE_KEYS` (the value itself for one seed; ``None`` where the family cannot do the
     task), and with several seeds ``spread`` (key -> standard deviation over seeds) and
-    ``per_seed`` (key -> the value of each seed). ``baseline`` and ``baseline_spread`` are the
-    same for the mean-fill baseline of the conditional columns.
+    ``per_seed`` (key -> the value of each seed). ``baselines`` are the numbers of the
+    baselines (``mean_fill`` for completion, ``bicubic`` for super-resolution), the mean over
+    seeds, and ``baseline_spreads`` their standard deviations.
     """
 
     data: str
     budget: str
     seeds: list[int]
     rows: list[dict[str, Any]]
-    baseline: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
     report_path: Path
     json_path: Path
     columns: list[Column]
-    baseline_spread: dict[str, float] = field(default_factory=dict)
+    baseline_spreads: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        baselines: dict[str, Any] = {"mean_fill": self.baseline}
-        if self.baseline_spread:
-            baselines["mean_fill_spread"] = self.baseline_spread
         return {
             "format": COMPARE_FORMAT,
             "data": self.data,
             "budget": self.budget,
             "seeds": self.seeds,
             "families": {row["family"]: row for row in self.rows},
-            "baselines": baselines,
+            "baselines": self.baselines,
+            "baseline_spreads": self.baseline_spreads,
         }
 
     def display_rows(self) -> list[dict[str, Any]]:
@@ -135,9 +165,10 @@ class _SeedResult:
     """One seed's pass over the families."""
 
     rows: list[dict[str, Any]]
-    baseline: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
     models: list[GenerativeModel]
     run_paths: list[Path]
+    classifier: DomainClassifier | None
 
 
 def _columns_for(dataset: Dataset) -> list[Column]:
@@ -146,6 +177,7 @@ def _columns_for(dataset: Dataset) -> list[Column]:
     skip = set()
     if not image_labelled:
         skip |= {"fid", "precision", "recall", "completion_accuracy"}
+        skip |= {"class_accuracy", "class_cas", "posterior_mse", "posterior_spread"}
     if dataset.info.mode_centres is None:
         skip |= {"modes_captured", "hq_fraction"}
     if dataset.y_train is None:
@@ -197,6 +229,7 @@ def score(
     classifier: DomainClassifier | None,
     cache_dir: Path,
     seed: int,
+    budget: str = "fast",
 ) -> dict[str, Any]:
     """Every scorecard number the model supports (see module docstring)."""
     caps = model.capabilities
@@ -209,6 +242,23 @@ def score(
         )
     if caps.supports("conditional"):
         row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
+    if classifier is not None:  # labelled images
+        sizes = CONDITIONING_SIZES[budget]
+        if class_route(model, classifier) is not None:
+            row.update(
+                class_scores(
+                    model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
+                    steps=sizes["steps"],
+                )
+            )  # fmt: skip
+        if caps.supports("posterior"):
+            operator, noise = super_resolution(dataset)
+            row.update(
+                measurement_scores(
+                    model, dataset, operator, noise, n_examples=sizes["n_examples"],
+                    n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
+                )
+            )  # fmt: skip
     return row
 
 
@@ -253,7 +303,7 @@ def compare(
                 write_json(
                     folder / "scorecard.json",
                     {"seed": seed, "families": {r["family"]: r for r in result.rows},
-                     "baselines": {"mean_fill": result.baseline}},
+                     "baselines": result.baselines},
                 )  # fmt: skip
             results.append(result)
         return _write_scorecard(dataset, families, budget, seeds, results, out)
@@ -284,16 +334,24 @@ def _compare_seed(
     dataset: Dataset, families: list[str], out: Path, budget: str, seed: int, device: str,
     progress: bool,
 ) -> _SeedResult:  # fmt: skip
-    """Train or reuse, then score, every family for one seed; write ``out/scorecard.json``."""
+    """Train or reuse, then score, every family for one seed (runs in ``out/<family>``)."""
     classifier = None
     if dataset.info.kind == "image" and dataset.y_train is not None:
         classifier = domain_network(dataset, seed=seed, cache_dir=make_folder(out))
     baseline = mean_fill_scores(dataset, classifier=classifier)
-    result = _SeedResult([], baseline, [], [])
+    bicubic = None
+    if classifier is not None:
+        operator, noise = super_resolution(dataset)
+        n_examples = CONDITIONING_SIZES[budget]["n_examples"]
+        bicubic = bicubic_mse(dataset, operator, noise, n_examples=n_examples, seed=seed)
+    baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
+    result = _SeedResult([], baselines, [], [], classifier)
     for family in families:
         run_path = out / family
         model, seconds = _trained(family, dataset, run_path, budget, seed, device, progress)
-        measured = score(model, dataset, classifier=classifier, cache_dir=out, seed=seed)
+        measured = score(
+            model, dataset, classifier=classifier, cache_dir=out, seed=seed, budget=budget
+        )
         row = {"family": family, **{key: measured.get(key) for key in SCORE_KEYS}}
         for key in ("log_prob_kind", "conditional_kind"):
             if row[key] == "none":
@@ -339,21 +397,24 @@ def _write_scorecard(
     results: list[_SeedResult], out: Path,
 ) -> Scorecard:  # fmt: skip
     rows = [_aggregate([r.rows[i] for r in results]) for i in range(len(families))]
-    baseline, baseline_spread = {}, {}
-    for key in results[0].baseline:
-        baseline[key], spread = _mean_and_spread([r.baseline[key] for r in results])
-        if spread is not None:
-            baseline_spread[key] = spread
+    baselines: dict[str, dict[str, Any]] = {}
+    baseline_spreads: dict[str, dict[str, float]] = {}
+    for name, values in results[0].baselines.items():
+        for key in values:
+            mean, spread = _mean_and_spread([r.baselines[name][key] for r in results])
+            baselines.setdefault(name, {})[key] = mean
+            if spread is not None:
+                baseline_spreads.setdefault(name, {})[key] = spread
     columns = _columns_for(dataset)
     scorecard = Scorecard(
-        dataset.info.name, budget, seeds, rows, baseline, out / "report.html",
-        out / "scorecard.json", columns, baseline_spread,
+        dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
+        out / "scorecard.json", columns, baseline_spreads,
     )  # fmt: skip
     write_json(scorecard.json_path, scorecard.to_json())
     first = results[0]
     sections = []
     for family, model, run_path in zip(families, first.models, first.run_paths, strict=True):
-        pictures = family_pictures(model, dataset, seeds[0])
+        pictures = family_pictures(model, dataset, seeds[0], classifier=first.classifier)
         curves = RunDirectory(run_path).curves_path
         if curves.exists():  # a closed-form fit logs no curves
             pictures.append(
@@ -374,6 +435,18 @@ def _write_scorecard(
         "on this dataset and is not comparable with Inception-based FID.",
         baseline_note(scorecard),
     ]
+    bicubic = scorecard.baselines["bicubic"]["posterior_mse"]
+    if bicubic is not None:
+        bicubic_text = format_mean_spread(
+            bicubic, scorecard.baseline_spreads.get("bicubic", {}).get("posterior_mse")
+        )
+        notes.append(
+            f"Baseline for super-resolution (bicubic upsampling of the same {SUPER_RESOLUTION}x "
+            f"downsampled, noisy copies): MSE {bicubic_text}. 'class acc.' is the share of samples "
+            "of an asked class that the domain classifier assigns to it (by context= for "
+            "conditional families, classifier guidance for the others); CAS trains a classifier "
+            "on those samples alone and tests it on real digits."
+        )
     page = render_report(
         title=f"genlab scorecard: {dataset.info.name}",
         subtitle=f"budget {budget}, {seed_text}, {len(dataset.x_train)} training and "
@@ -389,9 +462,10 @@ def _write_scorecard(
 
 def baseline_note(scorecard: Scorecard) -> str:
     """One sentence with the mean-fill baseline's numbers (``mean ± sd`` with several seeds)."""
+    spreads = scorecard.baseline_spreads.get("mean_fill", {})
     parts = [
-        f"{key.replace('_', ' ')} " + format_mean_spread(value, scorecard.baseline_spread.get(key))
-        for key, value in scorecard.baseline.items()
+        f"{key.replace('_', ' ')} " + format_mean_spread(value, spreads.get(key))
+        for key, value in scorecard.baselines["mean_fill"].items()
     ]
     return "Baseline for conditional sampling (unobserved half set to its training mean): " + (
         ", ".join(parts)

@@ -67,7 +67,9 @@ def capability_table() -> list[dict[str, str]]:
     """One row per family: its name and, per task (:data:`TASKS`), how it does it, in words.
 
     A cell is the task's kind (:meth:`Capabilities.describe`) with the family's note in
-    brackets, or ``"—"``; ``genlab families --markdown`` prints these rows as README's table.
+    brackets, or ``"—"``; the last, ``context``, says whether the family can model
+    :math:`p(x \\mid y)` given side information. ``genlab families --markdown`` prints these
+    rows as README's table.
     """
     rows = []
     for name, cls in FAMILIES.items():
@@ -76,5 +78,9 @@ def capability_table() -> list[dict[str, str]]:
             kind = cls.capabilities.describe(task.name)
             note = cls.task_notes.get(task.name)
             row[task.name] = "—" if kind is None else f"{kind} ({note})" if note else kind
+        note = cls.task_notes.get("context")
+        row["context"] = (
+            "—" if not cls.capabilities.context else f"yes ({note})" if note else "yes"
+        )
         rows.append(row)
     return rows

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from genlab.data.dataset import DataInfo
 from genlab.errors import DataError, UnsupportedCapability
 from genlab.optim import adam
+from genlab.samplers.posterior import LatentGenerator, Observation, sample_latent_posterior
 
 if TYPE_CHECKING:
     from genlab.train.config import TrainConfig
@@ -82,6 +83,12 @@ TASKS: tuple[Task, ...] = (
         "draw x_u ~ p(x_u | x_o)",
         ("sample_conditional",),
     ),
+    Task(
+        "posterior",
+        "given f(x) = y",
+        "draw x ~ p(x | f(x) + noise = y), or x of a class",
+        ("sample_posterior",),
+    ),
 )
 TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 
@@ -103,8 +110,15 @@ class Capabilities:
             prefix), ``"mcmc"`` (Markov chains whose stationary law is that conditional:
             asymptotically exact), ``"approximate"`` (a heuristic with no such guarantee, e.g.
             replacement inpainting) or ``"none"``.
+        posterior: how :meth:`GenerativeModel.sample_posterior` draws :math:`x \sim p(x \mid o)`
+            given a measurement :math:`y = f(x) + \sigma\varepsilon` or a class under a
+            classifier (the same kinds as ``conditional``): conditional sampling's second form.
         context: the methods and training hooks take side information per example
             (``context=``: a class label, an attribute vector), modelling :math:`p(x \mid y)`.
+
+    A family's class declares what the family can do; an instance's flags say what this
+    configured model does (a VAE takes context only when built with ``conditional=true``, so
+    its instances otherwise say ``context=False``).
     """
 
     sample: bool
@@ -112,22 +126,24 @@ class Capabilities:
     encode: bool
     decode: bool
     conditional: ConditionalKind
+    posterior: ConditionalKind = "none"
     context: bool = False
 
     def __post_init__(self) -> None:
         if self.log_prob not in LOG_PROB_KINDS:
             raise ValueError(f"log_prob must be one of {LOG_PROB_KINDS}, got {self.log_prob!r}")
-        if self.conditional not in CONDITIONAL_KINDS:
-            raise ValueError(
-                f"conditional must be one of {CONDITIONAL_KINDS}, got {self.conditional!r}"
-            )
+        for name in ("conditional", "posterior"):
+            if getattr(self, name) not in CONDITIONAL_KINDS:
+                raise ValueError(
+                    f"{name} must be one of {CONDITIONAL_KINDS}, got {getattr(self, name)!r}"
+                )
 
     def support(self, task: str) -> str | None:
         """How the family does ``task`` (a name of :data:`TASKS`); ``None``: not at all.
 
         generation: ``"yes"``; density: the ``log_prob`` kind; representation: ``"encode and
-        decode"``, ``"encode only"`` or ``"decode only"``; conditional: the ``conditional``
-        kind. This is the one map from tasks to capabilities: ``genlab families``, README's
+        decode"``, ``"encode only"`` or ``"decode only"``; conditional and posterior: their
+        kinds. This is the one map from tasks to capabilities: ``genlab families``, README's
         table, the report's badges and the scorecard's columns all read it.
         """
         if task == "generation":
@@ -138,8 +154,9 @@ class Capabilities:
             if self.encode and self.decode:
                 return "encode and decode"
             return "encode only" if self.encode else "decode only" if self.decode else None
-        if task == "conditional":
-            return None if self.conditional == "none" else self.conditional
+        if task in ("conditional", "posterior"):
+            kind = getattr(self, task)
+            return None if kind == "none" else kind
         raise ValueError(f"unknown task {task!r}; one of {TASK_NAMES}")
 
     def describe(self, task: str) -> str | None:
@@ -158,6 +175,8 @@ class Capabilities:
             names.append(f"log_prob ({self.log_prob})")
         if self.conditional != "none":
             names.append(f"sample_conditional ({self.conditional})")
+        if self.posterior != "none":
+            names.append(f"sample_posterior ({self.posterior})")
         if self.context:
             names.append("context=")
         return names
@@ -259,6 +278,45 @@ class GenerativeModel(nn.Module, abc.ABC):
             context: ``(batch, ...)`` side information (families with ``capabilities.context``).
         """
         raise self.unsupported("sample_conditional")
+
+    def sample_posterior(
+        self,
+        observation: Observation,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        steps: int = 300,
+        n_candidates: int = 64,
+    ) -> Tensor:
+        r"""``(n, rows, *event_shape)`` draws of :math:`x \sim p(x \mid o) \propto p(x)\, p(o \mid x)`.
+
+        ``observation`` is what is known of each of its ``rows`` examples: a measurement
+        :math:`y = f(x) + \sigma\varepsilon` (:func:`~genlab.samplers.gaussian_measurement`)
+        or a class under a classifier (:func:`~genlab.samplers.classifier_guidance`). How
+        exactly: ``capabilities.posterior``. By default, through the family's
+        :meth:`latent_generator` (:func:`~genlab.samplers.sample_latent_posterior`: SIR +
+        MALA on the code, ``steps`` transitions from ``n_candidates`` prior candidates).
+
+        Arguments:
+            observation: what is known of each example.
+            n: draws per example.
+            context: ``(rows, ...)`` side information (families with ``capabilities.context``).
+        """
+        self.check_context(context, observation.rows)
+        latent = (
+            self.latent_generator(context) if self.capabilities.supports("posterior") else None
+        )
+        if latent is None:
+            raise self.unsupported("sample_posterior")
+        return sample_latent_posterior(
+            latent, observation, n, steps=steps, n_candidates=n_candidates, rng=generator
+        )
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator | None:
+        r""":math:`x = G(z)`, :math:`z \sim \mathcal N(0, I)`, for :meth:`sample_posterior`;
+        ``None`` where the family has no such generator."""
+        return None
 
     def reconstruct(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``decode(encode(x))``: the model's reconstruction of ``x``."""

@@ -78,13 +78,19 @@ class BiGAN(GAN):
 
     family = "bigan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=True, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="none",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
     description = "BiGAN/ALI"
     task_notes = {
         "generation": "the averaged generator",
         "representation": "encoder learned adversarially",
         "conditional": "as `gan`, proposals centred at the encoder's code",
+        "posterior": "as `gan`",
     }
     config_class = BiGANConfig
     # Measured on digits (scripts/bigan_digits.py): the codes' linear-probe accuracy peaks after

@@ -75,7 +75,7 @@ from genlab.nn.flows import (
     coupling_conditioner,
 )
 from genlab.objectives import log_standard_normal
-from genlab.samplers import ExplicitDensity, complete_from_density
+from genlab.samplers import ExplicitDensity, LatentGenerator, complete_from_density
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
@@ -152,13 +152,19 @@ class Flow(GenerativeModel):
 
     family = "flow"
     capabilities = Capabilities(
-        sample=True, log_prob="exact", encode=True, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="exact",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
     description = "RealNVP / MAF / neural spline flow"
     task_notes = {
         "generation": "inverse transform",
         "representation": "z = f(x), bijective: `decode` inverts",
         "conditional": "SIR + MALA on the unobserved coordinates with the exact density",
+        "posterior": "SIR + MALA on z, through the exact inverse",
     }
     config_class = FlowConfig
     default_train = {"epochs": 1000, "batch_size": 256, "lr": 1e-3, "patience": 50}
@@ -339,6 +345,12 @@ class Flow(GenerativeModel):
         h = h[torch.isfinite(h).all(1)]
         eye = torch.eye(h.shape[1], dtype=h.dtype, device=device)
         return h.mean(0), torch.cov(h.T) + 1e-6 * eye
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """The inverse transform :math:`x = f^{-1}(z)`: exact, so the posterior is the flow's own."""
+        return LatentGenerator(
+            self.latent_dim, lambda z, rows: self.decode(z), next(self.parameters()).device
+        )
 
     def explicit_density(self, generator: torch.Generator | None = None) -> ExplicitDensity:
         """The pieces :func:`~genlab.samplers.complete_from_density` needs: chains on ``h = f_0(x)``.

@@ -80,7 +80,7 @@ from genlab.objectives.adversarial import (
     r1_penalty,
 )
 from genlab.optim import adam
-from genlab.samplers import LatentVariableModel, complete_from_latent
+from genlab.samplers import LatentGenerator, LatentVariableModel, complete_from_latent
 from genlab.stats.modes import N_SAMPLES, mode_coverage_for
 
 if TYPE_CHECKING:
@@ -206,7 +206,12 @@ class GAN(GenerativeModel):
 
     family = "gan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=False, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="none",
+        encode=False,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
     description = "minimax, non-saturating, Wasserstein with clipping or gradient penalty, hinge"
     task_notes = {
@@ -215,6 +220,7 @@ class GAN(GenerativeModel):
         "conditional": (
             "under a stated Gaussian observation-noise model: z ~ p(z ∣ x_o) by SIR + MALA"
         ),
+        "posterior": "SIR + MALA on z",
     }
     config_class = GANConfig
     default_train = {
@@ -323,6 +329,12 @@ class GAN(GenerativeModel):
         """``(B, k)`` centres of the proposals for the codes of normalised data ``u``: the prior's."""
         return torch.zeros(len(u), self.latent_dim, device=u.device, dtype=u.dtype)
 
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """The averaged generator, in data units."""
+        return LatentGenerator(
+            self.latent_dim, lambda z, rows: self.decode(z), self.normalizer.shift.device
+        )
+
     def latent_variable_model(self, noise_std: float) -> LatentVariableModel:
         r"""The averaged generator under Gaussian observation noise :math:`\sigma` (normalised units).
 
@@ -403,7 +415,7 @@ class GAN(GenerativeModel):
         self.check_input(x, context=context)
         check(noise_std > 0, f"noise_std must be positive, got {noise_std}")
         return complete_from_latent(
-            self.latent_variable_model(noise_std),
+            lambda context: self.latent_variable_model(noise_std),  # a model of p(x) alone
             x,
             mask,
             n,

@@ -8,12 +8,16 @@
 - :mod:`~genlab.samplers.latent`: completion through a latent code
   (:class:`LatentVariableModel`: VAE, GAN, BiGAN) by SIR + MALA or Metropolis-within-Gibbs;
 - :mod:`~genlab.samplers.density`: completion with an exact density (:class:`ExplicitDensity`:
-  flows) by SIR + MALA on the unobserved coordinates.
+  flows) by SIR + MALA on the unobserved coordinates;
+- :mod:`~genlab.samplers.operators`: measurements y = f(x) (mask, downsampling, blur, random
+  projections, any function);
+- :mod:`~genlab.samplers.posterior`: posterior sampling given a measurement or a class
+  (:class:`Observation`) through a generator's code (:class:`LatentGenerator`).
 """
 
-from genlab.samplers.completion import Fill, broadcast_mask, complete
+from genlab.samplers.completion import Fill, broadcast_mask, complete, top_half_mask
 from genlab.samplers.density import ExplicitDensity, complete_from_density
-from genlab.samplers.gaussian import gaussian_conditional
+from genlab.samplers.gaussian import gaussian_conditional, gaussian_posterior
 from genlab.samplers.latent import (
     LATENT_METHODS,
     LatentMethod,
@@ -23,21 +27,53 @@ from genlab.samplers.latent import (
     metropolis_within_gibbs,
 )
 from genlab.samplers.mcmc import mala, sir, sir_mala
+from genlab.samplers.operators import (
+    Blur,
+    Downsample,
+    Function,
+    Mask,
+    Operator,
+    Projection,
+    parse_operator,
+)
+from genlab.samplers.posterior import (
+    GaussianMeasurement,
+    LatentGenerator,
+    Observation,
+    classifier_guidance,
+    gaussian_measurement,
+    sample_latent_posterior,
+)
 
 __all__ = [
     "LATENT_METHODS",
+    "Blur",
+    "Downsample",
     "ExplicitDensity",
     "Fill",
+    "Function",
+    "GaussianMeasurement",
+    "LatentGenerator",
     "LatentMethod",
     "LatentVariableModel",
+    "Mask",
+    "Observation",
+    "Operator",
+    "Projection",
     "broadcast_mask",
+    "classifier_guidance",
     "complete",
     "complete_from_density",
     "complete_from_latent",
     "gaussian_conditional",
+    "gaussian_measurement",
+    "gaussian_posterior",
     "latent_posterior",
     "mala",
     "metropolis_within_gibbs",
+    "parse_operator",
+    "sample_latent_posterior",
     "sir",
     "sir_mala",
+    "top_half_mask",
 ]

@@ -36,6 +36,17 @@ def broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
     )
 
 
+def top_half_mask(event_shape: tuple[int, ...]) -> Tensor:
+    """Bool mask of ``event_shape``, True on the observed part: the top rows of an image
+    ``(C, H, W)``, or the first half of a vector's coordinates (the x-coordinate of 2-D data)."""
+    mask = torch.zeros(event_shape, dtype=torch.bool)
+    if len(event_shape) == 3:
+        mask[..., : event_shape[-2] // 2, :] = True
+    else:
+        mask[: max(1, event_shape[0] // 2)] = True
+    return mask
+
+
 def complete(
     x: Tensor, mask: Tensor, n: int, fill: Fill, *, context: Tensor | None = None
 ) -> Tensor:
