@@ -200,6 +200,8 @@ def _optimizer_state(
     """The ``state_dict`` of optimizer ``name`` from its tensors and header entry."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in _prefixed(tensors, f"optim.{name}").items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"tensor {key!r} holds NaN or infinite values")
         index, _, field = key.partition(".")
         # Optimizer.load_state_dict moves each value to its parameter's device and dtype.
         state.setdefault(int(index), {})[field] = value
