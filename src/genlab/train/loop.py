@@ -443,7 +443,8 @@ class _Loop:
         )
         finite = torch.isfinite(values).all().to(torch.int32)
         if self.ctx.enabled:  # every rank stops and checkpoints together, or the others wait
-            flags = torch.stack([finite, torch.tensor(int(not clock_due))]).to(self.device)
+            not_due = torch.tensor(int(not clock_due), dtype=torch.int32, device=finite.device)
+            flags = torch.stack([finite, not_due]).to(self.device)
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
             finite, clock_due = flags[0], not bool(flags[1])
         if bool(finite):
