@@ -108,6 +108,7 @@ class RunConfig:
     versions: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """What ``config.json`` holds, the ``format`` marker first."""
         return {
             "format": RUN_FORMAT,
             "family": self.family,
@@ -296,6 +297,7 @@ class RunLock:
         return self._fd is not None
 
     def release(self) -> None:
+        """Give the lock up (also done by the kernel when the process ends)."""
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
@@ -403,6 +405,7 @@ class RunDirectory:
         return summary
 
     def write_config(self, config: RunConfig) -> None:
+        """Write ``config.json`` (atomically), with the run-format marker."""
         write_json(self.config_path, config.to_json())
 
     @classmethod
