@@ -21,6 +21,8 @@ from genlab.errors import (
     ConfigError,
     DataError,
     GenlabError,
+    RunLocked,
+    StorageError,
     TrainingDiverged,
     UnsupportedCapability,
 )
@@ -50,6 +52,8 @@ __all__ = [
     "DataError",
     "GenerativeModel",
     "GenlabError",
+    "RunLocked",
+    "StorageError",
     "TrainingDiverged",
     "UnsupportedCapability",
     "__version__",

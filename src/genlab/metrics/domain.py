@@ -42,7 +42,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import Tensor, nn
 
 from genlab.config import check
-from genlab.data.dataset import DataInfo, Dataset
+from genlab.data.dataset import DataInfo, Dataset, tensor_digest
 from genlab.data.splits import batch_indices
 from genlab.errors import CheckpointError, DataError
 from genlab.io import atomic_write_bytes, read_safetensors
@@ -177,14 +177,11 @@ def train_classifier(
 
 
 def _cache_key(data: Dataset, config: ClassifierConfig, seed: int) -> dict[str, object]:
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(data.x_train.cpu().numpy()).tobytes())
-    digest.update(np.ascontiguousarray(data.y_train.cpu().numpy()).tobytes())  # type: ignore[union-attr]
     return {
         "format": CACHE_FORMAT,
         "version": FEATURE_NET_VERSION,
         "torch": torch.__version__,
-        "data_sha256": digest.hexdigest(),
+        "data_sha256": tensor_digest(data.x_train, data.y_train),
         "event_shape": list(data.info.event_shape),
         "kind": data.info.kind,
         "n_classes": data.info.n_classes,

@@ -96,9 +96,8 @@ def evaluate(
         for start in range(0, len(x), CHUNK):
             chunk = x[start : start + CHUNK]
             context = labels_of(model, data.y_test, start, len(chunk))
-            total += float(
-                (model.reconstruct(chunk.to(model.device), **context).cpu() - chunk).square().sum()
-            )
+            recon = model.reconstruct(chunk.to(model.device), **context).cpu().double()
+            total += float((recon - chunk).square().sum())  # float64: far-from-1 data stays finite
         result["recon_mse"] = total / x.numel()
     # a model of p(x | y) takes the label as an input: its codes are not probed for the label
     labelled = data.y_train is not None and data.y_test is not None

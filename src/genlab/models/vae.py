@@ -69,6 +69,7 @@ from genlab.nn import (
 from genlab.nn.likelihoods import (
     DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
+    MAX_SUMMED_LEVELS,
     Likelihood,
     LikelihoodName,
     make_likelihood,
@@ -165,12 +166,15 @@ class VAEConfig:
 
 
 def resolve_likelihood(name: str, info: DataInfo) -> str:
-    """The likelihood ``"auto"`` stands for on this data."""
+    """The likelihood ``"auto"`` stands for on this data: Bernoulli for 2 levels, the
+    discretised logistic for up to ``MAX_SUMMED_LEVELS`` (8-bit data), else Gaussian."""
     if name != "auto":
         return name
     if info.levels == 2:
         return "bernoulli"
-    return "gaussian" if info.levels is None else "discretized_logistic"
+    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
+        return "gaussian"
+    return "discretized_logistic"
 
 
 class VAE(GenerativeModel):

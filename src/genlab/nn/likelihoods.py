@@ -82,6 +82,9 @@ DISCRETE_LIKELIHOODS = (
     "categorical",
     "discretized_logistic_mixture",
 )
+# The most levels a likelihood that sums over every level (its mean, a categorical's outputs)
+# takes: memory grows as batch x D x L (uint8 images have 256).
+MAX_SUMMED_LEVELS = 256
 MIN_LOG_SCALE = -7.0
 
 
@@ -291,10 +294,22 @@ class BernoulliLikelihood(_LevelLikelihood):
         return self.from_target((u < probs).to(probs.dtype))
 
 
+def _check_summed_levels(name: str, info: DataInfo) -> None:
+    check(
+        info.levels is None or info.levels <= MAX_SUMMED_LEVELS,
+        f"{info.name}: likelihood={name} sums over every level, and this data has "
+        f"{info.levels:,} (at most {MAX_SUMMED_LEVELS}); use likelihood=gaussian",
+    )
+
+
 class DiscretizedLogisticLikelihood(_LevelLikelihood):
     """:class:`DiscretizedLogistic` per coordinate; the decoder outputs location and log-scale."""
 
     n_params = 2
+
+    def __init__(self, info: DataInfo) -> None:
+        super().__init__(info)
+        _check_summed_levels("discretized_logistic", info)
 
     def distribution(self, params: Tensor) -> Distribution:
         return Independent(
@@ -310,6 +325,7 @@ class CategoricalLikelihood(_LevelLikelihood):
 
     def __init__(self, info: DataInfo) -> None:
         super().__init__(info)
+        _check_summed_levels("categorical", info)
         self.n_params = self.levels
 
     def distribution(self, params: Tensor) -> Distribution:
