@@ -26,6 +26,8 @@ EXPERIMENTS: dict[str, str] = {
     "birthday-paradox": "genlab.experiments.birthday_paradox",
     "perplexity-vs-context": "genlab.experiments.perplexity_vs_context",
     "memorization-beats-truth": "genlab.experiments.memorization_beats_truth",
+    "large-discriminator-overfits": "genlab.experiments.large_discriminator_overfits",
+    "small-discriminator-fooled": "genlab.experiments.small_discriminator_fooled",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]
