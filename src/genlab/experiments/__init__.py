@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "memorization-beats-truth": "genlab.experiments.memorization_beats_truth",
     "large-discriminator-overfits": "genlab.experiments.large_discriminator_overfits",
     "small-discriminator-fooled": "genlab.experiments.small_discriminator_fooled",
+    "discriminator-sweet-spot": "genlab.experiments.discriminator_sweet_spot",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from genlab.experiments.base import Budget, ExperimentResult
+from genlab.nn import MLP
 from genlab.report.figures import PALETTE, new_figure
 from genlab.stats.ipm import train_critic
 
@@ -65,9 +66,8 @@ FAR = 0.5  # the largest discriminator's gap on the smallest sample must exceed 
 
 
 def parameter_count(hidden: tuple[int, ...]) -> int:
-    """Weights and biases of the discriminator MLP ``DIM -> hidden -> 1``."""
-    sizes = [DIM, *hidden, 1]
-    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    """Parameters of the discriminator ``DIM -> hidden -> 1``."""
+    return sum(p.numel() for p in MLP(DIM, 1, hidden).parameters())
 
 
 def label(hidden: tuple[int, ...]) -> str:

@@ -45,6 +45,7 @@ import torch
 
 from genlab.experiments.base import Budget, ExperimentResult
 from genlab.metrics.birthday import birthday_support, duplicate_threshold
+from genlab.nn import MLP
 from genlab.report.figures import PALETTE, new_figure
 from genlab.stats.ipm import critic_ipm
 from genlab.stats.two_sample import classifier_test
@@ -79,8 +80,8 @@ def nearest_neighbour(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
 
 
 def parameter_count(width: int) -> int:
-    """Weights and biases of the discriminator ``DIM -> width -> 1``."""
-    return (DIM + 1) * width + width + 1
+    """Parameters of the discriminator ``DIM -> width -> 1``: :math:`(d + 2) h + 1`."""
+    return sum(p.numel() for p in MLP(DIM, 1, (width,)).parameters())
 
 
 def half_point(supports: tuple[int, ...], detection: list[float]) -> float | None:
