@@ -29,6 +29,7 @@ EXPERIMENTS: dict[str, str] = {
     "large-discriminator-overfits": "genlab.experiments.large_discriminator_overfits",
     "small-discriminator-fooled": "genlab.experiments.small_discriminator_fooled",
     "discriminator-sweet-spot": "genlab.experiments.discriminator_sweet_spot",
+    "no-pure-equilibrium": "genlab.experiments.no_pure_equilibrium",
     "pareto-nonconvex": "genlab.experiments.pareto_nonconvex",
 }
 
