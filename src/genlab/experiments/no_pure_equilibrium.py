@@ -109,7 +109,7 @@ def exploitability(payoff: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def best_response_play(payoff: np.ndarray, rounds: int, mixture: bool) -> dict[str, Any]:
-    """Alternating best responses from (0, 0): each round the row player answers the column
+    r"""Alternating best responses from (0, 0): each round the row player answers the column
     player's strategy, then the column player answers the row player's.
 
     With ``mixture=False`` each answers the other's last pure strategy; with ``mixture=True``
