@@ -1,4 +1,4 @@
-"""The Python API in a few calls: ``fit``, ``resume``, ``load``, ``evaluate``.
+"""The Python API in a few calls: ``fit``, ``resume``, ``load``, ``evaluate``, ``score``.
 
 Example:
     >>> import genlab, torch
@@ -6,23 +6,31 @@ Example:
     >>> x = model.sample(16, generator=torch.Generator().manual_seed(0))
     >>> genlab.evaluate(model, genlab.data.load("digits"))["bits_per_dim"] < 3.0
     True
+    >>> genlab.score(model.sample(450), "digits", metrics="fid,prdc").n_samples
+    450
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from genlab import data as data_module
 from genlab.config import build, to_dict
 from genlab.data.dataset import DataInfo, Dataset
+from genlab.data.samples import SampleSet, SampleSource, read_sample_set
 from genlab.errors import ConfigError
 from genlab.metrics.conditioning import sample_classes
 from genlab.metrics.domain import domain_network
 from genlab.metrics.evaluate import evaluate
+from genlab.metrics.feature_spaces import parse_features
+from genlab.metrics.features import FeatureExtractor
+from genlab.metrics.sample_quality import SampleQualityResult, parse_metrics, score_samples
 from genlab.models import GenerativeModel, family_class
 from genlab.report.curves import save_training_curves
 from genlab.report.images import save_samples
@@ -47,6 +55,7 @@ __all__ = [
     "resolve_settings",
     "resume",
     "sample_class",
+    "score",
 ]
 
 N_PICTURE_SAMPLES = 64
@@ -193,6 +202,64 @@ def load(run: str | Path, *, device: str = "cpu") -> GenerativeModel:
         logger.warning("%s has not finished; loading its last checkpoint", directory.path)
     load_model(source, model)
     return model.to(resolve_device(device)).eval()
+
+
+def score(
+    samples: SampleSource | SampleSet,
+    data: str | Dataset,
+    *,
+    metrics: str | Sequence[str] | None = None,
+    features: str | FeatureExtractor | None = None,
+    seed: int = 0,
+    n_samples: int | None = None,
+    labels: np.ndarray | torch.Tensor | None = None,
+    cache_dir: str | Path | None = None,
+    **options: Any,
+) -> SampleQualityResult:
+    """The sample-quality card of any model's samples against a dataset (``genlab score``).
+
+    Arguments:
+        samples: a path (``.npy``, ``.npz``, an image folder), an array or tensor of
+            ``(N, ...)`` samples, or a :class:`~genlab.data.samples.SampleSet`; converted to
+            the data's layout, units and size by :func:`~genlab.data.samples.read_sample_set`
+            (its rules: 8-bit images are mapped onto the data's range, other sizes are resized
+            by one antialiased method, channel mismatches are refused).
+        data: a dataset spec or a loaded :class:`Dataset`.
+        metrics: names or ``"all"`` (default: every metric the data allows).
+        features: ``"domain"``, ``"pixels"``, ``"inception_v3:WEIGHTS"`` or a callable.
+        seed: seeds the subset, the metrics and the classifiers.
+        n_samples: score a seeded random subset of this many samples.
+        labels: ``(N,)`` class indices of the samples, for ``cas`` (instead of labels the
+            file carries).
+        cache_dir: where the domain network is cached (``None``: trained every call).
+        **options: more keywords of :func:`genlab.metrics.sample_quality.score_samples`
+            (``n_bootstrap``, ``k``, ``classifier``).
+
+    Returns:
+        a :class:`~genlab.metrics.sample_quality.SampleQualityResult` (``result["fid"]``,
+        ``result.to_json()``, ``result.birthday_pairs``...).
+    """
+    if metrics is not None:
+        parse_metrics(metrics)  # a bad name fails before any data is read
+    if isinstance(features, str):
+        parse_features(features)
+    dataset = data if isinstance(data, Dataset) else data_module.load(data)
+    if not isinstance(samples, SampleSet):
+        samples = read_sample_set(samples, dataset.info, labels=labels)
+    elif labels is not None:
+        raise ConfigError("a SampleSet carries its labels: read_sample_set(..., labels=...)")
+    return score_samples(
+        samples.x,
+        dataset,
+        metrics,
+        labels=samples.y,
+        features=features,
+        seed=seed,
+        n_samples=n_samples,
+        cache_dir=cache_dir,
+        notes=samples.notes,
+        **options,
+    )
 
 
 def run_dataset(run: str | Path) -> Dataset:

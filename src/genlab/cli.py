@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from genlab.train.distributed import current as current_distributed
 from genlab.train.distributed import shutdown as shutdown_distributed
 
 MAX_SAMPLES = 1_000_000
+BIRTHDAY_PICTURE = "birthday_pairs.png"
 
 
 def _positive(text: str) -> int:
@@ -30,6 +32,23 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+FEATURES_HELP = (
+    "feature space of fid/kid/prdc: domain (a classifier trained on DATA; default for "
+    "labelled data), pixels (default otherwise), or inception_v3:WEIGHTS (.safetensors or a "
+    "weights-only .pth state dict, e.g. pytorch-fid's pt_inception file)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--n-samples", type=_positive, help="generated samples (default: n_test)"
     )
-    evaluate.add_argument("--bootstrap", type=int, default=100, help="resamples for fid's CI")
+    evaluate.add_argument("--bootstrap", type=_count, default=100, help="resamples for fid's CI")
+    evaluate.add_argument("--features", help=FEATURES_HELP)
     evaluate.add_argument(
         "--cache", help="folder caching the domain feature network (default: RUN/cache)"
     )
@@ -144,6 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         metavar="K",
         help="samples of a sampled likelihood bound (VAE default: 1000)",
+    )
+
+    score = sub.add_parser(
+        "score", help="the sample-quality card of sample files or image folders"
+    )
+    score.add_argument(
+        "samples",
+        nargs="+",
+        metavar="SAMPLES",
+        help=".npy/.npz samples or a folder of images; several are compared side by side",
+    )
+    score.add_argument("--data", required=True, help="dataset name or path (the reference)")
+    score.add_argument(
+        "--metrics", help="comma-separated metrics or all (default: all that DATA allows)"
+    )
+    score.add_argument("--features", help=FEATURES_HELP)
+    score.add_argument(
+        "--n-samples", type=_positive, help="score a seeded random subset of this many"
+    )
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--bootstrap", type=_count, default=100, help="resamples for fid's CI")
+    score.add_argument(
+        "--cache",
+        help="folder caching the domain feature network (default: $XDG_CACHE_HOME/genlab "
+        "or ~/.cache/genlab)",
+    )
+    score.add_argument("--out", help="folder for score.json and the birthday pairs picture")
+    score.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
     )
 
     _add_stats_parser(sub)
@@ -348,10 +397,30 @@ def cmd_complete(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} draws for each of {len(x)} examples to {out}")
 
 
+def _save_birthday_pairs(result: Any, path: Path, info: Any) -> Path | None:
+    """Draw a :class:`SampleQualityResult`'s near-duplicate pairs (if any) to ``path``."""
+    from genlab.report.pairs import save_pairs
+
+    if result.birthday_pairs is None:
+        return None
+    a, b = result.birthday_pairs
+    return save_pairs(a, b, path, info, title="near-duplicate pairs")
+
+
+def _print_notes(notes: Sequence[str], prefix: str = "") -> None:
+    for note in notes:
+        print(f"{prefix}{note}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from genlab import data as data_module
+    from genlab.metrics.feature_spaces import parse_features
+    from genlab.metrics.sample_quality import parse_metrics, sample_quality
     from genlab.report.table import format_value
 
+    metrics = parse_metrics(args.metrics) if args.metrics else []
+    if args.features:
+        parse_features(args.features)
     model = api.load(args.run, device=args.device)
     dataset = data_module.load(args.data) if args.data else api.run_dataset(args.run)
     if dataset.info.event_shape != model.info.event_shape:
@@ -359,18 +428,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
-    options: dict[str, Any] = {"importance_samples": args.importance_samples}
-    if args.metrics:
-        options |= {
-            "metrics": args.metrics.split(","),
-            "n_samples": args.n_samples,
-            "n_bootstrap": args.bootstrap,
-            "cache_dir": args.cache or Path(args.run) / "cache",
-            "picture_dir": Path(args.run),
-        }
-    result = api.evaluate(model, dataset, seed=args.seed, **options)
+    result = api.evaluate(
+        model, dataset, seed=args.seed, importance_samples=args.importance_samples
+    )
+    if metrics:
+        quality = sample_quality(
+            model,
+            dataset,
+            metrics,
+            seed=args.seed,
+            n_samples=args.n_samples,
+            n_bootstrap=args.bootstrap,
+            features=args.features,
+            cache_dir=args.cache or Path(args.run) / "cache",
+        )
+        result.update(quality.to_json())
+        picture = _save_birthday_pairs(quality, Path(args.run) / BIRTHDAY_PICTURE, dataset.info)
+        if picture is not None:
+            result["birthday_pairs"] = str(picture)
     for key, value in result.items():
-        if key != "capabilities":
+        if key not in ("capabilities", "notes"):
             print(f"{key:16s} {format_value(value)}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
     if model.info.kind == "text":
@@ -379,8 +456,69 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "and its end token count, padding does not; bits/char = nll / ln 2, "
             "perplexity = exp(nll)"
         )
+    _print_notes(result.get("notes", []))
     if args.json:
         _print_json(result)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/genlab``, or ``~/.cache/genlab``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab"
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from genlab import data as data_module
+    from genlab.data.samples import read_sample_set
+    from genlab.io import write_json
+    from genlab.metrics.feature_spaces import parse_features
+    from genlab.metrics.sample_quality import comparability_warnings, parse_metrics
+    from genlab.report.table import format_table
+
+    metrics = parse_metrics(args.metrics) if args.metrics else None
+    if args.features:
+        parse_features(args.features)
+    if len(set(args.samples)) < len(args.samples):
+        raise ConfigError("the same SAMPLES are named twice")
+    dataset = data_module.load(args.data)
+    sets = {name: read_sample_set(name, dataset.info) for name in args.samples}
+    for name, sample_set in sets.items():
+        if args.n_samples is not None and args.n_samples > len(sample_set.x):
+            raise ConfigError(
+                f"--n-samples {args.n_samples} but {name} holds {len(sample_set.x)} samples"
+            )
+    results = {
+        name: api.score(
+            sample_set,
+            dataset,
+            metrics=metrics,
+            features=args.features,
+            seed=args.seed,
+            n_samples=args.n_samples,
+            n_bootstrap=args.bootstrap,
+            cache_dir=args.cache or default_cache_dir(),
+        )
+        for name, sample_set in sets.items()
+    }
+    payload = {name: result.to_json() for name, result in results.items()}
+    for index, (name, result) in enumerate(results.items()):
+        if args.out is not None:
+            file = BIRTHDAY_PICTURE if len(results) == 1 else f"birthday_pairs_{index + 1}.png"
+            picture = _save_birthday_pairs(result, Path(args.out) / file, dataset.info)
+            if picture is not None:
+                payload[name]["birthday_pairs"] = str(picture)
+    keys = list(dict.fromkeys(k for entry in payload.values() for k in entry if k != "notes"))
+    rows = [{"metric": key, **{name: payload[name].get(key) for name in payload}} for key in keys]
+    print(format_table(rows, [("metric", "metric"), *((name, name) for name in payload)]))
+    for name, result in results.items():
+        _print_notes(result.notes, f"{name}: " if len(results) > 1 else "")
+    warnings = comparability_warnings(results)
+    _print_notes(warnings)
+    summary = {"data": args.data, "samples": payload, "warnings": warnings}
+    if args.out is not None:
+        write_json(Path(args.out) / "score.json", summary)
+        print(f"wrote {Path(args.out) / 'score.json'}")
+    if args.json:
+        _print_json(summary)
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -482,6 +620,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "complete": cmd_complete,
     "evaluate": cmd_evaluate,
+    "score": cmd_score,
     "compare": cmd_compare,
     "experiment": cmd_experiment,
     "stats": cmd_stats,

@@ -198,7 +198,7 @@ def score(
         row.update(
             sample_quality(
                 model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
-            )
+            ).to_json()
         )
     if caps.supports("conditional") and dataset.info.kind != "text":
         row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))

@@ -59,9 +59,9 @@ def evaluate(
     ``knn_accuracy`` (codes of labelled data), whatever the family adds
     (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
     and ``modes_captured``, ``hq_fraction``, ``mode_kl`` (samples of the 2-D mixtures).
-    ``metrics`` adds sample-quality metrics (``fid``, ``kid``, ``prdc``, ``is``...: see
-    :mod:`genlab.metrics.sample_quality`, which ``sample_options`` such as ``n_samples``,
-    ``cache_dir`` and ``picture_dir`` configure).
+    ``metrics`` adds the sample-quality card (``fid``, ``kid``, ``prdc``, ``is``...: see
+    :func:`genlab.metrics.sample_quality.sample_quality`, which ``sample_options`` such as
+    ``n_samples``, ``features`` and ``cache_dir`` configure) as its JSON fields.
     """
     model.eval()
     caps = model.capabilities
@@ -112,5 +112,5 @@ def evaluate(
         )
         result.update(mode_coverage_for(samples, data.info).to_json())
     if metrics:
-        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options))
+        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options).to_json())
     return result
