@@ -101,6 +101,14 @@ def half_point(supports: tuple[int, ...], detection: list[float]) -> float | Non
     return math.exp((1 - t) * math.log(supports[i]) + t * math.log(supports[i + 1]))
 
 
+def half_point_slope(widths: tuple[int, ...], half_points: list[float | None]) -> float | None:
+    r"""Least-squares slope of :math:`\log m_{1/2}` against :math:`\log p` (1: proportional)."""
+    if any(h is None for h in half_points) or len(widths) < 2:
+        return None
+    counts = np.log([parameter_count(w) for w in widths])
+    return float(np.polyfit(counts, np.log(np.asarray(half_points, dtype=float)), 1)[0])
+
+
 def claim_holds(
     widths: tuple[int, ...],
     detection: list[list[float]],
@@ -230,6 +238,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
                 str(w): None if h is None else h / parameter_count(w)
                 for w, h in zip(widths, half_points, strict=True)
             },
+            "half_point_slope": half_point_slope(widths, half_points),
             "c2st": dict(zip(map(str, supports), c2st, strict=True)),
             "birthday_support": dict(zip(map(str, supports), birthday, strict=True)),
             "birthday_over_support": dict(zip(map(str, supports), birthday_ratio, strict=True)),
