@@ -202,12 +202,14 @@ class MixtureGAN(GAN):
         super().__init__(config, info)
 
     def build_generator(self) -> nn.Module:
+        """The mixture, ``(B, k) -> (B, n_features)`` (vector data only)."""
         sizes = (self.latent_dim, self.info.n_features, self.component_hidden)
         components = [MLP(*sizes, self.config.activation) for _ in range(self.n_components)]
         return MixtureGenerator(components)
 
 
 def generator_parameters(model: GAN) -> int:
+    """Parameters of the generator (all components of a mixture)."""
     return sum(p.numel() for p in model.generator_net.parameters())
 
 
