@@ -273,13 +273,14 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
     ax_value.set(
         xlabel="move (the players alternate)", ylabel="x^T A y", title="rock-paper-scissors: value"
     )
-    ax_value.legend(fontsize=7)
+    ax_value.set_ylim(-1.2, 1.9)  # room for the legend above the cycle
+    ax_value.legend(fontsize=7, loc="upper center")
     moves = np.arange(1, 2 * rounds + 1)
     ax_gap.loglog(moves, alternating["exploitability"], color=PALETTE[1])
     ax_gap.loglog(moves, mixed["exploitability"], color=PALETTE[0])
     ax_gap.axhline(TOLERANCE, color="grey", ls=":")
     ax_gap.set(
-        xlabel="round", ylabel="exploitability (duality gap)", title="distance to equilibrium"
+        xlabel="move", ylabel="exploitability (duality gap)", title="distance to equilibrium"
     )
     centres = torch.tensor(info.mode_centres)
     for ax, (colour, (name, samples)) in zip(ax_samples, enumerate(shown.items()), strict=True):
