@@ -71,6 +71,7 @@ def parameter_count(hidden: tuple[int, ...]) -> int:
 
 
 def label(hidden: tuple[int, ...]) -> str:
+    """``(256, 256)`` -> ``"256x256"``."""
     return "x".join(map(str, hidden))
 
 

@@ -21,8 +21,8 @@ units, :math:`p = 18h + 1` parameters, output :math:`\sigma(\cdot) \in [0, 1]`) 
 half of :math:`n` real and :math:`n` generated samples and scored on the other half: its
 *detection* is the held-out :math:`\mathbb E_P D - \mathbb E_{G_m} D`
 (:func:`~genlab.stats.ipm.critic_ipm`, class ``"bounded"``; 0 at chance, 1 for a perfect
-separation). For each size, :math:`m_{1/2}` is the support at which detection falls to 1/2
-(interpolated in :math:`\log m`). The same :math:`n` samples go to the classifier two-sample
+separation). For each size, :math:`m_{1/2}` is the support beyond which detection stays
+below 1/2 (interpolated in :math:`\log m`). The same :math:`n` samples go to the classifier two-sample
 test with a 1-nearest-neighbour classifier (:func:`~genlab.stats.two_sample.classifier_test`;
 a generated test point whose atom was among the training points has a copy at distance 0),
 and the birthday test estimates each support from generated streams.
