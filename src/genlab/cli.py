@@ -665,8 +665,9 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     from genlab.report.table import format_value
 
     if args.name == "list":
+        width = max(map(len, experiments.EXPERIMENTS))
         for name in experiments.EXPERIMENTS:
-            print(f"{name:24s} {experiments.experiment(name).CLAIM}")
+            print(f"{name:{width}s} {experiments.experiment(name).CLAIM}")
         return
     module = experiments.experiment(args.name)
     if args.out is None:
