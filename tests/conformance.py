@@ -14,11 +14,20 @@ import torch
 from genlab.data import Dataset
 from genlab.errors import DataError, UnsupportedCapability
 from genlab.models import GenerativeModel, family_class
+from genlab.samplers import Mask, gaussian_measurement
 from genlab.train.checkpoint import load_model, save_model
 
 
 def _generator(seed: int, model: GenerativeModel) -> torch.Generator:
     return torch.Generator(device=model.device).manual_seed(seed)
+
+
+def context_of(model: GenerativeModel, data: Dataset, n: int) -> dict[str, torch.Tensor]:
+    """``{"context": the first n test labels}`` for a family that takes context, else ``{}``."""
+    if not model.capabilities.context:
+        return {}
+    assert data.y_test is not None, "a family that takes context needs labelled data"
+    return {"context": data.y_test[:n].to(model.device)}
 
 
 def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> None:
@@ -27,6 +36,9 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
     x = data.x_test[:6].to(model.device)
     model.eval()
 
+    def ctx(n: int) -> dict[str, torch.Tensor]:
+        return context_of(model, data, n)
+
     # the class declares a family, a config and budgets usable by `compare`
     assert family_class(model.family) is type(model)
     assert {"smoke", "fast", "full"} <= set(type(model).budgets)
@@ -34,10 +46,11 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
 
     with torch.no_grad():
         if caps.sample:
-            a = model.sample(5, generator=_generator(1, model))
-            b = model.sample(5, generator=_generator(1, model))
-            c = model.sample(5, generator=_generator(2, model))
-            assert a.shape == (5, *shape) and a.dtype == torch.float32
+            a = model.sample(5, generator=_generator(1, model), **ctx(5))
+            b = model.sample(5, generator=_generator(1, model), **ctx(5))
+            c = model.sample(5, generator=_generator(2, model), **ctx(5))
+            dtype = torch.int64 if data.info.kind == "text" else torch.float32
+            assert a.shape == (5, *shape) and a.dtype == dtype
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a, b, rtol=0, atol=0)
             assert not torch.equal(a, c), "different seeds gave identical samples"
@@ -46,20 +59,23 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
                 model.sample(2)
 
         if caps.log_prob != "none":
-            lp = model.log_prob(x)
+            lp = model.log_prob(x, **ctx(6))
             assert lp.shape == (len(x),) and torch.isfinite(lp).all()
             # batch-order invariance: each example's density does not depend on its batch
             perm = torch.arange(len(x) - 1, -1, -1)
-            torch.testing.assert_close(model.log_prob(x[perm]), lp[perm], rtol=1e-4, atol=1e-3)
+            perm_ctx = {k: v[perm] for k, v in ctx(6).items()}
+            torch.testing.assert_close(
+                model.log_prob(x[perm], **perm_ctx), lp[perm], rtol=1e-4, atol=1e-3
+            )
             with pytest.raises(DataError, match="shape"):
-                model.log_prob(x.flatten(1)[:, :-1])
+                model.log_prob(x.flatten(1)[:, :-1], **ctx(6))
         else:
             with pytest.raises(UnsupportedCapability, match="log_prob"):
                 model.log_prob(x)
 
         z = None
         if caps.encode:
-            z = model.encode(x)
+            z = model.encode(x, **ctx(6))
             assert z.dim() == 2 and z.shape[0] == len(x) and torch.isfinite(z).all()
         else:
             with pytest.raises(UnsupportedCapability, match="encode"):
@@ -69,7 +85,7 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
             codes = (
                 z if z is not None else torch.randn(len(x), model.latent_dim, device=model.device)
             )
-            x_hat = model.decode(codes)
+            x_hat = model.decode(codes, **ctx(6))
             assert x_hat.shape == (len(x), *shape) and torch.isfinite(x_hat).all()
         else:
             with pytest.raises(UnsupportedCapability, match="decode"):
@@ -78,17 +94,33 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
         mask = torch.zeros(shape, dtype=torch.bool)
         mask.view(-1)[: mask.numel() // 2] = True  # observe the first half (the top of an image)
         if caps.supports("conditional"):
-            out = model.sample_conditional(x, mask, 3, generator=_generator(3, model))
+            out = model.sample_conditional(x, mask, 3, generator=_generator(3, model), **ctx(6))
             assert out.shape == (3, len(x), *shape) and torch.isfinite(out).all()
             observed = mask.expand_as(x).to(model.device)
             torch.testing.assert_close(
                 out[observed.expand(3, *x.shape)].view(3, -1), x[observed].expand(3, -1)
             )
-            again = model.sample_conditional(x, mask, 3, generator=_generator(3, model))
+            again = model.sample_conditional(x, mask, 3, generator=_generator(3, model), **ctx(6))
             torch.testing.assert_close(out, again, rtol=0, atol=0)
         else:
             with pytest.raises(UnsupportedCapability, match="sample_conditional"):
                 model.sample_conditional(x, mask, 2)
+
+        # posterior sampling given a measurement: the observed half, with noise
+        observation = gaussian_measurement(Mask(mask), Mask(mask)(x.cpu()), noise_std=0.5)
+        options = {"steps": 4, "n_candidates": 4}
+        if caps.supports("posterior"):
+            post = model.sample_posterior(
+                observation, 2, generator=_generator(4, model), **ctx(6), **options
+            )
+            assert post.shape == (2, len(x), *shape) and torch.isfinite(post).all()
+            again = model.sample_posterior(
+                observation, 2, generator=_generator(4, model), **ctx(6), **options
+            )
+            torch.testing.assert_close(post, again, rtol=0, atol=0)
+        else:
+            with pytest.raises(UnsupportedCapability, match="sample_posterior"):
+                model.sample_posterior(observation, 2, **options)
 
         check_context_refused_or_taken(model, x)
 
@@ -103,26 +135,26 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
     with torch.no_grad():
         if caps.sample:
             torch.testing.assert_close(
-                fresh.sample(4, generator=_generator(5, model)),
-                model.sample(4, generator=_generator(5, model)),
+                fresh.sample(4, generator=_generator(5, model), **ctx(4)),
+                model.sample(4, generator=_generator(5, model), **ctx(4)),
             )
         if caps.encode:
-            torch.testing.assert_close(fresh.encode(x), model.encode(x))
+            torch.testing.assert_close(fresh.encode(x, **ctx(6)), model.encode(x, **ctx(6)))
         if caps.log_prob != "none" and caps.log_prob != "estimate":
-            torch.testing.assert_close(fresh.log_prob(x), model.log_prob(x))
+            torch.testing.assert_close(fresh.log_prob(x, **ctx(6)), model.log_prob(x, **ctx(6)))
 
 
 def check_context_refused_or_taken(model: GenerativeModel, x: torch.Tensor) -> None:
     """``context=`` on every method: refused by a family that models p(x) alone (it says so),
     checked against the batch by one that takes it."""
     caps = model.capabilities
-    context = torch.zeros(len(x), dtype=torch.long, device=model.device)
+    context = torch.zeros(len(x), dtype=torch.long, device=model.device)  # class 0 for all
     calls = {
         "sample": lambda c: model.sample(len(x), generator=_generator(0, model), context=c),
         "log_prob": lambda c: model.log_prob(x, context=c),
         "encode": lambda c: model.encode(x, context=c),
         "decode": lambda c: model.decode(
-            torch.zeros(len(x), model.latent_dim, device=model.device), context=c
+            torch.zeros(len(x), getattr(model, "latent_dim", 1), device=model.device), context=c
         ),
         "sample_conditional": lambda c: model.sample_conditional(
             x, torch.ones(x.shape[1:], dtype=torch.bool), 1, context=c
@@ -168,7 +200,9 @@ def check_gradients(model: GenerativeModel, data: Dataset) -> None:
     x = data.x_train[:16].to(model.device)
     if data.info.levels is not None and model.capabilities.log_prob != "none":
         x = x + torch.rand_like(x) - 0.5
-    model.training_step(x, optimizers, torch.Generator(device=model.device).manual_seed(0))
+    context = {"context": data.y_train[:16].to(model.device)} if model.capabilities.context else {}
+    generator = torch.Generator(device=model.device).manual_seed(0)
+    model.training_step(x, optimizers, generator, **context)
     for hook in hooks:
         hook.remove()
     names = {name for name, p in model.named_parameters() if p.requires_grad}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -33,3 +35,22 @@ def digits() -> genlab.data.Dataset:
 @pytest.fixture(scope="session")
 def ring() -> genlab.data.Dataset:
     return genlab.data.load("ring")
+
+
+@pytest.fixture(scope="session")
+def labelled_ring(ring) -> genlab.data.Dataset:
+    """The ring with labels: each point's nearest of the 8 modes (a labelled 2-D mixture)."""
+    centres = torch.tensor(ring.info.mode_centres)
+
+    def nearest(x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, centres).argmin(1)
+
+    info = dataclasses.replace(ring.info, name="labelled ring", n_classes=len(centres))
+    return genlab.data.Dataset(
+        ring.x_train, ring.x_test, info, nearest(ring.x_train), nearest(ring.x_test)
+    )
+
+
+@pytest.fixture(scope="session")
+def first_names() -> genlab.data.Dataset:
+    return genlab.data.load("first-names")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,10 @@ import numpy as np
 import pytest
 
 from genlab.cli import main
+from genlab.config import field_names
 from genlab.models import FAMILIES
+from genlab.models.gan import GANConfig
+from genlab.train import TrainConfig
 
 
 def run_cli(*args: str, capsys) -> tuple[int, str, str]:
@@ -100,6 +104,7 @@ def test_evaluate_on_other_data_of_the_wrong_shape(tmp_path, capsys):
         (["train", "ae", "--out", "X", "--data", "nowhere.npy"], "unknown dataset"),
         (["train", "ae", "--out", "X", "--device", "tpu"], "unknown device"),
         (["train", "ae", "--out", "X", "--epochs", "2", "--set", "epochs=3"], "given twice"),
+        (["train", "ae", "--epochs", "2"], "needs --out DIR (or --dry-run)"),
         (["evaluate", "does-not-exist"], "no such run directory"),
         (["sample", "does-not-exist", "--out", "a.npy"], "no such run directory"),
     ],
@@ -110,6 +115,50 @@ def test_errors_are_one_clear_line(tmp_path, capsys, monkeypatch, args, message)
     assert code == 2
     assert message in err and "Traceback" not in err
     assert err.startswith("genlab: error:")
+
+
+def dry_run_rows(out: str) -> dict[str, tuple[str, str]]:
+    """``setting -> (value, source)`` from the table ``train --dry-run`` prints."""
+    cells = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()]
+    return {row[0]: (row[1], row[2]) for row in cells if len(row) == 3}
+
+
+def test_train_dry_run_shows_every_setting_and_its_source(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "gan", "--dry-run", "--out", str(run), "--set", "loss=wasserstein"]
+    code, out, err = run_cli(*args, capsys=capsys)
+    assert code == 0, err
+    rows = dry_run_rows(out)
+    assert set(rows) == set(field_names(GANConfig)) | set(field_names(TrainConfig))
+    assert rows["lr"] == ("5e-05", "recipe (loss=wasserstein)")
+    assert rows["optimizer"] == ("rmsprop", "recipe (loss=wasserstein)")
+    assert rows["d_steps"] == ("5", "recipe (loss=wasserstein)")
+    assert rows["steps"] == ("20000", "family (gan)")
+    assert rows["epochs"] == ("None", "family (gan), which sets steps")
+    assert rows["loss"] == ("wasserstein", "user")
+    assert rows["hidden"] == ("(128, 128, 128, 128)", "defaults")
+    assert "defaults < family (gan) < recipe (loss=wasserstein) < budget < user" in out
+    assert not run.exists()  # nothing trained, no run directory
+
+    args = ["train", "gan", "--dry-run", "--budget", "smoke", "--steps", "5", "--set", "lr=1e-4"]
+    code, out, err = run_cli(*args, "--set", "loss=wasserstein", capsys=capsys)
+    assert code == 0, err
+    rows = dry_run_rows(out)
+    assert rows["lr"] == ("0.0001", "user")  # the user's lr over the recipe's
+    assert rows["steps"] == ("5", "user")
+    assert rows["batch_size"] == ("64", "budget (smoke)")
+    assert rows["hidden"] == ("(64, 64)", "budget (smoke)")
+    assert rows["clip"] == ("0.01", "recipe (loss=wasserstein)")
+
+
+@pytest.mark.parametrize("bad", ["lr=-1", "nope=1", "loss=bogus", "steps=1.5"])
+def test_train_dry_run_rejects_bad_settings_as_training_does(tmp_path, capsys, bad):
+    run = tmp_path / "run"
+    trained = run_cli("train", "gan", "--out", str(run), "--set", bad, capsys=capsys)
+    dry = run_cli("train", "gan", "--dry-run", "--set", bad, capsys=capsys)
+    assert trained[0] == dry[0] == 2
+    assert trained[2] == dry[2] and dry[2].startswith("genlab: error:")
+    assert not run.exists()
 
 
 def test_sample_to_an_unknown_format(tmp_path, capsys):

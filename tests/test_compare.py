@@ -1,4 +1,5 @@
-"""`genlab compare` at the smoke budget on digits and ring: the scorecard, the dashes, the report."""
+"""`genlab compare` at the smoke budget on digits, ring and text: the scorecard, the dashes, the
+report."""
 
 from __future__ import annotations
 
@@ -31,46 +32,60 @@ def run_compare(data: str, out, capsys) -> dict:
     return {"stdout": captured.out, "payload": json.loads(captured.out.strip().splitlines()[-1])}
 
 
-def expected_missing(family: str, key: str, image: bool, mixture: bool) -> bool:
+def expected_missing(family: str, key: str, image: bool, mixture: bool, text: bool) -> bool:
     """Whether ``key`` must be a dash (None) for ``family`` on this data."""
     caps = FAMILIES[family].capabilities
+    if key == "bits_per_dim":
+        return not caps.supports("density") or text
+    if key in ("nll_per_token", "bits_per_char", "perplexity"):
+        return not (caps.supports("density") and text)
+    if key == "completion_mse":
+        return not caps.supports("conditional") or text
     if key in ("fid", "precision", "recall"):
         return not (caps.sample and image)
     if key in ("modes_captured", "hq_fraction"):
         return not (caps.sample and mixture)
-    if key in ("nll_nats", "bits_per_dim", "log_prob_kind"):
+    if key in ("nll_nats", "log_prob_kind"):
         return not caps.supports("density")
     if key in ("probe_accuracy", "knn_accuracy"):
         return not (caps.encode and image)  # digits is the labelled one
     if key == "completion_accuracy":
         return not (caps.supports("conditional") and image)
-    if key in ("completion_mse", "conditional_kind"):
+    if key == "conditional_kind":
         return not caps.supports("conditional")
+    if key in ("class_accuracy", "class_cas"):  # by context or classifier guidance
+        guided = caps.posterior not in ("none", "exact")
+        return not ((caps.context or guided) and image)
+    if key in ("posterior_mse", "posterior_spread"):
+        return not (caps.supports("posterior") and image)
     return False
 
 
-@pytest.mark.parametrize("data", ["digits", "ring"])
-def test_scorecard_has_a_value_exactly_where_the_family_can(data, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("data", "kind"), [("digits", "image"), ("ring", "vector"), ("first-names", "text")]
+)
+def test_scorecard_has_a_value_exactly_where_the_family_can(data, kind, tmp_path, capsys):
     result = run_compare(data, tmp_path, capsys)
     families = result["payload"]["families"]
-    assert list(families) == list(FAMILIES)
-    image, mixture = data == "digits", data == "ring"
+    assert list(families) == [f for f, cls in FAMILIES.items() if kind in cls.data_kinds]
+    image, mixture, text = data == "digits", data == "ring", kind == "text"
     for family, row in families.items():
         for key in SCORE_KEYS:
-            missing = expected_missing(family, key, image, mixture)
+            missing = expected_missing(family, key, image, mixture, text)
             assert (row[key] is None) == missing, (family, key, row[key])
         assert row["train_seconds"] > 0
     saved = json.loads((tmp_path / "scorecard.json").read_text())
     assert saved["families"] == families
     # the table prints a dash, never a zero, where a family cannot do a task
     table = result["stdout"].split("scorecard:")[0]
-    ae_row = next(line for line in table.splitlines() if line.startswith("ae "))
-    assert " - " in ae_row
+    if not text:
+        ae_row = next(line for line in table.splitlines() if line.startswith("ae "))
+        assert " - " in ae_row
 
     found = inspect_page(tmp_path / "report.html")
     assert found["console_errors"] == [] and found["page_errors"] == []
     assert found["images"] and all(image["ok"] for image in found["images"])
-    assert found["scorecard_rows"] == list(FAMILIES)
+    assert found["scorecard_rows"] == list(families)
     curves = [picture for picture in found["images"] if picture["alt"] == "training curves"]
     assert len(curves) == sum(FAMILIES[f].fit_method == "gradient" for f in families)
 
@@ -79,6 +94,10 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, tmp_path, caps
         pca = families["pca"]
         assert pca["completion_accuracy"] > baseline["completion_accuracy"]
         assert pca["completion_mse"] < 2 * baseline["completion_mse"]
+    if text:  # samples and completions of prefixes, as text, in every family's section
+        page = (tmp_path / "report.html").read_text()
+        assert page.count("<pre>") == 2 * len(families) and "completions" in page
+        assert "padding never counts" in page
 
 
 def test_a_second_compare_reuses_the_runs(tmp_path, capsys):
@@ -90,3 +109,46 @@ def test_a_second_compare_reuses_the_runs(tmp_path, capsys):
     assert main(args) == 0
     assert model.stat().st_mtime_ns == stamp  # reused, not retrained
     capsys.readouterr()
+
+
+def test_several_seeds_report_mean_and_spread(tmp_path, capsys):
+    """`--seeds 0,1`: every number is the mean over the seeds with its standard deviation, in
+    the JSON (``spread``, ``per_seed``), the table (``mean ± sd``) and the report; each seed's
+    runs sit in ``seed-<s>`` and equal a one-seed comparison with that seed."""
+    args = ["compare", "--data", "ring", "--models", "pca,ae", "--budget", "smoke", "--seeds"]
+    code = main([*args, "0,1", "--out", str(tmp_path / "two"), "--json", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    payload = json.loads(captured.out.strip().splitlines()[-1])
+    assert payload["seeds"] == [0, 1]
+    ae = payload["families"]["ae"]
+    values = ae["per_seed"]["modes_captured"]
+    assert len(values) == 2 and ae["modes_captured"] == pytest.approx(sum(values) / 2)
+    assert ae["spread"]["train_seconds"] > 0
+    assert "±" in captured.out.split("scorecard:")[0]
+    assert "±" in (tmp_path / "two" / "report.html").read_text()
+    assert (tmp_path / "two" / "seed-1" / "ae" / "model.safetensors").exists()
+    assert main([*args[:-1], "--seed", "1", "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    capsys.readouterr()
+    one = json.loads((tmp_path / "one" / "scorecard.json").read_text())["families"]["ae"]
+    assert (
+        one["modes_captured"] == values[1]
+        and one["nll_nats"] == ae["per_seed"].get("nll_nats", [None, one["nll_nats"]])[1]
+    )
+
+
+@pytest.mark.parametrize(
+    "mean,spread,text",
+    [
+        (14.73, 2.13, "14.7 ± 2.1"),
+        (0.7281, 0.0123, "0.728 ± 0.012"),
+        (164.5, 0.0, "164.5 ± 0"),
+        (83.94, 0.47, "83.94 ± 0.47"),
+        (1234.5, 210.0, "1234 ± 210"),
+        (0.5, None, "0.5"),
+    ],
+)
+def test_mean_and_spread_show_no_more_digits_than_the_spread_supports(mean, spread, text):
+    from genlab.report.table import format_mean_spread
+
+    assert format_mean_spread(mean, spread) == text

@@ -166,7 +166,7 @@ def test_adversarial_conditional_has_the_closed_form_moments_of_a_linear_generat
     :math:`\Sigma = (I + A_o^\top A_o / \sigma^2)^{-1}`, :math:`\mu = \Sigma A_o^\top (x_o - b_o)
     / \sigma^2`, so :math:`G(z)_u \sim \mathcal N(A_u \mu + b_u, A_u \Sigma A_u^\top)`."""
     info = DataInfo("linear", (4,), "vector", value_range=(-20, 20))
-    model_config, _ = genlab.api.resolve_settings(family, {"latent_dim": 2}, "smoke")
+    model_config = genlab.api.resolve_settings(family, {"latent_dim": 2}, "smoke").model
     model = genlab.api.build_model(family, model_config, info).eval()  # identity normaliser
     linear = torch.nn.Linear(2, 4).requires_grad_(False)
     weight = torch.tensor([[1.0, 0.5], [0.8, -0.6], [0.2, 1.0], [-0.7, 0.3]])

@@ -22,7 +22,7 @@ def test_simclr_beats_a_random_encoder_at_a_small_budget(digits):
     network at initialisation (measured, seeds 0 and 1: 0.80 -> 0.92 and 0.93; k-NN 0.88 ->
     0.92 and 0.84 -> 0.92). The default 600 epochs reach 0.98 (README)."""
     trained = genlab.fit("simclr", digits, epochs=20, seed=0)
-    config, _ = genlab.api.resolve_settings("simclr", {}, None)
+    config = genlab.api.resolve_settings("simclr", {}, None).model
     untrained = genlab.api.build_model("simclr", config, digits.info, seed=0)
     untrained.prepare(digits.x_train)
     ours, baseline = (representation_scores(m, digits) for m in (trained, untrained))
@@ -40,7 +40,7 @@ def test_clip_retrieves_the_other_half_far_above_chance(digits):
     assert chance == pytest.approx(1 / len(digits.x_test))
     assert scores["retrieval_top1_ab"] >= 10 * chance, scores
     assert scores["retrieval_top1_ba"] >= 10 * chance, scores
-    config, _ = genlab.api.resolve_settings("clip", {}, None)
+    config = genlab.api.resolve_settings("clip", {}, None).model
     untrained = genlab.api.build_model("clip", config, digits.info, seed=0)
     untrained.prepare(digits.x_train)
     assert untrained.retrieval(digits.x_test)["retrieval_top1_ab"] < 5 * chance

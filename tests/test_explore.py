@@ -18,8 +18,8 @@ from genlab.explore import (
     lerp,
     nearest_neighbours,
     slerp,
-    top_half_mask,
 )
+from genlab.samplers import top_half_mask
 
 
 def test_lerp_and_slerp_endpoints_and_geometry():
@@ -79,7 +79,7 @@ def test_attribute_vector_moves_codes_towards_the_target_class(pca_model, digits
 
 
 def test_completion_grid_keeps_the_observed_half(pca_model, digits):
-    mask = top_half_mask(digits.info)
+    mask = top_half_mask(digits.info.event_shape)
     assert mask.sum() == 32 and bool(mask[0, :4].all()) and not bool(mask[0, 4:].any())
     x = digits.x_test[:3]
     grid = completion_grid(pca_model, x, mask, n=4, generator=torch.Generator().manual_seed(0))
@@ -91,4 +91,4 @@ def test_completion_grid_keeps_the_observed_half(pca_model, digits):
 def test_completion_needs_the_capability(digits):
     ae = genlab.fit("ae", digits, budget="smoke")
     with pytest.raises(genlab.UnsupportedCapability, match="sample_conditional"):
-        completion_grid(ae, digits.x_test[:2], top_half_mask(digits.info))
+        completion_grid(ae, digits.x_test[:2], top_half_mask(digits.info.event_shape))

@@ -3,6 +3,7 @@ and trained densities against a Gaussian mixture and the true density of the 2-D
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -14,7 +15,6 @@ from genlab.data import DataInfo, Dataset
 from genlab.models.flow import Flow, FlowConfig
 from genlab.nn import MLP, AffineNormalizer
 from genlab.nn.flows import (
-    MADE,
     ActNorm,
     AffineCoupling,
     Bijection,
@@ -27,6 +27,7 @@ from genlab.nn.flows import (
     Standardize,
     affine_transform,
 )
+from genlab.nn.made import MADE
 
 
 def randomize(module: torch.nn.Module, scale: float = 0.5) -> torch.nn.Module:
@@ -126,6 +127,74 @@ def test_made_is_autoregressive_in_its_order():
                 assert depends == bool(order[j] < order[i]), (block, i, j)
 
 
+CONTEXT = 3  # context features of the conditional layers below
+
+
+def conditional_bijections() -> dict[str, tuple[Bijection, tuple[int, ...]]]:
+    """Every conditioner, built to read a context of CONTEXT features."""
+    d, c = 5, CONTEXT
+    return {
+        "coupling_mlp": (AffineCoupling(torch.arange(d) % 2 == 0, MLP(d + c, 2 * d, (8,))), (d,)),
+        "coupling_conv": (
+            AffineCoupling(image_mask((1, 2, 3), 1), ConvConditioner(1, 4, context_features=c)),
+            (1, 2, 3),
+        ),
+        "maf": (
+            MaskedAffineAutoregressive(torch.randperm(d) + 1, (16,), context_features=c),
+            (d,),
+        ),
+        "spline": (
+            SplineCoupling(torch.arange(d) % 2 == 1, (16,), 5, 2.0, context_features=c),
+            (d,),
+        ),
+        "chain": (
+            Chain(
+                [
+                    ActNorm(d),
+                    AffineCoupling(torch.arange(d) % 2 == 1, MLP(d + c, 2 * d, (8,))),
+                    InvertibleLinear(d),
+                    MaskedAffineAutoregressive(torch.arange(d, 0, -1), (12,), context_features=c),
+                ]
+            ),
+            (d,),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(conditional_bijections()))
+def test_conditional_layers_are_bijections_of_x_for_each_context(name):
+    """log|det dz/dx| at fixed context = the autograd Jacobian's; the inverse given the same
+    context recovers x; and the context changes the map."""
+    layer, shape = conditional_bijections()[name]
+    layer = randomize(layer, 0.3).double()
+    x = _inputs("spline" if name == "spline" else name, shape)
+    context = torch.randn(len(x), CONTEXT, dtype=torch.float64)
+    z, log_det = layer(x, context)
+    for i in range(len(x)):
+        row = context[i : i + 1]
+        expected = jacobian_log_det(lambda v, row=row: layer(v, row), x[i : i + 1])
+        torch.testing.assert_close(log_det[i : i + 1], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.inverse(z, context), x, rtol=1e-5, atol=1e-5)
+    other, other_log_det = layer(x, context.flip(0))
+    assert not torch.allclose(other, z) and not torch.allclose(other_log_det, log_det)
+
+
+def test_conditional_made_is_autoregressive_in_x_and_reads_all_of_the_context():
+    order = torch.tensor([3, 1, 4, 2])
+    for hidden in [(16, 16), ()]:  # context wired to every hidden unit, or straight to outputs
+        # tanh: no unit is switched off at the one input, so every connection shows
+        made = MADE(order, hidden, n_outputs=2, activation="tanh", context_features=2)
+        made = randomize(made).double()
+        inputs = torch.randn(1, 6, dtype=torch.float64)  # 4 data inputs, then 2 of context
+        jac = torch.autograd.functional.jacobian(made, inputs)[0, :, 0]  # (8 outputs, 6 inputs)
+        for block in range(2):
+            for i in range(4):
+                for j in range(4):
+                    depends = bool(jac[block * 4 + i, j].abs() > 0)
+                    assert depends == bool(order[j] < order[i]), (hidden, block, i, j)
+        assert bool((jac[:, 4:].abs() > 0).all()), hidden
+
+
 def _model_info(kind: str) -> DataInfo:
     if kind == "image":  # 6 pixels, 5 levels spaced 2 apart (support of the dequantised values)
         return DataInfo("t", (1, 2, 3), "image", levels=5, value_range=(0.0, 8.0))
@@ -165,6 +234,44 @@ def test_model_log_prob_is_the_change_of_variables(kind, settings):
     expected = expected + jacobian_log_det(encode, x)
     torch.testing.assert_close(model.log_prob(x), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.decode(z), x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kind,settings",
+    [
+        ("vector", {}),
+        ("vector", {"transform": "maf", "linear": True}),
+        ("vector", {"transform": "spline", "spline_bound": 1.5}),
+        ("image", {}),
+        ("image", {"transform": "maf"}),
+        ("image", {"conditioner": "mlp", "logit": False}),
+    ],
+)
+def test_conditional_flow_log_prob_is_the_change_of_variables_given_each_label(kind, settings):
+    """log p(x | y) = log N(f(x; y)) + log|det df(x; y)/dx| with J from autograd, per label."""
+    info = dataclasses.replace(_model_info(kind), n_classes=3)
+    config = FlowConfig(n_layers=3, hidden=(8,), channels=4, conditional=True, **settings)
+    model = randomize(Flow(config, info), 0.3).double()
+    if kind == "image":
+        x = torch.rand(4, *info.event_shape, dtype=torch.float64) * 9.8 - 0.9
+    else:
+        x = torch.randn(4, *info.event_shape, dtype=torch.float64)
+    if isinstance(model.pre, Standardize):
+        model.pre.normalizer.fit(torch.randn(20, *info.event_shape, dtype=torch.float64) * 2)
+    labels = torch.tensor([0, 2, 1, 2])
+    z = model.encode(x, context=labels)
+    expected = -0.5 * (z.square().sum(1) + z.shape[1] * math.log(2 * math.pi))
+    expected = expected + torch.cat(
+        [
+            jacobian_log_det(
+                lambda v, y=labels[i : i + 1]: (model.encode(v, context=y),), x[i : i + 1]
+            )
+            for i in range(len(x))
+        ]
+    )
+    torch.testing.assert_close(model.log_prob(x, context=labels), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.decode(z, context=labels), x, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(model.log_prob(x, context=(labels + 1) % 3), expected)
 
 
 def test_log_prob_is_minus_infinity_outside_the_logit_support():

@@ -9,9 +9,11 @@ import torch
 from safetensors.torch import load_file
 
 import genlab
+import genlab.api
 from genlab.errors import TrainingDiverged
 from genlab.io import read_safetensors
 from genlab.models.gan import GAN, GANConfig, total_grad_norm
+from genlab.nn import ProjectionDiscriminator
 from genlab.objectives import (
     GAN_LOSSES,
     minimax_discriminator_loss,
@@ -35,10 +37,10 @@ DIAGNOSTICS = (
 
 
 def _model(data, **settings) -> tuple[GAN, Optimizers]:
-    model_config, train_config = genlab.api.resolve_settings("gan", settings)
-    model = genlab.api.build_model("gan", model_config, data.info)
+    resolved = genlab.api.resolve_settings("gan", settings)
+    model = genlab.api.build_model("gan", resolved.model, data.info)
     model.prepare(data.x_train)
-    return model, Optimizers(model.configure_optimizers(train_config))
+    return model, Optimizers(model.configure_optimizers(resolved.train))
 
 
 def test_minimax_generator_gradient_vanishes_against_an_optimal_discriminator(ring):
@@ -72,7 +74,8 @@ def test_minimax_generator_gradient_vanishes_against_an_optimal_discriminator(ri
 
 
 def test_each_loss_picks_its_paper_recipe():
-    cfg, train = genlab.api.resolve_settings("gan", {"loss": "wasserstein"})
+    resolved = genlab.api.resolve_settings("gan", {"loss": "wasserstein"})
+    cfg, train = resolved.model, resolved.train
     assert (cfg.optimizer, cfg.clip, cfg.d_steps, cfg.r1_weight, train.lr) == (
         "rmsprop",
         0.01,
@@ -80,7 +83,8 @@ def test_each_loss_picks_its_paper_recipe():
         0.0,
         5e-5,
     )
-    cfg, train = genlab.api.resolve_settings("gan", {"loss": "wasserstein-gp"})
+    resolved = genlab.api.resolve_settings("gan", {"loss": "wasserstein-gp"})
+    cfg, train = resolved.model, resolved.train
     assert (cfg.betas, cfg.gp_weight, cfg.d_steps, cfg.clip, train.lr) == (
         (0.5, 0.9),
         10.0,
@@ -89,7 +93,8 @@ def test_each_loss_picks_its_paper_recipe():
         1e-4,
     )
     # the user's settings win over the recipe
-    cfg, train = genlab.api.resolve_settings("gan", {"loss": "wasserstein", "d_steps": 2})
+    resolved = genlab.api.resolve_settings("gan", {"loss": "wasserstein", "d_steps": 2})
+    cfg, train = resolved.model, resolved.train
     assert cfg.d_steps == 2 and cfg.optimizer == "rmsprop"
 
 
@@ -147,6 +152,54 @@ def test_samples_come_from_the_averaged_generator(ring):
     assert not torch.allclose(averaged, raw)
     assert any(k.startswith("averaged.generator.") for k in model.state_dict())
     assert int(model.steps) == 20
+
+
+def test_projection_discriminator_adds_the_label_embedding_times_the_features():
+    """Miyato & Koyama (2018), eq. 3: D(x, y) = psi(phi(x)) + <V e_y, phi(x)>."""
+    features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 5), torch.nn.Tanh())
+    d = ProjectionDiscriminator(features, 5, n_classes=3).double()
+    with torch.no_grad():
+        for p in d.parameters():
+            p.copy_(torch.randn_like(p))
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    y = torch.tensor([0, 2, 1, 2])
+    phi = features(x)
+    expected = d.head(phi).squeeze(1) + (d.embed.weight.T[y] * phi).sum(1)
+    torch.testing.assert_close(d(x, torch.eye(3, dtype=torch.float64)[y]).squeeze(1), expected)
+
+
+def test_conditional_r1_penalty_is_the_gradient_in_x_with_the_label_fixed(labelled_ring):
+    model, optimizers = _model(labelled_ring, conditional=True, hidden=(32, 32), r1_every=1)
+    x, y = labelled_ring.x_train[:128], labelled_ring.y_train[:128]
+    u = model.normalizer(x).requires_grad_(True)
+    labels = torch.nn.functional.one_hot(y, 8).float()
+    (grad,) = torch.autograd.grad(model.critic(u, labels).sum(), u)
+    metrics = model.training_step(x, optimizers, torch.Generator().manual_seed(0), context=y)
+    expected = grad.square().sum(1).mean()
+    torch.testing.assert_close(metrics["r1_penalty"], expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", GAN_LOSSES)
+def test_conditional_gan_trains_under_every_loss(loss, labelled_ring):
+    """Every game, the penalties and the averaging take labels: finite diagnostics and samples."""
+    settings = dict(loss=loss, steps=5, conditional=True, r1_every=1, **SMALL)
+    model = genlab.fit("gan", labelled_ring, **settings)
+    assert model.capabilities.context
+    samples = model.sample(10, generator=torch.Generator(), context=torch.arange(10) % 8)
+    assert torch.isfinite(samples).all()
+
+
+def test_conditional_samples_come_from_the_averaged_generator(labelled_ring):
+    model = genlab.fit("gan", labelled_ring, steps=20, ema_decay=0.9, conditional=True, **SMALL)
+    z = torch.randn(16, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(16) % 8
+    inputs = torch.cat([z, torch.nn.functional.one_hot(y, 8).float()], 1)
+    with torch.no_grad():
+        averaged = model.normalizer.inverse(model.averaged["generator"](inputs))
+        raw = model.normalizer.inverse(model.generator_net(inputs))
+        sampled = model.sample(16, generator=torch.Generator().manual_seed(0), context=y)
+    torch.testing.assert_close(sampled, averaged)
+    assert not torch.allclose(averaged, raw)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, ring, monkeypatch):

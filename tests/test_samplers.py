@@ -82,7 +82,7 @@ def test_latent_samplers_draw_the_exact_gaussian_conditional(linear_gaussian, me
     x = torch.tensor([[2.0, -1.0, 0.0, 0.0]], dtype=torch.float64)  # x_2, x_3 unobserved
     observed = torch.tensor([True, True, False, False])
     draws = complete_from_latent(
-        latent_pieces(weight, mean, proposal_scale=1.5),
+        lambda context: latent_pieces(weight, mean, proposal_scale=1.5),
         x,
         observed,
         CHAINS,
@@ -119,7 +119,7 @@ def test_density_sampler_draws_the_exact_gaussian_conditional(linear_gaussian):
     mask = observed.clone()
     mask[1] = False  # two unobserved coordinates, the first and second
     draws = complete_from_density(
-        model, x, mask, CHAINS, n_candidates=16, steps=200,
+        lambda context: model, x, mask, CHAINS, n_candidates=16, steps=200,
         generator=torch.Generator().manual_seed(2),
     )  # fmt: skip
     assert_matches_conditional(draws, x, mask, mean, cov)
@@ -137,12 +137,14 @@ def test_density_sampler_refuses_observed_values_off_the_support():
     )
     x = torch.tensor([[math.inf, 0.0]])
     with pytest.raises(DataError, match="toy: observed values .* support"):
-        complete_from_density(model, x, torch.tensor([True, False]), 2, n_candidates=2, steps=2)
+        complete_from_density(
+            lambda context: model, x, torch.tensor([True, False]), 2, n_candidates=2, steps=2
+        )
 
 
 def test_latent_sampler_options_are_checked(linear_gaussian):
     weight, mean, _ = linear_gaussian
-    pieces = latent_pieces(weight, mean, 1.0)
+    pieces = lambda context: latent_pieces(weight, mean, 1.0)  # noqa: E731
     x = torch.zeros(1, D, dtype=torch.float64)
     mask = torch.tensor([True, False, True, False])
     with pytest.raises(Exception, match="sampler must be one of"):

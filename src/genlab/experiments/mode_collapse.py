@@ -35,7 +35,6 @@ import statistics
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from genlab.api import build_model, resolve_settings
@@ -43,7 +42,7 @@ from genlab.data import Dataset, load
 from genlab.experiments.base import Budget, ExperimentResult
 from genlab.models.gan import GAN
 from genlab.nn import MLP
-from genlab.report.figures import PALETTE
+from genlab.report.figures import PALETTE, blank_figure
 from genlab.stats.modes import N_SAMPLES, mode_coverage, mode_coverage_for
 from genlab.train import fit as train_fit
 
@@ -71,15 +70,15 @@ FRAME = 1.35  # plotted half-width, in units of the centres' largest coordinate
 
 def train_variant(data: Dataset, variant: str, seed: int, steps: int) -> GAN:
     """A GAN of ``variant`` (see module) trained for ``steps`` steps, in memory."""
-    model_config, train_config = resolve_settings("gan", {"steps": steps, **VARIANTS[variant]})
-    model = build_model("gan", model_config, data.info, seed)
+    resolved = resolve_settings("gan", {"steps": steps, **VARIANTS[variant]})
+    model = build_model("gan", resolved.model, data.info, seed)
     if variant == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model.discriminator = nn.Sequential(
                 nn.Flatten(), MLP(data.info.n_features, 1, TINY_HIDDEN, "leaky_relu")
             )
-    train_fit(model, data, train_config, seed=seed, progress=False)
+    train_fit(model, data, resolved.train, seed=seed, progress=False)
     return model.eval()
 
 
@@ -125,7 +124,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
         < min(r["modes_captured"] for r in rows if (r["data"], r["variant"]) == (name, "default"))
         for name in datasets
     )
-    fig = Figure(figsize=(2.9 * len(variants), 2.9 * len(datasets)), dpi=90)
+    fig = blank_figure(2.9 * len(variants), 2.9 * len(datasets), dpi=90)
     axes = fig.subplots(len(datasets), len(variants), squeeze=False)
     for i, name in enumerate(datasets):
         centres = torch.tensor(load(name).info.mode_centres)

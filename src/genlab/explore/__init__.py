@@ -1,7 +1,7 @@
 """Exploring a trained model: interpolation, attribute vectors, neighbours, completion grids."""
 
 from genlab.explore.attributes import apply_attribute, attribute_vector
-from genlab.explore.completion import completion_grid, top_half_mask
+from genlab.explore.completion import completion_grid
 from genlab.explore.interpolation import interpolate, lerp, slerp
 from genlab.explore.neighbours import nearest_neighbours
 
@@ -13,5 +13,4 @@ __all__ = [
     "lerp",
     "nearest_neighbours",
     "slerp",
-    "top_half_mask",
 ]

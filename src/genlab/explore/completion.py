@@ -5,19 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genlab.data.dataset import DataInfo
 from genlab.models.base import GenerativeModel
-
-
-def top_half_mask(info: DataInfo) -> Tensor:
-    """Bool mask of ``event_shape``, True on the observed part: the top rows of an image, or the
-    first half of a vector's coordinates (the x-coordinate of 2-D data)."""
-    mask = torch.zeros(info.event_shape, dtype=torch.bool)
-    if info.kind == "image":
-        mask[..., : info.event_shape[-2] // 2, :] = True
-    else:
-        mask[: max(1, info.event_shape[0] // 2)] = True
-    return mask
 
 
 @torch.no_grad()

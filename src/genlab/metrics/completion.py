@@ -1,7 +1,7 @@
 """Conditional sampling, scored: complete the unobserved half of each test example.
 
 The observed part is the top half of an image (the first half of a vector's coordinates, see
-:func:`genlab.explore.top_half_mask`). For each test example the model draws completions with
+:func:`genlab.samplers.top_half_mask`). For each test example the model draws completions with
 ``sample_conditional``; then
 
 - ``completion_mse`` is the mean squared error over the unobserved coordinates, in data units,
@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 
 from genlab.data.dataset import Dataset
-from genlab.explore.completion import top_half_mask
 from genlab.metrics.domain import DomainClassifier, accuracy
 from genlab.metrics.sample_quality import to_data_grid
 from genlab.models.base import GenerativeModel
+from genlab.samplers import top_half_mask
 
 CHUNK = 256
 
@@ -61,7 +61,7 @@ def completion_scores(
     if not model.capabilities.supports("conditional"):
         raise model.unsupported("sample_conditional")
     model.eval()
-    mask = top_half_mask(data.info)
+    mask = top_half_mask(data.info.event_shape)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     chunks = [
         model.sample_conditional(
@@ -76,6 +76,6 @@ def mean_fill_scores(
     data: Dataset, *, classifier: DomainClassifier | None = None
 ) -> dict[str, Any]:
     """The baseline: unobserved coordinates set to their mean over the training split."""
-    mask = top_half_mask(data.info)
+    mask = top_half_mask(data.info.event_shape)
     filled = torch.where(mask, data.x_test, data.x_train.mean(0))
     return _scores(filled.unsqueeze(0), data, mask, classifier)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genlab.errors import ConfigError
 from genlab.models.autoencoder import Autoencoder
+from genlab.models.autoregressive import Autoregressive
 from genlab.models.base import (
     CONDITIONAL_KINDS,
     LOG_PROB_KINDS,
@@ -19,8 +20,12 @@ from genlab.models.clip import CLIP
 from genlab.models.diffusion import Diffusion
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
+from genlab.models.ngram import NGram
+from genlab.models.nplm import NPLM
 from genlab.models.pca import PCA
+from genlab.models.sequence import SequenceModel
 from genlab.models.simclr import SimCLR
+from genlab.models.transformer import Transformer
 from genlab.models.vae import VAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
@@ -32,6 +37,10 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     Flow.family: Flow,
     GAN.family: GAN,
     BiGAN.family: BiGAN,
+    Autoregressive.family: Autoregressive,
+    NGram.family: NGram,
+    NPLM.family: NPLM,
+    Transformer.family: Transformer,
     Diffusion.family: Diffusion,
 }
 
@@ -45,12 +54,17 @@ __all__ = [
     "TASKS",
     "VAE",
     "Autoencoder",
+    "Autoregressive",
     "BiGAN",
     "Capabilities",
     "ConditionalKind",
     "Diffusion",
     "Flow",
     "GenerativeModel",
+    "NGram",
+    "NPLM",
+    "SequenceModel",
+    "Transformer",
     "LogProbKind",
     "SimCLR",
     "Task",
@@ -70,7 +84,9 @@ def capability_table() -> list[dict[str, str]]:
     """One row per family: its name and, per task (:data:`TASKS`), how it does it, in words.
 
     A cell is the task's kind (:meth:`Capabilities.describe`) with the family's note in
-    brackets, or ``"—"``; ``genlab families --markdown`` prints these rows as README's table.
+    brackets, or ``"—"``; the last, ``context``, says whether the family can model
+    :math:`p(x \\mid y)` given side information. ``genlab families --markdown`` prints these
+    rows as README's table.
     """
     rows = []
     for name, cls in FAMILIES.items():
@@ -79,5 +95,9 @@ def capability_table() -> list[dict[str, str]]:
             kind = cls.capabilities.describe(task.name)
             note = cls.task_notes.get(task.name)
             row[task.name] = "—" if kind is None else f"{kind} ({note})" if note else kind
+        note = cls.task_notes.get("context")
+        row["context"] = (
+            "—" if not cls.capabilities.context else f"yes ({note})" if note else "yes"
+        )
         rows.append(row)
     return rows

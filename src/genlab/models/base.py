@@ -34,6 +34,11 @@ Training hooks (used by :func:`genlab.train.fit`, which knows nothing else of a 
 Families with ``capabilities.context`` take ``context=`` in :meth:`prepare`,
 :meth:`training_step`, :meth:`validation_loss`, :meth:`validation_metrics` and
 :meth:`finish_training` as well (the rows of the labels that go with ``x``).
+
+Class labels as context: a family with a ``conditional`` option calls :meth:`use_labels` from
+``__init__`` (which sets ``n_classes`` and, for a model of p(x) alone, the instance's
+``capabilities.context`` to False), and turns each ``context=`` into one-hot rows with
+:meth:`one_hot_labels`, the one encoding every conditional family shares.
 """
 
 from __future__ import annotations
@@ -45,11 +50,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import DataError, UnsupportedCapability
 from genlab.optim import adam
+from genlab.samplers.posterior import LatentGenerator, Observation, sample_latent_posterior
 
 if TYPE_CHECKING:
     from genlab.train.config import TrainConfig
@@ -82,6 +90,12 @@ TASKS: tuple[Task, ...] = (
         "draw x_u ~ p(x_u | x_o)",
         ("sample_conditional",),
     ),
+    Task(
+        "posterior",
+        "given f(x) = y",
+        "draw x ~ p(x | f(x) + noise = y), or x of a class",
+        ("sample_posterior",),
+    ),
 )
 TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 
@@ -107,8 +121,15 @@ class Capabilities:
             replacement inpainting) or ``"none"``. A family with several samplers declares
             the kind of its default ``sample_conditional`` and names the others' kinds in
             their docstrings.
+        posterior: how :meth:`GenerativeModel.sample_posterior` draws :math:`x \sim p(x \mid o)`
+            given a measurement :math:`y = f(x) + \sigma\varepsilon` or a class under a
+            classifier (the same kinds as ``conditional``): conditional sampling's second form.
         context: the methods and training hooks take side information per example
             (``context=``: a class label, an attribute vector), modelling :math:`p(x \mid y)`.
+
+    A family's class declares what the family can do; an instance's flags say what this
+    configured model does (a VAE takes context only when built with ``conditional=true``, so
+    its instances otherwise say ``context=False``).
     """
 
     sample: bool
@@ -116,22 +137,24 @@ class Capabilities:
     encode: bool
     decode: bool
     conditional: ConditionalKind
+    posterior: ConditionalKind = "none"
     context: bool = False
 
     def __post_init__(self) -> None:
         if self.log_prob not in LOG_PROB_KINDS:
             raise ValueError(f"log_prob must be one of {LOG_PROB_KINDS}, got {self.log_prob!r}")
-        if self.conditional not in CONDITIONAL_KINDS:
-            raise ValueError(
-                f"conditional must be one of {CONDITIONAL_KINDS}, got {self.conditional!r}"
-            )
+        for name in ("conditional", "posterior"):
+            if getattr(self, name) not in CONDITIONAL_KINDS:
+                raise ValueError(
+                    f"{name} must be one of {CONDITIONAL_KINDS}, got {getattr(self, name)!r}"
+                )
 
     def support(self, task: str) -> str | None:
         """How the family does ``task`` (a name of :data:`TASKS`); ``None``: not at all.
 
         generation: ``"yes"``; density: the ``log_prob`` kind; representation: ``"encode and
-        decode"``, ``"encode only"`` or ``"decode only"``; conditional: the ``conditional``
-        kind. This is the one map from tasks to capabilities: ``genlab families``, README's
+        decode"``, ``"encode only"`` or ``"decode only"``; conditional and posterior: their
+        kinds. This is the one map from tasks to capabilities: ``genlab families``, README's
         table, the report's badges and the scorecard's columns all read it.
         """
         if task == "generation":
@@ -142,8 +165,9 @@ class Capabilities:
             if self.encode and self.decode:
                 return "encode and decode"
             return "encode only" if self.encode else "decode only" if self.decode else None
-        if task == "conditional":
-            return None if self.conditional == "none" else self.conditional
+        if task in ("conditional", "posterior"):
+            kind = getattr(self, task)
+            return None if kind == "none" else kind
         raise ValueError(f"unknown task {task!r}; one of {TASK_NAMES}")
 
     def describe(self, task: str) -> str | None:
@@ -162,6 +186,8 @@ class Capabilities:
             names.append(f"log_prob ({self.log_prob})")
         if self.conditional != "none":
             names.append(f"sample_conditional ({self.conditional})")
+        if self.posterior != "none":
+            names.append(f"sample_posterior ({self.posterior})")
         if self.context:
             names.append("context=")
         return names
@@ -179,18 +205,30 @@ class GenerativeModel(nn.Module, abc.ABC):
         config_class: the frozen dataclass of the family's hyper-parameters.
         fit_method: ``"gradient"`` (the training loop) or ``"closed_form"``.
         default_train: the family's defaults for :class:`~genlab.train.TrainConfig` fields.
+        recipe_option: a config field whose value brings other settings with it (the GAN's
+            ``loss``), or ``None``.
+        recipes: value of ``recipe_option`` -> the settings it brings (the WGAN paper's
+            optimiser for ``loss="wasserstein"``).
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
+
+    The settings layers, in the order :func:`genlab.settings.resolve_settings` applies them:
+    the config dataclasses' defaults, ``default_train``, the recipe, the budget, the user's.
         default_importance_samples: for families whose ``log_prob`` is a sampled bound or
             estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
             (``None``: ``log_prob`` takes no such argument).
+
+        data_kinds: the kinds of data (:attr:`DataInfo.kind`) the family models; it refuses
+            others when built. Default: vectors and images; sequence families take ``"text"``.
 
         description: what the family is, in a few words (``genlab families``, README).
         task_notes: for each task the family does, how it does it, in a few words (the cells
             of ``genlab families --markdown``, README's table).
 
-    Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for) and, for
-    families with a code, ``latent_dim`` (set by ``--set latent_dim=K``).
+    Instance attributes: ``config``, ``info`` (the :class:`DataInfo` it was built for),
+    ``n_classes`` (the labels it takes as context, 0 for a model of p(x): see
+    :meth:`use_labels`) and, for families with a code, ``latent_dim`` (set by
+    ``--set latent_dim=K``).
     """
 
     family: ClassVar[str]
@@ -198,27 +236,26 @@ class GenerativeModel(nn.Module, abc.ABC):
     config_class: ClassVar[type]
     fit_method: ClassVar[FitMethod] = "gradient"
     default_train: ClassVar[dict[str, Any]] = {}
+    recipe_option: ClassVar[str | None] = None
+    recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_importance_samples: ClassVar[int | None] = None
+    data_kinds: ClassVar[tuple[str, ...]] = ("vector", "image")
     description: ClassVar[str] = ""
     task_notes: ClassVar[dict[str, str]] = {}
+    n_classes: int = 0
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
+        if info.kind not in self.data_kinds:
+            raise DataError(
+                f"the {self.family!r} family models {' and '.join(self.data_kinds)} data, not "
+                f"{info.kind} data ({info.name}); choose a family that models {info.kind} data"
+            )
         self.config = config
         self.info = info
-
-    @classmethod
-    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The family's default settings, given the settings chosen on top of them.
-
-        The bottom layer of :func:`genlab.api.resolve_settings`. Most families return
-        :attr:`default_train`; one whose defaults depend on an option overrides this (the GAN
-        takes the optimiser of the loss chosen in ``settings``: RMSProp for ``wasserstein``).
-        """
-        return dict(cls.default_train)
 
     # ------------------------------------------------------------------ the four tasks
 
@@ -265,6 +302,45 @@ class GenerativeModel(nn.Module, abc.ABC):
         """
         raise self.unsupported("sample_conditional")
 
+    def sample_posterior(
+        self,
+        observation: Observation,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        steps: int = 300,
+        n_candidates: int = 64,
+    ) -> Tensor:
+        r"""``(n, rows, *event_shape)`` draws of :math:`x \sim p(x \mid o) \propto p(x)\, p(o \mid x)`.
+
+        ``observation`` is what is known of each of its ``rows`` examples: a measurement
+        :math:`y = f(x) + \sigma\varepsilon` (:func:`~genlab.samplers.gaussian_measurement`)
+        or a class under a classifier (:func:`~genlab.samplers.classifier_guidance`). How
+        exactly: ``capabilities.posterior``. By default, through the family's
+        :meth:`latent_generator` (:func:`~genlab.samplers.sample_latent_posterior`: SIR +
+        MALA on the code, ``steps`` transitions from ``n_candidates`` prior candidates).
+
+        Arguments:
+            observation: what is known of each example.
+            n: draws per example.
+            context: ``(rows, ...)`` side information (families with ``capabilities.context``).
+        """
+        self.check_context(context, observation.rows)
+        latent = (
+            self.latent_generator(context) if self.capabilities.supports("posterior") else None
+        )
+        if latent is None:
+            raise self.unsupported("sample_posterior")
+        return sample_latent_posterior(
+            latent, observation, n, steps=steps, n_candidates=n_candidates, rng=generator
+        )
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator | None:
+        r""":math:`x = G(z)`, :math:`z \sim \mathcal N(0, I)`, for :meth:`sample_posterior`;
+        ``None`` where the family has no such generator."""
+        return None
+
     def reconstruct(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``decode(encode(x))``: the model's reconstruction of ``x``."""
         if context is None:
@@ -283,7 +359,7 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     # ------------------------------------------------------------------ training hooks
 
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         """Fit data-dependent constants (e.g. the input normaliser) before training starts."""
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
@@ -291,12 +367,19 @@ class GenerativeModel(nn.Module, abc.ABC):
         return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """One update on the batch ``x``; returns scalar metrics (the first is shown as the loss)."""
         raise NotImplementedError(f"{self.family} does not train by gradient steps")
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor | None:
+    def validation_loss(
+        self, x: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> Tensor | None:
         """``(batch,)`` held-out loss for early stopping and model selection (lower is better).
 
         Defaults to the negative log-density for families that have one; ``None`` means the
@@ -304,17 +387,23 @@ class GenerativeModel(nn.Module, abc.ABC):
         """
         if self.capabilities.log_prob == "none":
             return None
-        return -self.log_prob(x)
+        return -self.log_prob(x, context=context)
 
-    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+    def validation_metrics(
+        self, x_val: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> dict[str, float]:
         """Extra diagnostics logged with each validation (e.g. mode coverage); default none."""
         return {}
 
-    def fit_closed_form(self, x_train: Tensor, generator: torch.Generator) -> None:
+    def fit_closed_form(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
         """Fit in one shot (``fit_method = "closed_form"`` families)."""
         raise NotImplementedError(f"{self.family} has no closed-form fit")
 
-    def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
         """Run once after the best weights are restored (e.g. fit a prior on the codes)."""
 
     @property
@@ -328,6 +417,48 @@ class GenerativeModel(nn.Module, abc.ABC):
         return self.capabilities.log_prob != "none"
 
     # ------------------------------------------------------------------ helpers
+
+    def use_labels(self, conditional: bool) -> int:
+        """Model :math:`p(x \\mid y)` with the data's class labels as ``context=`` when
+        ``conditional``, else :math:`p(x)` alone; returns ``n_classes`` (0 for the latter).
+
+        A family whose class declares ``capabilities.context`` calls this from ``__init__``
+        with its ``conditional`` option: a model of p(x) alone says ``context=False`` on its
+        instance (so the trainer passes it no labels, and it refuses them), and a conditional
+        model needs labelled data (:attr:`DataInfo.n_classes`).
+        """
+        check(
+            not conditional or self.info.n_classes is not None,
+            f"{self.family}: conditional=true models p(x | y) with the data's labels as "
+            f"context, and {self.info.name} has no labels: give labelled data or drop "
+            "conditional",
+        )
+        if not conditional:
+            self.capabilities = dataclasses.replace(type(self).capabilities, context=False)
+        self.n_classes = (self.info.n_classes or 0) if conditional else 0
+        return self.n_classes
+
+    def one_hot_labels(self, context: Tensor | None) -> Tensor | None:
+        r"""``(B, C)`` float one-hot rows :math:`e_y` of the labels ``context`` ``(B,)``.
+
+        ``None`` for a model of p(x) alone (``n_classes`` 0), which never reads a context (the
+        public methods refuse one first, :meth:`check_context`). A conditional model refuses
+        a missing context, non-integer labels and labels outside ``0 .. n_classes - 1``.
+        """
+        if not self.n_classes:
+            return None
+        if context is None:
+            raise DataError(
+                f"{self.family} (conditional=true) models p(x | y): pass the labels as context="
+            )
+        if context.dim() != 1 or context.is_floating_point():
+            raise DataError(
+                f"{self.family}: context must be (batch,) integer labels, got shape "
+                f"{tuple(context.shape)} and {context.dtype}"
+            )
+        if bool(((context < 0) | (context >= self.n_classes)).any()):
+            raise DataError(f"{self.family}: labels must lie in 0..{self.n_classes - 1}")
+        return F.one_hot(context, self.n_classes).float()
 
     @property
     def device(self) -> torch.device:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.models.base import Capabilities
 from genlab.models.gan import GAN, GANConfig
@@ -41,9 +42,19 @@ class BiGANConfig(GANConfig):
 
     The defaults differ from the GAN's in the MLPs, two layers of 256 (with the GAN's four of
     128, the encoder of a digits BiGAN learned no better codes than its initial random one).
+    ``conditional`` is refused: a BiGAN models p(x) alone (the class-conditional GAN is
+    ``gan`` with ``conditional=true``).
     """
 
     hidden: tuple[int, ...] = (256, 256)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(
+            not self.conditional,
+            "bigan: conditional=true is not supported: a BiGAN models p(x) alone; for p(x | y) "
+            "use gan (or vae, flow) with conditional=true",
+        )
 
 
 class JointDiscriminator(nn.Module):
@@ -78,13 +89,19 @@ class BiGAN(GAN):
 
     family = "bigan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=True, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="none",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
     )
     description = "BiGAN/ALI"
     task_notes = {
         "generation": "the averaged generator",
         "representation": "encoder learned adversarially",
         "conditional": "as `gan`, proposals centred at the encoder's code",
+        "posterior": "as `gan`",
     }
     config_class = BiGANConfig
     # Measured on digits (scripts/bigan_digits.py): the codes' linear-probe accuracy peaks after
@@ -115,14 +132,15 @@ class BiGAN(GAN):
     def generator_player(self) -> dict[str, nn.Module]:
         return {"generator": self.generator_net, "encoder": self.encoder_net}
 
-    def critic(self, u: Tensor, z: Tensor) -> Tensor:
-        """``(B,)`` discriminator outputs on (normalised data, code) pairs."""
+    def critic(self, u: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B,)`` discriminator outputs on (normalised data, code) pairs (``labels``: always
+        ``None``, a BiGAN models p(x) alone)."""
         return self.discriminator(u, z).squeeze(-1)
 
     def real_inputs(self, u: Tensor) -> tuple[Tensor, ...]:
         return (u, self.encoder_net(u))
 
-    def fake_inputs(self, z: Tensor) -> tuple[Tensor, ...]:
+    def fake_inputs(self, z: Tensor, labels: Tensor | None = None) -> tuple[Tensor, ...]:
         return (self.generator_net(z), z)
 
     def encoder_loss(self, real: Tensor) -> Tensor:

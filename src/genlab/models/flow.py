@@ -30,6 +30,18 @@ Discrete data is dequantised by the trainer (:math:`\tilde x = x + \delta(u - \t
 model is a density on the dequantised values and bits/dim follow from
 :mod:`genlab.metrics.likelihood`. Samples are dequantised values (continuous), in data units.
 
+**Class-conditional flows** (``conditional=true``) model :math:`p(x \mid y)` with the data's
+labels as ``context=``: the one-hot label :math:`y` enters every conditioner (extra inputs of
+the coupling, spline and MADE networks, constant planes of conv conditioners; see
+:mod:`genlab.nn.flows`), so each label has its own bijection :math:`f(\cdot\,; y)` and
+
+.. math::
+    \log p(x \mid y) = \log \mathcal N(f(x; y); 0, I) + \log |\det \partial f(x; y) /
+    \partial x|,
+
+exact, as zuko's conditional flows ``flow(c).log_prob(x)``. ActNorm, linear and the
+pre-transform do not depend on the label.
+
 **Conditional sampling** (:meth:`Flow.sample_conditional`) is MCMC on the unobserved
 coordinates with the exact density and an accept/reject step, so the chains target the model's
 own conditional :math:`p(x_u \mid x_o) \propto p(x_o, x_u)` exactly (at stationarity); see the
@@ -47,6 +59,8 @@ References:
     arXiv:1511.01844 (dequantisation).
     Roberts & Tweedie, "Exponential convergence of Langevin distributions and their discrete
     approximations", Bernoulli 2(4), 1996 (MALA).
+    Winkler, Worrall, Hoogeboom & Welling, "Learning Likelihoods with Conditional Normalizing
+    Flows", 2019, arXiv:1912.00042 (conditional flows).
 """
 
 from __future__ import annotations
@@ -75,7 +89,7 @@ from genlab.nn.flows import (
     coupling_conditioner,
 )
 from genlab.objectives import log_standard_normal
-from genlab.samplers import ExplicitDensity, complete_from_density
+from genlab.samplers import ExplicitDensity, LatentGenerator, complete_from_density
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
@@ -109,6 +123,8 @@ class FlowConfig:
     scale_bound: bound :math:`c` of the soft-clamped log-scales.
     n_bins: bins of each spline (``spline``).
     spline_bound: the splines act on :math:`[-B, B]` and are the identity outside.
+    conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
+        (a conditional flow: the one-hot label enters every conditioner).
     """
 
     transform: FlowTransform = "realnvp"
@@ -125,6 +141,7 @@ class FlowConfig:
     scale_bound: float = 3.0
     n_bins: int = 8
     spline_bound: float = 4.0
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         check(
@@ -152,13 +169,21 @@ class Flow(GenerativeModel):
 
     family = "flow"
     capabilities = Capabilities(
-        sample=True, log_prob="exact", encode=True, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="exact",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
+        context=True,
     )
     description = "RealNVP / MAF / neural spline flow"
     task_notes = {
         "generation": "inverse transform",
         "representation": "z = f(x), bijective: `decode` inverts",
         "conditional": "SIR + MALA on the unobserved coordinates with the exact density",
+        "posterior": "SIR + MALA on z, through the exact inverse",
+        "context": "with `conditional=true`: labels into every conditioner",
     }
     config_class = FlowConfig
     default_train = {"epochs": 1000, "batch_size": 256, "lr": 1e-3, "patience": 50}
@@ -188,6 +213,7 @@ class Flow(GenerativeModel):
         # the layers see images as (C, H, W) with conv conditioners, else flattened vectors
         self.layer_shape = info.event_shape if conditioner == "conv" else (info.n_features,)
         self.latent_dim = info.n_features
+        self.use_labels(config.conditional)
         if use_logit:
             low, high = info.value_range
             half = info.level_step / 2
@@ -220,6 +246,7 @@ class Flow(GenerativeModel):
                         config.n_bins,
                         config.spline_bound,
                         config.activation,
+                        context_features=self.n_classes,
                     )
                 )
                 continue
@@ -230,6 +257,7 @@ class Flow(GenerativeModel):
                         config.hidden,
                         config.activation,
                         config.scale_bound,
+                        context_features=self.n_classes,
                     )
                 )
                 continue
@@ -237,53 +265,71 @@ class Flow(GenerativeModel):
                 h, w = shape[1:]
                 board = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == i % 2
                 mask = board.expand(shape)
-            net = coupling_conditioner(shape, config.hidden, config.channels, config.activation)
+            net = coupling_conditioner(
+                shape,
+                config.hidden,
+                config.channels,
+                config.activation,
+                context_features=self.n_classes,
+            )
             layers.append(AffineCoupling(mask, net, config.scale_bound))
         return layers
 
     # ------------------------------------------------------------------ training hooks
 
     @torch.no_grad()
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         """Fit the standardiser and initialise every ActNorm from (a subset of) the data.
 
         Discrete data is dequantised (with a fixed seed) as the trainer does, so that constant
-        pixels do not give ActNorm a zero scale.
+        pixels do not give ActNorm a zero scale. A conditional flow's layers see the examples'
+        labels (``context``).
         """
         if isinstance(self.pre, Standardize):
             self.pre.normalizer.fit(x_train)
         generator = torch.Generator(device=x_train.device).manual_seed(0)
         x = dequantize(x_train[:INIT_EXAMPLES], self.info, generator)
         h = self.pre(x)[0].reshape(-1, *self.layer_shape)
-        self.layers.initialize(h)
+        self.layers.initialize(
+            h, self.one_hot_labels(None if context is None else context[:INIT_EXAMPLES])
+        )
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        loss = -self._log_prob(x).mean()
+        loss = -self._log_prob(x, self.one_hot_labels(context)).mean()
         optimizers.minimize(loss)
         return {"loss": loss.detach()}
 
     # ------------------------------------------------------------------ the four tasks
 
-    def transform(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x -> (z, log|det dz/dx|)``: ``(B, D)`` latents and ``(B,)`` log-Jacobians."""
+    def transform(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x -> (z, log|det dz/dx|)``: ``(B, D)`` latents and ``(B,)`` log-Jacobians.
+
+        ``labels``: ``(B, C)`` one-hot rows of a conditional flow (:meth:`one_hot_labels`).
+        """
         h, log_det = self.pre(x)
-        z, log_det_layers = self.layers(h.reshape(-1, *self.layer_shape))
+        z, log_det_layers = self.layers(h.reshape(-1, *self.layer_shape), labels)
         return z.reshape(len(x), -1), log_det + log_det_layers
 
-    def _log_prob(self, x: Tensor) -> Tensor:
-        z, log_det = self.transform(x)
+    def _log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        z, log_det = self.transform(x, labels)
         return log_standard_normal(z) + log_det
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
-        """``(B,)`` exact :math:`\\log p(x)` in nats, a density in data units.
+        """``(B,)`` exact :math:`\\log p(x)` (:math:`\\log p(x \\mid y)` given the labels
+        ``context`` of a conditional flow) in nats, a density in data units.
 
         With the logit pre-transform the support is the dequantised range: outside it the
         density is 0 (``-inf``).
         """
         self.check_input(x, context=context)
-        log_p = self._log_prob(x)
+        log_p = self._log_prob(x, self.one_hot_labels(context))
         if isinstance(self.pre, Logit):
             outside = ((x < self.pre.low) | (x > self.pre.low + self.pre.width)).flatten(1).any(1)
             log_p = log_p.masked_fill(outside, -math.inf)
@@ -292,35 +338,44 @@ class Flow(GenerativeModel):
     def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, D)`` the latent :math:`z = f(x)` (data x -> latent z)."""
         self.check_input(x, context=context)
-        return self.transform(x)[0]
+        return self.transform(x, self.one_hot_labels(context))[0]
 
     def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, *event_shape)`` the data :math:`x = f^{-1}(z)` (the inverse direction)."""
         self.check_context(context, len(z))
-        h = self.layers.inverse(z.reshape(-1, *self.layer_shape))
+        return self._decode(z, self.one_hot_labels(context))
+
+    def _decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.layers.inverse(z.reshape(-1, *self.layer_shape), labels)
         return self.pre.inverse(h.reshape(-1, *self.info.event_shape))
 
     @torch.no_grad()
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
     ) -> Tensor:
-        """``(n, *event_shape)``: :math:`x = f^{-1}(z)`, :math:`z \\sim \\mathcal N(0, I)`."""
+        """``(n, *event_shape)``: :math:`x = f^{-1}(z)`, :math:`z \\sim \\mathcal N(0, I)`
+        (:math:`x = f^{-1}(z; y)` given the labels ``context``, ``(n,)``, of a conditional flow)."""
         self.check_context(context, n)
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.decode(z).float()
+        return self._decode(z, self.one_hot_labels(context)).float()
 
     # ------------------------------------------------------------------ conditional sampling
 
-    def _log_prob_pre(self, h: Tensor) -> Tensor:
-        """``(B,)`` log-density of pre-transformed values ``h = f_0(x)``, ``(B, D)``.
+    def _log_prob_pre(self, h: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B,)`` log-density of pre-transformed values ``h = f_0(x)``, ``(B, D)``, given the
+        ``(B, C)`` one-hot ``labels`` of a conditional flow.
 
         ``-inf`` where :math:`x = f_0^{-1}(h)` leaves the logit's support, as in :meth:`log_prob`.
         Without gradients it runs in chunks, so that scoring many candidates stays in memory.
         """
         if not torch.is_grad_enabled() and len(h) > EVAL_CHUNK:
-            return torch.cat([self._log_prob_pre(c) for c in h.split(EVAL_CHUNK)])
-        z, log_det = self.layers(h.view(-1, *self.layer_shape))
+            chunks = h.split(EVAL_CHUNK)
+            label_chunks = [None] * len(chunks) if labels is None else labels.split(EVAL_CHUNK)
+            return torch.cat(
+                [self._log_prob_pre(c, y) for c, y in zip(chunks, label_chunks, strict=True)]
+            )
+        z, log_det = self.layers(h.view(-1, *self.layer_shape), labels)
         log_p = log_standard_normal(z.flatten(1)) + log_det
         return log_p.masked_fill(~self._in_support(h).all(1), -math.inf)
 
@@ -331,28 +386,56 @@ class Flow(GenerativeModel):
         return torch.isfinite(h)
 
     @torch.no_grad()
-    def _pre_gaussian(self, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of the model's own samples of ``h``."""
+    def _pre_gaussian(
+        self, generator: torch.Generator | None, labels: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of the model's own samples of ``h``.
+
+        Given ``(B, C)`` one-hot ``labels``, the samples cycle through them: the Gaussian then
+        approximates the mixture of those labels' conditionals.
+        """
         device = next(self.parameters()).device
         z = torch.randn(GAUSSIAN_FIT_SAMPLES, self.latent_dim, generator=generator, device=device)
-        h = self.layers.inverse(z.view(-1, *self.layer_shape)).flatten(1).double()
+        if labels is not None:
+            labels = labels[torch.arange(GAUSSIAN_FIT_SAMPLES, device=labels.device) % len(labels)]
+        h = self.layers.inverse(z.view(-1, *self.layer_shape), labels).flatten(1).double()
         h = h[torch.isfinite(h).all(1)]
         eye = torch.eye(h.shape[1], dtype=h.dtype, device=device)
         return h.mean(0), torch.cov(h.T) + 1e-6 * eye
 
-    def explicit_density(self, generator: torch.Generator | None = None) -> ExplicitDensity:
-        """The pieces :func:`~genlab.samplers.complete_from_density` needs: chains on ``h = f_0(x)``.
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """The inverse transform :math:`x = f^{-1}(z)` (:math:`f^{-1}(z; y_b)` given each row's
+        label): exact, so the posterior is the flow's own."""
+        labels = self.one_hot_labels(context)
 
-        The Gaussian approximation of ``h`` is fitted to 2,048 of the model's own samples,
-        drawn with ``generator``.
+        def generate(z: Tensor, rows: Tensor) -> Tensor:
+            return self._decode(z, None if labels is None else labels[rows.to(labels.device)])
+
+        return LatentGenerator(self.latent_dim, generate, next(self.parameters()).device)
+
+    def explicit_density(
+        self, mean: Tensor, cov: Tensor, context: Tensor | None = None
+    ) -> ExplicitDensity:
+        """The pieces :func:`~genlab.samplers.complete_from_density` needs: chains on
+        ``h = f_0(x)``, given each chain's label ``context`` (a conditional flow).
+
+        Arguments:
+            mean, cov: ``(D,)``, ``(D, D)`` the Gaussian approximation of ``h`` that shapes
+                the proposals (:meth:`sample_conditional` fits it to the model's own samples).
+            context: ``(chains,)`` labels, or ``None``.
         """
-        shape = self.info.event_shape
-        mean, cov = self._pre_gaussian(generator)
+        shape, labels = self.info.event_shape, self.one_hot_labels(context)
+
+        def log_density(h: Tensor) -> Tensor:  # (chains * S, D), a chain's rows adjacent
+            if labels is None:
+                return self._log_prob_pre(h)
+            return self._log_prob_pre(h, labels.repeat_interleave(len(h) // len(labels), 0))
+
         return ExplicitDensity(
             family=self.family,
             transform=lambda x: self.pre(x.reshape(-1, *shape))[0].flatten(1),
             inverse=lambda h: self.pre.inverse(h.view(-1, *shape)).flatten(1),
-            log_density=self._log_prob_pre,
+            log_density=log_density,
             in_support=self._in_support,
             mean=mean,
             cov=cov,
@@ -376,9 +459,11 @@ class Flow(GenerativeModel):
         :math:`\propto \mathcal N(f(h); 0, I)\,|\det \partial f / \partial h|` (zero where
         :math:`x` leaves the support), on the whole real line. Each chain starts by
         sampling-importance-resampling from the Gaussian conditional of :math:`h_u` given
-        :math:`h_o` under a Gaussian fitted to the model's own samples (:meth:`explicit_density`),
-        then runs ``steps`` MALA transitions whitened by it
-        (:func:`~genlab.samplers.complete_from_density` has the details).
+        :math:`h_o` under a Gaussian fitted to 2,048 of the model's own samples (drawn with
+        ``generator``; given the labels ``context`` of a conditional flow, samples of those
+        labels), then runs ``steps`` MALA transitions whitened by it
+        (:func:`~genlab.samplers.complete_from_density` has the details). A conditional flow's
+        chains target :math:`p(x_u \\mid x_o, y)` with each example's label.
 
         Assumptions: the accept/reject step makes the model's conditional the exact stationary
         distribution whatever the Gaussian, but a chain of finite length is only approximately
@@ -400,12 +485,14 @@ class Flow(GenerativeModel):
             Roberts & Tweedie, Bernoulli 2(4), 1996 (MALA).
         """
         self.check_input(x, context=context)
+        mean, cov = self._pre_gaussian(generator, self.one_hot_labels(context))
         return complete_from_density(
-            self.explicit_density(generator),
+            lambda chains: self.explicit_density(mean, cov, chains),
             x,
             mask,
             n,
             n_candidates=n_candidates,
             steps=steps,
             generator=generator,
+            context=context,
         )

@@ -11,7 +11,8 @@ benchmark (README; ``scripts/mode_coverage.py``): 4x128 LeakyReLU MLPs, :math:`k
 dimension (at most 16), Adam(0, 0.99) at lr :math:`2\cdot10^{-3}` decayed linearly to 0, an R1
 penalty :math:`\gamma = 1` applied every 4 steps, batches of 256, 20,000 steps, and an EMA of
 the generator (decay 0.999). ``minimax`` and ``hinge`` keep these settings; the Wasserstein
-losses bring their paper's recipe unless it is overridden (:data:`LOSS_SETTINGS`):
+losses bring their paper's recipe unless it is overridden (:data:`LOSS_RECIPES`, the
+``recipe`` layer of :mod:`genlab.settings`):
 
 - ``wasserstein``: weight clipping :math:`c = 0.01`, RMSProp, constant lr
   :math:`5\cdot10^{-5}`, 5 critic steps per generator step, no R1 (Arjovsky et al., 2017,
@@ -40,6 +41,17 @@ penalties in use. Each validation logs ``d_real_val``, the mean :math:`D` on hel
 ``hq_fraction`` and ``mode_kl`` of 2,500 samples (:mod:`genlab.stats.modes`). GANs have no
 held-out loss, so no selection happens: the last weights are kept.
 
+**Class-conditional GANs** (``conditional=true``) model :math:`p(x \mid y)` with the data's
+labels as ``context=``: the generator takes :math:`[z, e_y]` (the noise and the one-hot label,
+Mirza & Osindero, 2014) and the discriminator is a projection discriminator
+:math:`D(x, y) = \psi(\phi(x)) + \langle V e_y, \phi(x) \rangle`
+(:class:`~genlab.nn.ProjectionDiscriminator`, Miyato & Koyama, 2018), with :math:`\phi` the
+unconditional discriminator's network up to its last hidden layer. Each update's generated
+data takes the labels of its real data, so both sides show the discriminator the data's label
+frequencies. Every game, penalty and the averaging work unchanged: the penalties (R1, the
+gradient penalty) differentiate :math:`D` in :math:`x` with :math:`y` fixed, and the averaged
+generator is the model.
+
 References:
     Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, arXiv:1406.2661.
     Radford, Metz & Chintala, "DCGAN", ICLR 2016, arXiv:1511.06434.
@@ -50,12 +62,14 @@ References:
     ICML 2018, arXiv:1801.04406 (R1).
     Yazıcı et al., "The Unusual Effectiveness of Averaging in GAN Training", ICLR 2019,
     arXiv:1806.04498.
+    Mirza & Osindero, "Conditional Generative Adversarial Nets", 2014, arXiv:1411.1784.
+    Miyato & Koyama, "cGANs with Projection Discriminator", ICLR 2018, arXiv:1802.05637.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -64,10 +78,17 @@ from torch import Tensor, nn
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
-from genlab.data.splits import chunks
 from genlab.errors import DataError
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer, build_decoder, build_encoder
+from genlab.nn import (
+    ACTIVATIONS,
+    Activation,
+    AffineNormalizer,
+    ProjectionDiscriminator,
+    append_context,
+    build_decoder,
+    build_encoder,
+)
 from genlab.nn.averaging import AveragedCopies
 from genlab.objectives.adversarial import (
     ADVERSARIAL_LOSSES,
@@ -79,7 +100,7 @@ from genlab.objectives.adversarial import (
     r1_penalty,
 )
 from genlab.optim import adam
-from genlab.samplers import LatentVariableModel, complete_from_latent
+from genlab.samplers import LatentGenerator, LatentVariableModel, complete_from_latent
 from genlab.stats.modes import N_SAMPLES, mode_coverage_for
 
 if TYPE_CHECKING:
@@ -92,8 +113,8 @@ MAX_AUTO_LATENT = 16
 OptimizerName = Literal["adam", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 
-# Each loss's paper recipe; a layer under the budget's and the user's settings.
-LOSS_SETTINGS: dict[str, dict[str, Any]] = {
+# Each loss's paper recipe: the `recipe` settings layer, under the budget's and the user's.
+LOSS_RECIPES: dict[str, dict[str, Any]] = {
     "minimax": {},
     "nonsaturating": {},
     "hinge": {},
@@ -141,6 +162,9 @@ class GANConfig:
         (lazy regularisation, Karras et al., 2020, arXiv:1912.04958).
     spectral_norm: spectrally normalise every discriminator layer.
     ema_decay: decay :math:`\\beta` of the generator's weight average (0 keeps no average).
+    conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=`` (a
+        conditional GAN: the one-hot label joins the generator's input, and the discriminator
+        is a projection discriminator; see the module docstring).
     """
 
     loss: GANLoss = "nonsaturating"
@@ -159,6 +183,7 @@ class GANConfig:
     r1_every: int = 4
     spectral_norm: bool = False
     ema_decay: float = 0.999
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         check(self.loss in GAN_LOSSES, f"loss must be one of {GAN_LOSSES}, got {self.loss!r}")
@@ -205,7 +230,13 @@ class GAN(GenerativeModel):
 
     family = "gan"
     capabilities = Capabilities(
-        sample=True, log_prob="none", encode=False, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="none",
+        encode=False,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
+        context=True,
     )
     description = "minimax, non-saturating, Wasserstein with clipping or gradient penalty, hinge"
     task_notes = {
@@ -214,6 +245,8 @@ class GAN(GenerativeModel):
         "conditional": (
             "under a stated Gaussian observation-noise model: z ~ p(z ∣ x_o) by SIR + MALA"
         ),
+        "posterior": "SIR + MALA on z",
+        "context": "with `conditional=true`: labels into the generator, projection discriminator",
     }
     config_class = GANConfig
     default_train = {
@@ -223,17 +256,13 @@ class GAN(GenerativeModel):
         "lr_schedule": "linear",
         "eval_every": 500,
     }
+    recipe_option = "loss"
+    recipes = LOSS_RECIPES
     budgets = {
         "smoke": {"steps": 40, "batch_size": 64, "hidden": (64, 64), "channels": 8},
         "fast": {"steps": 2_000, "architecture": "mlp"},  # on 8x8 images 14x faster than conv
         "full": {"steps": 20_000},
     }
-
-    @classmethod
-    def default_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """:attr:`default_train` under the chosen loss's paper recipe (:data:`LOSS_SETTINGS`)."""
-        loss = settings.get("loss", cls.config_class.loss)
-        return {**cls.default_train, **LOSS_SETTINGS.get(loss, {})}
 
     def __init__(self, config: GANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -243,6 +272,7 @@ class GAN(GenerativeModel):
             f"{self.family}: architecture=conv needs image data",
         )
         self.conv = info.kind == "image" and config.architecture != "mlp"
+        self.use_labels(config.conditional)
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
         self.generator_net = self.build_generator()
         self.discriminator = self.build_discriminator()
@@ -255,10 +285,11 @@ class GAN(GenerativeModel):
     # ------------------------------------------------------------------ networks
 
     def build_generator(self) -> nn.Module:
-        """:math:`z` ``(B, k)`` -> normalised data ``(B, *event_shape)`` (``tanh`` on images)."""
+        """:math:`z` ``(B, k)`` -> normalised data ``(B, *event_shape)`` (``tanh`` on images);
+        a conditional GAN's takes :math:`[z, e_y]`, ``(B, k + n_classes)``."""
         cfg = self.config
         return build_decoder(
-            self.latent_dim,
+            self.latent_dim + self.n_classes,
             self.info.event_shape,
             "conv" if self.conv else "mlp",
             cfg.hidden,
@@ -267,34 +298,61 @@ class GAN(GenerativeModel):
             output_activation=nn.Tanh() if self.info.kind == "image" else None,
         )
 
-    def data_features(self, out_features: int) -> nn.Module:
-        """The discriminator's view of data: ``(B, *event_shape) -> (B, out_features)``."""
+    @property
+    def data_activation(self) -> str:
+        """The non-linearity of the discriminator's view of data (LeakyReLU for conv nets)."""
+        return "leaky_relu" if self.conv else self.config.activation
+
+    def data_features(self, out_features: int, hidden: tuple[int, ...] | None = None) -> nn.Module:
+        """The discriminator's view of data: ``(B, *event_shape) -> (B, out_features)``, an MLP
+        with the ``hidden`` layers (default the config's) or a conv net."""
         cfg = self.config
-        activation = "leaky_relu" if self.conv else cfg.activation
         architecture = "conv" if self.conv else "mlp"
         return build_encoder(
-            self.info.event_shape, out_features, architecture, cfg.hidden, cfg.channels, activation
+            self.info.event_shape,
+            out_features,
+            architecture,
+            cfg.hidden if hidden is None else hidden,
+            cfg.channels,
+            self.data_activation,
         )
 
     def build_discriminator(self) -> nn.Module:
-        """Normalised data ``(B, *event_shape)`` -> ``(B, 1)`` outputs."""
-        return self.data_features(1)
+        """Normalised data ``(B, *event_shape)`` -> ``(B, 1)`` outputs.
+
+        A conditional GAN's also takes the one-hot labels: a
+        :class:`~genlab.nn.ProjectionDiscriminator` whose features :math:`\\phi` are the
+        unconditional network up to its last hidden layer (``hidden[-1]`` features, after the
+        activation; a conv net's linear head maps to as many).
+        """
+        if not self.n_classes:
+            return self.data_features(1)
+        hidden = self.config.hidden
+        n_features = hidden[-1] if hidden else self.info.n_features
+        features = nn.Sequential(
+            self.data_features(n_features, hidden[:-1]), ACTIVATIONS[self.data_activation]()
+        )
+        return ProjectionDiscriminator(features, n_features, self.n_classes)
 
     def generator_player(self) -> dict[str, nn.Module]:
         """The modules the generator's optimizer trains (and whose weights are averaged)."""
         return {"generator": self.generator_net}
 
-    def critic(self, u: Tensor) -> Tensor:
-        """``(B,)`` discriminator outputs on normalised data."""
-        return self.discriminator(u).squeeze(-1)
+    def critic(self, u: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(B,)`` discriminator outputs on normalised data (and, for a conditional GAN, the
+        ``(B, n_classes)`` one-hot labels: :math:`D(x, y)`)."""
+        if labels is None:
+            return self.discriminator(u).squeeze(-1)
+        return self.discriminator(u, labels).squeeze(-1)
 
     def real_inputs(self, u: Tensor) -> tuple[Tensor, ...]:
         """The discriminator's arguments for a batch of (normalised) data."""
         return (u,)
 
-    def fake_inputs(self, z: Tensor) -> tuple[Tensor, ...]:
-        """The discriminator's arguments for generated data from noise ``z``."""
-        return (self.generator_net(z),)
+    def fake_inputs(self, z: Tensor, labels: Tensor | None = None) -> tuple[Tensor, ...]:
+        """The discriminator's arguments for generated data from noise ``z`` (given the one-hot
+        ``labels`` of a conditional GAN)."""
+        return (self.generator_net(append_context(z, labels)),)
 
     # ------------------------------------------------------------------ the model
 
@@ -304,21 +362,23 @@ class GAN(GenerativeModel):
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
     def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
-        """``(B, *event_shape)`` data :math:`G(z)` of the averaged generator."""
+        """``(B, *event_shape)`` data :math:`G(z)` of the averaged generator (:math:`G(z, y)`
+        given the labels ``context`` of a conditional GAN)."""
         self.check_context(context, len(z))
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise DataError(
                 f"{self.family}: codes have shape {tuple(z.shape)}, expected (batch, "
                 f"{self.latent_dim})"
             )
-        return self.normalizer.inverse(self.averaged["generator"](z))
+        labels = self.one_hot_labels(context)
+        return self.normalizer.inverse(self.averaged["generator"](append_context(z, labels)))
 
     @torch.no_grad()
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
     ) -> Tensor:
         self.check_context(context, n)
-        return self.decode(self.latent(n, generator))
+        return self.decode(self.latent(n, generator), context=context)
 
     # ------------------------------------------------------------------ conditional sampling
 
@@ -326,18 +386,35 @@ class GAN(GenerativeModel):
         """``(B, k)`` centres of the proposals for the codes of normalised data ``u``: the prior's."""
         return torch.zeros(len(u), self.latent_dim, device=u.device, dtype=u.dtype)
 
-    def latent_variable_model(self, noise_std: float) -> LatentVariableModel:
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        """The averaged generator, in data units (given each row's label, for a conditional GAN)."""
+
+        def generate(z: Tensor, rows: Tensor) -> Tensor:
+            return self.decode(
+                z, context=None if context is None else context[rows.to(context.device)]
+            )
+
+        return LatentGenerator(self.latent_dim, generate, self.normalizer.shift.device)
+
+    def latent_variable_model(
+        self, noise_std: float, context: Tensor | None = None
+    ) -> LatentVariableModel:
         r"""The averaged generator under Gaussian observation noise :math:`\sigma` (normalised units).
 
         :math:`\log p(x_d \mid z) = -\frac{1}{2\sigma^2}(G(z)_d - u(x)_d)^2` up to a constant,
         a draw of :math:`x \mid z` is the noise-free :math:`G(z)` (as :meth:`sample`), and the
-        proposal is centred at :meth:`latent_proposal` with unit scale.
+        proposal is centred at :meth:`latent_proposal` with unit scale. For chains with the
+        labels ``context`` (a conditional GAN), :math:`G(z, y)` with each chain's label.
         """
         shape, net, d = self.info.event_shape, self.averaged["generator"], self.info.n_features
         shift, scale = self.normalizer.flat()
+        labels = self.one_hot_labels(context)
 
-        def decode(z: Tensor) -> Tensor:  # (*batch, k) -> (*batch, D) normalised
-            return net(z.reshape(-1, self.latent_dim)).reshape(*z.shape[:-1], d)
+        def decode(z: Tensor) -> Tensor:  # (chains[, S], k) -> (chains[, S], D) normalised
+            if labels is not None:  # one label per chain
+                rows = labels.to(z.dtype).view(len(z), *[1] * (z.dim() - 2), -1)
+                z = torch.cat([z, rows.expand(*z.shape[:-1], -1)], -1)
+            return net(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], d)
 
         def coordinate_log_prob(out: Tensor, x: Tensor) -> Tensor:
             return -0.5 * ((out - (x - shift) / scale) / noise_std).square()
@@ -397,6 +474,8 @@ class GAN(GenerativeModel):
             noise_std: :math:`\sigma`, in normalised units.
             steps: MALA transitions per chain.
             n_candidates: SIR candidates per chain.
+            context: ``(batch,)`` labels of a conditional GAN: chains draw
+                :math:`z \\sim p(z \\mid x_o, y)` through :math:`G(z, y)`.
 
         References:
             Yeh et al., "Semantic Image Inpainting with Deep Generative Models", CVPR 2017,
@@ -406,19 +485,20 @@ class GAN(GenerativeModel):
         self.check_input(x, context=context)
         check(noise_std > 0, f"noise_std must be positive, got {noise_std}")
         return complete_from_latent(
-            self.latent_variable_model(noise_std),
+            lambda chains: self.latent_variable_model(noise_std, chains),
             x,
             mask,
             n,
             steps=steps,
             n_candidates=n_candidates,
             generator=generator,
+            context=context,
         )
 
     # ------------------------------------------------------------------ training
 
     @torch.no_grad()
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         if self.info.kind == "image":  # scale the value range to [-1, 1], tanh's range
             low, high = self.info.value_range
             self.normalizer.shift.fill_((low + high) / 2)
@@ -444,15 +524,27 @@ class GAN(GenerativeModel):
         }
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """``d_steps`` discriminator updates on slices of ``x``, one generator update, averaging."""
-        u = self.normalizer(x)
-        slices = u.split(math.ceil(len(u) / self.config.d_steps))
+        """``d_steps`` discriminator updates on slices of ``x``, one generator update, averaging.
+
+        A conditional GAN's generated data takes the labels (``context``) of the real slice.
+        """
+        u, labels = self.normalizer(x), self.one_hot_labels(context)
+        size = math.ceil(len(u) / self.config.d_steps)
+        slices = u.split(size)
+        label_slices = [None] * len(slices) if labels is None else labels.split(size)
         r1_due = self.config.r1_weight > 0 and int(self.steps) % self.config.r1_every == 0
-        for i, real in enumerate(slices):
-            d_metrics = self.discriminator_step(real, optimizers, generator, r1=r1_due and i == 0)
-        g_metrics = self.generator_step(slices[-1], optimizers, generator)
+        for i, (real, y) in enumerate(zip(slices, label_slices, strict=True)):
+            d_metrics = self.discriminator_step(
+                real, optimizers, generator, r1=r1_due and i == 0, labels=y
+            )
+        g_metrics = self.generator_step(slices[-1], optimizers, generator, labels=label_slices[-1])
         self.steps += 1
         self.update_average()
         # the losses first: the progress bar shows the first two
@@ -460,23 +552,35 @@ class GAN(GenerativeModel):
         return {**losses, **d_metrics, **g_metrics}
 
     def discriminator_step(
-        self, real: Tensor, optimizers: Optimizers, generator: torch.Generator, r1: bool
+        self,
+        real: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        r1: bool,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """One discriminator update; ``r1``: add the (lazy) R1 penalty this time."""
+        """One discriminator update; ``r1``: add the (lazy) R1 penalty this time.
+
+        ``labels``: the real slice's one-hot labels (a conditional GAN), which the generated
+        data takes too; the penalties' gradients are in the data with the labels fixed.
+        """
         cfg, game = self.config, ADVERSARIAL_LOSSES[self.config.loss]
         with torch.no_grad():
             real_in = self.real_inputs(real)
-            fake_in = self.fake_inputs(self.latent(len(real), generator))
+            fake_in = self.fake_inputs(self.latent(len(real), generator), labels)
         if r1:
             real_in = tuple(r.detach().requires_grad_(True) for r in real_in)
-        out = self.critic(*(torch.cat([r, f]) for r, f in zip(real_in, fake_in, strict=True)))
+        both = None if labels is None else torch.cat([labels, labels])
+        out = self.critic(
+            *(torch.cat([r, f]) for r, f in zip(real_in, fake_in, strict=True)), labels=both
+        )
         real_out, fake_out = out[: len(real)], out[len(real) :]
         d_loss = game.discriminator(real_out, fake_out)
         total = d_loss
         metrics: dict[str, Tensor] = {}
         if cfg.gp_weight > 0:
-            points = interpolate(real_in, fake_in, generator)
-            penalty = gradient_penalty(self.critic(*points), points)
+            points = interpolate(real_in, fake_in, generator)  # example i: both have label i
+            penalty = gradient_penalty(self.critic(*points, labels=labels), points)
             total = total + cfg.gp_weight * penalty
             metrics["gradient_penalty"] = penalty.detach()
         if r1:
@@ -504,14 +608,18 @@ class GAN(GenerativeModel):
         }
 
     def generator_step(
-        self, real: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        real: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
+        """One update of the generator player; its data takes ``labels`` (a conditional GAN)."""
         game = ADVERSARIAL_LOSSES[self.config.loss]
         self.discriminator.requires_grad_(False)  # no weight gradients for the other player
         try:
-            g_loss = game.generator(
-                self.critic(*self.fake_inputs(self.latent(len(real), generator)))
-            )
+            fake_in = self.fake_inputs(self.latent(len(real), generator), labels)
+            g_loss = game.generator(self.critic(*fake_in, labels=labels))
             g_loss = g_loss + self.encoder_loss(real)
             optimizers.minimize(g_loss, "generator")
         finally:
@@ -533,25 +641,36 @@ class GAN(GenerativeModel):
         """One EMA step of the averaged copies of the generator player's modules."""
         self.averaged.update_(self.generator_player(), int(self.steps), self.config.ema_decay)
 
-    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
+    def validation_metrics(
+        self, x_val: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> dict[str, float]:
         """Mean :math:`D` on held-out data (``d_real_val``) and, on the 2-D mixtures, mode coverage.
 
         ``d_real_val`` well below the training batches' ``d_real`` means the discriminator is
         memorising the training set (Karras et al., 2020, arXiv:2006.06676). Mode coverage is
-        that of 2,500 samples (:mod:`genlab.stats.modes`).
+        that of 2,500 samples (:mod:`genlab.stats.modes`); a conditional GAN's draw them given
+        the held-out labels in turn, samples of the marginal :math:`\\sum_y p(y)\\, p(x \\mid y)`.
         """
         game = ADVERSARIAL_LOSSES[self.config.loss]
+        labels = self.one_hot_labels(context)
         outputs = torch.cat(
-            [
-                self.critic(*self.real_inputs(self.normalizer(chunk)))
-                for chunk in chunks(x_val, 1024)
+            [  # chunks of 1,024 examples and their labels
+                self.critic(
+                    *self.real_inputs(self.normalizer(x_val[i : i + 1024])),
+                    labels=None if labels is None else labels[i : i + 1024],
+                )
+                for i in range(0, len(x_val), 1024)
             ]
         )
         metrics = {
             "d_real_val": float((outputs.sigmoid() if game.probability else outputs).mean())
         }
         if self.info.mode_centres is not None:
-            result = mode_coverage_for(self.sample(N_SAMPLES, generator=generator), self.info)
+            asked = None
+            if context is not None:
+                asked = context[torch.arange(N_SAMPLES, device=context.device) % len(context)]
+            samples = self.sample(N_SAMPLES, generator=generator, context=asked)
+            result = mode_coverage_for(samples, self.info)
             metrics.update(
                 modes_captured=result.modes_captured,
                 hq_fraction=result.hq_fraction,

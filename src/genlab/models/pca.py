@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
+from genlab.errors import ConfigError
 from genlab.models.base import Capabilities, GenerativeModel
-from genlab.samplers import complete, gaussian_conditional
+from genlab.samplers import (
+    GaussianMeasurement,
+    Observation,
+    complete,
+    gaussian_conditional,
+    gaussian_posterior,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_COMPONENTS = 8
@@ -55,12 +63,18 @@ class PCA(GenerativeModel):
 
     family = "pca"
     capabilities = Capabilities(
-        sample=True, log_prob="exact", encode=True, decode=True, conditional="exact"
+        sample=True,
+        log_prob="exact",
+        encode=True,
+        decode=True,
+        conditional="exact",
+        posterior="exact",
     )
     description = "probabilistic PCA"
     task_notes = {
         "representation": "posterior mean",
         "conditional": "Gaussian conditional",
+        "posterior": "Gaussian posterior in closed form, for linear f",
     }
     config_class = PCAConfig
     fit_method = "closed_form"
@@ -144,7 +158,8 @@ class PCA(GenerativeModel):
         self.check_input(x, context=context)
         w = self.weight
         diff = x.flatten(1).to(torch.float64) - self.mean
-        coords = torch.linalg.solve(w.T @ w, w.T @ diff.T)  # (k, B)
+        # least squares: W may have zero columns (components without variance above the noise)
+        coords = torch.linalg.lstsq(w, diff.T).solution  # (k, B)
         return (w @ coords).T.add(self.mean).to(x.dtype).view_as(x)
 
     def sample(
@@ -187,6 +202,41 @@ class PCA(GenerativeModel):
             return mean_u + eps @ chol.T  # (n, R, U)
 
         return complete(x, mask, n, fill)
+
+    def posterior_distribution(self, observation: Observation) -> tuple[Tensor, Tensor]:
+        """Mean ``(rows, D)`` and covariance ``(D, D)`` of :math:`x \\mid y`, in closed form
+        (:func:`~genlab.samplers.gaussian_posterior`) for a linear Gaussian measurement."""
+        if not isinstance(observation, GaussianMeasurement) or not observation.operator.linear:
+            raise ConfigError(
+                "pca: the exact posterior needs a linear measurement with Gaussian noise "
+                f"(gaussian_measurement with mask, downsample, blur or projection), not "
+                f"{observation.description!r}"
+            )
+        matrix = observation.operator.matrix().to(self.mean.device)
+        y = observation.y.to(self.mean.device, torch.float64)
+        return gaussian_posterior(self.mean, self.covariance(), matrix, y, observation.noise_std)
+
+    def sample_posterior(
+        self,
+        observation: Observation,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        **sampler_options: Any,
+    ) -> Tensor:
+        r"""Exact draws of :math:`x \mid y` for :math:`y = Ax + \sigma\varepsilon`: PPCA's
+        :math:`x \sim \mathcal N(\mu, C)` makes the posterior Gaussian
+        (:meth:`posterior_distribution`). No sampler runs, so ``sampler_options`` (the MCMC
+        families' ``steps``...) are ignored."""
+        self.check_context(context, observation.rows)
+        mean, cov = self.posterior_distribution(observation)
+        values, vectors = torch.linalg.eigh(cov)  # a square root that tolerates a singular S
+        root = vectors * values.clamp(min=0).sqrt()
+        eps = torch.randn(
+            (n, *mean.shape), generator=generator, device=mean.device, dtype=torch.float64
+        )
+        return (mean + eps @ root.T).float().view(n, len(mean), *self.info.event_shape)
 
     def conditional_distribution(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Mean ``(B, n_unobserved)`` and covariance of the unobserved coordinates (one mask)."""

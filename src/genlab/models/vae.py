@@ -62,12 +62,14 @@ from genlab.nn import (
     Activation,
     AffineNormalizer,
     Architecture,
+    append_context,
     build_decoder,
     build_encoder,
 )
 from genlab.nn.likelihoods import (
     DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
+    MAX_SUMMED_LEVELS,
     Likelihood,
     LikelihoodName,
     make_likelihood,
@@ -79,7 +81,12 @@ from genlab.objectives import (
     log_importance_weights,
     log_standard_normal,
 )
-from genlab.samplers import LatentMethod, LatentVariableModel, complete_from_latent
+from genlab.samplers import (
+    LatentGenerator,
+    LatentMethod,
+    LatentVariableModel,
+    complete_from_latent,
+)
 
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
@@ -108,6 +115,8 @@ class VAEConfig:
     val_samples: importance samples of the validation bound (model selection).
     binarize: dynamic binarisation (bernoulli only): train on Bernoulli draws of the grey
         levels; the model is then a model of binarised data.
+    conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
+        (a conditional VAE: the one-hot label joins the encoder's input and the code).
     """
 
     latent_dim: int = 16
@@ -122,6 +131,7 @@ class VAEConfig:
     train_samples: int = 1
     val_samples: int = 1
     binarize: bool = False
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
@@ -156,12 +166,15 @@ class VAEConfig:
 
 
 def resolve_likelihood(name: str, info: DataInfo) -> str:
-    """The likelihood ``"auto"`` stands for on this data."""
+    """The likelihood ``"auto"`` stands for on this data: Bernoulli for 2 levels, the
+    discretised logistic for up to ``MAX_SUMMED_LEVELS`` (8-bit data), else Gaussian."""
     if name != "auto":
         return name
     if info.levels == 2:
         return "bernoulli"
-    return "gaussian" if info.levels is None else "discretized_logistic"
+    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
+        return "gaussian"
+    return "discretized_logistic"
 
 
 class VAE(GenerativeModel):
@@ -169,7 +182,13 @@ class VAE(GenerativeModel):
 
     family = "vae"
     capabilities = Capabilities(
-        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional="mcmc"
+        sample=True,
+        log_prob="lower_bound",
+        encode=True,
+        decode=True,
+        conditional="mcmc",
+        posterior="mcmc",
+        context=True,
     )
     description = "variational autoencoder"
     task_notes = {
@@ -177,6 +196,8 @@ class VAE(GenerativeModel):
         "density": "ELBO / importance-weighted, k = 1000 at evaluation",
         "representation": "posterior mean; `posterior(x)` is a distribution",
         "conditional": "z ~ p(z ∣ x_o) by SIR + MALA, or Metropolis-within-Gibbs",
+        "posterior": "SIR + MALA on z, read as x = the decoder mean",
+        "context": "with `conditional=true`: labels into encoder and decoder",
     }
     config_class = VAEConfig
     default_importance_samples = 1000
@@ -201,18 +222,21 @@ class VAE(GenerativeModel):
             config.architecture != "conv" or info.kind == "image",
             "vae: architecture=conv needs image data",
         )
+        c = self.use_labels(config.conditional)
         arch, channels, activation = config.architecture, config.channels, config.activation
-        self.encoder = build_encoder(shape, 2 * k, arch, config.hidden, channels, activation)
+        # a conditional encoder sees the one-hot label as extra channels (images) or features
+        in_shape = (shape[0] + c, *shape[1:]) if arch == "conv" else (d + c,)
+        self.encoder = build_encoder(in_shape, 2 * k, arch, config.hidden, channels, activation)
         # the decoder stacks the likelihood's parameters along channels (images) or features
         out_shape = (n_params * shape[0], *shape[1:]) if arch == "conv" else (n_params * d,)
         self.decoder = build_decoder(
-            k, out_shape, arch, config.hidden[::-1], channels, activation, flat=True
+            k + c, out_shape, arch, config.hidden[::-1], channels, activation, flat=True
         )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ the model's pieces
 
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
         if self.likelihood_name == "bernoulli" and not self.config.binarize:
@@ -229,25 +253,36 @@ class VAE(GenerativeModel):
         """False for discrete likelihoods: their density is constant on each level's bin."""
         return self.likelihood_name not in DISCRETE_LIKELIHOODS
 
-    def _posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x)`."""
-        loc, log_scale = self.encoder(self.normalizer(x)).chunk(2, dim=-1)
+    def _posterior_params(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x[, y])`."""
+        u = self.normalizer(x)
+        if labels is not None:  # one constant plane per class (conv), else extra features
+            u = append_context(u if self.config.architecture == "conv" else u.flatten(1), labels)
+        loc, log_scale = self.encoder(u).chunk(2, dim=-1)
         return loc, log_scale
 
-    def _decoder_params(self, z: Tensor) -> Tensor:
-        """``(*batch, n_params, D)`` likelihood parameters for codes ``(*batch, K)``."""
-        flat = self.decoder(z.reshape(-1, self.latent_dim))  # (N, n_params * D)
+    def _decoder_params(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(*batch, n_params, D)`` likelihood parameters for codes ``(*batch, K)``.
+
+        ``labels`` (a conditional VAE's one-hot labels) broadcast against the codes' batch.
+        """
+        if labels is not None:
+            z = torch.cat([z, labels.to(z.dtype).expand(*z.shape[:-1], self.n_classes)], -1)
+        flat = self.decoder(z.reshape(-1, z.shape[-1]))  # (N, n_params * D)
         return flat.view(*z.shape[:-1], self.likelihood.n_params, self.info.n_features)
 
-    def posterior(self, x: Tensor) -> Independent:
+    def posterior(self, x: Tensor, *, context: Tensor | None = None) -> Independent:
         """:math:`q(z \\mid x)` as a ``torch.distributions`` object, batch ``(B,)``, event ``(K,)``."""
-        self.check_input(x)
-        loc, log_scale = self._posterior_params(x)
+        self.check_input(x, context=context)
+        loc, log_scale = self._posterior_params(x, self.one_hot_labels(context))
         return Independent(Normal(loc, log_scale.exp()), 1)
 
-    def decoder_distribution(self, z: Tensor) -> torch.distributions.Distribution:
+    def decoder_distribution(
+        self, z: Tensor, *, context: Tensor | None = None
+    ) -> torch.distributions.Distribution:
         """:math:`p(x \\mid z)` over the likelihood's target (see :mod:`genlab.nn.likelihoods`)."""
-        return self.likelihood.distribution(self._decoder_params(z))
+        self.check_context(context, len(z))
+        return self.likelihood.distribution(self._decoder_params(z, self.one_hot_labels(context)))
 
     def _target(self, x: Tensor) -> Tensor:
         """``(B, D)`` the likelihood's target of user data, checked against its support."""
@@ -260,12 +295,12 @@ class VAE(GenerativeModel):
     def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The posterior mean :math:`\\mu_\\phi(x)`, ``(B, K)``."""
         self.check_input(x, context=context)
-        return self._posterior_params(x)[0]
+        return self._posterior_params(x, self.one_hot_labels(context))[0]
 
     def decode(self, z: Tensor, *, context: Tensor | None = None) -> Tensor:
         """The mean of :math:`p(x \\mid z)` in data units, ``(B, *event_shape)``."""
         self.check_context(context, len(z))
-        mean = self.likelihood.mean(self._decoder_params(z))
+        mean = self.likelihood.mean(self._decoder_params(z, self.one_hot_labels(context)))
         return mean.view(-1, *self.info.event_shape)
 
     @torch.no_grad()
@@ -275,8 +310,9 @@ class VAE(GenerativeModel):
         """Ancestral samples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x \\mid z)`."""
         self.check_context(context, n)
         device = self.normalizer.shift.device
+        labels = self.one_hot_labels(context)
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        x = self.likelihood.sample(self._decoder_params(z), generator)
+        x = self.likelihood.sample(self._decoder_params(z, labels), generator)
         return x.view(n, *self.info.event_shape).float()
 
     def log_prob(
@@ -305,36 +341,54 @@ class VAE(GenerativeModel):
         if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
         target = self._target(x)
-        loc, log_scale = self._posterior_params(x)
+        labels = self.one_hot_labels(context)
+        loc, log_scale = self._posterior_params(x, labels)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
         eps = torch.randn(eps_shape, generator=generator, device=x.device)
         outputs_per_sample = len(x) * self.likelihood.n_params * self.info.n_features
         per_pass = max(1, MAX_ELEMENTS // outputs_per_sample)
         log_weights = torch.cat(
             [
-                self._log_weights(target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype))
+                self._log_weights(
+                    target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype), labels
+                )
                 for i in range(0, k, per_pass)
             ]
         )
         return iw_bound(log_weights)
 
-    def _log_weights(self, target: Tensor, loc: Tensor, log_scale: Tensor, eps: Tensor) -> Tensor:
+    def _log_weights(
+        self,
+        target: Tensor,
+        loc: Tensor,
+        log_scale: Tensor,
+        eps: Tensor,
+        labels: Tensor | None = None,
+    ) -> Tensor:
         r"""``(S, B)`` :math:`\log p(x \mid z_i) + \log p(z_i) - \log q(z_i \mid x)`, ``eps`` ``(S, *, K)``."""
         z = loc + log_scale.exp() * eps  # (S, B, K)
-        log_likelihood = self.likelihood.log_prob(self._decoder_params(z), target)
+        log_likelihood = self.likelihood.log_prob(self._decoder_params(z, labels), target)
         # log q(z | x) = log N(eps; 0, I) - sum log sigma, exact for z = loc + sigma * eps
         log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
         return log_importance_weights(log_likelihood, log_standard_normal(z), log_posterior)
 
-    def latent_variable_model(self) -> LatentVariableModel:
-        r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (the encoder as proposal)."""
+    def latent_variable_model(self, context: Tensor | None = None) -> LatentVariableModel:
+        r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (the encoder as
+        proposal), for chains with the labels ``context`` (a conditional VAE)."""
         shape = self.info.event_shape
+        labels = self.one_hot_labels(context)
+
+        def decode(z: Tensor) -> Tensor:  # codes (chains[, S], K), one label per chain
+            if labels is None:
+                return self._decoder_params(z)
+            return self._decoder_params(z, labels.view(len(z), *[1] * (z.dim() - 2), -1))
 
         def coordinate_log_prob(params: Tensor, x: Tensor) -> Tensor:
             return self.likelihood.coordinate_log_prob(params, self.likelihood.target(x))
 
-        def proposal(x: Tensor) -> tuple[Tensor, Tensor]:
-            loc, log_scale = self._posterior_params(x.view(-1, *shape))
+        def proposal(x: Tensor) -> tuple[Tensor, Tensor]:  # the first len(x) chains
+            rows = None if labels is None else labels[: len(x)]
+            loc, log_scale = self._posterior_params(x.view(-1, *shape), rows)
             return loc, log_scale.exp()
 
         def check_observed(x: Tensor, observed: Tensor) -> None:
@@ -342,12 +396,23 @@ class VAE(GenerativeModel):
 
         return LatentVariableModel(
             start=self.normalizer.shift.expand(shape).flatten(),  # the training mean
-            decode=self._decoder_params,
+            decode=decode,
             coordinate_log_prob=coordinate_log_prob,
             draw=self.likelihood.sample,
             proposal=proposal,
             check_observed=check_observed,
         )
+
+    def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
+        r"""The decoder mean :math:`G(z) = \mathbb E[x \mid z]`: for measurements, the VAE is read as
+        :math:`x = G(z)` and the measurement noise stands in for the decoder's own."""
+        shape, labels = self.info.event_shape, self.one_hot_labels(context)
+
+        def generate(z: Tensor, rows: Tensor) -> Tensor:
+            params = self._decoder_params(z, None if labels is None else labels[rows])
+            return self.likelihood.mean(params).view(-1, *shape)
+
+        return LatentGenerator(self.latent_dim, generate, self.normalizer.shift.device)
 
     def sample_conditional(
         self,
@@ -401,7 +466,7 @@ class VAE(GenerativeModel):
         """
         self.check_input(x, context=context)
         return complete_from_latent(
-            self.latent_variable_model(),
+            self.latent_variable_model,
             x,
             mask,
             n,
@@ -409,6 +474,7 @@ class VAE(GenerativeModel):
             steps=steps,
             n_candidates=n_candidates,
             generator=generator,
+            context=context,
         )
 
     # ------------------------------------------------------------------ training
@@ -428,16 +494,22 @@ class VAE(GenerativeModel):
         return self.config.beta * min(1.0, (int(self.steps_done) + 1) / warmup)
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
         if self.config.binarize:
             x = self._binarize(x, generator)
         target = self.likelihood.target(x.flatten(1))
-        loc, log_scale = self._posterior_params(x)
+        labels = self.one_hot_labels(context)
+        loc, log_scale = self._posterior_params(x, labels)
         samples = self.config.train_samples
         if samples == 1:
             eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-            params = self._decoder_params(loc + log_scale.exp() * eps)
+            params = self._decoder_params(loc + log_scale.exp() * eps, labels)
             # batch sums of both terms: the loss needs no per-example values
             log_likelihood = self.likelihood.total_log_prob(params, target)
             kl = kl_standard_normal(loc, log_scale).sum()
@@ -446,22 +518,28 @@ class VAE(GenerativeModel):
         else:
             shape = (samples, *loc.shape)
             eps = torch.randn(shape, generator=generator, device=x.device, dtype=loc.dtype)
-            loss = -iw_bound(self._log_weights(target, loc, log_scale, eps)).mean()
+            loss = -iw_bound(self._log_weights(target, loc, log_scale, eps, labels)).mean()
             metrics = {}
         optimizers.minimize(loss)
         if self.config.warmup_steps:
             self.steps_done += 1
         return {"loss": loss.detach(), **metrics}
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def validation_loss(
+        self, x: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> Tensor:
         """Minus the IW bound with ``val_samples`` samples (binarised data if ``binarize``)."""
         if self.config.binarize:
             x = self._binarize(x, generator)
-        return -self.log_prob(x, k=self.config.val_samples, generator=generator)
+        return -self.log_prob(x, k=self.config.val_samples, generator=generator, context=context)
 
     @torch.no_grad()
     def rate_distortion(
-        self, x: Tensor, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         r"""``(B,)`` rate :math:`\mathrm{KL}(q(z|x) \| p(z))` and distortion
         :math:`-\log p(x \mid z)`, :math:`z \sim q(z|x)` (one draw), in nats.
@@ -469,26 +547,37 @@ class VAE(GenerativeModel):
         Their sum is minus the ELBO; :math:`\beta` trades one for the other (Alemi et al.,
         "Fixing a Broken ELBO", ICML 2018, arXiv:1711.00464).
         """
-        self.check_input(x)
+        self.check_input(x, context=context)
         target = self._target(x)
-        loc, log_scale = self._posterior_params(x)
+        labels = self.one_hot_labels(context)
+        loc, log_scale = self._posterior_params(x, labels)
         eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-        params = self._decoder_params(loc + log_scale.exp() * eps)
+        params = self._decoder_params(loc + log_scale.exp() * eps, labels)
         return kl_standard_normal(loc, log_scale), -self.likelihood.log_prob(params, target)
 
     @torch.no_grad()
-    def kl_per_dimension(self, x: Tensor) -> Tensor:
+    def kl_per_dimension(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(K,)`` mean over ``x`` of :math:`\\mathrm{KL}(q(z_j \\mid x) \\| \\mathcal N(0, 1))`."""
-        loc, log_scale = self._posterior_params(x)
+        loc, log_scale = self._posterior_params(x, self.one_hot_labels(context))
         return kl_standard_normal(loc, log_scale).mean(0)
 
     @torch.no_grad()
-    def active_units(self, x: Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+    def active_units(
+        self,
+        x: Tensor,
+        threshold: float = ACTIVE_UNIT_THRESHOLD,
+        *,
+        context: Tensor | None = None,
+    ) -> int:
         r"""Coordinates with :math:`\mathrm{Var}_x\, \mathbb E_{q}[z_j \mid x] > 0.01` (Burda et al.)."""
-        return int((self._posterior_params(x)[0].var(0) > threshold).sum())
+        loc = self._posterior_params(x, self.one_hot_labels(context))[0]
+        return int((loc.var(0) > threshold).sum())
 
-    def validation_metrics(self, x_val: Tensor, generator: torch.Generator) -> dict[str, float]:
-        kl = self.kl_per_dimension(x_val)
-        metrics = {"active_units": float(self.active_units(x_val)), "kl": float(kl.sum())}
+    def validation_metrics(
+        self, x_val: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> dict[str, float]:
+        kl = self.kl_per_dimension(x_val, context=context)
+        active = self.active_units(x_val, context=context)
+        metrics = {"active_units": float(active), "kl": float(kl.sum())}
         metrics.update({f"kl_{j}": float(v) for j, v in enumerate(kl)})
         return metrics

@@ -1,5 +1,6 @@
 """Building blocks only: networks and fixed transforms. No losses live here."""
 
+from genlab.nn.context import append_context
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.denoisers import MLPDenoiser, TimestepEmbedding, UNet
 from genlab.nn.mlp import ACTIVATIONS, MLP, Activation
@@ -12,6 +13,7 @@ from genlab.nn.networks import (
     build_encoder,
 )
 from genlab.nn.normalizer import AffineNormalizer
+from genlab.nn.projection import ProjectionDiscriminator
 
 __all__ = [
     "ACTIVATIONS",
@@ -27,6 +29,8 @@ __all__ = [
     "MLPDenoiser",
     "TimestepEmbedding",
     "UNet",
+    "ProjectionDiscriminator",
+    "append_context",
     "build_decoder",
     "build_encoder",
 ]

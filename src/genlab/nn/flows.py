@@ -12,6 +12,16 @@ flow's density is then the change of variables
 
 (normflows calls z -> x "forward"; zuko's ``transform`` maps x -> z as here.)
 
+**Context.** Every layer also takes ``context``, ``(B, C)`` features of side information (the
+one-hot label :math:`y`), and a conditional layer is a bijection of :math:`x` for each fixed context,
+:math:`z = f(x; y)`, so :math:`\log p(x \mid y) = \log p_Z(f(x; y)) + \log |\det
+\partial f(x; y) / \partial x|`, as zuko's conditional flows ``flow(c)``. The context enters
+every conditioner (built with ``context_features = C``): the MLPs of couplings and splines as
+extra inputs, conv conditioners as constant planes (:func:`~genlab.nn.append_context`), MADE as
+inputs wired to every hidden unit. Layers without a conditioner (ActNorm, linear, logit,
+standardisation) ignore it. With ``context_features = 0`` (the default) every layer is exactly
+the unconditional one.
+
 Layers: :class:`ActNorm`, :class:`InvertibleLinear` (LU, a 1x1
 convolution on images), :class:`AffineCoupling` (RealNVP, with MLP or conv conditioners),
 :class:`SplineCoupling` (neural spline flows), :class:`MaskedAffineAutoregressive` (MAF, with a
@@ -39,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.nn.context import append_context
+from genlab.nn.made import MADE
 from genlab.nn.mlp import ACTIVATIONS, MLP
 from genlab.nn.normalizer import AffineNormalizer
 
@@ -77,16 +89,20 @@ def _sum_per_example(t: Tensor) -> Tensor:
 
 
 class Bijection(nn.Module):
-    """An invertible map x -> z. ``forward(x) -> (z, log_det)``; ``inverse(z) -> x``."""
+    """An invertible map x -> z. ``forward(x, context) -> (z, log_det)``; ``inverse(z, context) -> x``.
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    ``context`` is ``(B, C)`` side information for conditional layers, or ``None``; layers
+    without a conditioner ignore it (module docstring).
+    """
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
-    def initialize(self, x: Tensor) -> None:
+    def initialize(self, x: Tensor, context: Tensor | None = None) -> None:
         """Data-dependent initialisation from a batch of inputs (ActNorm); default nothing."""
 
 
@@ -97,24 +113,24 @@ class Chain(Bijection):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         log_dets = []
         for layer in self.layers:
-            x, log_det = layer(x)
+            x, log_det = layer(x, context)
             log_dets.append(log_det)
         return x, torch.stack(log_dets).sum(0)  # two ops instead of one addition per layer
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         for layer in reversed(self.layers):
-            z = layer.inverse(z)
+            z = layer.inverse(z, context)
         return z
 
     @torch.no_grad()
-    def initialize(self, x: Tensor) -> None:
+    def initialize(self, x: Tensor, context: Tensor | None = None) -> None:
         """Initialise each layer on the activations the layers before it produce."""
         for layer in self.layers:
-            layer.initialize(x)
-            x = layer(x)[0]
+            layer.initialize(x, context)
+            x = layer(x, context)[0]
 
 
 class ActNorm(Bijection):
@@ -132,16 +148,16 @@ class ActNorm(Bijection):
         self.log_scale = nn.Parameter(torch.zeros(shape))
         self.shift = nn.Parameter(torch.zeros(shape))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = torch.addcmul(self.shift, x, torch.exp(self.log_scale))
         positions = math.prod(x.shape[2:])
         return z, (positions * self.log_scale.sum()).expand(x.shape[0])
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return (z - self.shift) * torch.exp(-self.log_scale)
 
     @torch.no_grad()
-    def initialize(self, x: Tensor) -> None:
+    def initialize(self, x: Tensor, context: Tensor | None = None) -> None:
         dims = [0, *range(2, x.dim())]
         log_scale = -x.std(dims, keepdim=True).clamp_min(1e-6).log()
         self.log_scale.copy_(log_scale)
@@ -174,23 +190,34 @@ class InvertibleLinear(Bijection):
         upper = self.upper.triu(1) + torch.diag(self.sign * self.log_abs_diag.exp())
         return self.perm @ lower @ upper
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         w = self.weight()
         z = torch.einsum("oc,bc...->bo...", w, x)
         positions = math.prod(x.shape[2:])
         return z, (positions * self.log_abs_diag.sum()).expand(x.shape[0])
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return torch.einsum("oc,bc...->bo...", torch.linalg.inv(self.weight()), z)
 
 
 class ConvConditioner(nn.Sequential):
-    """``(B, C, H, W) -> (B, 2C, H, W)``: 3x3, 1x1, 3x3 convolutions (RealNVP's shape)."""
+    """``(B, C + K, H, W) -> (B, 2C, H, W)``: 3x3, 1x1, 3x3 convolutions (RealNVP's shape).
 
-    def __init__(self, channels_in: int, hidden: int, activation: str = "relu") -> None:
+    The ``K = context_features`` extra input planes carry the context (constant planes,
+    :func:`~genlab.nn.append_context`); 0 for an unconditional conditioner.
+    """
+
+    def __init__(
+        self,
+        channels_in: int,
+        hidden: int,
+        activation: str = "relu",
+        *,
+        context_features: int = 0,
+    ) -> None:
         act = ACTIVATIONS[activation]
         super().__init__(
-            nn.Conv2d(channels_in, hidden, 3, padding=1),
+            nn.Conv2d(channels_in + context_features, hidden, 3, padding=1),
             act(),
             nn.Conv2d(hidden, hidden, 1),
             act(),
@@ -209,13 +236,15 @@ class AffineCoupling(Bijection):
     r"""RealNVP affine coupling (x -> z): with a binary mask :math:`m` (1 = conditioning part),
 
     .. math::
-        z = m \odot x + (1 - m) \odot \left(x \odot e^{s(m \odot x)} + t(m \odot x)\right),
-        \qquad \log |\det J| = \sum_d (1 - m_d)\, s_d(m \odot x),
+        z = m \odot x + (1 - m) \odot \left(x \odot e^{s(m \odot x, y)} + t(m \odot x, y)
+        \right), \qquad \log |\det J| = \sum_d (1 - m_d)\, s_d(m \odot x, y),
 
-    with :math:`s = c \tanh(\tilde s)` (:func:`affine_transform`) for stability on narrow modes.
-    The conditioner maps ``(B, *event)`` to ``(B, 2 * C, ...)``: an :class:`~genlab.nn.MLP`
-    for vectors (``2 D`` outputs) or a :class:`ConvConditioner` for images; it starts at zero,
-    so the layer starts as the identity.
+    with :math:`s = c \tanh(\tilde s)` (:func:`affine_transform`) for stability on narrow modes
+    and the optional context :math:`y` appended to the conditioner's input
+    (:func:`~genlab.nn.append_context`). The conditioner maps ``(B, *event)`` (plus the
+    context) to ``(B, 2 * C, ...)``: an :class:`~genlab.nn.MLP` for vectors (``2 D`` outputs)
+    or a :class:`ConvConditioner` for images; it starts at zero, so the layer starts as the
+    identity.
 
     Arguments:
         mask: bool, ``event_shape``; True marks the coordinates that condition.
@@ -231,12 +260,13 @@ class AffineCoupling(Bijection):
         self.conditioner = conditioner
         zero_last_layer(conditioner)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        raw_scale, shift = self.conditioner(x * self.mask).chunk(2, dim=1)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raw_scale, shift = self.conditioner(append_context(x * self.mask, context)).chunk(2, 1)
         return affine_transform(x, raw_scale, shift, self.bound, self.free)
 
-    def inverse(self, z: Tensor) -> Tensor:
-        raw_scale, shift = self.conditioner(z * self.mask).chunk(2, dim=1)  # masked part = x's
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        # the masked part of z is x's
+        raw_scale, shift = self.conditioner(append_context(z * self.mask, context)).chunk(2, 1)
         return (z - shift * self.free) * torch.exp(-torch.tanh(raw_scale) * self.bound)
 
 
@@ -330,12 +360,12 @@ class SplineCoupling(Bijection):
     r"""Neural-spline coupling (x -> z): with a binary mask :math:`m` (1 = conditioning part),
 
     .. math::
-        z = m \odot x + (1 - m) \odot g_{\theta(m \odot x)}(x), \qquad
+        z = m \odot x + (1 - m) \odot g_{\theta(m \odot x, y)}(x), \qquad
         \log |\det J| = \sum_d (1 - m_d) \log g'_d(x_d),
 
     where :math:`g` is an elementwise :func:`rational_quadratic_spline` with ``n_bins`` bins on
     :math:`[-B, B]` (identity outside) whose :math:`3K - 1` parameters per coordinate come
-    from the conditioner. Far more flexible per layer than an affine coupling, which narrow
+    from the conditioner, an MLP of the masked input and the optional context :math:`y`. Far more flexible per layer than an affine coupling, which narrow
     multi-modal densities (the ``ring``) need (Durkan et al., 2019, arXiv:1906.04032).
 
     Arguments:
@@ -343,6 +373,7 @@ class SplineCoupling(Bijection):
         hidden: hidden sizes of the MLP conditioner.
         n_bins: :math:`K`.
         bound: :math:`B`.
+        context_features: size of the context :math:`y` (0: unconditional).
     """
 
     def __init__(
@@ -352,18 +383,23 @@ class SplineCoupling(Bijection):
         n_bins: int = 8,
         bound: float = 4.0,
         activation: str = "relu",
+        *,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         d = mask.numel()
         self.register_buffer("mask", mask.float().unsqueeze(0))
         self.register_buffer("free", 1.0 - mask.float().unsqueeze(0))
         self.n_bins, self.bound = n_bins, bound
-        self.conditioner = MLP(d, d * (3 * n_bins - 1), hidden, activation)
+        self.conditioner = MLP(d + context_features, d * (3 * n_bins - 1), hidden, activation)
         zero_last_layer(self.conditioner)
 
-    def _transform(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+    def _transform(
+        self, x: Tensor, context: Tensor | None, inverse: bool
+    ) -> tuple[Tensor, Tensor]:
         k = self.n_bins
-        params = self.conditioner(x * self.mask).view(len(x), x.shape[1], 3 * k - 1)  # (B, D, P)
+        params = self.conditioner(append_context(x * self.mask, context))
+        params = params.view(len(x), x.shape[1], 3 * k - 1)  # (B, D, P)
         widths, heights, derivatives = params.split([k, k, k - 1], dim=-1)
         y, log_derivative = rational_quadratic_spline(
             x, widths, heights, derivatives, self.bound, inverse
@@ -371,63 +407,21 @@ class SplineCoupling(Bijection):
         z = self.mask * x + self.free * y
         return z, (self.free * log_derivative).sum(1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._transform(x, inverse=False)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._transform(x, context, inverse=False)
 
-    def inverse(self, z: Tensor) -> Tensor:
-        return self._transform(z, inverse=True)[0]
-
-
-class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask ``(out, in)``."""
-
-    def __init__(self, mask: Tensor) -> None:
-        super().__init__(mask.shape[1], mask.shape[0])
-        self.register_buffer("mask", mask.float())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-
-class MADE(nn.Sequential):
-    r"""Masked autoencoder (Germain et al., 2015): output block :math:`j` of
-    ``n_outputs`` depends only on the inputs that come before :math:`j` in ``order``.
-
-    Degrees: input :math:`i` has degree ``order[i]`` (1..D), hidden unit :math:`k` degree
-    :math:`1 + (k \bmod (D - 1))`; a connection exists when the degree does not decrease
-    (hidden) or strictly increases (output).
-
-    Arguments:
-        order: ``(D,)`` a permutation of 1..D, the autoregressive order of the inputs.
-        hidden: hidden layer sizes.
-        n_outputs: outputs per input coordinate; the output has shape ``(B, n_outputs * D)``,
-            block-major (all first outputs, then all second outputs...).
-    """
-
-    def __init__(
-        self, order: Tensor, hidden: Sequence[int], n_outputs: int, activation: str = "relu"
-    ) -> None:
-        d = len(order)
-        degrees = [order.long()]
-        for size in hidden:
-            degrees.append(torch.arange(size) % max(d - 1, 1) + 1)
-        layers: list[nn.Module] = []
-        for previous, current in zip(degrees[:-1], degrees[1:], strict=True):
-            layers += [
-                MaskedLinear(current[:, None] >= previous[None, :]),
-                ACTIVATIONS[activation](),
-            ]
-        output_mask = (order.long()[:, None] > degrees[-1][None, :]).repeat(n_outputs, 1)
-        layers.append(MaskedLinear(output_mask))
-        super().__init__(*layers)
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        return self._transform(z, context, inverse=True)[0]
 
 
 class MaskedAffineAutoregressive(Bijection):
-    r"""MAF layer (x -> z): :math:`z_i = x_i e^{s_i(x_{<i})} + t_i(x_{<i})`, one MADE pass.
+    r"""MAF layer (x -> z): :math:`z_i = x_i e^{s_i(x_{<i}, y)} + t_i(x_{<i}, y)`, one MADE pass.
 
     :math:`\log |\det J| = \sum_i s_i` (the Jacobian is triangular in the order). The inverse
     (sampling) is sequential: :math:`D` MADE passes, each fixing one more coordinate.
-    Log-scales are soft-clamped by :func:`affine_transform`; vectors ``(B, D)`` only.
+    Log-scales are soft-clamped by :func:`affine_transform`; vectors ``(B, D)`` only. The
+    optional context :math:`y` (``context_features``) is a MADE input wired to every hidden
+    unit.
     """
 
     def __init__(
@@ -436,20 +430,22 @@ class MaskedAffineAutoregressive(Bijection):
         hidden: Sequence[int],
         activation: str = "relu",
         scale_bound: float = 3.0,
+        *,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
-        self.made = MADE(order, hidden, 2, activation)
+        self.made = MADE(order, hidden, 2, activation, context_features=context_features)
         self.register_buffer("bound", torch.tensor(float(scale_bound)))
         zero_last_layer(self.made)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        raw_scale, shift = self.made(x).chunk(2, dim=1)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raw_scale, shift = self.made(append_context(x, context)).chunk(2, dim=1)
         return affine_transform(x, raw_scale, shift, self.bound)
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         x = torch.zeros_like(z)
         for _ in range(z.shape[1]):  # after pass i, the first i coordinates in the order are exact
-            raw_scale, shift = self.made(x).chunk(2, dim=1)
+            raw_scale, shift = self.made(append_context(x, context)).chunk(2, dim=1)
             x = (z - shift) * torch.exp(-torch.tanh(raw_scale) * self.bound)
         return x
 
@@ -470,13 +466,13 @@ class Logit(Bijection):
         super().__init__()
         self.low, self.width, self.alpha = low, high - low, alpha
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         p = self.alpha + (1 - 2 * self.alpha) * (x - self.low) / self.width
         log_p, log_1mp = torch.log(p), torch.log1p(-p)
         constant = math.log(1 - 2 * self.alpha) - math.log(self.width)
         return log_p - log_1mp, _sum_per_example(constant - log_p - log_1mp)
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return self.low + self.width * (torch.sigmoid(z) - self.alpha) / (1 - 2 * self.alpha)
 
 
@@ -487,25 +483,30 @@ class Standardize(Bijection):
         super().__init__()
         self.normalizer = normalizer
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self.normalizer(x), self.normalizer.log_abs_det_jacobian().expand(x.shape[0])
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return self.normalizer.inverse(z)
 
 
 def coupling_conditioner(
-    event_shape: tuple[int, ...], hidden: Sequence[int], channels: int, activation: str
+    event_shape: tuple[int, ...],
+    hidden: Sequence[int],
+    channels: int,
+    activation: str,
+    *,
+    context_features: int = 0,
 ) -> nn.Module:
-    """An MLP conditioner for ``(D,)`` vectors or a conv conditioner for ``(C, H, W)`` images."""
+    """An MLP conditioner for ``(D,)`` vectors or a conv conditioner for ``(C, H, W)`` images,
+    with ``context_features`` extra inputs (features or constant planes) for the context."""
     if len(event_shape) == 1:
         (d,) = event_shape
-        return MLP(d, 2 * d, hidden, activation)
-    return ConvConditioner(event_shape[0], channels, activation)
+        return MLP(d + context_features, 2 * d, hidden, activation)
+    return ConvConditioner(event_shape[0], channels, activation, context_features=context_features)
 
 
 __all__ = [
-    "MADE",
     "ActNorm",
     "AffineCoupling",
     "Bijection",
@@ -514,7 +515,6 @@ __all__ = [
     "InvertibleLinear",
     "Logit",
     "MaskedAffineAutoregressive",
-    "MaskedLinear",
     "SplineCoupling",
     "Standardize",
     "affine_transform",

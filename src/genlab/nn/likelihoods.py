@@ -14,6 +14,8 @@ likelihood                    data                        target :math:`t(x)`
 ``gaussian``                  real                        standardised :math:`(x - m)/s`
 ``discretized_logistic``      :math:`L` levels            level index :math:`j \in \{0..L-1\}`
 ``categorical``               :math:`L` levels            level index :math:`j \in \{0..L-1\}`
+``discretized_logistic_mixture``  :math:`L` levels        level index :math:`j \in \{0..L-1\}`
+``gaussian_mixture``          real                        standardised :math:`(x - m)/s`
 ============================  ==========================  ================================
 
 **Discrete likelihoods as densities.** For data with :math:`L` levels spaced :math:`\delta`
@@ -54,6 +56,7 @@ from torch.distributions import (
     ContinuousBernoulli,
     Distribution,
     Independent,
+    MixtureSameFamily,
     Normal,
     constraints,
 )
@@ -64,10 +67,24 @@ from genlab.errors import DataError
 from genlab.nn.normalizer import AffineNormalizer
 
 LikelihoodName = Literal[
-    "bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical"
+    "bernoulli",
+    "continuous_bernoulli",
+    "gaussian",
+    "discretized_logistic",
+    "categorical",
+    "discretized_logistic_mixture",
+    "gaussian_mixture",
 ]
 LIKELIHOODS: tuple[str, ...] = get_args(LikelihoodName)
-DISCRETE_LIKELIHOODS = ("bernoulli", "discretized_logistic", "categorical")
+DISCRETE_LIKELIHOODS = (
+    "bernoulli",
+    "discretized_logistic",
+    "categorical",
+    "discretized_logistic_mixture",
+)
+# The most levels a likelihood that sums over every level (its mean, a categorical's outputs)
+# takes: memory grows as batch x D x L (uint8 images have 256).
+MAX_SUMMED_LEVELS = 256
 MIN_LOG_SCALE = -7.0
 
 
@@ -351,10 +368,22 @@ class BernoulliLikelihood(_LevelLikelihood):
         return self.from_target((u < probs).to(probs.dtype))
 
 
+def _check_summed_levels(name: str, info: DataInfo) -> None:
+    check(
+        info.levels is None or info.levels <= MAX_SUMMED_LEVELS,
+        f"{info.name}: likelihood={name} sums over every level, and this data has "
+        f"{info.levels:,} (at most {MAX_SUMMED_LEVELS}); use likelihood=gaussian",
+    )
+
+
 class DiscretizedLogisticLikelihood(_LevelLikelihood):
     """:class:`DiscretizedLogistic` per coordinate; the decoder outputs location and log-scale."""
 
     n_params = 2
+
+    def __init__(self, info: DataInfo) -> None:
+        super().__init__(info)
+        _check_summed_levels("discretized_logistic", info)
 
     def distribution(self, params: Tensor) -> Distribution:
         return Independent(
@@ -370,6 +399,7 @@ class CategoricalLikelihood(_LevelLikelihood):
 
     def __init__(self, info: DataInfo) -> None:
         super().__init__(info)
+        _check_summed_levels("categorical", info)
         self.n_params = self.levels
 
     def distribution(self, params: Tensor) -> Distribution:
@@ -384,6 +414,54 @@ class CategoricalLikelihood(_LevelLikelihood):
         u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-20)
         gumbel = -torch.log(-torch.log(u))
         return self.from_target((logits + gumbel).argmax(-1).to(params.dtype))
+
+
+def _gumbel_argmax(logits: Tensor, generator: torch.Generator | None) -> Tensor:
+    r"""Indices drawn from :math:`\mathrm{softmax}` of ``logits`` along the last axis (Gumbel-max)."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-20)
+    return (logits - torch.log(-torch.log(u))).argmax(-1, keepdim=True)
+
+
+def _mixture_parts(params: Tensor, components: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(*batch, 3K, D)`` -> mixture logits, locations, log-scales, each ``(*batch, D, K)``."""
+    parts = params.unflatten(-2, (3, components)).transpose(-1, -2)  # (*batch, 3, D, K)
+    return parts[..., 0, :, :], parts[..., 1, :, :], parts[..., 2, :, :]
+
+
+class DiscretizedLogisticMixtureLikelihood(_LevelLikelihood):
+    r"""A mixture of :math:`K` :class:`DiscretizedLogistic` per coordinate (PixelCNN++).
+
+    .. math::
+        P(j) = \sum_{k=1}^K \pi_k\, P_{\mathrm{DL}}(j; \mu_k, s_k), \qquad
+        \pi = \mathrm{softmax}(a),
+
+    with parameters :math:`(a, \mu, \log s)` from the network: ``n_params = 3K``. A sum of
+    normalised distributions with weights summing to one, so normalised over the :math:`L`
+    levels (tested by enumeration).
+    """
+
+    def __init__(self, info: DataInfo, components: int) -> None:
+        super().__init__(info)
+        check(components >= 1, f"components must be >= 1, got {components}")
+        self.components = components
+        self.n_params = 3 * components
+
+    def distribution(self, params: Tensor) -> Distribution:
+        logits, loc, log_scale = _mixture_parts(params, self.components)
+        mixture = MixtureSameFamily(
+            Categorical(logits=logits, validate_args=False),
+            DiscretizedLogistic(loc, log_scale, self.levels),
+            validate_args=False,
+        )
+        return Independent(mixture, 1)
+
+    def sample(self, params: Tensor, generator: torch.Generator | None) -> Tensor:
+        logits, loc, log_scale = _mixture_parts(params, self.components)
+        k = _gumbel_argmax(logits, generator)  # (*batch, D, 1)
+        chosen = DiscretizedLogistic(
+            loc.gather(-1, k).squeeze(-1), log_scale.gather(-1, k).squeeze(-1), self.levels
+        )
+        return self.from_target(chosen.sample_with(generator))
 
 
 class ContinuousBernoulliLikelihood(Likelihood):
@@ -431,21 +509,13 @@ class ContinuousBernoulliLikelihood(Likelihood):
         return self.from_target(base.icdf(u))
 
 
-class GaussianLikelihood(Likelihood):
-    r""":math:`\mathcal N(\mu_\theta, \sigma^2)` on standardised data :math:`(x - m)/s`.
+class _StandardizedLikelihood(Likelihood):
+    r"""Shared by the likelihoods on standardised data :math:`t = (x - m)/s` (the normaliser is
+    fitted in :meth:`prepare`); log-Jacobian :math:`-\sum_d \log s_d`."""
 
-    ``std=None`` learns one :math:`\log\sigma_d` per coordinate (independent of :math:`z`, as in
-    factor analysis, which contains probabilistic PCA); a number fixes :math:`\sigma` (in
-    standardised units). Log-Jacobian :math:`-\sum_d \log s_d` (the normaliser's).
-    """
-
-    def __init__(self, info: DataInfo, std: float | None) -> None:
+    def __init__(self, info: DataInfo) -> None:
         super().__init__(info)
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
-        if std is None:
-            self.log_std = nn.Parameter(torch.zeros(info.n_features))
-        else:
-            self.register_buffer("log_std", torch.full((info.n_features,), math.log(std)))
 
     def prepare(self, x_train: Tensor) -> None:
         self.normalizer.fit(x_train)
@@ -462,6 +532,22 @@ class GaussianLikelihood(Likelihood):
     def log_jacobian(self) -> Tensor:
         return self.normalizer.log_abs_det_jacobian()
 
+
+class GaussianLikelihood(_StandardizedLikelihood):
+    r""":math:`\mathcal N(\mu_\theta, \sigma^2)` on standardised data :math:`(x - m)/s`.
+
+    ``std=None`` learns one :math:`\log\sigma_d` per coordinate (independent of :math:`z`, as in
+    factor analysis, which contains probabilistic PCA); a number fixes :math:`\sigma` (in
+    standardised units). Log-Jacobian :math:`-\sum_d \log s_d` (the normaliser's).
+    """
+
+    def __init__(self, info: DataInfo, std: float | None) -> None:
+        super().__init__(info)
+        if std is None:
+            self.log_std = nn.Parameter(torch.zeros(info.n_features))
+        else:
+            self.register_buffer("log_std", torch.full((info.n_features,), math.log(std)))
+
     def distribution(self, params: Tensor) -> Distribution:
         return Independent(Normal(params[..., 0, :], self.log_std.exp(), validate_args=False), 1)
 
@@ -471,10 +557,52 @@ class GaussianLikelihood(Likelihood):
         return self.from_target(loc + self.log_std.exp() * eps)
 
 
-def make_likelihood(name: str, info: DataInfo, gaussian_std: float | None = None) -> Likelihood:
-    """The likelihood called ``name`` (one of :data:`LIKELIHOODS`) for data described by ``info``."""
+class GaussianMixtureLikelihood(_StandardizedLikelihood):
+    r"""A mixture of :math:`K` Gaussians per coordinate, on standardised data :math:`(x - m)/s`.
+
+    .. math::
+        p(t) = \sum_{k=1}^K \pi_k\, \mathcal N(t; \mu_k, \sigma_k^2), \qquad
+        \pi = \mathrm{softmax}(a), \quad \log\sigma_k \ge -7,
+
+    parameters :math:`(a, \mu, \log\sigma)` from the network (``n_params = 3K``);
+    log-Jacobian :math:`-\sum_d \log s_d` (the normaliser's). The continuous conditionals of
+    an autoregressive model of real-valued data (MADE-MoG, Papamakarios et al., 2017).
+    """
+
+    def __init__(self, info: DataInfo, components: int) -> None:
+        super().__init__(info)
+        check(components >= 1, f"components must be >= 1, got {components}")
+        self.components = components
+        self.n_params = 3 * components
+
+    def distribution(self, params: Tensor) -> Distribution:
+        logits, loc, log_scale = _mixture_parts(params, self.components)
+        mixture = MixtureSameFamily(
+            Categorical(logits=logits, validate_args=False),
+            Normal(loc, log_scale.clamp_min(MIN_LOG_SCALE).exp(), validate_args=False),
+            validate_args=False,
+        )
+        return Independent(mixture, 1)
+
+    def sample(self, params: Tensor, generator: torch.Generator | None) -> Tensor:
+        logits, loc, log_scale = _mixture_parts(params, self.components)
+        k = _gumbel_argmax(logits, generator)
+        loc, log_scale = loc.gather(-1, k).squeeze(-1), log_scale.gather(-1, k).squeeze(-1)
+        eps = torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
+        return self.from_target(loc + log_scale.clamp_min(MIN_LOG_SCALE).exp() * eps)
+
+
+def make_likelihood(
+    name: str, info: DataInfo, gaussian_std: float | None = None, components: int = 5
+) -> Likelihood:
+    """The likelihood called ``name`` (one of :data:`LIKELIHOODS`) for data described by ``info``;
+    ``components`` is the :math:`K` of the mixtures."""
     if name == "gaussian":
         return GaussianLikelihood(info, gaussian_std)
+    if name == "gaussian_mixture":
+        return GaussianMixtureLikelihood(info, components)
+    if name == "discretized_logistic_mixture":
+        return DiscretizedLogisticMixtureLikelihood(info, components)
     if name == "continuous_bernoulli":
         return ContinuousBernoulliLikelihood(info)
     classes: dict[str, type[_LevelLikelihood]] = {

@@ -55,13 +55,12 @@ def save_training_curves(
     panels = panels[:MAX_PANELS]
     if not panels:
         return None
-    from genlab.report.figures import plt, save_figure  # matplotlib only when drawing
+    from genlab.report.figures import blank_figure, save_figure  # matplotlib only when drawing
 
     n_cols = min(4, len(panels))
     n_rows = math.ceil(len(panels) / n_cols)
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(3.4 * n_cols, 2.4 * n_rows), dpi=100, squeeze=False
-    )
+    fig = blank_figure(3.4 * n_cols, 2.4 * n_rows, dpi=100)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (split, name, data) in zip(axes.flat, panels, strict=False):

@@ -7,24 +7,66 @@ import torch
 from torch import Tensor
 
 from genlab.data.dataset import Dataset
-from genlab.explore import completion_grid, interpolate, top_half_mask
+from genlab.data.text import decode_tokens
+from genlab.explore import completion_grid, interpolate
+from genlab.metrics.conditioning import class_route, measured, sample_classes
+from genlab.metrics.domain import DomainClassifier
 from genlab.models.base import TASKS, GenerativeModel
 from genlab.report.figures import figure_png, new_figure
 from genlab.report.html import Picture
 from genlab.report.images import image_grid_png
+from genlab.samplers import Downsample, gaussian_measurement, top_half_mask
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 16
 RECONSTRUCTION_COLUMNS = 8
 N_PATHS, PATH_STEPS = 4, 8
 N_COMPLETED, N_COMPLETIONS = 6, 5
+N_PER_CLASS = 8  # samples per class in the class grid
+N_MEASURED, N_DRAWS = 6, 5  # super-resolution examples and posterior draws each
 GRID_POINTS = 300
+N_TEXT_SAMPLES, TEXT_PREFIX = 24, 2
 
 
 def _paired_rows(originals: Tensor, partners: Tensor, width: int) -> Tensor:
     """Rows of ``width`` originals, each followed by the row of their partners."""
     rows = zip(originals.split(width), partners.split(width), strict=True)
     return torch.cat([torch.cat(pair) for pair in rows])
+
+
+def conditioning_pictures(
+    model: GenerativeModel, data: Dataset, seed: int, classifier: DomainClassifier | None
+) -> list[Picture]:
+    """Ten rows of classes, and super-resolution posteriors beside the truth and bicubic."""
+    info, pictures = data.info, []
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    route = class_route(model, classifier)
+    if route is not None and info.n_classes:
+        classes = torch.arange(info.n_classes).repeat_interleave(N_PER_CLASS)
+        samples = sample_classes(model, classes, classifier=classifier, generator=generator)
+        how = "given the label" if route == "context" else "guided by the domain classifier"
+        pictures.append(
+            Picture(
+                f"one row per class, {how}",
+                image_grid_png(samples.detach().cpu(), info, n_columns=N_PER_CLASS),
+            )
+        )
+    if model.capabilities.supports("posterior") and len(info.event_shape) == 3:
+        operator = Downsample(info.event_shape, 2)
+        low, high = info.value_range
+        truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
+        observation = gaussian_measurement(operator, y, 0.05 * (high - low))
+        draws = model.sample_posterior(observation, N_DRAWS, generator=generator).detach().cpu()
+        rows = [truth, operator.upsample(y).view_as(truth), *draws, draws.mean(0)]
+        grid = torch.stack(rows, 1).flatten(0, 1)  # one row per example
+        pictures.append(
+            Picture(
+                "super-resolution: the truth, bicubic upsampling of its noisy 2x downsampled "
+                f"copy, {N_DRAWS} posterior draws and their mean",
+                image_grid_png(grid, info, n_columns=len(rows)),
+            )
+        )
+    return pictures
 
 
 @torch.no_grad()
@@ -60,7 +102,7 @@ def image_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Pic
     for caption, images, columns in model.illustrations(generator):
         pictures.append(Picture(caption, image_grid_png(images.cpu(), info, n_columns=columns)))
     if caps.supports("conditional"):
-        mask = top_half_mask(info)
+        mask = top_half_mask(info.event_shape)
         grid = completion_grid(model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator)
         pictures.append(
             Picture(
@@ -108,13 +150,48 @@ def plane_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Pic
     return pictures
 
 
-def family_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Picture]:
-    """Every picture that fits the model's capabilities and the data's kind."""
+def family_pictures(
+    model: GenerativeModel,
+    data: Dataset,
+    seed: int,
+    classifier: DomainClassifier | None = None,
+) -> list[Picture]:
+    """Every picture that fits the model's capabilities and the data's kind (with the domain
+    ``classifier`` of labelled images, the classes a family draws)."""
     if data.info.kind == "image":
-        return image_pictures(model, data, seed)
+        return image_pictures(model, data, seed) + conditioning_pictures(
+            model, data, seed, classifier
+        )
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
     return []
+
+
+@torch.no_grad()
+def text_examples(model: GenerativeModel, data: Dataset, seed: int) -> list[tuple[str, str]]:
+    """Text: ``(caption, text)`` blocks of samples and of completions of test prefixes."""
+    caps, info = model.capabilities, data.info
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    units = info.text_units or "lines"
+    blocks = []
+    if caps.sample:
+        samples = model.sample(N_TEXT_SAMPLES, generator=generator).cpu()
+        blocks.append(("samples", "\n".join(decode_tokens(samples, info.vocabulary, units))))
+    if caps.supports("conditional"):
+        x = data.x_test[:N_COMPLETED]
+        mask = torch.zeros(x.shape[1:], dtype=torch.bool)
+        mask[:TEXT_PREFIX] = True
+        out = model.sample_conditional(
+            x.to(model.device), mask, N_COMPLETIONS, generator=generator
+        )
+        prefixes = decode_tokens(x[:, :TEXT_PREFIX], info.vocabulary, units)
+        lines = [
+            f"{prefix}… → " + ", ".join(decode_tokens(out[:, i].cpu(), info.vocabulary, units))
+            for i, prefix in enumerate(prefixes)
+        ]
+        caption = f"the first {TEXT_PREFIX} characters of test items, {N_COMPLETIONS} completions"
+        blocks.append((caption, "\n".join(lines)))
+    return blocks
 
 
 def capability_badges(model: GenerativeModel) -> dict[str, bool]:

@@ -50,6 +50,7 @@ figure.full img { width: 100%; max-width: 1200px; }
 figure.full figcaption { max-width: none; }
 figcaption { font-size: 12.5px; color: var(--muted); margin-top: 6px; max-width: 340px; }
 p.note { color: var(--muted); font-size: 13.5px; }
+pre { margin: 0; font-size: 13px; line-height: 1.35; min-width: 200px; }
 """
 
 
@@ -67,6 +68,7 @@ class Section:
     badges: dict[str, bool] = field(default_factory=dict)
     pictures: list[Picture] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (caption, preformatted text)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,11 @@ def _section(section: Section) -> str:
         for name, on in section.badges.items()
     )
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in section.notes)
-    gallery = "".join(_picture(p) for p in section.pictures)
+    gallery = "".join(_picture(p) for p in section.pictures) + "".join(
+        f"<figure><pre>{html.escape(text)}</pre><figcaption>{html.escape(caption)}"
+        "</figcaption></figure>"
+        for caption, text in section.texts
+    )
     return (
         f'<section class="family"><h2>{html.escape(section.title)}</h2>'
         f'<div>{badges}</div>{notes}<div class="gallery">{gallery}</div></section>'

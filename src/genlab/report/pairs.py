@@ -22,9 +22,10 @@ def save_pairs(
         if len(a) == 0:
             a = b = torch.zeros(1, *info.event_shape)
         return save_image_grid(torch.cat([a, b]), path, info, n_columns=len(a))
-    from genlab.report.figures import plt, save_figure  # matplotlib only when drawing
+    from genlab.report.figures import blank_figure, save_figure  # matplotlib only when drawing
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+    fig = blank_figure(4.5, 4.5)
+    ax = fig.subplots()
     pa, pb = a.reshape(len(a), -1).cpu().numpy(), b.reshape(len(b), -1).cpu().numpy()
     for u, v in zip(pa, pb, strict=True):
         ax.plot(

@@ -9,6 +9,13 @@
   (:class:`LatentVariableModel`: VAE, GAN, BiGAN) by SIR + MALA or Metropolis-within-Gibbs;
 - :mod:`~genlab.samplers.density`: completion with an exact density (:class:`ExplicitDensity`:
   flows) by SIR + MALA on the unobserved coordinates;
+- :mod:`~genlab.samplers.operators`: measurements y = f(x) (mask, downsampling, blur, random
+  projections, any function);
+- :mod:`~genlab.samplers.posterior`: posterior sampling given a measurement or a class
+  (:class:`Observation`) through a generator's code (:class:`LatentGenerator`);
+- :mod:`~genlab.samplers.autoregressive`: ancestral sampling in an ordering (MADE, PixelCNN) and
+  token by token with a state such as a key/value cache (sequence models), and exact completion
+  of an observed prefix.
 - :mod:`~genlab.samplers.schedules`: the forward process of diffusion models (noise schedules,
   the timesteps samplers visit, importance sampling of training timesteps);
 - :mod:`~genlab.samplers.diffusion`: their reverse process (:class:`ReverseProcess`, handed by
@@ -16,10 +23,17 @@
   and by SMC (:mod:`~genlab.samplers.smc`: effective sample size, systematic resampling).
 """
 
-from genlab.samplers.completion import Fill, broadcast_mask, complete
+from genlab.samplers.autoregressive import (
+    TokenStep,
+    draw_categorical,
+    prefix_length,
+    sample_in_order,
+    sample_tokens,
+)
+from genlab.samplers.completion import Fill, broadcast_mask, complete, top_half_mask
 from genlab.samplers.density import ExplicitDensity, complete_from_density
 from genlab.samplers.diffusion import Denoised, ReverseProcess
-from genlab.samplers.gaussian import gaussian_conditional
+from genlab.samplers.gaussian import gaussian_conditional, gaussian_posterior
 from genlab.samplers.latent import (
     LATENT_METHODS,
     LatentMethod,
@@ -29,23 +43,60 @@ from genlab.samplers.latent import (
     metropolis_within_gibbs,
 )
 from genlab.samplers.mcmc import mala, sir, sir_mala
+from genlab.samplers.operators import (
+    Blur,
+    Downsample,
+    Function,
+    Mask,
+    Operator,
+    Projection,
+    parse_operator,
+)
+from genlab.samplers.posterior import (
+    GaussianMeasurement,
+    LatentGenerator,
+    Observation,
+    classifier_guidance,
+    gaussian_measurement,
+    sample_latent_posterior,
+)
 
 __all__ = [
     "LATENT_METHODS",
     "Denoised",
+    "Blur",
+    "Downsample",
     "ExplicitDensity",
     "Fill",
+    "Function",
+    "GaussianMeasurement",
+    "LatentGenerator",
     "LatentMethod",
     "LatentVariableModel",
     "ReverseProcess",
+    "Mask",
+    "Observation",
+    "Operator",
+    "Projection",
+    "TokenStep",
     "broadcast_mask",
+    "classifier_guidance",
     "complete",
     "complete_from_density",
     "complete_from_latent",
+    "draw_categorical",
     "gaussian_conditional",
+    "gaussian_measurement",
+    "gaussian_posterior",
     "latent_posterior",
     "mala",
     "metropolis_within_gibbs",
+    "parse_operator",
+    "sample_latent_posterior",
+    "prefix_length",
+    "sample_in_order",
+    "sample_tokens",
     "sir",
     "sir_mala",
+    "top_half_mask",
 ]

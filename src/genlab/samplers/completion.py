@@ -4,7 +4,8 @@ A family completes :math:`x = (x_o, x_u)` by drawing :math:`x_u \sim p(x_u \mid 
 may differ between examples; :func:`complete` groups the examples by mask pattern, asks for
 ``n`` draws of the unobserved coordinates of each group (a :data:`Fill`), and writes them next
 to the observed values, which are copied from ``x`` unchanged. A sampler therefore only ever sees
-one pattern, so its unobserved coordinates form a fixed-size vector.
+one pattern, so its unobserved coordinates form a fixed-size vector. Given ``context`` (side
+information, one row per example), each group's rows of it go to the fill as ``context=``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from genlab.config import check
 from genlab.errors import DataError
 
 # (rows (R, D) data of R examples sharing a pattern, observed (D,) bool, n) -> (n, R, U) draws of
-# the U unobserved coordinates, in the order of ``(~observed).nonzero()``
-Fill = Callable[[Tensor, Tensor, int], Tensor]
+# the U unobserved coordinates, in the order of ``(~observed).nonzero()``; with context, the
+# fill also takes the rows' context as the keyword ``context``
+Fill = Callable[..., Tensor]
 
 
 def broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
@@ -34,7 +36,20 @@ def broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
     )
 
 
-def complete(x: Tensor, mask: Tensor, n: int, fill: Fill) -> Tensor:
+def top_half_mask(event_shape: tuple[int, ...]) -> Tensor:
+    """Bool mask of ``event_shape``, True on the observed part: the top rows of an image
+    ``(C, H, W)``, or the first half of a vector's coordinates (the x-coordinate of 2-D data)."""
+    mask = torch.zeros(event_shape, dtype=torch.bool)
+    if len(event_shape) == 3:
+        mask[..., : event_shape[-2] // 2, :] = True
+    else:
+        mask[: max(1, event_shape[0] // 2)] = True
+    return mask
+
+
+def complete(
+    x: Tensor, mask: Tensor, n: int, fill: Fill, *, context: Tensor | None = None
+) -> Tensor:
     """``(n, batch, *event_shape)`` completions of ``x``: observed values copied, the rest filled.
 
     Arguments:
@@ -42,6 +57,7 @@ def complete(x: Tensor, mask: Tensor, n: int, fill: Fill) -> Tensor:
         mask: bool, ``event_shape`` or ``(batch, *event_shape)``; True marks observed.
         n: completions per example.
         fill: draws the unobserved coordinates of the examples that share a mask pattern.
+        context: ``(batch, ...)`` side information; its rows of each group go to ``fill``.
     """
     check(n >= 1, f"sample_conditional: n (completions per example) must be >= 1, got {n}")
     observed = broadcast_mask(mask, x).flatten(1)  # (B, D)
@@ -52,6 +68,9 @@ def complete(x: Tensor, mask: Tensor, n: int, fill: Fill) -> Tensor:
         if bool(pattern.all()):
             continue
         rows = (which == p).nonzero().squeeze(1)
-        values = fill(flat[rows], pattern, n)  # (n, R, U)
+        if context is None:
+            values = fill(flat[rows], pattern, n)  # (n, R, U)
+        else:
+            values = fill(flat[rows], pattern, n, context=context[rows.to(context.device)])
         out[:, rows[:, None], (~pattern).nonzero().squeeze(1)] = values.to(out.dtype)
     return out.view(n, *x.shape)

@@ -18,6 +18,10 @@ Each chain
    the step size) and returns its last state (:func:`~genlab.samplers.mcmc.sir_mala`).
 
 The Gaussian only affects efficiency: the chains target the model's conditional whatever it is.
+
+A family that models :math:`p(x \mid y)` given side information (a conditional flow) hands
+:func:`complete_from_density` a factory of the pieces for each chain's context, so that chain
+:math:`i` targets :math:`p(x_u \mid x_o, y_i)`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ class ExplicitDensity:
         transform: data ``x`` -> chain coordinates ``h = t(x)``, elementwise and bijective.
         inverse: ``h`` -> ``x``.
         log_density: ``h`` ``(N, D)`` -> ``(N,)`` :math:`\log p(h)` up to a constant,
-            ``-inf`` where ``x`` leaves the support.
+            ``-inf`` where ``x`` leaves the support. ``N`` is a multiple of the chains and the
+            rows of a chain are adjacent (pieces built for a context read each chain's row).
         in_support: ``h`` -> elementwise bool, whether the value maps into the support.
         mean, cov: ``(D,)``, ``(D, D)`` a Gaussian approximation of :math:`h` (float64).
     """
@@ -59,7 +64,7 @@ class ExplicitDensity:
 
 
 def complete_from_density(
-    model: ExplicitDensity,
+    model_for: Callable[[Tensor | None], ExplicitDensity],
     x: Tensor,
     mask: Tensor,
     n: int,
@@ -67,20 +72,26 @@ def complete_from_density(
     n_candidates: int,
     steps: int,
     generator: torch.Generator | None = None,
+    context: Tensor | None = None,
 ) -> Tensor:
     """``(n, batch, *event_shape)`` draws of the unobserved coordinates by SIR + MALA (module doc).
 
     Arguments:
+        model_for: the family's pieces, given each chain's context (``None`` without one).
         x: ``(batch, *event_shape)``; only observed coordinates are read.
         mask: bool, ``event_shape`` or ``(batch, *event_shape)``; True marks observed.
         n: completions per example (independent chains).
         n_candidates: SIR candidates per chain.
         steps: MALA transitions per chain; the first half adapt the step size.
+        context: ``(batch, ...)`` side information of a family that models p(x | y).
     """
     check(n_candidates >= 1, f"n_candidates must be >= 1, got {n_candidates}")
     check(steps >= 1, f"steps must be >= 1, got {steps}")
 
-    def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
+    def fill(rows: Tensor, observed: Tensor, n: int, context: Tensor | None = None) -> Tensor:
+        # chain i * R + r completes row r, with its context
+        repeated = None if context is None else context.repeat(n, *[1] * (context.dim() - 1))
+        model = model_for(repeated)
         with torch.no_grad():
             h_rows = model.transform(rows)  # (R, D)
         if not bool(model.in_support(h_rows[:, observed]).all()):
@@ -113,4 +124,4 @@ def complete_from_density(
             completed = model.inverse(fixed.index_copy(1, free, h_free))
         return completed[:, free].view(n, len(rows), len(free))
 
-    return complete(x, mask, n, fill)
+    return complete(x, mask, n, fill, context=context)

@@ -29,3 +29,31 @@ def gaussian_conditional(
     gain = torch.linalg.solve(c_oo, c_uo.T).T  # C_uo C_oo^{-1}, (U, O)
     mean_u = mean[u] + (values[:, o] - mean[o]) @ gain.T
     return mean_u, c_uu - gain @ c_uo.T
+
+
+def gaussian_posterior(
+    mean: Tensor, cov: Tensor, matrix: Tensor, y: Tensor, noise_std: float
+) -> tuple[Tensor, Tensor]:
+    r"""Mean ``(B, D)`` and covariance ``(D, D)`` of :math:`x \mid y` for :math:`x \sim \mathcal N(\mu, C)`,
+    :math:`y = Ax + \sigma\varepsilon`:
+
+    .. math::
+        x \mid y \sim \mathcal N\big(\mu + C A^\top S^{-1} (y - A\mu),\;
+        C - C A^\top S^{-1} A C\big), \qquad S = A C A^\top + \sigma^2 I.
+
+    :math:`C` may be singular (a deterministic linear generator); :math:`S` is not, for
+    :math:`\sigma > 0`.
+
+    Arguments:
+        mean: ``(D,)`` :math:`\mu`.
+        cov: ``(D, D)`` :math:`C`, positive semi-definite.
+        matrix: ``(M, D)`` :math:`A`.
+        y: ``(B, M)`` measurements.
+        noise_std: :math:`\sigma > 0`.
+    """
+    cross = cov @ matrix.T  # C A^T, (D, M)
+    s = matrix @ cross + noise_std**2 * torch.eye(len(matrix), dtype=cov.dtype, device=cov.device)
+    gain = torch.linalg.solve(s, cross.T).T  # C A^T S^{-1}, (D, M)
+    post_mean = mean + (y - mean @ matrix.T) @ gain.T
+    post_cov = cov - gain @ cross.T
+    return post_mean, 0.5 * (post_cov + post_cov.T)

@@ -57,7 +57,8 @@ class LatentVariableModel:
             (a deterministic decoder returns its output).
         proposal: ``x (B, D)`` -> mean and scale ``(B, K)`` of a Gaussian near
             :math:`p(z \mid x)` (an encoder, or the prior): it shapes the MCMC proposals and is
-            Metropolis-within-Gibbs's independent proposal; it never changes the target.
+            Metropolis-within-Gibbs's independent proposal; it never changes the target. Its
+            rows are the first ``B`` chains (pieces built for a context read its first rows).
         check_observed: ``(x (B, D), observed (D,))`` raises a :class:`~genlab.errors.DataError`
             when observed values lie outside the likelihood's support; ``None``: no check.
     """
@@ -180,7 +181,7 @@ def metropolis_within_gibbs(
 
 
 def complete_from_latent(
-    model: LatentVariableModel,
+    model_for: Callable[[Tensor | None], LatentVariableModel],
     x: Tensor,
     mask: Tensor,
     n: int,
@@ -189,6 +190,7 @@ def complete_from_latent(
     steps: int,
     n_candidates: int,
     generator: torch.Generator | None = None,
+    context: Tensor | None = None,
 ) -> Tensor:
     r"""``(n, batch, *event_shape)`` draws of :math:`x_u \sim p(x_u \mid x_o)`, ``n`` chains each.
 
@@ -199,22 +201,27 @@ def complete_from_latent(
     :func:`metropolis_within_gibbs` for ``steps`` sweeps from ``model.start``.
 
     Arguments:
+        model_for: the family's pieces, given each chain's context (``None`` without one).
         x: ``(batch, *event_shape)``; only observed coordinates are read.
         mask: bool, ``event_shape`` or ``(batch, *event_shape)``; True marks observed.
         n: completions per example (independent chains).
         method: ``"mala"`` or ``"gibbs"``.
         steps: MALA transitions or Metropolis-within-Gibbs sweeps per chain.
         n_candidates: SIR candidates per chain (``"mala"``).
+        context: ``(batch, ...)`` side information of a family that models p(x | y).
     """
     check(method in LATENT_METHODS, f"sampler must be one of {LATENT_METHODS}, got {method!r}")
     check(steps >= 1, f"steps must be >= 1, got {steps}")
     check(n_candidates >= 1, f"n_candidates must be >= 1, got {n_candidates}")
 
-    def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
+    def fill(rows: Tensor, observed: Tensor, n: int, context: Tensor | None = None) -> Tensor:
+        # chain i * R + r completes row r, with its context
+        repeated = None if context is None else context.repeat(n, *[1] * (context.dim() - 1))
+        model = model_for(repeated)
         start = torch.where(observed, rows, model.start.to(rows.dtype))  # (R, D)
         if model.check_observed is not None:
             model.check_observed(start, observed)
-        chains = start.repeat(n, 1)  # (n * R, D): chain i * R + r completes row r
+        chains = start.repeat(n, 1)  # (n * R, D)
         free = (~observed).nonzero().squeeze(1)
         if method == "gibbs":
             chains = metropolis_within_gibbs(model, chains, free, steps, generator)
@@ -240,4 +247,4 @@ def complete_from_latent(
                 chains = _draw_unobserved(model, chains, free, model.decode(z), generator)
         return chains[:, free].view(n, len(rows), len(free))
 
-    return complete(x, mask, n, fill)
+    return complete(x, mask, n, fill, context=context)

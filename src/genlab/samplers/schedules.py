@@ -70,13 +70,13 @@ MAX_BETA = 0.999
 def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02) -> Tensor:
     r"""``(T,)`` :math:`\beta_t` evenly spaced from ``start`` to ``end``, both scaled by :math:`1000/T`."""
     scale = 1000.0 / timesteps
-    return torch.linspace(scale * start, scale * end, timesteps, dtype=torch.float64)
+    return torch.linspace(scale * start, scale * end, timesteps, dtype=torch.float64, device="cpu")
 
 
 def cosine_betas(timesteps: int, offset: float = COSINE_OFFSET) -> Tensor:
     r"""``(T,)`` :math:`\beta_t = \min(1 - \bar\alpha(t+1)/\bar\alpha(t), 0.999)`, the cosine
     :math:`\bar\alpha(t) = \cos^2(\frac{t/T + s}{1 + s} \frac\pi2)` (Nichol & Dhariwal, eq. 17)."""
-    steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    steps = torch.arange(timesteps + 1, dtype=torch.float64, device="cpu") / timesteps
     alpha_bar = torch.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
     return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=MAX_BETA)
 
@@ -90,7 +90,9 @@ def log_snr_betas(timesteps: int, log_snr_max: float, log_snr_min: float) -> Ten
     with :math:`\log \bar\alpha = \log\operatorname{sigmoid}(\lambda)`, without cancellation.
     """
     check(log_snr_max > log_snr_min, "log_snr_max must exceed log_snr_min")
-    log_snr = torch.linspace(log_snr_max, log_snr_min, timesteps, dtype=torch.float64)
+    log_snr = torch.linspace(
+        log_snr_max, log_snr_min, timesteps, dtype=torch.float64, device="cpu"
+    )
     log_alpha_bar = torch.nn.functional.logsigmoid(log_snr)
     previous = torch.cat([log_alpha_bar.new_zeros(1), log_alpha_bar[:-1]])
     return -torch.expm1(log_alpha_bar - previous)
@@ -173,7 +175,8 @@ def timesteps(total: int, steps: int, spacing: Spacing = "trailing") -> Tensor:
 class NoiseSchedule(nn.Module):
     r"""The forward process of :math:`T` steps and its posterior (module docstring), as buffers.
 
-    The buffers are float64 and not saved in state dicts (they follow from the betas).
+    The buffers are float64 and not saved in state dicts (they follow from the betas); the
+    betas are built on the CPU, also under a ``meta`` device context (sizing a model).
 
     Arguments:
         betas: ``(T,)`` :math:`\beta_t \in (0, 1)`.

@@ -2,7 +2,7 @@
 
 from genlab.optim import adam
 from genlab.train.config import TrainConfig
-from genlab.train.loop import TrainState, fit, history
+from genlab.train.loop import TrainState, fit
 from genlab.train.optim import Optimizers
 
-__all__ = ["Optimizers", "TrainConfig", "TrainState", "adam", "fit", "history"]
+__all__ = ["Optimizers", "TrainConfig", "TrainState", "adam", "fit"]
