@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,6 +126,20 @@ def test_continuous_data_and_the_unet(ring, digits):
     assert unet.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
     with pytest.raises(ConfigError, match="unet"):
         genlab.fit("diffusion", ring, budget="smoke", architecture="unet")
+
+
+def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
+    """A logit per level stops at 256 levels (as the other families' summed likelihoods): wider
+    integer data gets the epsilon prediction and the 256-level schedule, and trains finitely."""
+    x = np.random.default_rng(0).integers(-(2**24), 2**24, size=(60, 3))
+    np.savez(tmp_path / "wide.npz", x=x)
+    wide = genlab.data.load(str(tmp_path / "wide.npz"))
+    assert wide.info.levels > 256
+    with pytest.raises(ConfigError, match="at most 256 levels"):
+        genlab.fit("diffusion", wide, steps=1, prediction="levels", **SMALL)
+    model = genlab.fit("diffusion", wide, steps=3, seed=0, **SMALL)
+    assert model.prediction == "epsilon"
+    assert torch.isfinite(model.log_prob(wide.x_test)).all()
 
 
 def test_the_simple_loss_of_each_target():

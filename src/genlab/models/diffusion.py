@@ -72,6 +72,7 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
 from genlab.nn.averaging import AveragedCopies
 from genlab.nn.denoisers import MLPDenoiser, UNet
+from genlab.nn.likelihoods import MAX_SUMMED_LEVELS
 from genlab.objectives import simple_loss
 from genlab.samplers import complete
 from genlab.samplers.diffusion import (
@@ -128,12 +129,12 @@ class DiffusionConfig:
     timesteps: :math:`T`, the steps of the forward process.
     schedule: ``"linear"``, ``"cosine"`` or ``"log_snr"`` (:mod:`genlab.samplers.schedules`).
     log_snr_max, log_snr_min: the end points of the ``log_snr`` schedule; ``None`` sizes them
-        to the data (:func:`~genlab.samplers.schedules.log_snr_range`; for continuous data as
-        if it had 256 levels).
+        to the data (:func:`~genlab.samplers.schedules.log_snr_range`; for continuous data and
+        data of more than 256 levels as if it had 256 levels).
     prediction: what the network outputs: ``"epsilon"``, ``"x0"``, ``"v"``, or for discrete
         data ``"levels"``: logits of each coordinate's level, added to the exact likelihood
         of :math:`x_t` (:func:`~genlab.samplers.diffusion.level_posterior_mean`); ``"auto"``:
-        ``levels`` for discrete data, ``epsilon`` otherwise.
+        ``levels`` for discrete data of up to 256 levels, ``epsilon`` otherwise.
     variance: the reverse steps' variances: ``"fixed_small"`` (:math:`\\tilde\\beta_t`),
         ``"fixed_large"`` (:math:`\\beta_t`) or ``"learned_range"`` (Nichol & Dhariwal).
     loss: ``"simple"``, ``"vlb"`` or ``"hybrid"`` (module docstring); learned variances need
@@ -245,9 +246,10 @@ class Diffusion(GenerativeModel):
     def __init__(self, config: DiffusionConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         self.latent_dim = info.n_features
+        summable = info.levels is not None and info.levels <= MAX_SUMMED_LEVELS
         log_snr = None
         if config.schedule == "log_snr":
-            high, low = log_snr_range(info.levels or 256)
+            high, low = log_snr_range(info.levels if summable else MAX_SUMMED_LEVELS)
             log_snr = (
                 high if config.log_snr_max is None else config.log_snr_max,
                 low if config.log_snr_min is None else config.log_snr_min,
@@ -261,10 +263,12 @@ class Diffusion(GenerativeModel):
         )
         self.prediction: Prediction = config.prediction  # type: ignore[assignment]
         if config.prediction == "auto":
-            self.prediction = "epsilon" if info.levels is None else "levels"
+            self.prediction = "levels" if summable else "epsilon"
         check(
-            self.prediction != "levels" or info.levels is not None,
-            "diffusion: prediction=levels needs discrete data (levels)",
+            self.prediction != "levels" or summable,
+            f"diffusion: prediction=levels needs discrete data of at most {MAX_SUMMED_LEVELS} "
+            f"levels (one logit per level), got {info.levels or 'continuous data'}; use "
+            "prediction=epsilon",
         )
         per_prediction = info.levels if self.prediction == "levels" else 1
         self.outputs = per_prediction + (config.variance == "learned_range")
