@@ -25,11 +25,13 @@ from genlab.objectives.contrastive import (
     nt_xent,
     ratio_loss,
 )
+from genlab.objectives.diffusion import simple_loss
 from genlab.objectives.gather import all_gather_with_grad
 from genlab.objectives.reconstruction import mean_squared_error
 from genlab.objectives.variational import (
     elbo,
     iw_bound,
+    kl_normal,
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
@@ -52,6 +54,7 @@ __all__ = [
     "input_gradient_norm",
     "interpolate",
     "iw_bound",
+    "kl_normal",
     "kl_standard_normal",
     "log_importance_weights",
     "log_standard_normal",
@@ -62,6 +65,7 @@ __all__ = [
     "nt_xent",
     "r1_penalty",
     "ratio_loss",
+    "simple_loss",
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",
 ]
