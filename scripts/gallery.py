@@ -172,7 +172,7 @@ NOTES: dict[str, str] = {
         "mixture, so it is the best any diffusion model with Gaussian steps reaches at that T; "
         "T = 1 and T = 2 give the best Gaussian (one Gaussian step from the Gaussian prior). "
         "The family needs T >= 2, so the trained models start at T = 2; each trained gap lies "
-        "above the ideal one, as it must."
+        "above the ideal one, as it must in expectation."
     ),
 }
 
