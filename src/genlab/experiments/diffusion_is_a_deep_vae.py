@@ -137,6 +137,7 @@ class Mixture:
 
     @classmethod
     def of(cls, weights: list[float], means: list[float], stds: list[float]) -> Mixture:
+        """The mixture of these components (lists of equal length, weights summing to 1)."""
         return cls(*(torch.tensor(v, dtype=torch.float64) for v in (weights, means, stds)))
 
     def moments(self) -> tuple[float, float]:
@@ -320,7 +321,7 @@ def run(seed: int = 0, budget: Budget = "smoke") -> ExperimentResult:
         f"VAE - {deep}": _mean_and_error(bounds["VAE"] - bounds[deep]),
     }
     holds = claim_holds(gaps, improvements)
-    gaussian_fit = 0.5 * math.log(2 * math.pi * math.e) + jacobian
+    gaussian_fit = 0.5 * math.log(2 * math.pi * math.e) + jacobian  # 1/2 log(2 pi e s^2)
 
     fig, (ax_bound, ax_gap, ax_data) = new_figure(3, width=4.2)
     diffusion_names = [f"T={s}" for s in trained_steps]
