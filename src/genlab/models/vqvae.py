@@ -131,7 +131,7 @@ class VQVAEConfig:
 
     architecture: VQArchitecture = "auto"
     grid: tuple[int, int] = (4, 4)
-    codebook_size: int = 256
+    codebook_size: int = 32
     code_dim: int = 16
     hidden: tuple[int, ...] = (256, 256)
     channels: int = 32
@@ -144,8 +144,8 @@ class VQVAEConfig:
     epsilon: float = 1e-5
     revive_threshold: float = 1.0
     autoencoder_steps: int | None = 3000
-    prior_channels: int = 64
-    prior_layers: int = 5
+    prior_channels: int = 32
+    prior_layers: int = 4
     prior_kernel: int = 3
     prior_dropout: float = 0.0
 
@@ -211,7 +211,7 @@ class VQVAE(GenerativeModel):
         "conditional": "observed code prefix kept, the rest from the prior, resampled by p(x_o ∣ z)",
     }
     config_class = VQVAEConfig
-    default_train = {"epochs": 500, "batch_size": 128, "lr": 1e-3, "patience": 30}
+    default_train = {"epochs": 500, "batch_size": 128, "lr": 2e-3, "patience": 30}
     budgets = {
         "smoke": {
             "steps": 40,
@@ -223,7 +223,7 @@ class VQVAE(GenerativeModel):
             "prior_channels": 8,
             "prior_layers": 2,
         },
-        "fast": {"epochs": 100, "patience": 15},
+        "fast": {"epochs": 35, "autoencoder_steps": 250, "patience": 10},
         "full": {"epochs": 1000, "patience": 50},
     }
 

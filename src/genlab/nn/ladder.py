@@ -1,13 +1,12 @@
-r"""The networks of a top-down hierarchical VAE: a bottom-up stack and top-down blocks.
+r"""The blocks of a top-down hierarchical VAE.
 
 A hierarchy of :math:`L` stochastic layers, indexed from the top (:math:`l = 0`), shares one
 deterministic top-down state :math:`h` between generation and inference (Sønderby et al., 2016;
 Kingma et al., 2016; Vahdat & Kautz, 2020). Starting from a learned :math:`h`, each
-:class:`TopDownBlock` reads :math:`h` for its prior's parameters, :math:`h` and the bottom-up
-features of its layer for its posterior's, and adds its sample back into :math:`h`
-(:meth:`TopDownBlock.merge`, a residual update); the decoder reads the final :math:`h`. The
-maths (what is sampled, the bounds) lives in :mod:`genlab.models.hvae`; these modules only hold
-the parameters.
+:class:`TopDownBlock` reads :math:`h` for its prior's parameters, :math:`h` and the data for its
+posterior's, and adds its sample back into :math:`h` (:meth:`TopDownBlock.merge`, a residual
+update). The maths (what is sampled, the bounds) lives in :mod:`genlab.models.hvae`; these
+modules only hold the parameters.
 
 With ``linear`` every map is affine and the prior's scale is a free parameter per coordinate
 (not a function of :math:`h`), so that the model is linear-Gaussian and its marginal
@@ -38,39 +37,45 @@ class TopDownBlock(nn.Module):
 
     - :meth:`prior`: :math:`h \mapsto (\mu_p, \log\sigma_p)` of :math:`p(z_l \mid z_{<l})`;
       the top layer (``top``) has the standard normal prior and no network;
-    - :meth:`posterior`: :math:`(h, d_l) \mapsto (\Delta\mu, \log\Delta\sigma)`, the posterior
-      relative to the prior;
+    - :meth:`posterior`: :math:`(h, u) \mapsto (\Delta\mu, \log\Delta\sigma)`, the posterior
+      relative to the prior, from the state and the (normalised) data :math:`u`;
     - :meth:`merge`: :math:`(h, z_l) \mapsto h + f(z_l)`.
 
     Arguments:
-        width: size of :math:`h` and of the bottom-up features :math:`d_l`.
+        width: size of :math:`h`.
+        data_features: size of :math:`u`.
         latent_dim: :math:`k`.
         hidden: hidden sizes of each MLP (empty in a linear hierarchy).
         activation: their non-linearity.
         top: the top layer (standard normal prior).
         linear: the prior's scale is a parameter, not a function of :math:`h`.
+        dropout: dropout after each hidden activation.
     """
 
     def __init__(
         self,
         width: int,
+        data_features: int,
         latent_dim: int,
         hidden: Sequence[int],
         activation: Activation,
         *,
         top: bool,
         linear: bool,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.latent_dim, self.top, self.linear = latent_dim, top, linear
         self.prior_net: nn.Module | None = None
         if not top:
             outputs = latent_dim if linear else 2 * latent_dim
-            self.prior_net = MLP(width, outputs, hidden, activation)
+            self.prior_net = MLP(width, outputs, hidden, activation, dropout)
             if linear:
                 self.prior_log_scale = nn.Parameter(torch.zeros(latent_dim))
-        self.posterior_net = MLP(2 * width, 2 * latent_dim, hidden, activation)
-        self.merge_net = MLP(latent_dim, width, hidden, activation)
+        self.posterior_net = MLP(
+            width + data_features, 2 * latent_dim, hidden, activation, dropout
+        )
+        self.merge_net = MLP(latent_dim, width, hidden, activation, dropout)
 
     def prior(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """``(..., k)`` mean and log scale of :math:`p(z_l \\mid z_{<l})` from ``h`` ``(..., width)``."""
@@ -83,39 +88,12 @@ class TopDownBlock(nn.Module):
         loc, log_scale = self.prior_net(h).chunk(2, dim=-1)
         return loc, log_scale
 
-    def posterior(self, h: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
-        """``(..., k)`` :math:`\\Delta\\mu, \\log\\Delta\\sigma` from ``h`` and ``features`` ``(..., width)``."""
-        loc, log_scale = self.posterior_net(torch.cat([h, features], dim=-1)).chunk(2, dim=-1)
+    def posterior(self, h: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+        """``(..., k)`` :math:`\\Delta\\mu, \\log\\Delta\\sigma` from ``h`` ``(..., width)`` and the
+        data ``u`` ``(..., data_features)``."""
+        loc, log_scale = self.posterior_net(torch.cat([h, u], dim=-1)).chunk(2, dim=-1)
         return loc, log_scale
 
     def merge(self, h: Tensor, z: Tensor) -> Tensor:
         """The next state :math:`h + f(z_l)`, ``(..., width)``."""
         return h + self.merge_net(z)
-
-
-class BottomUp(nn.Module):
-    """``(B, D) -> [d_{L-1}, ..., d_0]``: features of each layer, the bottom layer's first.
-
-    ``d`` of the bottom layer is an MLP of the data; each one above is an MLP of the one below.
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        width: int,
-        n_layers: int,
-        hidden: Sequence[int],
-        activation: Activation,
-    ) -> None:
-        super().__init__()
-        self.nets = nn.ModuleList(
-            [MLP(in_features, width, hidden, activation)]
-            + [MLP(width, width, hidden, activation) for _ in range(n_layers - 1)]
-        )
-
-    def forward(self, u: Tensor) -> list[Tensor]:
-        features = []
-        for net in self.nets:
-            u = net(u)
-            features.append(u)
-        return features
