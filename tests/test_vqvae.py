@@ -228,7 +228,7 @@ def test_the_bound_reads_levels_so_dequantisation_noise_changes_nothing(digits):
     noisy = x + torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) - 0.5
     with torch.no_grad():
         torch.testing.assert_close(model.log_prob(noisy), model.log_prob(x))
-    assert model.code_bits == 16 * math.log2(16)  # the smoke budget's 4x4 grid of 16 codes
+    assert model.code_bits == 4 * math.log2(16)  # the smoke budget: a 2x2 grid of 16 codes
 
 
 # ---------------------------------------------------------------------- training

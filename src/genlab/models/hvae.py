@@ -250,7 +250,15 @@ class HVAE(GenerativeModel):
         dropout = config.dropout
         self.blocks = nn.ModuleList(
             TopDownBlock(
-                width, d, k, hidden, activation, top=i == 0, linear=linear, dropout=dropout
+                width,
+                d,
+                k,
+                hidden,
+                activation,
+                top=i == 0,
+                bottom=i == len(dims) - 1,
+                linear=linear,
+                dropout=dropout,
             )
             for i, k in enumerate(dims)
         )

@@ -216,6 +216,7 @@ class VQVAE(GenerativeModel):
         "smoke": {
             "steps": 40,
             "autoencoder_steps": 30,
+            "grid": (2, 2),
             "codebook_size": 16,
             "code_dim": 4,
             "hidden": (32,),

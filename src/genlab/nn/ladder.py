@@ -39,7 +39,8 @@ class TopDownBlock(nn.Module):
       the top layer (``top``) has the standard normal prior and no network;
     - :meth:`posterior`: :math:`(h, u) \mapsto (\Delta\mu, \log\Delta\sigma)`, the posterior
       relative to the prior, from the state and the (normalised) data :math:`u`;
-    - :meth:`merge`: :math:`(h, z_l) \mapsto h + f(z_l)`.
+    - :meth:`merge`: :math:`(h, z_l) \mapsto h + f(z_l)` (not the bottom layer's: nothing
+      reads the state after it).
 
     Arguments:
         width: size of :math:`h`.
@@ -48,6 +49,7 @@ class TopDownBlock(nn.Module):
         hidden: hidden sizes of each MLP (empty in a linear hierarchy).
         activation: their non-linearity.
         top: the top layer (standard normal prior).
+        bottom: the bottom layer (no merge).
         linear: the prior's scale is a parameter, not a function of :math:`h`.
         dropout: dropout after each hidden activation.
     """
@@ -61,6 +63,7 @@ class TopDownBlock(nn.Module):
         activation: Activation,
         *,
         top: bool,
+        bottom: bool,
         linear: bool,
         dropout: float = 0.0,
     ) -> None:
@@ -75,7 +78,7 @@ class TopDownBlock(nn.Module):
         self.posterior_net = MLP(
             width + data_features, 2 * latent_dim, hidden, activation, dropout
         )
-        self.merge_net = MLP(latent_dim, width, hidden, activation, dropout)
+        self.merge_net = None if bottom else MLP(latent_dim, width, hidden, activation, dropout)
 
     def prior(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """``(..., k)`` mean and log scale of :math:`p(z_l \\mid z_{<l})` from ``h`` ``(..., width)``."""
@@ -95,5 +98,5 @@ class TopDownBlock(nn.Module):
         return loc, log_scale
 
     def merge(self, h: Tensor, z: Tensor) -> Tensor:
-        """The next state :math:`h + f(z_l)`, ``(..., width)``."""
-        return h + self.merge_net(z)
+        """The next state :math:`h + f(z_l)`, ``(..., width)`` (``h`` itself below the bottom)."""
+        return h if self.merge_net is None else h + self.merge_net(z)
