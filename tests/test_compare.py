@@ -109,3 +109,46 @@ def test_a_second_compare_reuses_the_runs(tmp_path, capsys):
     assert main(args) == 0
     assert model.stat().st_mtime_ns == stamp  # reused, not retrained
     capsys.readouterr()
+
+
+def test_several_seeds_report_mean_and_spread(tmp_path, capsys):
+    """`--seeds 0,1`: every number is the mean over the seeds with its standard deviation, in
+    the JSON (``spread``, ``per_seed``), the table (``mean ± sd``) and the report; each seed's
+    runs sit in ``seed-<s>`` and equal a one-seed comparison with that seed."""
+    args = ["compare", "--data", "ring", "--models", "pca,ae", "--budget", "smoke", "--seeds"]
+    code = main([*args, "0,1", "--out", str(tmp_path / "two"), "--json", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    payload = json.loads(captured.out.strip().splitlines()[-1])
+    assert payload["seeds"] == [0, 1]
+    ae = payload["families"]["ae"]
+    values = ae["per_seed"]["modes_captured"]
+    assert len(values) == 2 and ae["modes_captured"] == pytest.approx(sum(values) / 2)
+    assert ae["spread"]["train_seconds"] > 0
+    assert "±" in captured.out.split("scorecard:")[0]
+    assert "±" in (tmp_path / "two" / "report.html").read_text()
+    assert (tmp_path / "two" / "seed-1" / "ae" / "model.safetensors").exists()
+    assert main([*args[:-1], "--seed", "1", "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    capsys.readouterr()
+    one = json.loads((tmp_path / "one" / "scorecard.json").read_text())["families"]["ae"]
+    assert (
+        one["modes_captured"] == values[1]
+        and one["nll_nats"] == ae["per_seed"].get("nll_nats", [None, one["nll_nats"]])[1]
+    )
+
+
+@pytest.mark.parametrize(
+    "mean,spread,text",
+    [
+        (14.73, 2.13, "14.7 ± 2.1"),
+        (0.7281, 0.0123, "0.728 ± 0.012"),
+        (164.5, 0.0, "164.5 ± 0"),
+        (83.94, 0.47, "83.94 ± 0.47"),
+        (1234.5, 210.0, "1234 ± 210"),
+        (0.5, None, "0.5"),
+    ],
+)
+def test_mean_and_spread_show_no_more_digits_than_the_spread_supports(mean, spread, text):
+    from genlab.report.table import format_mean_spread
+
+    assert format_mean_spread(mean, spread) == text

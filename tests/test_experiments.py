@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import pytest
 
@@ -198,3 +199,133 @@ def test_memorization_beats_truth():
     assert all(s["test"] < 10 for name, s in scores.items() if name != "memoriser")
     assert min(s["test"] for s in scores.values()) > scores["truth"]["test"] - 0.05
     assert result.holds
+
+
+def test_large_discriminator_overfits():
+    from genlab.experiments.large_discriminator_overfits import FAR, claim_holds
+
+    result = smoke("large-discriminator-overfits")
+    rows = [list(by_m.values()) for by_m in result.numbers["gap"].values()]  # small size first
+    small, large = rows[0], rows[-1]
+    assert large[0] > FAR  # far from the truth, 0: the generator is perfect
+    assert all(a > b for a, b in zip(large, small, strict=True))
+    assert all(row[0] > row[-1] for row in rows)  # shrinks as the sample grows
+    fresh = [run["fresh"] for by_m in result.numbers["runs"].values() for run in by_m.values()]
+    assert max(abs(f) for f in fresh) < 0.05  # fresh samples see no difference
+    assert result.holds
+    # counter-cases: the same numbers with the sizes swapped, or with the sample sizes reversed
+    assert not claim_holds(rows[::-1])
+    assert not claim_holds([row[::-1] for row in rows])
+
+
+def test_small_discriminator_fooled():
+    from genlab.experiments.small_discriminator_fooled import CHANCE, claim_holds
+
+    result = smoke("small-discriminator-fooled")
+    numbers = result.numbers
+    widths = tuple(int(w) for w in numbers["detection"])
+    detection = [list(by_m.values()) for by_m in numbers["detection"].values()]
+    halves = list(numbers["half_point"].values())
+    assert halves[0] < halves[1]  # the larger discriminator needs a larger support to be fooled
+    assert detection[0][-1] < CHANCE  # fooled by the largest support ...
+    last = str(numbers["supports"][-1])
+    assert numbers["c2st"][last]["accuracy"] > 0.6  # ... which the 1-NN test still detects
+    rejects = [c["reject"] for c in numbers["c2st"].values()]
+    ratios = list(numbers["birthday_over_support"].values())
+    assert all(rejects) and all(0.5 <= r <= 3 for r in ratios)  # s^2 ~ 2 ln 2 m
+    assert result.holds
+    # counter-case: the discriminator sizes swapped
+    assert not claim_holds(widths, detection[::-1], halves[::-1], rejects, ratios)
+
+
+def test_discriminator_sweet_spot():
+    from genlab.experiments.discriminator_sweet_spot import claim_holds
+
+    result = smoke("discriminator-sweet-spot")
+    numbers = result.numbers
+    w1, ipm = numbers["w1"], numbers["ipm"]
+    assert numbers["scales"][0] == 0 and w1[0] == min(w1) < 0.2  # the data's own sample: W1 ~ 0
+    assert numbers["rank_correlation"]["slightly larger"] >= 0.8
+    assert result.holds
+    # counter-case: a linear discriminator (it sees only means, which the family shares)
+    assert numbers["rank_correlation"]["linear"] < 0.5
+    assert not claim_holds(w1, ipm["linear"])
+
+
+def test_no_pure_equilibrium():
+    import numpy as np
+
+    from genlab.experiments.no_pure_equilibrium import (
+        ROCK_PAPER_SCISSORS,
+        best_response_play,
+        game_claim_holds,
+        game_value,
+        modes_claim_holds,
+        pure_equilibria,
+    )
+
+    result = smoke("no-pure-equilibrium")
+    numbers = result.numbers
+    assert numbers["pure_equilibria"] == [] and numbers["game_value"] == pytest.approx(0, abs=1e-9)
+    assert numbers["alternating_cycle_length"] == 3  # rock -> paper -> scissors
+    assert numbers["final_exploitability"]["alternating"] == 2.0
+    assert numbers["final_exploitability"]["mixture"] < 0.05
+    single, mixture = numbers["modes_captured"].values()
+    assert statistics.fmean(mixture) > statistics.fmean(single)
+    assert result.holds
+    # counter-cases: one strategy instead of a mixture; one generator instead of a mixture
+    pure = best_response_play(ROCK_PAPER_SCISSORS, 200, mixture=False)
+    assert not game_claim_holds(ROCK_PAPER_SCISSORS, pure, pure, 0.0)
+    assert not modes_claim_holds(single, single)
+    # a game with a saddle point has a pure equilibrium, and its value is that entry
+    saddle = np.array([[1.0, 2.0], [0.0, -1.0]])
+    assert pure_equilibria(saddle) == [(0, 0)] and game_value(saddle) == pytest.approx(1.0)
+    mixed = best_response_play(saddle, 200, mixture=True)
+    assert not game_claim_holds(saddle, best_response_play(saddle, 200, False), mixed, 1.0)
+
+
+def test_mixture_generator_interleaves_its_components():
+    import torch
+
+    from genlab.experiments.no_pure_equilibrium import MixtureGenerator
+
+    components = [torch.nn.Linear(2, 2) for _ in range(3)]
+    z = torch.randn(7, 2)
+    x = MixtureGenerator(components)(z)
+    for i in range(7):
+        assert torch.allclose(x[i], components[i % 3](z[i]))
+
+
+def test_pareto_nonconvex():
+    import torch
+    from scipy.optimize import brentq
+
+    from genlab.experiments.pareto_nonconvex import SCH, claim_holds, weight_and_curvature
+
+    result = smoke("pareto-nonconvex")
+    fon, sch = result.numbers["fon"], result.numbers["sch"]
+    # on FON, lambda(t) = (1 - t)/(1 + t) e^{4t} turns at t = +-1/sqrt 2: the gap is between
+    assert fon["gap_t"] == pytest.approx([-(0.5**0.5), 0.5**0.5], abs=2e-3)
+    # the convex hull touches the front where lambda(t) = 1 (by symmetry)
+    touch = brentq(lambda t: (1 - t) / (1 + t) * math.exp(4 * t) - 1, 0.75, 0.999)
+    ends = [t for interval in fon["supported_t"] for t in interval]
+    assert ends == pytest.approx([-1, -touch, touch, 1], abs=2e-3)
+    assert fon["ends_in_gap"] == 0 and fon["jumps"] > 0 and fon["largest_step"] > 1.4
+    assert result.holds
+    # counter-case: the convex front of SCH, where lambda(t) = t / (2 - t) reaches every point
+    assert sch["unsupported_fraction"] == 0 and sch["gap_t"] is None and sch["jumps"] == 0
+    assert result.numbers["sch_holds"] is False
+    assert not claim_holds({**fon, "unsupported_fraction": 0.0, "gap_fraction": 0.0})
+    t = torch.linspace(0.1, 1.9, 7, dtype=torch.float64)
+    weight, curvature = weight_and_curvature(SCH, t)
+    assert torch.allclose(weight, t / (2 - t)) and torch.allclose(curvature, 2 + 2 * weight)
+
+
+def test_supported_points_are_the_lower_convex_hull():
+    import numpy as np
+
+    from genlab.experiments.pareto_nonconvex import supported
+
+    l1 = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    l2 = np.array([4.0, 3.5, 2.0, 1.0, 0.0])  # (1, 3.5) bulges out; the rest is one hull edge
+    assert supported(l1, l2).tolist() == [True, False, True, True, True]

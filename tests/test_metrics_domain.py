@@ -44,6 +44,9 @@ def test_domain_network_classifies_digits_and_is_cached(digits, net, cache):
     for key, value in net.state_dict().items():
         assert torch.equal(value, again.state_dict()[key])
     assert net.features(digits.x_test[:5]).shape == (5, 64)
+    with torch.no_grad():  # the softmax from stored features is the network's own
+        from_features = net.head_probabilities(net.features(digits.x_test).double())
+    torch.testing.assert_close(from_features, net.probabilities(digits.x_test))
     # the key covers the configuration and the seed: a change trains and caches another net
     domain_network(digits, cache_dir=cache, config=ClassifierConfig(epochs=1))
     assert len(list(cache.glob("domain-net-*.safetensors"))) == 2
@@ -123,13 +126,15 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
         ]
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0 and result["feature_space"] == "domain_network"
+    assert code == 0 and result["features"] == "domain"
+    assert result["feature_extractor"].startswith("domain network ")
+    assert result["n_samples"] == 300 and result["n_real"] == result["n_test"]
     assert result["fid"] > 0 and result["fid_ci_low"] <= result["fid_ci_high"]
     assert math.isfinite(result["fid_inf"]) and result["kid_std"] > 0
     assert 0 <= result["precision"] <= 1 and 0 <= result["coverage"] <= 1
     assert 1 < result["is"] < result["is_real"] <= 10  # PCA samples are less sharp than data
     assert 0 <= result["memorization_fraction"] <= 1
-    assert result["birthday_threshold"] > 0
+    assert result["birthday_threshold"] > 0 and result["birthday_max_batch"] == 300
     assert len(list(cache.glob("*.safetensors"))) >= 1  # reused, not retrained into RUN/cache
     ring_run = str(tmp_path / "ring")
     main(["train", "pca", "--data", "ring", "--out", ring_run])
@@ -138,5 +143,5 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
     assert "labelled" in capsys.readouterr().err
     assert main(["evaluate", ring_run, "--metrics", "fid,prdc", "--json"]) == 0
     ring = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert ring["feature_space"] == "data" and ring["fid"] >= 0
+    assert ring["features"] == "pixels" and ring["fid"] >= 0
     assert np.isfinite(ring["precision"])

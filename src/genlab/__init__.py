@@ -9,6 +9,7 @@ Every family (PCA, autoencoder, ...) has the same face: ``sample``, ``log_prob``
     model = genlab.fit("ae", data, latent_dim=8, epochs=50, out="runs/ae")
     x = model.sample(16, generator=torch.Generator().manual_seed(0))
     print(genlab.evaluate(model, data))
+    print(genlab.score("samples.npy", "digits").to_json())   # anyone's samples
     same = genlab.load("runs/ae")
 """
 
@@ -20,6 +21,8 @@ from genlab.errors import (
     ConfigError,
     DataError,
     GenlabError,
+    RunLocked,
+    StorageError,
     TrainingDiverged,
     UnsupportedCapability,
 )
@@ -35,6 +38,7 @@ _LAZY = {
     "load": "genlab.api",
     "resume": "genlab.api",
     "sample_class": "genlab.api",
+    "score": "genlab.api",
     "FAMILIES": "genlab.models",
     "Capabilities": "genlab.models",
     "GenerativeModel": "genlab.models",
@@ -48,6 +52,8 @@ __all__ = [
     "DataError",
     "GenerativeModel",
     "GenlabError",
+    "RunLocked",
+    "StorageError",
     "TrainingDiverged",
     "UnsupportedCapability",
     "__version__",
@@ -58,6 +64,7 @@ __all__ = [
     "load",
     "resume",
     "sample_class",
+    "score",
 ]
 
 

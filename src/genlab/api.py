@@ -1,4 +1,4 @@
-"""The Python API in a few calls: ``fit``, ``resume``, ``load``, ``evaluate``.
+"""The Python API in a few calls: ``fit``, ``resume``, ``load``, ``evaluate``, ``score``.
 
 Example:
     >>> import genlab, torch
@@ -6,27 +6,38 @@ Example:
     >>> x = model.sample(16, generator=torch.Generator().manual_seed(0))
     >>> genlab.evaluate(model, genlab.data.load("digits"))["bits_per_dim"] < 3.0
     True
+    >>> genlab.score(model.sample(450), "digits", metrics="fid,prdc").n_samples
+    450
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from genlab import data as data_module
 from genlab.config import build, to_dict
 from genlab.data.dataset import DataInfo, Dataset
-from genlab.errors import ConfigError
+from genlab.data.samples import SampleSet, SampleSource, read_sample_set
+from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.metrics.conditioning import sample_classes
 from genlab.metrics.domain import domain_network
 from genlab.metrics.evaluate import evaluate
+from genlab.metrics.feature_spaces import parse_features
+from genlab.metrics.features import FeatureExtractor
+from genlab.metrics.sample_quality import SampleQualityResult, parse_metrics, score_samples
 from genlab.models import GenerativeModel, family_class
 from genlab.report.curves import save_training_curves
 from genlab.report.images import save_samples
-from genlab.runs import RunConfig, RunDirectory, read_metrics, versions
+from genlab.runs import RunConfig, RunDirectory, check_seed, read_metrics, versions
 from genlab.samplers import Operator, gaussian_measurement, parse_operator
 from genlab.settings import BUDGETS, resolve_settings
 from genlab.train import TrainConfig, distributed
@@ -38,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BUDGETS",
+    "MAX_PARAMETERS",
     "build_model",
     "complete",
     "evaluate",
@@ -47,6 +59,7 @@ __all__ = [
     "resolve_settings",
     "resume",
     "sample_class",
+    "score",
 ]
 
 N_PICTURE_SAMPLES = 64
@@ -73,8 +86,46 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+MAX_PARAMETERS = 2**28  # 1 GiB of float32 weights (4 GiB with gradients and Adam's moments)
+# Settings whose every size (and the data's number of coordinates) is at most this cannot make an
+# absurd model; only others are counted, since the count costs PyTorch seconds the first time.
+SMALL_SIZE = 4096
+
+
+def parameter_count(family: str, model_config: Any, info: DataInfo) -> int:
+    """Parameters and buffers a model of these settings holds, counted without allocating them
+    (the model is built on PyTorch's ``meta`` device)."""
+    cls = family_class(family)
+    with torch.device("meta"):
+        model = cls(model_config, info)
+    return sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+
+
+def _largest_size(model_config: Any, info: DataInfo) -> int:
+    """The largest integer among the settings (tuples included) and the data's coordinates."""
+    sizes = [info.n_features]
+    for value in dataclasses.asdict(model_config).values():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, int) and not isinstance(item, bool):
+                sizes.append(abs(item))
+    return max(sizes)
+
+
 def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -> GenerativeModel:
-    """A fresh model whose initial weights depend only on ``seed``."""
+    """A fresh model whose initial weights depend only on ``seed``.
+
+    Raises:
+        ConfigError: the settings make a model of more than :data:`MAX_PARAMETERS` numbers
+            (counted before anything is allocated, when a size exceeds :data:`SMALL_SIZE`).
+    """
+    if _largest_size(model_config, info) > SMALL_SIZE:
+        count = parameter_count(family, model_config, info)
+        if count > MAX_PARAMETERS:
+            raise ConfigError(
+                f"{family}: these settings make a model of {count:,} parameters, more than "
+                f"genlab's limit of {MAX_PARAMETERS:,} (genlab.api.MAX_PARAMETERS); choose "
+                "smaller sizes (hidden, channels, latent_dim...)"
+            )
     cls = family_class(family)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -82,11 +133,16 @@ def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -
 
 
 def _dataset(data: str | Dataset, data_seed: int) -> tuple[Dataset, dict[str, Any]]:
-    if isinstance(data, Dataset):
-        return data, {"spec": data.info.name, "seed": data_seed, "info": data.info.to_json()}
-    dataset = data_module.load(data, seed=data_seed)
-    spec = data if data in data_module.DATASETS else str(Path(data).expanduser().resolve())
-    return dataset, {"spec": spec, "seed": data_seed, "info": dataset.info.to_json()}
+    """The dataset and the ``data`` entry of its run's config (spec, seed, info, fingerprint);
+    a path spec is recorded absolute, so that the run can be read from any directory."""
+    dataset = data if isinstance(data, Dataset) else data_module.load(data, seed=data_seed)
+    entry = {
+        "spec": dataset.info.name,
+        "seed": data_seed,
+        "info": dataset.info.to_json(),
+        "fingerprint": dataset.fingerprint(),
+    }
+    return dataset, entry
 
 
 def fit(
@@ -109,96 +165,247 @@ def fit(
         family: a registered family (``genlab.models.FAMILIES``).
         data: a dataset spec (see :func:`genlab.data.load`) or a loaded :class:`Dataset`.
         out: run directory for config, metrics, checkpoints and pictures; ``None`` keeps
-            everything in memory.
+            everything in memory. It must be new, an empty folder, or (with ``overwrite``) a
+            genlab run; this process holds its lock while it writes (see :mod:`genlab.runs`).
         seed: seeds initial weights, validation split, data order and training noise.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         budget: ``"smoke"``, ``"fast"`` or ``"full"``: the family's documented settings.
         data_seed: seeds the dataset's draws and train/test split.
+        overwrite: replace the genlab run in ``out`` (only its own files are removed).
         callback: ``callback(step, model)`` at every evaluation point (see ``train.fit``).
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
-    dataset, data_entry = _dataset(data, data_seed)
+    check_seed(seed)
+    check_seed(data_seed, "data_seed")
     resolved = resolve_settings(family, settings, budget)
     model_config, train_config = resolved.model, resolved.train
-    model = build_model(family, model_config, dataset.info, seed).to(resolve_device(device))
-    run = None
-    if out is not None:
-        config = RunConfig(
-            family=family,
-            model=to_dict(model_config),
-            train=to_dict(train_config),
-            data=data_entry,
-            seed=seed,
-            versions=versions(),
-        )
-        if distributed.current().is_main:
-            run = RunDirectory.create(out, config, overwrite=overwrite)
-        distributed.barrier()
-        run = run or RunDirectory(out)
-    train_fit(
-        model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
+    torch_device = resolve_device(device)  # under torchrun, joins the process group
+    main = distributed.current().is_main
+    if out is not None and main:
+        RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
+    dataset, data_entry = _dataset(data, data_seed)
+    model = build_model(family, model_config, dataset.info, seed).to(torch_device)
+    if out is None:
+        train_fit(model, dataset, train_config, seed=seed, progress=progress, callback=callback)
+        return model.eval()
+    config = RunConfig(
+        family=family,
+        model=to_dict(model_config),
+        train=to_dict(train_config),
+        data=data_entry,
+        seed=seed,
+        versions=versions(),
     )
-    if run is not None:
+    run = RunDirectory.create(out, config, overwrite=overwrite) if main else None
+    distributed.barrier()
+    run = run or RunDirectory(out)
+    try:
+        train_fit(
+            model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
+        )
         _save_pictures(model, dataset, run, seed)
+    finally:
+        run.lock.release()
     return model.eval()
 
 
 def resume(
-    run: str | Path, *, device: str = "auto", progress: bool = False, data: Dataset | None = None
+    run: str | Path,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+    data: Dataset | None = None,
+    allow_data_change: bool = False,
 ) -> GenerativeModel:
-    """Continue ``run`` from its last checkpoint; ends as an uninterrupted run would have."""
+    """Finish ``run``: from its last checkpoint, or from the start if it has none yet.
+
+    Ends as an uninterrupted run would have (same weights, bit for bit). The run's data must
+    have the fingerprint it was trained on; ``allow_data_change`` goes on with the data as it
+    is now and records the change in ``config.json``. A complete run is left as it is (its
+    pictures are drawn again).
+
+    Raises:
+        RunLocked: another process is writing the run.
+        DataError: the data changed (without ``allow_data_change``) or is gone.
+    """
     directory = RunDirectory(run)
     config = directory.read_config()
-    dataset = (
-        data
-        if data is not None
-        else data_module.load(config.data["spec"], seed=config.data["seed"])
-    )
-    model = _model_from_config(config).to(resolve_device(device))
-    train_config = build(TrainConfig, config.train, what="training config")
-    if not directory.checkpoint_path.exists() and not directory.model_path.exists():
-        raise ConfigError(
-            f"{directory.path}: no checkpoint to resume from yet; train again instead"
-        )
-    if directory.checkpoint_path.exists():
-        train_fit(
-            model,
-            dataset,
-            train_config,
-            seed=config.seed,
-            run=directory,
-            resume=True,
-            progress=progress,
-        )
-    else:
-        load_model(directory.model_path, model)
-    _save_pictures(model, dataset, directory, config.seed)
+    torch_device = resolve_device(device)  # under torchrun, joins the process group
+    main = distributed.current().is_main  # rank 0 alone locks and writes the run
+    with directory.lock if main else contextlib.nullcontext():
+        dataset = data if data is not None else _load_run_data(directory, config)
+        _check_fingerprint(
+            directory, config, dataset, allow_change=allow_data_change,
+            way_out=f"`genlab resume {directory.path} --allow-data-change` goes on with the "
+            "data as it is now and records the change; or restore the data",
+        )  # fmt: skip
+        model = _model_from_config(directory, config).to(torch_device)
+        train_config = _config_section(directory, TrainConfig, config.train, "train")
+        if directory.checkpoint_path.exists():
+            train_fit(
+                model, dataset, train_config, seed=config.seed, run=directory, resume=True,
+                progress=progress,
+            )  # fmt: skip
+        elif directory.complete:  # a closed-form fit: nothing to continue
+            load_model(directory.model_path, model)
+        else:  # stopped before its first checkpoint: start again (same seed, same numbers)
+            if main:
+                directory.metrics.clear()
+            train_fit(
+                model, dataset, train_config, seed=config.seed, run=directory, progress=progress
+            )
+        _save_pictures(model, dataset, directory, config.seed)
     return model.eval()
 
 
-def _model_from_config(config: RunConfig) -> GenerativeModel:
-    cls = family_class(config.family)
-    model_config = build(cls.config_class, config.model, what=f"{config.family} model config")
-    return build_model(
-        config.family, model_config, DataInfo.from_json(config.data["info"]), config.seed
-    )
+def _config_section(directory: RunDirectory, cls: type, values: dict[str, Any], name: str) -> Any:
+    """``build(cls, values)`` with the error naming the run's ``config.json`` and the field."""
+    try:
+        return build(cls, values, what=f"{name} config")
+    except ConfigError as exc:
+        raise CheckpointError(f"{directory.config_path}: field {name!r}: {exc}") from None
+
+
+def _model_from_config(directory: RunDirectory, config: RunConfig) -> GenerativeModel:
+    try:
+        cls = family_class(config.family)
+        info = DataInfo.from_json(config.data["info"], "data.info")
+    except (ConfigError, DataError) as exc:
+        raise CheckpointError(f"{directory.config_path}: {exc}") from None
+    model_config = _config_section(directory, cls.config_class, config.model, "model")
+    try:
+        return build_model(config.family, model_config, info, config.seed)
+    except ConfigError as exc:
+        raise CheckpointError(f"{directory.config_path}: field 'model': {exc}") from None
 
 
 def load(run: str | Path, *, device: str = "cpu") -> GenerativeModel:
-    """The trained model of a run directory (its final weights; the last checkpoint if unfinished)."""
+    """The trained model of a run directory: its final weights, or, while it trains or after it
+    was stopped, its last checkpoint (with a warning that says which)."""
     directory = RunDirectory(run)
-    model = _model_from_config(directory.read_config())
-    source = directory.model_path if directory.model_path.exists() else directory.checkpoint_path
-    if source == directory.checkpoint_path:
-        logger.warning("%s has not finished; loading its last checkpoint", directory.path)
+    model = _model_from_config(directory, directory.read_config())
+    source = directory.model_path
+    if not source.exists():
+        holder = directory.writer()
+        state = f"is being trained by {holder}" if holder else "has not finished"
+        if not directory.checkpoint_path.exists():
+            way = "" if holder else f"; `genlab resume {directory.path}` trains it"
+            raise CheckpointError(f"{directory.path}: {state} and has no weights yet{way}")
+        source = directory.checkpoint_path
+        finish = "" if holder else f" (`genlab resume {directory.path}` finishes it)"
+        logger.warning("%s %s; reading its last checkpoint%s", directory.path, state, finish)
     load_model(source, model)
     return model.to(resolve_device(device)).eval()
 
 
+def score(
+    samples: SampleSource | SampleSet,
+    data: str | Dataset,
+    *,
+    metrics: str | Sequence[str] | None = None,
+    features: str | FeatureExtractor | None = None,
+    seed: int = 0,
+    n_samples: int | None = None,
+    labels: np.ndarray | torch.Tensor | None = None,
+    cache_dir: str | Path | None = None,
+    **options: Any,
+) -> SampleQualityResult:
+    """The sample-quality card of any model's samples against a dataset (``genlab score``).
+
+    Arguments:
+        samples: a path (``.npy``, ``.npz``, an image folder), an array or tensor of
+            ``(N, ...)`` samples, or a :class:`~genlab.data.samples.SampleSet`; converted to
+            the data's layout, units and size by :func:`~genlab.data.samples.read_sample_set`
+            (its rules: 8-bit images are mapped onto the data's range, other sizes are resized
+            by one antialiased method, channel mismatches are refused).
+        data: a dataset spec or a loaded :class:`Dataset`.
+        metrics: names or ``"all"`` (default: every metric the data allows).
+        features: ``"domain"``, ``"pixels"``, ``"inception_v3:WEIGHTS"`` or a callable.
+        seed: seeds the subset, the metrics and the classifiers.
+        n_samples: score a seeded random subset of this many samples.
+        labels: ``(N,)`` class indices of the samples, for ``cas`` (instead of labels the
+            file carries).
+        cache_dir: where the domain network is cached (``None``: trained every call).
+        **options: more keywords of :func:`genlab.metrics.sample_quality.score_samples`
+            (``n_bootstrap``, ``k``, ``classifier``).
+
+    Returns:
+        a :class:`~genlab.metrics.sample_quality.SampleQualityResult` (``result["fid"]``,
+        ``result.to_json()``, ``result.birthday_pairs``...).
+    """
+    if metrics is not None:
+        parse_metrics(metrics)  # a bad name fails before any data is read
+    if isinstance(features, str):
+        parse_features(features)
+    dataset = data if isinstance(data, Dataset) else data_module.load(data)
+    if not isinstance(samples, SampleSet):
+        samples = read_sample_set(samples, dataset.info, labels=labels)
+    elif labels is not None:
+        raise ConfigError("a SampleSet carries its labels: read_sample_set(..., labels=...)")
+    return score_samples(
+        samples.x,
+        dataset,
+        metrics,
+        labels=samples.y,
+        features=features,
+        seed=seed,
+        n_samples=n_samples,
+        cache_dir=cache_dir,
+        notes=samples.notes,
+        **options,
+    )
+
+
 def run_dataset(run: str | Path) -> Dataset:
-    """The dataset a run was trained on (re-loaded from its spec and seed)."""
-    config = RunDirectory(run).read_config()
-    return data_module.load(config.data["spec"], seed=config.data["seed"])
+    """The dataset a run was trained on (re-loaded from its spec and seed; refused if its
+    fingerprint changed since)."""
+    directory = RunDirectory(run)
+    config = directory.read_config()
+    dataset = _load_run_data(directory, config)
+    _check_fingerprint(
+        directory, config, dataset, allow_change=False,
+        way_out=f"pass --data {config.data['spec']} to evaluate on the data as it is now",
+    )  # fmt: skip
+    return dataset
+
+
+def _load_run_data(directory: RunDirectory, config: RunConfig) -> Dataset:
+    spec = config.data["spec"]
+    if spec not in data_module.DATASETS and not Path(spec).exists():
+        raise DataError(
+            f"{directory.path}: was trained on {spec}, which no longer exists; restore it there"
+        )
+    return data_module.load(spec, seed=config.data["seed"])
+
+
+def _check_fingerprint(
+    directory: RunDirectory,
+    config: RunConfig,
+    dataset: Dataset,
+    *,
+    allow_change: bool,
+    way_out: str,
+) -> None:
+    """Refuse data whose fingerprint differs from the run's, or, with ``allow_change``, record
+    the change in ``config.json``."""
+    recorded, now = config.data["fingerprint"], dataset.fingerprint()
+    if recorded == now:
+        return
+    if not allow_change:
+        raise DataError(
+            f"{directory.path}: was trained on data with fingerprint {recorded[:19]}..., but "
+            f"{config.data['spec']} now gives {now[:19]}... (the data changed); {way_out}"
+        )
+    if not distributed.current().is_main:  # rank 0 alone records it
+        return
+    change = {"from": recorded, "to": now, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    data = {
+        **config.data,
+        "fingerprint": now,
+        "changes": [*config.data.get("changes", []), change],
+    }
+    directory.write_config(dataclasses.replace(config, data=data))
+    logger.warning("%s: the data changed; recorded in %s", directory.path, directory.config_path)
 
 
 @torch.no_grad()

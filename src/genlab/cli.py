@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,20 +18,50 @@ import torch
 from genlab import api
 from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
+from genlab.io import storage_error
 from genlab.train.distributed import current as current_distributed
 from genlab.train.distributed import shutdown as shutdown_distributed
 
 MAX_SAMPLES = 1_000_000
+BIRTHDAY_PICTURE = "birthday_pairs.png"
 
 
 def _positive(text: str) -> int:
+    """A positive integer, also written as ``1e6``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def _seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers (e.g. 0,1,2), got {text!r}"
+        ) from None
+
+
+def _count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
+
+
+FEATURES_HELP = (
+    "feature space of fid/kid/prdc: domain (a classifier trained on DATA; default for "
+    "labelled data), pixels (default otherwise), or inception_v3:WEIGHTS (.safetensors or a "
+    "weights-only .pth state dict, e.g. pytorch-fid's pt_inception file)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="model or training option, e.g. --set latent_dim=8 (repeatable)",
     )
-    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the genlab run in --out (only its files; never a folder that is not a run)",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument(
         "--dry-run",
@@ -70,10 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every resolved setting, its value and where it came from; train nothing",
     )
 
-    resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    resume = sub.add_parser(
+        "resume", help="finish a run: from its last checkpoint, or from the start if it has none"
+    )
     resume.add_argument("run")
     resume.add_argument("--device", default="auto")
     resume.add_argument("--no-progress", action="store_true")
+    resume.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="go on although the data's fingerprint changed since training (recorded in the run)",
+    )
 
     sample = sub.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run")
@@ -134,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--n-samples", type=_positive, help="generated samples (default: n_test)"
     )
-    evaluate.add_argument("--bootstrap", type=int, default=100, help="resamples for fid's CI")
+    evaluate.add_argument("--bootstrap", type=_count, default=100, help="resamples for fid's CI")
+    evaluate.add_argument("--features", help=FEATURES_HELP)
     evaluate.add_argument(
         "--cache", help="folder caching the domain feature network (default: RUN/cache)"
     )
@@ -146,6 +190,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="samples of a sampled likelihood bound (VAE default: 1000)",
     )
 
+    score = sub.add_parser(
+        "score", help="the sample-quality card of sample files or image folders"
+    )
+    score.add_argument(
+        "samples",
+        nargs="+",
+        metavar="SAMPLES",
+        help=".npy/.npz samples or a folder of images; several are compared side by side",
+    )
+    score.add_argument("--data", required=True, help="dataset name or path (the reference)")
+    score.add_argument(
+        "--metrics", help="comma-separated metrics or all (default: all that DATA allows)"
+    )
+    score.add_argument("--features", help=FEATURES_HELP)
+    score.add_argument(
+        "--n-samples", type=_positive, help="score a seeded random subset of this many"
+    )
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--bootstrap", type=_count, default=100, help="resamples for fid's CI")
+    score.add_argument(
+        "--cache",
+        help="folder caching the domain feature network (default: $XDG_CACHE_HOME/genlab "
+        "or ~/.cache/genlab)",
+    )
+    score.add_argument("--out", help="folder for score.json and the birthday pairs picture")
+    score.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+
     _add_stats_parser(sub)
 
     compare = sub.add_parser(
@@ -155,7 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--models", help="comma-separated families (default: all)")
     compare.add_argument("--budget", choices=api.BUDGETS, default="fast")
     compare.add_argument("--out", required=True)
-    compare.add_argument("--seed", type=int, default=0)
+    seeds = compare.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="one seed (default 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="several seeds, e.g. 0,1,2: every number as mean ± standard deviation over them",
+    )
+    compare.add_argument(
+        "--markdown", action="store_true", help="print the table as Markdown (README's)"
+    )
     compare.add_argument("--device", default="auto")
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
@@ -267,20 +349,22 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    api.resume(args.run, device=args.device, progress=not args.no_progress)
+    api.resume(
+        args.run,
+        device=args.device,
+        progress=not args.no_progress,
+        allow_data_change=args.allow_data_change,
+    )
     print(f"resumed and finished {args.run}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from genlab.report.images import save_samples
+    from genlab.io import writable_folder
+    from genlab.report.images import grid_layout, save_samples
 
-    out = Path(args.out)
-    if out.suffix not in (".npy", ".png", ".txt"):
-        raise ConfigError(
-            f"--out {out}: use a .npy (array), .png (picture) or .txt (text) file name"
-        )
+    out = _output_file(Path(args.out), text=True)
     if args.n > MAX_SAMPLES:
-        raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES})")
+        raise ConfigError(f"-n {args.n} is too many (at most {MAX_SAMPLES:,})")
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
@@ -290,6 +374,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         )
     if model.info.kind == "text" and out.suffix == ".png":
         raise ConfigError(f"--out {out}: a text model writes .txt (one item per line) or .npy")
+    if out.suffix == ".png" and model.info.kind == "image":
+        grid_layout(args.n, model.info)  # a picture too large to draw: refused before sampling
     n_classes = model.info.n_classes
     if args.label is not None and not (n_classes and 0 <= args.label < n_classes):
         raise ConfigError(
@@ -298,9 +384,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
         )
     if args.label is not None:
         data = None if model.capabilities.context else api.run_dataset(args.run)
+        run = Path(args.run)
         x = api.sample_class(
             model, args.label, args.n, data=data, weight=args.guidance_weight, seed=args.seed,
-            cache_dir=Path(args.run) / "cache",
+            cache_dir=run / "cache" if writable_folder(run) else None,
         ).detach().cpu()  # fmt: skip
     else:
         context = {}
@@ -309,21 +396,39 @@ def cmd_sample(args: argparse.Namespace) -> None:
         generator = torch.Generator(device=model.device).manual_seed(args.seed)
         with torch.no_grad():
             x = model.sample(args.n, generator=generator, **context).cpu()
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, x.numpy())
+        _save_npy(out, x.numpy())
     else:
         save_samples(x, out, model.info)
     print(f"wrote {args.n} samples to {out}")
 
 
+def _output_file(out: Path, *, text: bool = False) -> Path:
+    """``--out`` of ``sample``/``complete``: a .npy or .png (or, with ``text``, .txt) file name,
+    not a folder."""
+    suffixes = (".npy", ".png", ".txt") if text else (".npy", ".png")
+    if out.suffix not in suffixes:
+        kinds = ".npy (array), .png (picture)" + (" or .txt (text)" if text else "")
+        raise ConfigError(f"--out {out}: use a {kinds} file name")
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give a file name ({', '.join(suffixes)})")
+    return out
+
+
+def _save_npy(out: Path, array: np.ndarray) -> None:
+    """``np.save``, written atomically (a kill or a full disk leaves no half file)."""
+    from genlab.io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(out, buffer.getvalue())
+
+
 def cmd_complete(args: argparse.Namespace) -> None:
     from genlab.metrics.sample_distances import read_samples
-    from genlab.report.images import save_image_grid
+    from genlab.report.images import grid_layout, save_image_grid
 
-    out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise ConfigError(f"--out {out}: use a .npy (array) or .png (picture) file name")
+    out = _output_file(Path(args.out))
     model = api.load(args.run, device=args.device)
     x = read_samples(args.input).float()  # (N, D), checked
     shape = model.info.event_shape
@@ -333,13 +438,14 @@ def cmd_complete(args: argparse.Namespace) -> None:
             f"on examples of shape {shape} ({model.info.n_features} values)"
         )
     x = x.view(-1, *shape)
+    if out.suffix == ".png" and model.info.kind == "image":  # too large to draw: refused first
+        grid_layout(len(x) * (args.n + 1), model.info, n_columns=args.n + 1)
     draws = api.complete(
         model, x, args.operator, args.n, noise_std=args.noise_std, seed=args.seed,
         steps=args.steps,
     ).detach().cpu()  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, draws.numpy())
+        _save_npy(out, draws.numpy())
     elif model.info.kind != "image":
         raise ConfigError("--out .png draws pictures of images; use .npy for vector data")
     else:  # one row per example: the truth, then its draws
@@ -348,10 +454,37 @@ def cmd_complete(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} draws for each of {len(x)} examples to {out}")
 
 
+def _save_birthday_pairs(result: Any, path: Path, info: Any) -> Path | None:
+    """Draw a :class:`SampleQualityResult`'s near-duplicate pairs (if any) to ``path``."""
+    from genlab.report.pairs import save_pairs
+
+    if result.birthday_pairs is None:
+        return None
+    a, b = result.birthday_pairs
+    return save_pairs(a, b, path, info, title="near-duplicate pairs")
+
+
+def _print_notes(notes: Sequence[str], prefix: str = "") -> None:
+    for note in notes:
+        print(f"{prefix}{note}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from genlab import data as data_module
+    from genlab.io import writable_folder
+    from genlab.metrics.feature_spaces import parse_features
+    from genlab.metrics.sample_quality import parse_metrics, sample_quality
     from genlab.report.table import format_value
 
+    metrics = parse_metrics(args.metrics) if args.metrics else []
+    if args.features:
+        parse_features(args.features)
+    run = Path(args.run)
+    cache = Path(args.cache) if args.cache else run / "cache"
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"--cache {cache}: is a file; give a folder for the cache")
+    if args.n_samples is not None and args.n_samples > MAX_SAMPLES:
+        raise ConfigError(f"--n-samples {args.n_samples} is too many (at most {MAX_SAMPLES:,})")
     model = api.load(args.run, device=args.device)
     dataset = data_module.load(args.data) if args.data else api.run_dataset(args.run)
     if dataset.info.event_shape != model.info.event_shape:
@@ -359,18 +492,34 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
-    options: dict[str, Any] = {"importance_samples": args.importance_samples}
-    if args.metrics:
-        options |= {
-            "metrics": args.metrics.split(","),
-            "n_samples": args.n_samples,
-            "n_bootstrap": args.bootstrap,
-            "cache_dir": args.cache or Path(args.run) / "cache",
-            "picture_dir": Path(args.run),
-        }
-    result = api.evaluate(model, dataset, seed=args.seed, **options)
+    result = api.evaluate(
+        model, dataset, seed=args.seed, importance_samples=args.importance_samples
+    )
+    if metrics:
+        writable = run.is_dir() and writable_folder(run)
+        if not writable:  # a finished run on a read-only medium: measure, write nothing there
+            print(
+                f"genlab: note: {run} is not writable: the domain network is not cached there "
+                "(--cache DIR caches it elsewhere) and no picture is written",
+                file=sys.stderr,
+            )
+        quality = sample_quality(
+            model,
+            dataset,
+            metrics,
+            seed=args.seed,
+            n_samples=args.n_samples,
+            n_bootstrap=args.bootstrap,
+            features=args.features,
+            cache_dir=cache if args.cache or writable else None,
+        )
+        result.update(quality.to_json())
+        if writable:
+            picture = _save_birthday_pairs(quality, run / BIRTHDAY_PICTURE, dataset.info)
+            if picture is not None:
+                result["birthday_pairs"] = str(picture)
     for key, value in result.items():
-        if key != "capabilities":
+        if key not in ("capabilities", "notes"):
             print(f"{key:16s} {format_value(value)}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
     if model.info.kind == "text":
@@ -379,12 +528,73 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "and its end token count, padding does not; bits/char = nll / ln 2, "
             "perplexity = exp(nll)"
         )
+    _print_notes(result.get("notes", []))
     if args.json:
         _print_json(result)
 
 
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/genlab``, or ``~/.cache/genlab``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab"
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from genlab import data as data_module
+    from genlab.data.samples import read_sample_set
+    from genlab.io import write_json
+    from genlab.metrics.feature_spaces import parse_features
+    from genlab.metrics.sample_quality import comparability_warnings, parse_metrics
+    from genlab.report.table import format_table
+
+    metrics = parse_metrics(args.metrics) if args.metrics else None
+    if args.features:
+        parse_features(args.features)
+    if len(set(args.samples)) < len(args.samples):
+        raise ConfigError("the same SAMPLES are named twice")
+    dataset = data_module.load(args.data)
+    sets = {name: read_sample_set(name, dataset.info) for name in args.samples}
+    for name, sample_set in sets.items():
+        if args.n_samples is not None and args.n_samples > len(sample_set.x):
+            raise ConfigError(
+                f"--n-samples {args.n_samples} but {name} holds {len(sample_set.x)} samples"
+            )
+    results = {
+        name: api.score(
+            sample_set,
+            dataset,
+            metrics=metrics,
+            features=args.features,
+            seed=args.seed,
+            n_samples=args.n_samples,
+            n_bootstrap=args.bootstrap,
+            cache_dir=args.cache or default_cache_dir(),
+        )
+        for name, sample_set in sets.items()
+    }
+    payload = {name: result.to_json() for name, result in results.items()}
+    for index, (name, result) in enumerate(results.items()):
+        if args.out is not None:
+            file = BIRTHDAY_PICTURE if len(results) == 1 else f"birthday_pairs_{index + 1}.png"
+            picture = _save_birthday_pairs(result, Path(args.out) / file, dataset.info)
+            if picture is not None:
+                payload[name]["birthday_pairs"] = str(picture)
+    keys = list(dict.fromkeys(k for entry in payload.values() for k in entry if k != "notes"))
+    rows = [{"metric": key, **{name: payload[name].get(key) for name in payload}} for key in keys]
+    print(format_table(rows, [("metric", "metric"), *((name, name) for name in payload)]))
+    for name, result in results.items():
+        _print_notes(result.notes, f"{name}: " if len(results) > 1 else "")
+    warnings = comparability_warnings(results)
+    _print_notes(warnings)
+    summary = {"data": args.data, "samples": payload, "warnings": warnings}
+    if args.out is not None:
+        write_json(Path(args.out) / "score.json", summary)
+        print(f"wrote {Path(args.out) / 'score.json'}")
+    if args.json:
+        _print_json(summary)
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
-    from genlab.compare import compare, scorecard_table
+    from genlab.compare import baseline_note, compare, scorecard_table
 
     families = None
     if args.models is not None:
@@ -396,11 +606,14 @@ def cmd_compare(args: argparse.Namespace) -> None:
         families,
         out=args.out,
         budget=args.budget,
-        seed=args.seed,
+        seeds=args.seeds or [args.seed],
         device=args.device,
         progress=not args.no_progress,
     )
-    print(scorecard_table(scorecard))
+    print(scorecard_table(scorecard, markdown=args.markdown))
+    note = baseline_note(scorecard)
+    if note is not None:
+        print(note)
     print(f"scorecard: {scorecard.json_path}")
     print(f"report:    {scorecard.report_path}")
     if args.json:
@@ -452,8 +665,9 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     from genlab.report.table import format_value
 
     if args.name == "list":
+        width = max(map(len, experiments.EXPERIMENTS))
         for name in experiments.EXPERIMENTS:
-            print(f"{name:24s} {experiments.experiment(name).CLAIM}")
+            print(f"{name:{width}s} {experiments.experiment(name).CLAIM}")
         return
     module = experiments.experiment(args.name)
     if args.out is None:
@@ -481,6 +695,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "complete": cmd_complete,
     "evaluate": cmd_evaluate,
+    "score": cmd_score,
     "compare": cmd_compare,
     "experiment": cmd_experiment,
     "stats": cmd_stats,
@@ -488,6 +703,12 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error genlab expects is one ``genlab: error:`` line and exit 2.
+
+    Besides :class:`GenlabError`, an operating-system error that escaped the library (a file
+    system refusing a read or write) and running out of memory are such errors: they are the
+    machine's answer, not a bug, and get one line too.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
@@ -496,6 +717,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except GenlabError as exc:
         print(f"genlab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"genlab: error: {storage_error(exc, 'use', where)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "genlab: error: out of memory; use smaller data, a smaller model or fewer samples",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

@@ -1,8 +1,7 @@
 """``genlab compare``: the scorecard. Every family on the same split, every task it can do.
 
-For each family, :func:`compare` trains a model with the family's documented settings for the
-budget (``budgets`` on the class; a run already in ``OUT/<family>`` with identical settings is
-reused), then measures on the test split:
+For each family and seed, :func:`compare` trains a model with the family's documented settings
+for the budget (``budgets`` on the class), then measures on the test split:
 
 - generation: domain FID, precision and recall (labelled image data: features of the domain
   network, :mod:`genlab.metrics.sample_quality`); modes captured and high-quality fraction
@@ -21,23 +20,36 @@ reused), then measures on the test split:
 
 A task a family cannot do is ``None`` in ``scorecard.json`` and a dash in the table and report.
 By default every family that models the data's kind takes part (text: the sequence families).
+
+**Seeds.** One seed is one replicate of the whole protocol (the model's initialisation, data
+order and training noise, the domain network, and the evaluation's draws); the data split is
+fixed. With several seeds, each number is reported as the mean and the standard deviation over
+seeds (``mean ± sd`` in the table and report; ``spread`` and ``per_seed`` in the JSON).
+
+**Layout and reuse.** One seed writes ``OUT/<family>`` run directories; several seeds write
+``OUT/seed-<s>/<family>``. A run whose settings, seed and data fingerprint are the ones asked
+for is reused when complete and resumed when it was stopped (so a killed ``compare`` continues
+where it stopped when run again); any other genlab run there is replaced. ``OUT`` holds a
+``compare.json`` marker and the lock of the one ``compare`` writing it; a folder that is not
+empty and has no marker is refused untouched.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genlab import data as data_module
-from genlab.api import fit, load
+from genlab.api import fit, load, resume
 from genlab.config import to_dict
-from genlab.data.dataset import Dataset
-from genlab.io import write_json
+from genlab.data.dataset import DataInfo, Dataset
+from genlab.errors import CheckpointError, ConfigError
+from genlab.io import make_folder, write_json
 from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.conditioning import (
     bicubic_mse,
@@ -51,10 +63,13 @@ from genlab.metrics.sample_quality import sample_quality
 from genlab.models import FAMILIES, GenerativeModel
 from genlab.report.family import capability_badges, family_pictures, text_examples
 from genlab.report.html import Column, Picture, Section, render_report, write_report
-from genlab.report.table import format_table
-from genlab.runs import RunDirectory
+from genlab.report.table import format_markdown, format_mean_spread, format_table
+from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
 from genlab.samplers import Downsample
 from genlab.settings import resolve_settings
+
+COMPARE_FORMAT = "genlab-compare"
+MARKER_FILE = "compare.json"
 
 SCORE_KEYS = (
     "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
@@ -108,27 +123,59 @@ def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
 
 @dataclass
 class Scorecard:
+    """Every family's scores on one dataset, over one or more seeds.
+
+    ``rows`` hold one dict per family: the mean over seeds of each number of
+    :data:`SCORE_KEYS` (the value itself for one seed; ``None`` where the family cannot do the
+    task), and with several seeds ``spread`` (key -> standard deviation over seeds) and
+    ``per_seed`` (key -> the value of each seed). ``baselines`` are the numbers of the
+    baselines (``mean_fill`` for completion, ``bicubic`` for super-resolution), the mean over
+    seeds, and ``baseline_spreads`` their standard deviations.
+    """
+
     data: str
     budget: str
-    seed: int
+    seeds: list[int]
     rows: list[dict[str, Any]]
-    baseline: dict[str, Any]
-    bicubic_mse: float | None
+    baselines: dict[str, dict[str, Any]]
     report_path: Path
     json_path: Path
     columns: list[Column]
+    baseline_spreads: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "format": COMPARE_FORMAT,
             "data": self.data,
             "budget": self.budget,
-            "seed": self.seed,
+            "seeds": self.seeds,
             "families": {row["family"]: row for row in self.rows},
-            "baselines": {
-                "mean_fill": self.baseline,
-                "bicubic": {"posterior_mse": self.bicubic_mse},
-            },
+            "baselines": self.baselines,
+            "baseline_spreads": self.baseline_spreads,
         }
+
+    def display_rows(self) -> list[dict[str, Any]]:
+        """The rows as the table and report show them: ``mean ± sd`` with several seeds."""
+        return [
+            {
+                key: format_mean_spread(value, row["spread"].get(key))
+                if "spread" in row and isinstance(value, float)
+                else value
+                for key, value in row.items()
+            }
+            for row in self.rows
+        ]
+
+
+@dataclass
+class _SeedResult:
+    """One seed's pass over the families."""
+
+    rows: list[dict[str, Any]]
+    baselines: dict[str, dict[str, Any]]
+    models: list[GenerativeModel]
+    run_paths: list[Path]
+    classifier: DomainClassifier | None
 
 
 def _columns_for(dataset: Dataset) -> list[Column]:
@@ -150,31 +197,35 @@ def _columns_for(dataset: Dataset) -> list[Column]:
 
 
 def _trained(
-    family: str, dataset: Dataset, spec: str, run_path: Path, budget: str, seed: int,
-    device: str, progress: bool,
+    family: str, dataset: Dataset, run_path: Path, budget: str, seed: int, device: str,
+    progress: bool,
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
-    """A model of ``family``, reused from ``run_path`` when its settings are the same."""
+    """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
+    same settings, seed and data (finished if it was stopped), else a new one."""
     resolved = resolve_settings(family, {}, budget)
-    model_config, train_config = resolved.model, resolved.train
     run = RunDirectory(run_path)
-    if run.model_path.exists() and run.config_path.exists():
-        saved = run.read_config()
+    if run.config_path.exists():
+        saved = run.read_config()  # not a genlab run: refused, never replaced
         same = (
             saved.family == family
-            and saved.model == _as_json(to_dict(model_config))
-            and saved.train == _as_json(to_dict(train_config))
-            and saved.data.get("spec") == spec
+            and saved.model == _as_json(to_dict(resolved.model))
+            and saved.train == _as_json(to_dict(resolved.train))
+            and saved.data["fingerprint"] == dataset.fingerprint()
+            and not saved.data.get("changes")
             and saved.seed == seed
         )
         if same:
-            summary = run.read_summary()
-            return load(run_path, device=device), float(summary.get("elapsed_seconds", 0.0))
-    started = time.perf_counter()
+            model = (
+                load(run_path, device=device)
+                if run.complete
+                else resume(run_path, device=device, progress=progress, data=dataset)
+            )
+            return model, float(run.read_summary()["elapsed_seconds"])
     model = fit(
         family, dataset, out=run_path, seed=seed, device=device, budget=budget,
         progress=progress, overwrite=True,
     )  # fmt: skip
-    return model, time.perf_counter() - started
+    return model, float(run.read_summary()["elapsed_seconds"])
 
 
 def _as_json(value: Any) -> Any:
@@ -198,7 +249,7 @@ def score(
         row.update(
             sample_quality(
                 model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
-            )
+            ).to_json()
         )
     if caps.supports("conditional") and dataset.info.kind != "text":
         row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
@@ -228,33 +279,91 @@ def compare(
     *,
     out: str | Path,
     budget: str = "fast",
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     device: str = "auto",
     progress: bool = True,
 ) -> Scorecard:
-    """Train (or reuse) and score each family; write ``scorecard.json`` and ``report.html``."""
+    """Train (or reuse) and score each family for each seed; write ``scorecard.json`` and
+    ``report.html`` (see the module docstring for seeds, layout and reuse).
+
+    Raises:
+        ConfigError: an unknown family or budget, or bad seeds (before any training).
+        RunLocked: another ``compare`` is writing ``out``.
+        CheckpointError: ``out`` holds files that are not a genlab comparison.
+    """
+    for family in families or ():
+        resolve_settings(family, {}, budget)  # fail on a bad name before reading the data
+    seeds = [check_seed(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     dataset = data_module.load(data)
     kind = dataset.info.kind
     families = list(families or (f for f, cls in FAMILIES.items() if kind in cls.data_kinds))
     for family in families:
-        resolve_settings(family, {}, budget)  # fail on a bad name before any training
-    spec = data if data in data_module.DATASETS else str(Path(data).expanduser().resolve())
+        resolve_settings(family, {}, budget)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    lock = _claim(out)
+    try:
+        write_json(
+            out / MARKER_FILE,
+            {"format": COMPARE_FORMAT, "data": dataset.info.name, "budget": budget,
+             "families": families, "seeds": seeds},
+        )  # fmt: skip
+        results = []
+        for seed in seeds:
+            folder = out if len(seeds) == 1 else out / f"seed-{seed}"
+            result = _compare_seed(dataset, families, folder, budget, seed, device, progress)
+            if len(seeds) > 1:  # each seed keeps its own numbers beside its runs
+                write_json(
+                    folder / "scorecard.json",
+                    {"seed": seed, "families": {r["family"]: r for r in result.rows},
+                     "baselines": result.baselines},
+                )  # fmt: skip
+            results.append(result)
+        return _write_scorecard(dataset, families, budget, seeds, results, out)
+    finally:
+        lock.release()
+
+
+def _claim(out: Path) -> RunLock:
+    """Check that ``out`` may hold a comparison (new, empty, or one already) and lock it."""
+    if out.exists() and out.is_dir():
+        entries = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)
+        if entries and MARKER_FILE not in entries:
+            raise CheckpointError(
+                f"{out}: holds files that are not a genlab comparison (no {MARKER_FILE}: "
+                f"{', '.join(entries[:5])}); choose a new or empty folder for --out (a "
+                "comparison of an older genlab: delete it)"
+            )
+        if MARKER_FILE in entries:
+            marker = read_json(out / MARKER_FILE)
+            if not isinstance(marker, dict) or marker.get("format") != COMPARE_FORMAT:
+                raise CheckpointError(f"{out / MARKER_FILE}: not a genlab comparison marker")
+    lock = RunLock(make_folder(out))
+    lock.acquire()
+    return lock
+
+
+def _compare_seed(
+    dataset: Dataset, families: list[str], out: Path, budget: str, seed: int, device: str,
+    progress: bool,
+) -> _SeedResult:  # fmt: skip
+    """Train or reuse, then score, every family for one seed (runs in ``out/<family>``)."""
     classifier = None
     if dataset.info.kind == "image" and dataset.y_train is not None:
-        classifier = domain_network(dataset, seed=seed, cache_dir=out)
-    baseline = {} if kind == "text" else mean_fill_scores(dataset, classifier=classifier)
+        classifier = domain_network(dataset, seed=seed, cache_dir=make_folder(out))
+    text = dataset.info.kind == "text"
+    baseline = {} if text else mean_fill_scores(dataset, classifier=classifier)
     bicubic = None
     if classifier is not None:
         operator, noise = super_resolution(dataset)
         n_examples = CONDITIONING_SIZES[budget]["n_examples"]
         bicubic = bicubic_mse(dataset, operator, noise, n_examples=n_examples, seed=seed)
-    rows, sections = [], []
+    baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
+    result = _SeedResult([], baselines, [], [], classifier)
     for family in families:
-        model, seconds = _trained(
-            family, dataset, spec, out / family, budget, seed, device, progress
-        )
+        run_path = out / family
+        model, seconds = _trained(family, dataset, run_path, budget, seed, device, progress)
         measured = score(
             model, dataset, classifier=classifier, cache_dir=out, seed=seed, budget=budget
         )
@@ -264,65 +373,128 @@ def compare(
                 row[key] = None  # a task the family cannot do: a dash
         row["train_seconds"] = seconds
         row["details"] = {k: v for k, v in measured.items() if k not in row}
-        rows.append(row)
-        pictures = family_pictures(model, dataset, seed, classifier=classifier)
-        curves = RunDirectory(out / family).curves_path
+        result.rows.append(row)
+        result.models.append(model)
+        result.run_paths.append(run_path)
+    return result
+
+
+def _mean_and_spread(values: list[Any]) -> tuple[Any, float | None]:
+    """The mean and sample standard deviation of numbers; a label or ``None`` as it is."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values) or not numbers:
+        return values[0], None
+    mean = math.fsum(numbers) / len(numbers)
+    return mean, statistics.stdev(numbers) if len(numbers) > 1 else None
+
+
+def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from the same family's rows of several seeds (see :class:`Scorecard`)."""
+    if len(rows) == 1:
+        return rows[0]
+    row: dict[str, Any] = {"family": rows[0]["family"], "spread": {}, "per_seed": {}}
+    for key in (*SCORE_KEYS, "details"):
+        if key == "details":
+            keys = [k for k in rows[0]["details"] if all(k in r["details"] for r in rows)]
+            row["details"] = {
+                k: _mean_and_spread([r["details"][k] for r in rows])[0] for k in keys
+            }
+            continue
+        values = [r[key] for r in rows]
+        row[key], spread = _mean_and_spread(values)
+        if spread is not None:
+            row["spread"][key], row["per_seed"][key] = spread, values
+    return row
+
+
+def _write_scorecard(
+    dataset: Dataset, families: list[str], budget: str, seeds: list[int],
+    results: list[_SeedResult], out: Path,
+) -> Scorecard:  # fmt: skip
+    rows = [_aggregate([r.rows[i] for r in results]) for i in range(len(families))]
+    baselines: dict[str, dict[str, Any]] = {}
+    baseline_spreads: dict[str, dict[str, float]] = {}
+    for name, values in results[0].baselines.items():
+        for key in values:
+            mean, spread = _mean_and_spread([r.baselines[name][key] for r in results])
+            baselines.setdefault(name, {})[key] = mean
+            if spread is not None:
+                baseline_spreads.setdefault(name, {})[key] = spread
+    columns = _columns_for(dataset)
+    scorecard = Scorecard(
+        dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
+        out / "scorecard.json", columns, baseline_spreads,
+    )  # fmt: skip
+    write_json(scorecard.json_path, scorecard.to_json())
+    first = results[0]
+    sections = []
+    for family, model, run_path in zip(families, first.models, first.run_paths, strict=True):
+        pictures = family_pictures(model, dataset, seeds[0], classifier=first.classifier)
+        curves = RunDirectory(run_path).curves_path
         if curves.exists():  # a closed-form fit logs no curves
             pictures.append(
                 Picture("training curves", curves.read_bytes(), wide=True, full_width=True)
             )
+        notes = [f"run directory: {run_path}"]
+        if len(seeds) > 1:
+            notes.append(f"pictures of seed {seeds[0]}")
+        texts = text_examples(model, dataset, seeds[0]) if dataset.info.kind == "text" else []
         sections.append(
-            Section(
-                family,
-                capability_badges(model),
-                pictures,
-                notes=[f"run directory: {out / family}"],
-                texts=text_examples(model, dataset, seed) if kind == "text" else [],
-            )
+            Section(family, capability_badges(model), pictures, notes=notes, texts=texts)
         )
-    json_path = out / "scorecard.json"
-    report_path = out / "report.html"
-    columns = _columns_for(dataset)
-    scorecard = Scorecard(
-        data, budget, seed, rows, baseline, bicubic, report_path, json_path, columns
+    seed_text = (
+        f"seed {seeds[0]}"
+        if len(seeds) == 1
+        else f"mean ± standard deviation over seeds {', '.join(map(str, seeds))}"
     )
-    write_json(json_path, scorecard.to_json())
     notes = [
         "A dash means the family cannot do the task. 'lower_bound' likelihoods are bounds "
         "(importance-weighted), not exact values. Domain FID uses a small classifier trained "
         "on this dataset and is not comparable with Inception-based FID.",
-        _baseline_note(baseline) if baseline else _text_note(dataset),
+        baseline_note(scorecard) or _text_note(dataset.info),
     ]
+    bicubic = scorecard.baselines["bicubic"]["posterior_mse"]
     if bicubic is not None:
+        bicubic_text = format_mean_spread(
+            bicubic, scorecard.baseline_spreads.get("bicubic", {}).get("posterior_mse")
+        )
         notes.append(
             f"Baseline for super-resolution (bicubic upsampling of the same {SUPER_RESOLUTION}x "
-            f"downsampled, noisy copies): MSE {bicubic:.4g}. 'class acc.' is the share of samples "
+            f"downsampled, noisy copies): MSE {bicubic_text}. 'class acc.' is the share of samples "
             "of an asked class that the domain classifier assigns to it (by context= for "
             "conditional families, classifier guidance for the others); CAS trains a classifier "
             "on those samples alone and tests it on real digits."
         )
     page = render_report(
         title=f"genlab scorecard: {dataset.info.name}",
-        subtitle=f"budget {budget}, seed {seed}, {len(dataset.x_train)} training and "
+        subtitle=f"budget {budget}, {seed_text}, {len(dataset.x_train)} training and "
         f"{len(dataset.x_test)} test examples",
-        rows=rows,
+        rows=scorecard.display_rows(),
         columns=columns,
         sections=sections,
         notes=notes,
     )
-    write_report(report_path, page)
+    write_report(scorecard.report_path, page)
     return scorecard
 
 
-def _baseline_note(baseline: dict[str, Any]) -> str:
-    parts = [f"{key.replace('_', ' ')} {value:.4g}" for key, value in baseline.items()]
+def baseline_note(scorecard: Scorecard) -> str | None:
+    """One sentence with the mean-fill baseline's numbers (``mean ± sd`` with several seeds);
+    ``None`` on data without that baseline (text)."""
+    if not scorecard.baselines.get("mean_fill"):
+        return None
+    spreads = scorecard.baseline_spreads.get("mean_fill", {})
+    parts = [
+        f"{key.replace('_', ' ')} " + format_mean_spread(value, spreads.get(key))
+        for key, value in scorecard.baselines["mean_fill"].items()
+    ]
     return "Baseline for conditional sampling (unobserved half set to its training mean): " + (
         ", ".join(parts)
     )
 
 
-def _text_note(dataset: Dataset) -> str:
-    vocabulary = len(dataset.info.vocabulary)
+def _text_note(info: DataInfo) -> str:
+    vocabulary = len(info.vocabulary)
     return (
         "Text: NLL per token is the mean over every token of the test split (each item's "
         "characters and its end token; padding never counts); bits/char = NLL / log 2, "
@@ -331,6 +503,8 @@ def _text_note(dataset: Dataset) -> str:
     )
 
 
-def scorecard_table(scorecard: Scorecard) -> str:
-    """The scorecard as aligned text, with the columns that apply to its data."""
-    return format_table(scorecard.rows, [(c.key, c.header) for c in scorecard.columns])
+def scorecard_table(scorecard: Scorecard, *, markdown: bool = False) -> str:
+    """The scorecard as aligned text (or a Markdown table), with the columns that apply to
+    its data."""
+    columns = [(c.key, c.header) for c in scorecard.columns]
+    return (format_markdown if markdown else format_table)(scorecard.display_rows(), columns)

@@ -27,3 +27,11 @@ class UnsupportedCapability(GenlabError, NotImplementedError):
 
 class TrainingDiverged(GenlabError, FloatingPointError):
     """A loss or parameter became NaN or infinite; the last good checkpoint is kept."""
+
+
+class StorageError(GenlabError):
+    """A file or folder that cannot be read or written: disk full, read-only, not a folder..."""
+
+
+class RunLocked(GenlabError):
+    """A run directory another process is writing (one writer per run directory)."""

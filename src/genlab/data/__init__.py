@@ -15,12 +15,16 @@ Specs:
   windows).
   Data without a split gets a seeded 80/20 split, stratified by label when there are labels.
 
-Unsigned 8-bit data is 256-level data on 0..255; other integer data has ``max - min + 1``
-levels; floating-point data is continuous. Values keep the units of the source.
+Unsigned 8-bit data is 256-level data on 0..255, unsigned 16-bit data (16-bit PNGs) 65,536-level
+data on 0..65535; other integer data has ``max - min + 1`` levels; floating-point data is
+continuous. Values keep the units of the source. Training happens in float32, so data that
+float32 cannot hold as it is (integers beyond 2**24, values beyond :data:`MAX_ABS_VALUE`) is
+refused with the reason, rather than rounded. A path is recorded as an absolute path.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +52,10 @@ __all__ = [
 ]
 
 TOY_TRAIN, TOY_TEST = 20_000, 5_000
+# float32 holds every integer up to 2**24 exactly, and values up to 3.4e38; data is kept eight
+# decades below that, so that the models' arithmetic (samples, residuals, sums) stays finite.
+MAX_EXACT_INTEGER = 2**24
+MAX_ABS_VALUE = 1e30
 DIGITS_TEST_FRACTION = 0.25
 FILE_TEST_FRACTION = 0.2
 NAMES_TEST_FRACTION = 0.1
@@ -86,8 +94,10 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
         return _load_digits(seed)
     if spec in ("names", "first-names"):
         return _split_text(census_names(spec), spec, NAMES_TEST_FRACTION, seed)
-    path = Path(spec).expanduser()
-    if not path.exists():
+    if not spec.strip():
+        raise DataError("the dataset spec is empty; give an embedded name or a path (--data)")
+    path = Path(os.path.abspath(Path(spec).expanduser()))
+    if not os.path.lexists(path):
         raise DataError(
             f"unknown dataset {spec!r}: not an embedded dataset ({', '.join(DATASETS)}) "
             "and no such file or directory"
@@ -157,7 +167,7 @@ def _load_digits(seed: int) -> Dataset:
 def _load_file(path: Path, seed: int) -> Dataset:
     raw = read_path(path)
     source = str(path)
-    x_train, kind = to_examples(raw.x, source)
+    x_train, kind = to_examples(raw.x, source, channels_last=raw.channels_last)
     if raw.x_test is not None:
         x_test, test_kind = to_examples(raw.x_test, f"{source} (x_test)")
         if x_test.shape[1:] != x_train.shape[1:]:
@@ -167,10 +177,9 @@ def _load_file(path: Path, seed: int) -> Dataset:
             )
     y_train, y_test, n_classes = _labels(raw, len(x_train), source)
     levels, value_range = _levels(
-        x_train if raw.x_test is None else np.concatenate([x_train, x_test])
+        x_train if raw.x_test is None else np.concatenate([x_train, x_test]), source
     )
-    x_train_t = torch.from_numpy(np.ascontiguousarray(x_train)).float()
-    validate_array(x_train_t, source)
+    x_train_t = _as_float32(x_train, source)
     if raw.x_test is None:
         train, test = split_indices(len(x_train_t), FILE_TEST_FRACTION, seed, y_train)
         x_test_t = x_train_t[test]
@@ -178,8 +187,7 @@ def _load_file(path: Path, seed: int) -> Dataset:
         if y_train is not None:
             y_train, y_test = y_train[train], y_train[test]
     else:
-        x_test_t = torch.from_numpy(np.ascontiguousarray(x_test)).float()
-        validate_array(x_test_t, f"{source} (x_test)")
+        x_test_t = _as_float32(x_test, f"{source} (x_test)")
     info = DataInfo(
         name=source,
         event_shape=tuple(x_train_t.shape[1:]),
@@ -191,18 +199,42 @@ def _load_file(path: Path, seed: int) -> Dataset:
     return Dataset(x_train_t, x_test_t, info, y_train, y_test)
 
 
-def _levels(x: np.ndarray) -> tuple[int | None, tuple[float, float]]:
+def _as_float32(x: np.ndarray, source: str) -> torch.Tensor:
+    """``x`` as a float32 tensor, checked (empty, NaN/inf, values float32 cannot hold)."""
+    if x.size and x.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            largest = float(np.nanmax(np.abs(x))) if not np.isnan(x).all() else 0.0
+        if MAX_ABS_VALUE < largest < np.inf:  # NaN and inf: validate_array names them
+            raise DataError(
+                f"{source}: values as large as {largest:.3g}; genlab trains in float32 and "
+                f"needs |x| <= {MAX_ABS_VALUE:.0e} (so that its arithmetic stays finite): rescale "
+                "the data"
+            )
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    validate_array(tensor, source)
+    return tensor
+
+
+def _levels(x: np.ndarray, source: str) -> tuple[int | None, tuple[float, float]]:
     """Number of discrete levels and value range implied by the dtype (see module docstring)."""
     if x.dtype == np.uint8:
         return 256, (0.0, 255.0)
+    if x.dtype == np.uint16:
+        return 65536, (0.0, 65535.0)
     if x.dtype == np.bool_:
         return 2, (0.0, 1.0)
     if x.size == 0:
         return None, (0.0, 1.0)
-    low, high = float(x.min()), float(x.max())
     if x.dtype.kind in "iu":
-        return max(int(high - low) + 1, 2), (low, max(high, low + 1))
-    return None, (low, high)
+        low, high = int(x.min()), int(x.max())
+        if max(abs(low), abs(high)) > MAX_EXACT_INTEGER:
+            raise DataError(
+                f"{source}: {x.dtype} values from {low} to {high}; float32 (what genlab trains "
+                f"in) holds integers exactly only up to {MAX_EXACT_INTEGER:,}: shift and scale "
+                "the data, or save it as floating point if it is continuous"
+            )
+        return max(high - low + 1, 2), (float(low), float(max(high, low + 1)))
+    return None, (float(x.min()), float(x.max()))
 
 
 def _labels(

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from genlab.errors import DataError
 
 DataKind = Literal["vector", "image", "text"]
+DATA_KINDS: tuple[str, ...] = get_args(DataKind)
 TextUnits = Literal["lines", "windows"]
+TEXT_UNITS: tuple[str, ...] = get_args(TextUnits)
 END_TOKEN = 0  # text: token 0 ends an item (a newline); it also starts every context
 PAD_TOKEN = -1  # text: positions after an item's end token (they never count)
+MAX_FEATURES = 2**31
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,111 @@ class DataInfo:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DataInfo:
-        data = dict(data)
-        data["event_shape"] = tuple(data["event_shape"])
-        data["value_range"] = tuple(data["value_range"])
-        if data.get("vocabulary") is not None:
-            data["vocabulary"] = tuple(data["vocabulary"])
-        if data.get("mode_centres") is not None:
-            data["mode_centres"] = tuple(tuple(c) for c in data["mode_centres"])
-        return cls(**data)
+    def from_json(cls, data: Any, name: str = "info") -> DataInfo:
+        """The :meth:`to_json` form back, every field checked (``name`` prefixes the errors).
+
+        Raises:
+            DataError: a missing or unknown field, or a value of the wrong type or range.
+        """
+
+        def fail(field_name: str, problem: str) -> DataError:
+            return DataError(f"field '{name}.{field_name}' {problem}")
+
+        if not isinstance(data, dict):
+            raise DataError(f"field {name!r} must be an object")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        missing = sorted({"name", "event_shape", "kind"} - set(data))
+        if unknown or missing:
+            key = (unknown or missing)[0]
+            raise fail(key, "is unknown" if unknown else "is missing")
+        values = {**{f.name: f.default for f in dataclasses.fields(cls)}, **data}
+        if not isinstance(values["name"], str):
+            raise fail("name", "must be a string")
+        shape = values["event_shape"]
+        if (
+            not isinstance(shape, list | tuple)
+            or len(shape) not in (1, 3)
+            or not all(_is_int(n) and n >= 1 for n in shape)
+            or math.prod(shape) > MAX_FEATURES
+        ):
+            raise fail("event_shape", f"must be 1 or 3 positive sizes (at most {MAX_FEATURES:,} "
+                       f"coordinates), got {shape!r}")  # fmt: skip
+        if values["kind"] not in DATA_KINDS or (values["kind"] == "image") != (len(shape) == 3):
+            raise fail("kind", f"must be 'vector' or 'text' (1-D events) or 'image' (3-D), "
+                       f"got {values['kind']!r}")  # fmt: skip
+        levels = values["levels"]
+        if levels is not None and not (_is_int(levels) and 2 <= levels <= MAX_FEATURES):
+            raise fail("levels", f"must be null or an integer >= 2, got {levels!r}")
+        low_high = values["value_range"]
+        if not (
+            isinstance(low_high, list | tuple)
+            and len(low_high) == 2
+            and all(_is_number(v) and math.isfinite(v) for v in low_high)
+            and low_high[0] <= low_high[1]
+        ):
+            raise fail("value_range", f"must be two finite numbers low <= high, got {low_high!r}")
+        n_classes = values["n_classes"]
+        if n_classes is not None and not (_is_int(n_classes) and n_classes >= 1):
+            raise fail("n_classes", f"must be null or a positive integer, got {n_classes!r}")
+        centres = values["mode_centres"]
+        if centres is not None and not (
+            isinstance(centres, list | tuple)
+            and all(
+                isinstance(c, list | tuple) and len(c) == math.prod(shape) and
+                all(_is_number(v) and math.isfinite(v) for v in c)
+                for c in centres
+            )
+        ):  # fmt: skip
+            raise fail("mode_centres", "must be null or a list of points of the data's size")
+        mode_std = values["mode_std"]
+        if mode_std is not None and not (_is_number(mode_std) and 0 < mode_std < math.inf):
+            raise fail("mode_std", f"must be null or a positive number, got {mode_std!r}")
+        if not isinstance(values["has_density"], bool):
+            raise fail("has_density", "must be true or false")
+        vocabulary, units = values["vocabulary"], values["text_units"]
+        text = values["kind"] == "text"
+        if (vocabulary is not None) != text or (
+            text and not (isinstance(vocabulary, list | tuple) and len(vocabulary) >= 2
+                          and all(isinstance(t, str) for t in vocabulary))
+        ):  # fmt: skip
+            raise fail("vocabulary", "must be a list of token strings for text, null otherwise")
+        if (units is not None) != text or (text and units not in TEXT_UNITS):
+            raise fail("text_units", f"must be one of {TEXT_UNITS} for text, null otherwise")
+        return cls(
+            name=values["name"],
+            event_shape=tuple(shape),
+            kind=values["kind"],
+            levels=levels,
+            value_range=(float(low_high[0]), float(low_high[1])),
+            n_classes=n_classes,
+            mode_centres=None if centres is None else tuple(tuple(c) for c in centres),
+            mode_std=mode_std,
+            has_density=values["has_density"],
+            vocabulary=None if vocabulary is None else tuple(vocabulary),
+            text_units=units,
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def tensor_digest(*tensors: Tensor | None) -> str:
+    """SHA-256 (hex) of the dtypes, shapes and bytes of ``tensors`` (``None`` counts as absent)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        if tensor is None:
+            digest.update(b"none;")
+            continue
+        array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
 
 
 @dataclass
@@ -114,6 +215,14 @@ class Dataset:
                     f"{self.info.name}: {x.shape[0]} {split} examples but labels of shape "
                     f"{tuple(y.shape)}"
                 )
+
+    def fingerprint(self) -> str:
+        """``"sha256:<hex>"`` of the train and test examples and labels, exactly as loaded.
+
+        A run records it: it changes when the file or folder changes, when the split does, or
+        when a reader of the format does, and stays the same wherever the data is read from.
+        """
+        return "sha256:" + tensor_digest(self.x_train, self.x_test, self.y_train, self.y_test)
 
 
 def dequantize(x: Tensor, info: DataInfo, generator: torch.Generator | None = None) -> Tensor:

@@ -26,6 +26,11 @@ EXPERIMENTS: dict[str, str] = {
     "birthday-paradox": "genlab.experiments.birthday_paradox",
     "perplexity-vs-context": "genlab.experiments.perplexity_vs_context",
     "memorization-beats-truth": "genlab.experiments.memorization_beats_truth",
+    "large-discriminator-overfits": "genlab.experiments.large_discriminator_overfits",
+    "small-discriminator-fooled": "genlab.experiments.small_discriminator_fooled",
+    "discriminator-sweet-spot": "genlab.experiments.discriminator_sweet_spot",
+    "no-pure-equilibrium": "genlab.experiments.no_pure_equilibrium",
+    "pareto-nonconvex": "genlab.experiments.pareto_nonconvex",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

@@ -12,12 +12,18 @@ from genlab.metrics.frechet import (
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
 from genlab.metrics.memorization import memorization
 from genlab.metrics.prdc import precision_recall_density_coverage
-from genlab.metrics.sample_quality import SAMPLE_METRICS, sample_quality
+from genlab.metrics.sample_quality import (
+    SAMPLE_METRICS,
+    SampleQualityResult,
+    sample_quality,
+    score_samples,
+)
 
 __all__ = [
     "SAMPLE_METRICS",
     "ClassifierConfig",
     "GaussianStatistics",
+    "SampleQualityResult",
     "birthday_support",
     "bits_per_dim",
     "domain_network",
@@ -32,4 +38,5 @@ __all__ = [
     "memorization",
     "precision_recall_density_coverage",
     "sample_quality",
+    "score_samples",
 ]

@@ -14,7 +14,7 @@ records :math:`T`, the number of samples drawn when the first near-duplicate pai
 :math:`\Pr(\text{duplicate in a batch of } s) = \Pr(T \le s)`, so the smallest :math:`s` with
 probability :math:`\ge 1/2` is the (lower) median of :math:`T` over repetitions, and the support
 estimate is its square. The near-duplicate pairs are kept for a person to look at
-(:func:`genlab.report.save_pairs`), as the paper did by eye.
+(the report layer draws them: :func:`genlab.report.save_pairs`), as the paper did by eye.
 
 References:
     Arora & Zhang, "Do GANs actually learn the distribution? An empirical study", 2017,
@@ -119,11 +119,14 @@ def birthday_support(
             a random permutation of it).
         threshold: :math:`\\tau` (see :func:`duplicate_threshold`).
         n_repetitions: streams to scan.
-        max_batch: longest stream.
+        max_batch: longest stream (a pool of fewer samples gives streams of its size, and
+            the result's ``max_batch`` says so).
         generator: randomness of the sampler or of the permutations.
     """
     check(n_repetitions >= 1, f"n_repetitions must be positive, got {n_repetitions}")
     check(threshold > 0, f"threshold must be positive, got {threshold}")
+    if isinstance(sample, Tensor):
+        max_batch = min(max_batch, len(sample))
     found: list[int | None] = []
     pairs: list[tuple[float, Tensor, Tensor]] = []
     for _ in range(n_repetitions):

@@ -59,9 +59,9 @@ def evaluate(
     ``knn_accuracy`` (codes of labelled data), whatever the family adds
     (:meth:`GenerativeModel.family_metrics`, e.g. CLIP's ``retrieval_top{1,5}_{ab,ba}``),
     and ``modes_captured``, ``hq_fraction``, ``mode_kl`` (samples of the 2-D mixtures).
-    ``metrics`` adds sample-quality metrics (``fid``, ``kid``, ``prdc``, ``is``...: see
-    :mod:`genlab.metrics.sample_quality`, which ``sample_options`` such as ``n_samples``,
-    ``cache_dir`` and ``picture_dir`` configure).
+    ``metrics`` adds the sample-quality card (``fid``, ``kid``, ``prdc``, ``is``...: see
+    :func:`genlab.metrics.sample_quality.sample_quality`, which ``sample_options`` such as
+    ``n_samples``, ``features`` and ``cache_dir`` configure) as its JSON fields.
     """
     model.eval()
     caps = model.capabilities
@@ -96,9 +96,8 @@ def evaluate(
         for start in range(0, len(x), CHUNK):
             chunk = x[start : start + CHUNK]
             context = labels_of(model, data.y_test, start, len(chunk))
-            total += float(
-                (model.reconstruct(chunk.to(model.device), **context).cpu() - chunk).square().sum()
-            )
+            recon = model.reconstruct(chunk.to(model.device), **context).cpu().double()
+            total += float((recon - chunk).square().sum())  # float64: far-from-1 data stays finite
         result["recon_mse"] = total / x.numel()
     # a model of p(x | y) takes the label as an input: its codes are not probed for the label
     labelled = data.y_train is not None and data.y_test is not None
@@ -112,5 +111,5 @@ def evaluate(
         )
         result.update(mode_coverage_for(samples, data.info).to_json())
     if metrics:
-        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options))
+        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options).to_json())
     return result

@@ -32,7 +32,7 @@ def linear_probe_accuracy(
     """Test accuracy of a multinomial logistic regression on standardised codes.
 
     The inverse regularisation strength is picked from :data:`PROBE_C_GRID` by 3-fold
-    cross-validation on the training codes.
+    cross-validation on the training codes (fewer folds when a class has fewer examples).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
@@ -43,7 +43,8 @@ def linear_probe_accuracy(
     pipeline = make_pipeline(
         StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed)
     )
-    search = GridSearchCV(pipeline, {"logisticregression__C": PROBE_C_GRID}, cv=3)
+    folds = min(3, int(torch.unique(y_train, return_counts=True)[1].min()))
+    search = GridSearchCV(pipeline, {"logisticregression__C": PROBE_C_GRID}, cv=folds)
     search.fit(z_train.numpy(), y_train.numpy())
     return float(search.score(z_test.numpy(), y_test.numpy()))
 
@@ -51,13 +52,16 @@ def linear_probe_accuracy(
 def knn_accuracy(
     z_train: Tensor, y_train: Tensor, z_test: Tensor, y_test: Tensor, *, k: int = 5
 ) -> float:
-    """Test accuracy of a ``k``-nearest-neighbour vote in code space (Euclidean, standardised)."""
+    """Test accuracy of a ``k``-nearest-neighbour vote in code space (Euclidean, standardised;
+    at most as many neighbours as training codes)."""
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     _check(z_train, y_train, z_test, y_test)
-    classifier = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k))
+    classifier = make_pipeline(
+        StandardScaler(), KNeighborsClassifier(n_neighbors=min(k, len(z_train)))
+    )
     classifier.fit(z_train.numpy(), y_train.numpy())
     return float(classifier.score(z_test.numpy(), y_test.numpy()))
 
@@ -65,11 +69,18 @@ def knn_accuracy(
 def representation_scores(
     model: GenerativeModel, data: Dataset, *, seed: int = 0
 ) -> dict[str, float]:
-    """``probe_accuracy`` and ``knn_accuracy`` of the model's codes on a labelled dataset."""
+    """``probe_accuracy`` and ``knn_accuracy`` of the model's codes on a labelled dataset.
+
+    Empty when there is nothing to classify: fewer than two classes, or a class with a single
+    training example (the probe's cross-validation needs two).
+    """
     if not model.capabilities.encode:
         raise model.unsupported("encode")
     if data.y_train is None or data.y_test is None:
         raise DataError(f"{data.info.name}: representation metrics need labels")
+    counts = torch.unique(data.y_train, return_counts=True)[1]
+    if len(counts) < 2 or int(counts.min()) < 2:
+        return {}
     z_train, z_test = encode_all(model, data.x_train), encode_all(model, data.x_test)
     return {
         "probe_accuracy": linear_probe_accuracy(

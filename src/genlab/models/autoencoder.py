@@ -124,17 +124,18 @@ class Autoencoder(GenerativeModel):
 
     @torch.no_grad()
     def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
-        """Fit the code prior: a full-covariance Gaussian mixture on the training codes."""
+        """Fit the code prior: a full-covariance Gaussian mixture on the training codes (with
+        fewer codes than ``prior_components``, one component per code; the rest weigh 0)."""
         from sklearn.mixture import GaussianMixture
 
         codes = torch.cat([self.encode(chunk) for chunk in x_train.split(1024)]).double().cpu()
-        m = self.config.prior_components
+        m = min(self.config.prior_components, len(codes))
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         gmm = GaussianMixture(m, covariance_type="full", reg_covar=1e-5, random_state=seed)
         gmm.fit(codes.numpy())
-        self.prior_weights.copy_(torch.from_numpy(gmm.weights_))
-        self.prior_means.copy_(torch.from_numpy(gmm.means_))
-        self.prior_scale_tril.copy_(torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)))
+        self.prior_weights.zero_()[:m] = torch.from_numpy(gmm.weights_)
+        self.prior_means.zero_()[:m] = torch.from_numpy(gmm.means_)
+        self.prior_scale_tril[:m] = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_))
 
     @torch.no_grad()
     def sample(

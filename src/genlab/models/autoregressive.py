@@ -63,7 +63,12 @@ from genlab.data.dataset import DataInfo
 from genlab.errors import UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation
-from genlab.nn.likelihoods import DISCRETE_LIKELIHOODS, Likelihood, make_likelihood
+from genlab.nn.likelihoods import (
+    DISCRETE_LIKELIHOODS,
+    MAX_SUMMED_LEVELS,
+    Likelihood,
+    make_likelihood,
+)
 from genlab.nn.made import MADE, hidden_degrees, made_masks
 from genlab.nn.pixelcnn import GatedPixelCNN
 from genlab.samplers import complete, draw_categorical, prefix_length, sample_in_order
@@ -86,7 +91,7 @@ class AutoregressiveConfig:
         one-channel images, MADE otherwise).
     likelihood: each coordinate's conditional: ``"categorical"`` (L-level data),
         ``"discretized_logistic_mixture"`` (L-level data), ``"gaussian_mixture"`` (real data);
-        ``"auto"``: categorical for discrete data, a Gaussian mixture otherwise.
+        ``"auto"``: categorical for discrete data of up to 256 levels, a Gaussian mixture otherwise.
     components: mixture components :math:`K` of the mixture likelihoods.
     hidden: MADE hidden sizes.
     activation: MADE non-linearity.
@@ -143,10 +148,13 @@ def resolve_architecture(name: str, info: DataInfo) -> str:
 
 
 def resolve_likelihood(name: str, info: DataInfo) -> str:
-    """The conditional ``"auto"`` stands for on this data."""
-    if name == "auto":
-        return "gaussian_mixture" if info.levels is None else "categorical"
-    return name
+    """The conditional ``"auto"`` stands for on this data: categorical over the levels up to
+    ``MAX_SUMMED_LEVELS`` (8-bit data), a Gaussian mixture for more levels or continuous data."""
+    if name != "auto":
+        return name
+    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
+        return "gaussian_mixture"
+    return "categorical"
 
 
 class Autoregressive(GenerativeModel):

@@ -158,7 +158,8 @@ class PCA(GenerativeModel):
         self.check_input(x, context=context)
         w = self.weight
         diff = x.flatten(1).to(torch.float64) - self.mean
-        coords = torch.linalg.solve(w.T @ w, w.T @ diff.T)  # (k, B)
+        # least squares: W may have zero columns (components without variance above the noise)
+        coords = torch.linalg.lstsq(w, diff.T).solution  # (k, B)
         return (w @ coords).T.add(self.mean).to(x.dtype).view_as(x)
 
     def sample(

@@ -83,6 +83,9 @@ DISCRETE_LIKELIHOODS = (
     "categorical",
     "discretized_logistic_mixture",
 )
+# The most levels a likelihood that sums over every level (its mean, a categorical's outputs)
+# takes: memory grows as batch x D x L (uint8 images have 256).
+MAX_SUMMED_LEVELS = 256
 MIN_LOG_SCALE = -7.0
 
 
@@ -292,10 +295,22 @@ class BernoulliLikelihood(_LevelLikelihood):
         return self.from_target((u < probs).to(probs.dtype))
 
 
+def _check_summed_levels(name: str, info: DataInfo) -> None:
+    check(
+        info.levels is None or info.levels <= MAX_SUMMED_LEVELS,
+        f"{info.name}: likelihood={name} sums over every level, and this data has "
+        f"{info.levels:,} (at most {MAX_SUMMED_LEVELS}); use likelihood=gaussian",
+    )
+
+
 class DiscretizedLogisticLikelihood(_LevelLikelihood):
     """:class:`DiscretizedLogistic` per coordinate; the decoder outputs location and log-scale."""
 
     n_params = 2
+
+    def __init__(self, info: DataInfo) -> None:
+        super().__init__(info)
+        _check_summed_levels("discretized_logistic", info)
 
     def distribution(self, params: Tensor) -> Distribution:
         return Independent(
@@ -311,6 +326,7 @@ class CategoricalLikelihood(_LevelLikelihood):
 
     def __init__(self, info: DataInfo) -> None:
         super().__init__(info)
+        _check_summed_levels("categorical", info)
         self.n_params = self.levels
 
     def distribution(self, params: Tensor) -> Distribution:
@@ -527,11 +543,13 @@ def make_likelihood(
 
 def resolve_decoder_likelihood(name: str, info: DataInfo) -> str:
     """The decoder likelihood ``"auto"`` stands for on this data: ``bernoulli`` for 2-level
-    data, ``discretized_logistic`` for other discrete data, ``gaussian`` for continuous data
-    (the latent-variable families: ``vae``, ``hvae``, ``vqvae``); other names stand for
-    themselves."""
+    data, ``discretized_logistic`` for up to ``MAX_SUMMED_LEVELS`` levels (8-bit data),
+    ``gaussian`` for more levels or continuous data (the latent-variable families: ``vae``,
+    ``hvae``, ``vqvae``); other names stand for themselves."""
     if name != "auto":
         return name
     if info.levels == 2:
         return "bernoulli"
-    return "gaussian" if info.levels is None else "discretized_logistic"
+    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
+        return "gaussian"
+    return "discretized_logistic"

@@ -14,6 +14,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from genlab.io import atomic_write_bytes
+
 PALETTE = ("#1f6fb4", "#d1495b", "#2e9e5b", "#edae49", "#6c4f9c", "#00798c", "#444444")
 
 
@@ -43,9 +45,7 @@ def figure_png(fig: Figure) -> bytes:
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG."""
+    """Write ``fig`` as PNG, atomically (a kill leaves the old picture or the new one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
+    atomic_write_bytes(path, figure_png(fig))
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,17 @@ def format_value(value: Any) -> str:
             return DASH
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
     return str(value)
+
+
+def format_mean_spread(mean: Any, spread: float | None) -> str:
+    """``"14.7 ± 2.1"``: the spread to two significant digits, the mean to the same decimals
+    (no more digits than the spread supports); without a spread, :func:`format_value`."""
+    if spread is None or not isinstance(mean, float) or not math.isfinite(spread):
+        return format_value(mean)
+    if spread == 0:
+        return f"{format_value(mean)} ± 0"
+    decimals = max(0, 1 - math.floor(math.log10(spread)))
+    return f"{mean:.{decimals}f} ± {spread:.{decimals}f}"
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:

@@ -22,7 +22,7 @@ from genlab.stats.divergences import (
 )
 from genlab.stats.gaussian import frechet_distance, kl_gaussians, trace_sqrt_product
 from genlab.stats.histogram import empirical_histograms, histogram_divergence
-from genlab.stats.ipm import CRITIC_CLASSES, IPMResult, critic_ipm
+from genlab.stats.ipm import CRITIC_CLASSES, Critic, IPMResult, critic_ipm, train_critic
 from genlab.stats.kernels import KERNELS, PolynomialKernel, RBFKernel, median_heuristic
 from genlab.stats.knn import knn_distances, knn_kl_divergence
 from genlab.stats.mmd import energy_distance, mmd2_biased, mmd2_unbiased
@@ -46,6 +46,7 @@ __all__ = [
     "KERNELS",
     "TWO_SAMPLE_TESTS",
     "ConfidenceInterval",
+    "Critic",
     "FDivergence",
     "IPMResult",
     "PolynomialKernel",
@@ -77,6 +78,7 @@ __all__ = [
     "permutation_test",
     "power",
     "trace_sqrt_product",
+    "train_critic",
     "tv_distance",
     "wasserstein_1d",
     "wasserstein_distance",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from genlab.config import check
 from genlab.errors import ConfigError
@@ -58,7 +58,79 @@ class IPMResult:
     function_class: str
 
 
+class Critic(nn.Module):
+    r"""A critic :math:`f: \mathbb R^d \to \mathbb R` of one of the classes of the module docstring.
+
+    ``(n, d) -> (n,)``: the MLP's output, squashed by a sigmoid into :math:`[0, 1]` for the
+    ``"bounded"`` class.
+    """
+
+    def __init__(self, net: nn.Module, bounded: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.bounded = bounded
+
+    def forward(self, z: Tensor) -> Tensor:
+        out = self.net(z)[:, 0]
+        return torch.sigmoid(out) if self.bounded else out
+
+
 @torch.enable_grad()  # trains a critic even when called under no_grad
+def train_critic(
+    x: Tensor,
+    y: Tensor,
+    function_class: CriticClass = "bounded",
+    *,
+    hidden: tuple[int, ...] = (64, 64),
+    steps: int = 500,
+    lr: float = 1e-3,
+    gp_weight: float = 10.0,
+    weight_clip: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Critic:
+    r"""The critic :math:`f \in \mathcal F` that full-batch Adam finds for
+    :math:`\max_f \frac1n\sum_i f(x_i) - \frac1m\sum_j f(y_j)` on these two samples.
+
+    Arguments:
+        x, y: ``(n, d)``, ``(m, d)`` float32 samples, both on the same device.
+        function_class: ``"bounded"``, ``"lipschitz"`` or ``"neural_net"`` (module docstring).
+        hidden: critic MLP hidden sizes.
+        steps: full-batch Adam steps.
+        gp_weight: :math:`\lambda` of the gradient penalty (``"lipschitz"``).
+        weight_clip: :math:`c` of the parameter box (``"neural_net"``).
+        generator: seeds the critic's initial weights and the interpolates.
+
+    Returns:
+        the trained critic (evaluate it under ``torch.no_grad()``).
+    """
+    if function_class not in CRITIC_CLASSES:
+        raise ConfigError(
+            f"unknown critic class {function_class!r}; choose one of {', '.join(CRITIC_CLASSES)}"
+        )
+    check(steps >= 1, f"steps must be positive, got {steps}")
+    net = build_seeded(lambda: MLP(x.shape[1], 1, hidden, activation="leaky_relu"), generator)
+    f = Critic(net, function_class == "bounded").to(x.device)
+    optimizer = adam(f.parameters(), lr=lr, betas=(0.5, 0.9))
+    size = min(len(x), len(y))
+    for _ in range(steps):
+        loss = -(f(x).mean() - f(y).mean())
+        if function_class == "lipschitz":
+            t = torch.rand(size, 1, generator=generator).to(x.device)
+            pick_x = torch.randperm(len(x), generator=generator)[:size].to(x.device)
+            pick_y = torch.randperm(len(y), generator=generator)[:size].to(x.device)
+            between = (t * x[pick_x] + (1 - t) * y[pick_y]).requires_grad_(True)
+            (grad,) = torch.autograd.grad(f(between).sum(), between, create_graph=True)
+            loss = loss + gp_weight * (grad.norm(dim=1) - 1).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if function_class == "neural_net":
+            with torch.no_grad():
+                for parameter in f.parameters():
+                    parameter.clamp_(-weight_clip, weight_clip)
+    return f
+
+
 def critic_ipm(
     x: ArrayLike,
     y: ArrayLike,
@@ -76,48 +148,18 @@ def critic_ipm(
     Arguments:
         x, y: ``(n, d)``, ``(m, d)`` samples (at least 4 each); halves train, halves evaluate.
         function_class: ``"bounded"``, ``"lipschitz"`` or ``"neural_net"``.
-        hidden: critic MLP hidden sizes.
-        steps: full-batch Adam steps.
-        gp_weight: :math:`\lambda` of the gradient penalty (``"lipschitz"``).
-        weight_clip: :math:`c` of the parameter box (``"neural_net"``).
+        hidden, steps, lr, gp_weight, weight_clip: as in :func:`train_critic`.
         generator: seeds the split, the critic's initial weights and the interpolates.
     """
-    if function_class not in CRITIC_CLASSES:
-        raise ConfigError(
-            f"unknown critic class {function_class!r}; choose one of {', '.join(CRITIC_CLASSES)}"
-        )
-    check(steps >= 1, f"steps must be positive, got {steps}")
     a, b = as_sample_pair(x, y, min_rows=4)
     a = a[torch.randperm(len(a), generator=generator).to(a.device)].float()
     b = b[torch.randperm(len(b), generator=generator).to(b.device)].float()
     a_train, a_test = a[: len(a) // 2], a[len(a) // 2 :]
     b_train, b_test = b[: len(b) // 2], b[len(b) // 2 :]
-    critic = build_seeded(lambda: MLP(a.shape[1], 1, hidden, activation="leaky_relu"), generator)
-    critic = critic.to(a.device)
-    bounded = function_class == "bounded"
-
-    def f(z: Tensor) -> Tensor:
-        out = critic(z)[:, 0]
-        return torch.sigmoid(out) if bounded else out
-
-    optimizer = adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
-    size = min(len(a_train), len(b_train))
-    for _ in range(steps):
-        loss = -(f(a_train).mean() - f(b_train).mean())
-        if function_class == "lipschitz":
-            t = torch.rand(size, 1, generator=generator).to(a.device)
-            pick_a = torch.randperm(len(a_train), generator=generator)[:size].to(a.device)
-            pick_b = torch.randperm(len(b_train), generator=generator)[:size].to(a.device)
-            between = (t * a_train[pick_a] + (1 - t) * b_train[pick_b]).requires_grad_(True)
-            (grad,) = torch.autograd.grad(f(between).sum(), between, create_graph=True)
-            loss = loss + gp_weight * (grad.norm(dim=1) - 1).square().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if function_class == "neural_net":
-            with torch.no_grad():
-                for parameter in critic.parameters():
-                    parameter.clamp_(-weight_clip, weight_clip)
+    f = train_critic(
+        a_train, b_train, function_class, hidden=hidden, steps=steps, lr=lr,
+        gp_weight=gp_weight, weight_clip=weight_clip, generator=generator,
+    )  # fmt: skip
     with torch.no_grad():
         fa, fb = f(a_test).double(), f(b_test).double()
         train_estimate = float(f(a_train).mean() - f(b_train).mean())

@@ -105,7 +105,13 @@ def _prefixed(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 
 def load_state_into(model: GenerativeModel, state: dict[str, Tensor], source: str) -> None:
-    """``model.load_state_dict`` with a clear error for missing, extra or mis-shaped tensors."""
+    """``model.load_state_dict`` after :func:`check_state`."""
+    check_state(model, state, source)
+    model.load_state_dict(state)
+
+
+def check_state(model: GenerativeModel, state: dict[str, Tensor], source: str) -> None:
+    """Refuse a state dict with missing, extra, mis-shaped, mistyped or non-finite tensors."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -120,7 +126,16 @@ def load_state_into(model: GenerativeModel, state: dict[str, Tensor], source: st
                 f"{source}: tensor {key!r} has shape {tuple(value.shape)} but the model expects "
                 f"{tuple(expected[key].shape)} (a checkpoint of another configuration?)"
             )
-    model.load_state_dict(state)
+        if value.dtype != expected[key].dtype:
+            raise CheckpointError(
+                f"{source}: tensor {key!r} is {value.dtype} but the model expects "
+                f"{expected[key].dtype}"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{source}: tensor {key!r} holds NaN or infinite values; these weights are "
+                "damaged (or come from a diverged run)"
+            )
 
 
 def load_model(path: str | Path, model: GenerativeModel) -> None:
@@ -149,23 +164,18 @@ def load_checkpoint(
         optim_meta = json.loads(metadata["optim"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: checkpoint header is incomplete ({exc})") from None
+    if not isinstance(optim_meta, dict):
+        raise CheckpointError(f"{path}: checkpoint header 'optim' is not a JSON object")
+    best = _prefixed(tensors, "best") or None
     load_state_into(model, _prefixed(tensors, "model"), str(path))
+    if best is not None:
+        check_state(model, best, f"{path} (best weights)")
     for name, optimizer in optimizers.items():
         if name not in optim_meta:
             raise CheckpointError(f"{path}: no state for optimizer {name!r}")
-        flat = _prefixed(tensors, f"optim.{name}")
-        state: dict[int, dict[str, Any]] = {}
-        for key, value in flat.items():
-            index, _, field = key.partition(".")
-            # Optimizer.load_state_dict moves each value to its parameter's device and dtype.
-            state.setdefault(int(index), {})[field] = value
-        for index, scalars in optim_meta[name]["scalars"].items():
-            state.setdefault(int(index), {}).update(scalars)
         try:
-            optimizer.load_state_dict(
-                {"state": state, "param_groups": optim_meta[name]["param_groups"]}
-            )
-        except (ValueError, KeyError, RuntimeError) as exc:
+            optimizer.load_state_dict(_optimizer_state(tensors, name, optim_meta[name]))
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{path}: optimizer {name!r} state does not fit ({exc})"
             ) from None
@@ -175,6 +185,26 @@ def load_checkpoint(
                 f"{path}: no state for random generator {name!r} (a checkpoint of a run with "
                 "another number of processes?)"
             )
-        generator.set_state(tensors[f"rng.{name}"])
-    best = _prefixed(tensors, "best") or None
+        try:
+            generator.set_state(tensors[f"rng.{name}"])
+        except (RuntimeError, TypeError) as exc:
+            raise CheckpointError(
+                f"{path}: random generator {name!r} state is invalid ({exc})"
+            ) from None
     return trainer_state, best
+
+
+def _optimizer_state(
+    tensors: dict[str, Tensor], name: str, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``state_dict`` of optimizer ``name`` from its tensors and header entry."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in _prefixed(tensors, f"optim.{name}").items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"tensor {key!r} holds NaN or infinite values")
+        index, _, field = key.partition(".")
+        # Optimizer.load_state_dict moves each value to its parameter's device and dtype.
+        state.setdefault(int(index), {})[field] = value
+    for index, scalars in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(scalars)
+    return {"state": state, "param_groups": meta["param_groups"]}

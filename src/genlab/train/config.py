@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from genlab.config import check
@@ -23,6 +24,9 @@ class TrainConfig:
     patience: stop after this many validations without improvement; ``None`` never stops early.
     select_best: restore the weights with the best validation loss at the end.
     checkpoint_every: steps between checkpoints (one is always written at the end).
+    checkpoint_seconds: also checkpoint when this many seconds of training have passed since
+        the last checkpoint, so that a kill loses at most about this much work whatever a step
+        costs; ``None`` checkpoints on steps alone. Checkpoints never change the numbers.
     log_every: steps between lines in ``metrics.jsonl``.
     grad_clip: clip the global gradient norm to this value; ``None`` does not clip.
     lr_schedule: ``"constant"``, or decay every optimizer's learning rate to 0 over the run,
@@ -39,6 +43,7 @@ class TrainConfig:
     patience: int | None = None
     select_best: bool = True
     checkpoint_every: int = 500
+    checkpoint_seconds: float | None = 60.0
     log_every: int = 1
     grad_clip: float | None = None
     lr_schedule: LRSchedule = "constant"
@@ -65,11 +70,17 @@ class TrainConfig:
         )
         check(self.steps is None or self.steps <= 10**9, f"steps={self.steps} is absurd (max 1e9)")
         check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(math.isfinite(self.lr), f"lr must be finite, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(
             0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"
         )
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be positive")
+        check(
+            self.checkpoint_seconds is None or 0 < self.checkpoint_seconds < math.inf,
+            f"checkpoint_seconds must be a positive number of seconds (or none), got "
+            f"{self.checkpoint_seconds}",
+        )
         check(
             self.lr_schedule in LR_SCHEDULES,
             f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}",

@@ -4,23 +4,28 @@ What the loop owns, so that no family repeats it: the validation split (carved f
 training data with the run's seed; the test split is never seen; closed-form fits, which select
 nothing, use all the training data), dequantisation of discrete
 data for density models, seeded data order, the progress bar, ``metrics.jsonl``, early stopping
-and best-weights selection on validation loss, divergence checks, periodic atomic checkpoints
-and resume.
+and best-weights selection on validation loss, divergence checks, atomic checkpoints (every
+``checkpoint_every`` steps and every ``checkpoint_seconds`` of wall-clock time) and resume.
 
 Determinism: the order of epoch ``e`` is ``randperm`` under a generator seeded with
 ``(seed, e)``; the noise a step draws (dequantisation, reparameterisation...) comes from one
-training generator whose state is in every checkpoint; validation noise is re-seeded at every
-validation. So a run resumed from a checkpoint ends with the same parameters, bit for bit, as
-one that never stopped.
+training generator whose state is in every checkpoint; what a family draws from torch's global
+generator (dropout) comes from a seed of (seed, rank, step) set for that step alone; validation
+noise is re-seeded at every validation. So a run resumed from a checkpoint ends with the same parameters, bit for bit, as
+one that never stopped. A checkpoint reads the state and changes nothing, so how often (and
+when, on the clock) checkpoints are written never changes the numbers. The last checkpoint
+holds the finished state and the final weights: a run killed after it resumes straight into
+writing its final files.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -28,7 +33,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genlab.data.dataset import DataInfo, Dataset, dequantize
-from genlab.errors import ConfigError, TrainingDiverged
+from genlab.errors import CheckpointError, ConfigError, TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.runs import RunDirectory
 from genlab.train import distributed
@@ -57,6 +62,70 @@ class TrainState:
     elapsed_seconds: float = 0.0
     finished: bool = False
     stopped_early: bool = False
+
+    @classmethod
+    def from_checkpoint(
+        cls, saved: Any, source: str, *, total_steps: int, batches_per_epoch: int
+    ) -> TrainState:
+        """The state a checkpoint saved, every field checked against this run's schedule.
+
+        Raises:
+            CheckpointError: a missing, unknown, mistyped or out-of-range field (a damaged
+                checkpoint, or one of another run).
+        """
+
+        def fail(problem: str) -> CheckpointError:
+            return CheckpointError(
+                f"{source}: trainer state {problem}; the checkpoint is damaged or not this "
+                f"run's: delete it and `genlab resume` starts the run again"
+            )
+
+        if not isinstance(saved, dict):
+            raise fail("is not a JSON object")
+        names = {f.name: f for f in fields(cls)}
+        for problem, keys in (
+            ("missing", names.keys() - saved),
+            ("unknown", saved - names.keys()),
+        ):
+            if keys:
+                raise fail(f"field {sorted(keys)[0]!r} is {problem}")
+        for name, value in saved.items():
+            kind = names[name].type
+            ok = {
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "bool": isinstance(value, bool),
+                "float": _is_real(value),
+                "float | None": value is None or _is_real(value),
+            }[kind]
+            if not ok:
+                raise fail(f"field {name!r} must be {kind}, got {json.dumps(value)[:40]}")
+        state = cls(**saved)
+        limits = (
+            ("step", state.step, 0, total_steps),
+            ("epoch", state.epoch, 0, state.step),
+            ("batch_in_epoch", state.batch_in_epoch, 0, batches_per_epoch),
+            ("best_step", state.best_step, -1, state.step),
+            ("evals_since_best", state.evals_since_best, 0, state.step),
+            ("elapsed_seconds", state.elapsed_seconds, 0, math.inf),
+        )
+        for name, value, low, high in limits:
+            if not low <= value <= high or value == math.inf:
+                raise fail(f"field {name!r} = {value} is outside [{low}, {high}]")
+        if math.isnan(state.best_score) or (
+            state.last_val is not None and math.isnan(state.last_val)
+        ):
+            raise fail("holds NaN scores")
+        return state
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def schedule(n_train: int, config: TrainConfig) -> tuple[int, int]:
+    """``(batches per epoch, total steps)`` of a run on ``n_train`` examples."""
+    batches_per_epoch = math.ceil(n_train / config.batch_size)
+    return batches_per_epoch, config.steps or config.epochs * batches_per_epoch
 
 
 def validation_split(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -152,7 +221,13 @@ def fit(
         saved, best_weights = load_checkpoint(
             run.checkpoint_path, model, optimizers.optimizers, {f"train.{ctx.rank}": generator}
         )
-        state = TrainState(**saved)
+        batches_per_epoch, total_steps = schedule(len(x_train), config)
+        state = TrainState.from_checkpoint(
+            saved,
+            str(run.checkpoint_path),
+            total_steps=total_steps,
+            batches_per_epoch=batches_per_epoch,
+        )
         if ctx.is_main:
             run.metrics.truncate_after(state.step)
         logger.info("resumed %s at step %d", run.path, state.step)
@@ -209,7 +284,8 @@ class _Loop:
     :meth:`run` goes over epochs (:meth:`run_epoch`); each batch is one :meth:`step`, followed
     by :meth:`after_step`: the divergence check, :meth:`log`, :meth:`show_progress`, and, when
     due, :meth:`evaluate` (validation, early stopping, the callback) and :meth:`checkpoint`.
-    :meth:`finish` restores the best weights and writes the final files.
+    :meth:`finish` restores the best weights and checkpoints the finished state;
+    :meth:`write_final_files` writes the weights and the summary that complete the run.
     """
 
     model: GenerativeModel
@@ -232,14 +308,21 @@ class _Loop:
         self.ctx = distributed.current()
         self.device = self.model.device
         self.writer = self.run_dir if self.ctx.is_main else None  # only rank 0 writes files
-        batches_per_epoch = math.ceil(len(self.x_train) / self.config.batch_size)
-        self.total_steps = self.config.steps or self.config.epochs * batches_per_epoch
+        _, self.total_steps = schedule(len(self.x_train), self.config)
         self.last_checkpoint_step: int | None = None
+        self.last_checkpoint_time = time.monotonic()
 
     def run(self, progress: bool) -> TrainState:
-        """Train until the last step or an early stop, then :meth:`finish`."""
-        if self.state.finished:
-            return self.state
+        """Train until the last step or an early stop, :meth:`finish`, then
+        :meth:`write_final_files` (also for a run killed after its final checkpoint)."""
+        if not self.state.finished:
+            self.train(progress)
+            self.finish()
+        self.write_final_files()
+        return self.state
+
+    def train(self, progress: bool) -> None:
+        """The epochs, from where the state stands to the last step or an early stop."""
         self.bar = tqdm(
             total=self.total_steps,
             initial=self.state.step,
@@ -262,7 +345,6 @@ class _Loop:
             raise
         finally:
             self.bar.close()
-        return self.finish()
 
     def run_epoch(self) -> None:
         """The rest of the current epoch, in its seeded order (from mid-epoch after a resume)."""
@@ -300,18 +382,29 @@ class _Loop:
         if self.dequantize_batches:
             x = dequantize(x, self.info, self.generator)
         context = context_rows(self.y_train, index)
-        return self.model.training_step(x, self.optimizers, self.generator, **context)
+        # torch's global generator (dropout draws from it) is seeded from (seed, rank, step)
+        # for this step alone, so a resumed run draws the same masks; the caller's global
+        # state is restored after
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(
+                (self.seed * 1_000_003 + self.state.step) * RANK_SEED_STRIDE + self.ctx.rank
+            )
+            return self.model.training_step(x, self.optimizers, self.generator, **context)
 
     def after_step(self, metrics: dict[str, Tensor], *, epoch_done: bool) -> None:
-        """Check, log and show the step; evaluate and checkpoint when due."""
+        """Check, log and show the step; evaluate and checkpoint when due (every
+        ``checkpoint_every`` steps, or after ``checkpoint_seconds`` of wall-clock time)."""
         state = self.state
-        self._check_finite(metrics)
+        clock_due = self._check_step(metrics)
         self.log(metrics)
         self.show_progress(metrics)
         if self._evaluation_due(state.step, epoch_done):
             self.evaluate()
         state.elapsed_seconds = time.perf_counter() - self.started
-        if not state.stopped_early and state.step % self.config.checkpoint_every == 0:
+        if not state.stopped_early and (
+            state.step % self.config.checkpoint_every == 0 or clock_due
+        ):
             self.checkpoint()
 
     def log(self, metrics: dict[str, Tensor]) -> None:
@@ -342,22 +435,29 @@ class _Loop:
             self._validate()
         self._call_back()
 
-    def _check_finite(self, metrics: dict[str, Tensor]) -> None:
-        if not metrics:
-            return
+    def _check_step(self, metrics: dict[str, Tensor]) -> bool:
+        """Raise :class:`TrainingDiverged` if a metric is not finite (on any rank); return
+        whether the wall clock calls for a checkpoint (on any rank's clock)."""
+        seconds = self.config.checkpoint_seconds
+        clock_due = seconds is not None and time.monotonic() - self.last_checkpoint_time >= seconds
+        if not metrics and not self.ctx.enabled:
+            return clock_due
         # one stacked test on the metrics' device: a single host sync per step
         values = torch.stack(
             [
                 torch.as_tensor(v, device=self.device).detach().reshape(()).float()
                 for v in metrics.values()
             ]
+            or [torch.zeros((), device=self.device)]
         )
         finite = torch.isfinite(values).all().to(torch.int32)
-        if self.ctx.enabled:  # every rank stops together, or the others would wait forever
-            finite = finite.to(self.device)
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if self.ctx.enabled:  # every rank stops and checkpoints together, or the others wait
+            not_due = torch.tensor(int(not clock_due), dtype=torch.int32, device=finite.device)
+            flags = torch.stack([finite, not_due]).to(self.device)
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
+            finite, clock_due = flags[0], not bool(flags[1])
         if bool(finite):
-            return
+            return clock_due
         name, value = next(
             (
                 (k, float(v))
@@ -400,9 +500,11 @@ class _Loop:
                 self.best,
             )
         self.last_checkpoint_step = self.state.step
+        self.last_checkpoint_time = time.monotonic()
 
-    def finish(self) -> TrainState:
-        """Restore the best weights, run the family's last fit, write the final files."""
+    def finish(self) -> None:
+        """Restore the best weights, run the family's last fit, and checkpoint the finished
+        state (whose weights are the final ones)."""
         model, state = self.model, self.state
         if self.best is not None and self.config.select_best:
             model.load_state_dict(self.best)
@@ -413,12 +515,14 @@ class _Loop:
         state.finished = True
         state.elapsed_seconds = time.perf_counter() - self.started
         self.checkpoint()
+
+    def write_final_files(self) -> None:
+        """``model.safetensors``, then ``summary.json``: what makes a run complete."""
         if self.writer is not None:
-            save_model(self.writer.model_path, model)
-            self.writer.write_summary(asdict(state))
+            save_model(self.writer.model_path, self.model)
+            self.writer.write_summary(asdict(self.state))
             self.writer.metrics.close()
         distributed.barrier()
-        return state
 
     def _call_back(self) -> None:
         if self.callback is None:
