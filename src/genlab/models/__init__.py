@@ -17,6 +17,7 @@ from genlab.models.base import (
 )
 from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
+from genlab.models.diffusion import Diffusion
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
 from genlab.models.hvae import HVAE
@@ -44,6 +45,7 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     NGram.family: NGram,
     NPLM.family: NPLM,
     Transformer.family: Transformer,
+    Diffusion.family: Diffusion,
 }
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "BiGAN",
     "Capabilities",
     "ConditionalKind",
+    "Diffusion",
     "Flow",
     "GenerativeModel",
     "NGram",

@@ -25,12 +25,14 @@ from genlab.objectives.contrastive import (
     nt_xent,
     ratio_loss,
 )
+from genlab.objectives.diffusion import simple_loss
 from genlab.objectives.gather import all_gather_with_grad
 from genlab.objectives.quantization import codebook_loss, commitment_loss, quantized_bound
 from genlab.objectives.reconstruction import mean_squared_error
 from genlab.objectives.variational import (
     elbo,
     iw_bound,
+    kl_normal,
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
@@ -56,6 +58,7 @@ __all__ = [
     "input_gradient_norm",
     "interpolate",
     "iw_bound",
+    "kl_normal",
     "kl_standard_normal",
     "log_importance_weights",
     "log_standard_normal",
@@ -67,6 +70,7 @@ __all__ = [
     "quantized_bound",
     "r1_penalty",
     "ratio_loss",
+    "simple_loss",
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",
     "warmup_weight",
