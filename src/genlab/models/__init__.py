@@ -20,6 +20,7 @@ from genlab.models.clip import CLIP
 from genlab.models.diffusion import Diffusion
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
+from genlab.models.hvae import HVAE
 from genlab.models.ngram import NGram
 from genlab.models.nplm import NPLM
 from genlab.models.pca import PCA
@@ -27,6 +28,7 @@ from genlab.models.sequence import SequenceModel
 from genlab.models.simclr import SimCLR
 from genlab.models.transformer import Transformer
 from genlab.models.vae import VAE
+from genlab.models.vqvae import VQVAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
@@ -34,6 +36,8 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     SimCLR.family: SimCLR,
     CLIP.family: CLIP,
     VAE.family: VAE,
+    VQVAE.family: VQVAE,
+    HVAE.family: HVAE,
     Flow.family: Flow,
     GAN.family: GAN,
     BiGAN.family: BiGAN,
@@ -49,10 +53,12 @@ __all__ = [
     "CONDITIONAL_KINDS",
     "FAMILIES",
     "GAN",
+    "HVAE",
     "LOG_PROB_KINDS",
     "PCA",
     "TASKS",
     "VAE",
+    "VQVAE",
     "Autoencoder",
     "Autoregressive",
     "BiGAN",

@@ -76,6 +76,7 @@ LikelihoodName = Literal[
     "gaussian_mixture",
 ]
 LIKELIHOODS: tuple[str, ...] = get_args(LikelihoodName)
+DecoderLikelihood = Literal["auto", LikelihoodName]
 DISCRETE_LIKELIHOODS = (
     "bernoulli",
     "discretized_logistic",
@@ -612,3 +613,17 @@ def make_likelihood(
     }
     check(name in classes, f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
     return classes[name](info)
+
+
+def resolve_decoder_likelihood(name: str, info: DataInfo) -> str:
+    """The decoder likelihood ``"auto"`` stands for on this data: ``bernoulli`` for 2-level
+    data, ``discretized_logistic`` for up to ``MAX_SUMMED_LEVELS`` levels (8-bit data),
+    ``gaussian`` for more levels or continuous data (the latent-variable families: ``vae``,
+    ``hvae``, ``vqvae``); other names stand for themselves."""
+    if name != "auto":
+        return name
+    if info.levels == 2:
+        return "bernoulli"
+    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
+        return "gaussian"
+    return "discretized_logistic"

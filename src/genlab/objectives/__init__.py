@@ -27,6 +27,7 @@ from genlab.objectives.contrastive import (
 )
 from genlab.objectives.diffusion import simple_loss
 from genlab.objectives.gather import all_gather_with_grad
+from genlab.objectives.quantization import codebook_loss, commitment_loss, quantized_bound
 from genlab.objectives.reconstruction import mean_squared_error
 from genlab.objectives.variational import (
     elbo,
@@ -35,6 +36,7 @@ from genlab.objectives.variational import (
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
+    warmup_weight,
 )
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "GANLoss",
     "all_gather_with_grad",
     "clip_weights_",
+    "codebook_loss",
+    "commitment_loss",
     "contrastive_loss",
     "elbo",
     "gradient_penalty",
@@ -63,9 +67,11 @@ __all__ = [
     "minimax_generator_loss",
     "nonsaturating_generator_loss",
     "nt_xent",
+    "quantized_bound",
     "r1_penalty",
     "ratio_loss",
     "simple_loss",
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",
+    "warmup_weight",
 ]

@@ -96,6 +96,25 @@ def elbo(log_likelihood: Tensor, kl: Tensor, beta: float = 1.0) -> Tensor:
     return log_likelihood - beta * kl
 
 
+def warmup_weight(step: int, warmup_steps: int, final: float = 1.0) -> float:
+    r"""The KL weight of step ``step`` (from 0) under a linear warm-up over ``warmup_steps``.
+
+    .. math::
+        \beta_t = \beta \min\left(1, \frac{t + 1}{T}\right) \quad (T > 0), \qquad
+        \beta_t = \beta \quad (T = 0),
+
+    which lets the decoder learn to use the code before the KL term pulls the posterior onto
+    the prior (Bowman et al., 2016, arXiv:1511.06349; Sønderby et al., 2016, arXiv:1602.02282).
+
+    Example:
+        >>> warmup_weight(4, 10), warmup_weight(50, 10), warmup_weight(0, 0, 0.5)
+        (0.5, 1.0, 0.5)
+    """
+    if warmup_steps == 0:
+        return final
+    return final * min(1.0, (step + 1) / warmup_steps)
+
+
 def log_importance_weights(
     log_likelihood: Tensor, log_prior: Tensor, log_posterior: Tensor
 ) -> Tensor:
