@@ -217,6 +217,10 @@ class GenerativeModel(nn.Module, abc.ABC):
         data_kinds: the kinds of data (:attr:`DataInfo.kind`) the family models; it refuses
             others when built. Default: vectors and images; sequence families take ``"text"``.
 
+        pixel_noise: :meth:`sample` draws :math:`x \\sim p(x \\mid z)`, noise independent per
+            coordinate around the decoder's mean ``decode(z)``, :math:`z \\sim \\mathcal N(0, I)`
+            (VAE, PPCA); :meth:`sample_means` then gives that mean, what pictures show.
+
         description: what the family is, in a few words (``genlab families``, README).
         task_notes: for each task the family does, how it does it, in a few words (the cells
             of ``genlab families --markdown``, README's table).
@@ -239,6 +243,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     data_kinds: ClassVar[tuple[str, ...]] = ("vector", "image")
     description: ClassVar[str] = ""
     task_notes: ClassVar[dict[str, str]] = {}
+    pixel_noise: ClassVar[bool] = False
     n_classes: int = 0
 
     def __init__(self, config: Any, info: DataInfo) -> None:
@@ -264,6 +269,25 @@ class GenerativeModel(nn.Module, abc.ABC):
     ) -> Tensor:
         """``(n, *event_shape)`` draws from the model (given ``context``, ``(n, ...)``, if any)."""
         raise self.unsupported("sample")
+
+    def sample_means(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        r"""``(n, *event_shape)`` decoder means :math:`\mathbb E[x \mid z] =` ``decode(z)``,
+        :math:`z \sim \mathcal N(0, I)`: :meth:`sample` without its per-coordinate noise.
+
+        Only for families with :attr:`pixel_noise`; the codes are drawn as :meth:`sample` draws
+        them, so the same generator state gives the means of the same codes.
+        """
+        if not self.pixel_noise:
+            raise self.unsupported("sample_means (its samples carry no per-pixel noise)")
+        self.check_context(context, n)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        return self.decode(z) if context is None else self.decode(z, context=context)
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch,)`` log-density of ``x`` in nats, exact or a bound as ``capabilities.log_prob`` says."""

@@ -200,6 +200,7 @@ class VAE(GenerativeModel):
         "context": "with `conditional=true`: labels into encoder and decoder",
     }
     config_class = VAEConfig
+    pixel_noise = True
     default_importance_samples = 1000
     default_train = {"epochs": 1000, "batch_size": 128, "lr": 1e-3, "patience": 50}
     budgets = {
