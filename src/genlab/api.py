@@ -184,13 +184,14 @@ def fit(
     check_seed(data_seed, "data_seed")
     if pixels not in PIXELS:
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
-    resolved = resolve_settings(family, settings, budget)
-    model_config, train_config = resolved.model, resolved.train
+    resolve_settings(family, settings, budget)  # bad settings fail before the data is read
     torch_device = resolve_device(device)  # under torchrun, joins the process group
     main = distributed.current().is_main
     if out is not None and main:
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
     dataset, data_entry = _dataset(data, data_seed)
+    resolved = resolve_settings(family, settings, budget, dataset.info)  # sized to the images
+    model_config, train_config = resolved.model, resolved.train
     model = build_model(family, model_config, dataset.info, seed).to(torch_device)
     if out is None:
         train_fit(model, dataset, train_config, seed=seed, progress=progress, callback=callback)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from genlab import api
+from genlab import data as data_module
 from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
 from genlab.io import storage_error
@@ -340,7 +341,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                 raise ConfigError(f"--{key} given twice (also as --set {key}=...)")
             settings[key] = getattr(args, key)
     if args.dry_run:
-        print(api.resolve_settings(args.family, settings, args.budget).to_text())
+        api.resolve_settings(args.family, settings, args.budget)  # errors before the data
+        info = data_module.load(args.data).info  # settings depend on the image size
+        print(api.resolve_settings(args.family, settings, args.budget, info).to_text())
         print("\ndry run: nothing trained, no run directory created")
         return
     if args.out is None:

@@ -202,7 +202,7 @@ def _trained(
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
     same settings, seed and data (finished if it was stopped), else a new one."""
-    resolved = resolve_settings(family, {}, budget)
+    resolved = resolve_settings(family, {}, budget, dataset.info)
     run = RunDirectory(run_path)
     if run.config_path.exists():
         saved = run.read_config()  # not a genlab run: refused, never replaced

@@ -79,6 +79,13 @@ class Autoencoder(GenerativeModel):
         "fast": {"epochs": 200},
         "full": {"epochs": 1000, "patience": 60},
     }
+    # 28x28 images: conv nets, sized as the VAE's
+    large_image_budgets = {
+        None: {"architecture": "conv"},
+        "smoke": {"architecture": "conv", "channels": 4},
+        "fast": {"architecture": "conv", "channels": 16, "epochs": 10, "patience": 3},
+        "full": {"architecture": "conv", "channels": 32, "epochs": 100, "patience": 10},
+    }
 
     def __init__(self, config: AutoencoderConfig, info: DataInfo) -> None:
         super().__init__(config, info)

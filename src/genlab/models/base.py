@@ -208,8 +208,12 @@ class GenerativeModel(nn.Module, abc.ABC):
         budgets: named settings (``"smoke"``, ``"fast"``, ``"full"``) used by ``genlab compare``
             and the tests; each maps option names to values, as ``--set`` does.
 
+        large_image_budgets: for images of side 16 and more (28x28 MNIST), budget (``None``:
+            none named) -> the settings that replace the 8x8-tuned ones (conv nets...).
+
     The settings layers, in the order :func:`genlab.settings.resolve_settings` applies them:
-    the config dataclasses' defaults, ``default_train``, the recipe, the budget, the user's.
+    the config dataclasses' defaults, ``default_train``, the recipe, the budget, the large
+    images' budget, the user's.
         default_importance_samples: for families whose ``log_prob`` is a sampled bound or
             estimate, the number of samples evaluation passes as ``log_prob(x, k=...)``
             (``None``: ``log_prob`` takes no such argument).
@@ -239,6 +243,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     recipe_option: ClassVar[str | None] = None
     recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    large_image_budgets: ClassVar[dict[str | None, dict[str, Any]]] = {}
     default_importance_samples: ClassVar[int | None] = None
     data_kinds: ClassVar[tuple[str, ...]] = ("vector", "image")
     description: ClassVar[str] = ""

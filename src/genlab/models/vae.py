@@ -208,6 +208,14 @@ class VAE(GenerativeModel):
         "fast": {"epochs": 300, "patience": 30},
         "full": {"epochs": 2000, "patience": 50},
     }
+    # 28x28 digits: conv nets (28 -> 14 -> 7 -> 4 and back), 16 channels at fast (17 s an epoch
+    # on one thread), 32 at full; early stopping on the validation bound
+    large_image_budgets = {
+        None: {"architecture": "conv"},
+        "smoke": {"architecture": "conv", "channels": 4},
+        "fast": {"architecture": "conv", "channels": 16, "epochs": 10, "patience": 3},
+        "full": {"architecture": "conv", "channels": 32, "epochs": 100, "patience": 10},
+    }
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
