@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 import genlab
+from genlab.config import parse_assignments
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
 from genlab.metrics.domain import accuracy
 from genlab.metrics.sample_quality import score_samples
@@ -70,11 +71,11 @@ def sample_scores(
 
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
-    classifier: Any,
+    classifier: Any, settings: dict[str, str],
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Train one model; its row (and a ``(means)`` row for families with per-pixel noise)."""
     started = time.perf_counter()
-    model = genlab.fit(family, data, budget=budget, seed=seed)
+    model = genlab.fit(family, data, budget=budget, seed=seed, **settings)
     seconds = time.perf_counter() - started
     result = genlab.evaluate(model, data, seed=seed, importance_samples=k)
     row: dict[str, Any] = {
@@ -156,7 +157,12 @@ def main() -> None:
     parser.add_argument("--importance-samples", type=int, default=100, help="k of the VAE bound")
     parser.add_argument("--cache", default=str(ROOT / "runs" / "quality-mnist"))
     parser.add_argument("--json", help="also write every row to this file")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting for every family, as genlab train --set (to try variants)",
+    )  # fmt: skip
     args = parser.parse_args()
+    settings = parse_assignments(args.set)
     data = genlab.data.load(args.data)
     cache = Path(args.cache)
     classifier = domain_network(data, config=CLASSIFIER, cache_dir=cache).eval()
@@ -173,14 +179,16 @@ def main() -> None:
     for family in args.families:
         for seed in args.seeds:
             new = run_family(
-                family, data, args.budget, seed, args.importance_samples, cache, classifier
-            )
+                family, data, args.budget, seed, args.importance_samples, cache, classifier,
+                settings,
+            )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)
             rows += new
     if args.json:
         Path(args.json).write_text(json.dumps({"reference": reference, "rows": rows}, indent=1))
-    print(f"\n{args.budget} budget, seeds {args.seeds}, k = {args.importance_samples}\n")
+    extra = "".join(f", {item}" for item in args.set)
+    print(f"\n{args.budget} budget{extra}, seeds {args.seeds}, k = {args.importance_samples}\n")
     print(markdown(summarise(rows), reference))
 
 
