@@ -186,6 +186,7 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
             rows += new
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"reference": reference, "rows": rows}, indent=1))
     extra = "".join(f", {item}" for item in args.set)
     print(f"\n{args.budget} budget{extra}, seeds {args.seeds}, k = {args.importance_samples}\n")
