@@ -20,7 +20,7 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
-from genlab.models.base import Capabilities, GenerativeModel
+from genlab.models.base import CONV_IMAGE_BUDGETS, Capabilities, GenerativeModel
 from genlab.nn import (
     ACTIVATIONS,
     Activation,
@@ -79,13 +79,7 @@ class Autoencoder(GenerativeModel):
         "fast": {"epochs": 200},
         "full": {"epochs": 1000, "patience": 60},
     }
-    # 28x28 images: conv nets, sized as the VAE's
-    large_image_budgets = {
-        None: {"architecture": "conv"},
-        "smoke": {"architecture": "conv", "channels": 4},
-        "fast": {"architecture": "conv", "channels": 16, "epochs": 10, "patience": 3},
-        "full": {"architecture": "conv", "channels": 32, "epochs": 100, "patience": 10},
-    }
+    large_image_budgets = CONV_IMAGE_BUDGETS
 
     def __init__(self, config: AutoencoderConfig, info: DataInfo) -> None:
         super().__init__(config, info)

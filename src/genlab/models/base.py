@@ -68,6 +68,15 @@ LOG_PROB_KINDS: tuple[str, ...] = get_args(LogProbKind)
 ConditionalKind = Literal["exact", "mcmc", "approximate", "none"]
 CONDITIONAL_KINDS: tuple[str, ...] = get_args(ConditionalKind)
 FitMethod = Literal["gradient", "closed_form"]
+# ``large_image_budgets`` of the encoder/decoder families (VAE, autoencoder) on 28x28 images:
+# conv nets (28 -> 14 -> 7 -> 4 and back), 16 channels at fast (17 s an epoch of 7,200 digits
+# on one thread), 32 at full; early stopping on the validation loss
+CONV_IMAGE_BUDGETS: dict[str | None, dict[str, Any]] = {
+    None: {"architecture": "conv"},
+    "smoke": {"architecture": "conv", "channels": 4},
+    "fast": {"architecture": "conv", "channels": 16, "epochs": 10, "patience": 3},
+    "full": {"architecture": "conv", "channels": 32, "epochs": 100, "patience": 10},
+}
 
 
 @dataclass(frozen=True)

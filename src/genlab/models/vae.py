@@ -55,7 +55,7 @@ from torch.distributions import Independent, Normal
 from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
-from genlab.models.base import Capabilities, GenerativeModel
+from genlab.models.base import CONV_IMAGE_BUDGETS, Capabilities, GenerativeModel
 from genlab.nn import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -208,14 +208,7 @@ class VAE(GenerativeModel):
         "fast": {"epochs": 300, "patience": 30},
         "full": {"epochs": 2000, "patience": 50},
     }
-    # 28x28 digits: conv nets (28 -> 14 -> 7 -> 4 and back), 16 channels at fast (17 s an epoch
-    # on one thread), 32 at full; early stopping on the validation bound
-    large_image_budgets = {
-        None: {"architecture": "conv"},
-        "smoke": {"architecture": "conv", "channels": 4},
-        "fast": {"architecture": "conv", "channels": 16, "epochs": 10, "patience": 3},
-        "full": {"architecture": "conv", "channels": 32, "epochs": 100, "patience": 10},
-    }
+    large_image_budgets = CONV_IMAGE_BUDGETS
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
