@@ -42,6 +42,7 @@ from genlab.config import parse_assignments
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
 from genlab.metrics.domain import accuracy
 from genlab.metrics.sample_quality import score_samples
+from genlab.report.images import save_image_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("pca", "vae", "gan", "flow")
@@ -71,9 +72,10 @@ def sample_scores(
 
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
-    classifier: Any, settings: dict[str, str],
+    classifier: Any, settings: dict[str, str], pictures: Path | None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Train one model; its row (and a ``(means)`` row for families with per-pixel noise)."""
+    """Train one model; its row (and a ``(means)`` row for families with per-pixel noise);
+    with ``pictures``, a grid of its first 64 samples (and means) there."""
     started = time.perf_counter()
     model = genlab.fit(family, data, budget=budget, seed=seed, **settings)
     seconds = time.perf_counter() - started
@@ -92,13 +94,17 @@ def run_family(
         n = len(data.x_test)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            row.update(
-                sample_scores(model.sample(n, generator=generator), data, classifier, seed, cache)
-            )
+            samples = model.sample(n, generator=generator)
+        row.update(sample_scores(samples, data, classifier, seed, cache))
+        name = f"{family}-{budget}-seed{seed}"
+        if pictures is not None:
+            save_image_grid(samples[:64], pictures / f"{name}.png", data.info)
         if model.pixel_noise:
             generator = torch.Generator().manual_seed(seed)
             with torch.no_grad():
                 means = model.sample_means(n, generator=generator)
+            if pictures is not None:
+                save_image_grid(means[:64], pictures / f"{name}-means.png", data.info)
             rows.append(
                 {"model": f"{family} (means)", "seed": seed,
                  **sample_scores(means, data, classifier, seed, cache)}
@@ -157,12 +163,15 @@ def main() -> None:
     parser.add_argument("--importance-samples", type=int, default=100, help="k of the VAE bound")
     parser.add_argument("--cache", default=str(ROOT / "runs" / "quality-mnist"))
     parser.add_argument("--json", help="also write every row to this file")
+    parser.add_argument("--pictures", type=Path, help="folder for each model's sample grid")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for every family, as genlab train --set (to try variants)",
     )  # fmt: skip
     args = parser.parse_args()
     settings = parse_assignments(args.set)
+    if args.pictures is not None:
+        args.pictures.mkdir(parents=True, exist_ok=True)
     data = genlab.data.load(args.data)
     cache = Path(args.cache)
     classifier = domain_network(data, config=CLASSIFIER, cache_dir=cache).eval()
@@ -180,7 +189,7 @@ def main() -> None:
         for seed in args.seeds:
             new = run_family(
                 family, data, args.budget, seed, args.importance_samples, cache, classifier,
-                settings,
+                settings, args.pictures,
             )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)
