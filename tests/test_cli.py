@@ -167,6 +167,24 @@ def test_sample_to_an_unknown_format(tmp_path, capsys):
     assert code == 2 and ".npy" in err
 
 
+def test_sample_writes_draws_to_npy_and_means_with_pixels_mean(tmp_path, capsys):
+    import torch
+
+    from genlab import api
+
+    run = str(tmp_path / "pca")
+    run_cli("train", "pca", "--out", run, capsys=capsys)
+    model = api.load(run)
+    for extra, expected in (
+        ([], model.sample(4, generator=torch.Generator().manual_seed(0))),
+        (["--pixels", "mean"], model.sample_means(4, generator=torch.Generator().manual_seed(0))),
+    ):
+        out = tmp_path / "s.npy"
+        code, _, _ = run_cli("sample", run, "-n", "4", "--out", str(out), *extra, capsys=capsys)
+        assert code == 0
+        assert np.allclose(np.load(out), expected.numpy())
+
+
 @pytest.mark.parametrize("bad", [["-n", "0"], ["-n", "-3"], ["-n", "many"]])
 def test_bad_sample_count_is_rejected_by_the_parser(tmp_path, bad, capsys):
     with pytest.raises(SystemExit) as info:
