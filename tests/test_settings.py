@@ -225,6 +225,6 @@ def test_28x28_images_get_the_large_image_budget_over_the_budget(family, budget)
 
 def test_the_vae_at_28x28_is_a_conv_net_trained_few_epochs():
     resolved = resolve_settings("vae", {}, "fast", IMAGES_28)
-    assert (resolved.model.architecture, resolved.train.epochs) == ("conv", 10)
+    assert (resolved.model.architecture, resolved.train.epochs) == ("conv", 25)
     assert resolved.train_sources["epochs"].label == "images (28x28, fast)"
     assert resolve_settings("vae", {}, "fast", DIGITS_8).model.architecture == "mlp"
