@@ -23,7 +23,8 @@ their samples ``x ~ p(x | z)`` (the model's draws, the main row) and their decod
 
 Run (after ``python scripts/prepare_mnist.py``)::
 
-    OMP_NUM_THREADS=1 python scripts/quality_mnist.py --budget fast --seeds 0 1 2 --markdown
+    OMP_NUM_THREADS=1 python scripts/quality_mnist.py --budget fast --seeds 0 1 2 --json fast.json
+    python scripts/quality_mnist.py --merge fast.json other.json   # one table of several runs
 """
 
 from __future__ import annotations
@@ -168,7 +169,18 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for every family, as genlab train --set (to try variants)",
     )  # fmt: skip
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, metavar="JSON",
+        help="train nothing: print the table of the rows in these --json files (runs of "
+        "other families or seeds, e.g. in parallel processes)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.merge:
+        merged = [json.loads(path.read_text()) for path in args.merge]
+        if any(m["reference"] != merged[0]["reference"] for m in merged):
+            raise SystemExit("--merge: the files were scored by different domain classifiers")
+        print(markdown(summarise([r for m in merged for r in m["rows"]]), merged[0]["reference"]))
+        return
     settings = parse_assignments(args.set)
     if args.pictures is not None:
         args.pictures.mkdir(parents=True, exist_ok=True)
