@@ -139,15 +139,16 @@ def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
         return f"{mean:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
 
     lines = [
-        "| model | bits/dim | FID | precision | recall | confident | probe | train s |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| real test digits | - | - | - | - | {reference['confident']:.3f} | - | - |",
+        "| model | seeds | bits/dim | FID | precision | recall | confident | probe | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| real test digits | - | - | - | - | - | {reference['confident']:.3f} | - | - |",
     ]
     for row in summary:
         kind = {"exact": " (exact)", "lower_bound": " (bound)"}.get(row.get("log_prob_kind"), "")
         bpd = cell(row.get("bits_per_dim"), 3)
         lines.append(
-            f"| {row['model']} | {bpd}{kind if bpd != '-' else ''} | {cell(row.get('fid'), 2)} | "
+            f"| {row['model']} | {row['seeds']} | {bpd}{kind if bpd != '-' else ''} | "
+            f"{cell(row.get('fid'), 1)} | "
             f"{cell(row.get('precision'), 3)} | {cell(row.get('recall'), 3)} | "
             f"{cell(row.get('confident'), 3)} | {cell(row.get('probe'), 3)} | "
             f"{cell(row.get('train_s'), 0)} |"
