@@ -329,3 +329,70 @@ def test_supported_points_are_the_lower_convex_hull():
     l1 = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     l2 = np.array([4.0, 3.5, 2.0, 1.0, 0.0])  # (1, 3.5) bulges out; the rest is one hull edge
     assert supported(l1, l2).tolist() == [True, False, True, True, True]
+
+
+def test_diffusion_is_a_deep_vae():
+    from genlab.experiments.diffusion_is_a_deep_vae import claim_holds
+
+    result = smoke("diffusion-is-a-deep-vae")
+    numbers = result.numbers
+    bounds, gaps = numbers["ideal_bound"], numbers["ideal_gap"]
+    assert numbers["steps"][:2] == [1, 2]
+    # one Gaussian step from the Gaussian prior fits at best a Gaussian: T = 1 and 2 give it
+    for bound in bounds[:2]:
+        assert bound == pytest.approx(numbers["gaussian_fit_nll"], abs=1e-5)
+    assert all(a > b > 0 for a, b in zip(gaps[1:], gaps[2:], strict=False))  # tighter past T=2
+    assert gaps[-1] < 0.01 < 0.5 < gaps[0]
+    trained = {name: gap["mean"] for name, gap in numbers["trained_gap"].items()}
+    assert trained["T=100"] < trained["VAE"] < trained["T=2"]
+    assert result.holds
+    # counter-cases: bounds that grow with T; trained models whose depth does not help
+    improvements = {k: (v["mean"], v["se"]) for k, v in numbers["improvements"].items()}
+    assert claim_holds(gaps, improvements)
+    assert not claim_holds(gaps[::-1], improvements)
+    assert not claim_holds(gaps, {k: (-mean, se) for k, (mean, se) in improvements.items()})
+
+
+def test_ideal_diffusion_bound():
+    import torch
+
+    from genlab.experiments.diffusion_is_a_deep_vae import (
+        TOLERANCE,
+        TWO_GAUSSIANS,
+        Mixture,
+        entropy,
+        expected_bound,
+        ideal_process,
+        posterior_moments,
+        schedule,
+        tightens,
+    )
+    from genlab.samplers.diffusion import variational_bound
+
+    unit = TWO_GAUSSIANS.standardised()
+    # the posterior moments against a Riemann sum of p(x) N(x_t; a x, 1 - a^2) over x
+    xt, alpha_bar = torch.tensor([[-0.7], [0.1], [1.3]], dtype=torch.float64), 0.6
+    grid = torch.linspace(-8, 8, 200_001, dtype=torch.float64)
+    weight = unit.log_prob(grid[:, None]).exp() * torch.exp(
+        -((xt - alpha_bar**0.5 * grid) ** 2) / (2 * (1 - alpha_bar))
+    )
+    weight = weight / weight.sum(1, keepdim=True)
+    mean = (weight * grid).sum(1, keepdim=True)
+    variance = (weight * (grid - mean) ** 2).sum(1, keepdim=True)
+    got_mean, got_variance = posterior_moments(unit, xt, torch.full_like(xt, alpha_bar))
+    assert torch.allclose(got_mean, mean, atol=1e-8)
+    assert torch.allclose(got_variance, variance, atol=1e-8)
+    # the quadrature agrees with the family's Monte Carlo estimate, and with more nodes
+    x = unit.sample(20_000, torch.Generator().manual_seed(0)).double()
+    process = ideal_process(unit, schedule(10))
+    estimate = variational_bound(process, x, generator=torch.Generator().manual_seed(1))
+    error = float(estimate.std()) / len(estimate) ** 0.5
+    quadrature = expected_bound(unit, 10, 40)
+    assert float(estimate.mean()) == pytest.approx(quadrature, abs=4 * error)
+    assert expected_bound(unit, 10, 80) == pytest.approx(quadrature, abs=TOLERANCE)
+    # counter-case: for Gaussian data the moment-matched steps are exact, and depth buys nothing
+    gaussian = Mixture.of([1.0], [0.0], [1.0])
+    steps = (1, 2, 10, 100)
+    gaps = [expected_bound(gaussian, s, 20) - entropy(gaussian, 20) for s in steps]
+    assert max(abs(g) for g in gaps) < TOLERANCE / 10
+    assert not tightens(gaps)

@@ -31,6 +31,22 @@ def test_means_are_the_decoder_means_of_the_codes_sample_draws(vae):
     assert (draws - means).abs().mean() > 1.0
 
 
+def test_hierarchical_and_vq_means_decode_the_codes_their_samples_draw(digits):
+    """HVAE: the means of eps ~ N(0, I) as sample draws it; VQ-VAE: the decoder mean of the
+    code grids its prior draws (the same generator state), around which the draws scatter."""
+    hvae = genlab.fit("hvae", digits, budget="smoke", seed=0)
+    eps = torch.randn(5, hvae.latent_dim, generator=torch.Generator().manual_seed(3))
+    means = hvae.sample_means(5, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(means, hvae.decode(eps))
+    vq = genlab.fit("vqvae", digits, budget="smoke", seed=0)
+    empty = torch.zeros(5, *vq.config.grid, dtype=torch.long)
+    codes = vq._sample_codes(empty, 0, torch.Generator().manual_seed(3))
+    means = vq.sample_means(5, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(means, vq.decode(vq.quantizer.embed(codes).flatten(1)))
+    draws = vq.sample(5, generator=torch.Generator().manual_seed(3))
+    assert (draws - means).abs().mean() > 0.1
+
+
 def test_families_without_pixel_noise_show_their_samples(tiny_28):
     gan = genlab.fit("gan", tiny_28, budget="smoke")
     shown, caption = picture_samples(gan, 4, generator=torch.Generator().manual_seed(1))

@@ -31,6 +31,7 @@ EXPERIMENTS: dict[str, str] = {
     "discriminator-sweet-spot": "genlab.experiments.discriminator_sweet_spot",
     "no-pure-equilibrium": "genlab.experiments.no_pure_equilibrium",
     "pareto-nonconvex": "genlab.experiments.pareto_nonconvex",
+    "diffusion-is-a-deep-vae": "genlab.experiments.diffusion_is_a_deep_vae",
 }
 
 __all__ = ["BUDGETS", "EXPERIMENTS", "Budget", "ExperimentResult", "experiment", "run"]

@@ -51,8 +51,13 @@ def completion_scores(
     classifier: DomainClassifier | None = None,
     n_completions: int = 1,
     seed: int = 0,
+    **options: Any,
 ) -> dict[str, Any]:
-    """``completion_mse`` and (with a classifier) ``completion_accuracy`` of ``model``."""
+    """``completion_mse`` and (with a classifier) ``completion_accuracy`` of ``model``.
+
+    ``options`` go to ``model.sample_conditional`` (e.g. a family's other sampler,
+    ``method="replace"`` for diffusion).
+    """
     if not model.capabilities.supports("conditional"):
         raise model.unsupported("sample_conditional")
     model.eval()
@@ -60,7 +65,7 @@ def completion_scores(
     generator = torch.Generator(device=model.device).manual_seed(seed)
     chunks = [
         model.sample_conditional(
-            x.to(model.device), mask, n_completions, generator=generator
+            x.to(model.device), mask, n_completions, generator=generator, **options
         ).cpu()
         for x in data.x_test.split(CHUNK)
     ]

@@ -17,8 +17,10 @@ from genlab.models.base import (
 )
 from genlab.models.bigan import BiGAN
 from genlab.models.clip import CLIP
+from genlab.models.diffusion import Diffusion
 from genlab.models.flow import Flow
 from genlab.models.gan import GAN
+from genlab.models.hvae import HVAE
 from genlab.models.ngram import NGram
 from genlab.models.nplm import NPLM
 from genlab.models.pca import PCA
@@ -26,6 +28,7 @@ from genlab.models.sequence import SequenceModel
 from genlab.models.simclr import SimCLR
 from genlab.models.transformer import Transformer
 from genlab.models.vae import VAE
+from genlab.models.vqvae import VQVAE
 
 FAMILIES: dict[str, type[GenerativeModel]] = {
     PCA.family: PCA,
@@ -33,6 +36,8 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     SimCLR.family: SimCLR,
     CLIP.family: CLIP,
     VAE.family: VAE,
+    VQVAE.family: VQVAE,
+    HVAE.family: HVAE,
     Flow.family: Flow,
     GAN.family: GAN,
     BiGAN.family: BiGAN,
@@ -40,6 +45,7 @@ FAMILIES: dict[str, type[GenerativeModel]] = {
     NGram.family: NGram,
     NPLM.family: NPLM,
     Transformer.family: Transformer,
+    Diffusion.family: Diffusion,
 }
 
 __all__ = [
@@ -47,15 +53,18 @@ __all__ = [
     "CONDITIONAL_KINDS",
     "FAMILIES",
     "GAN",
+    "HVAE",
     "LOG_PROB_KINDS",
     "PCA",
     "TASKS",
     "VAE",
+    "VQVAE",
     "Autoencoder",
     "Autoregressive",
     "BiGAN",
     "Capabilities",
     "ConditionalKind",
+    "Diffusion",
     "Flow",
     "GenerativeModel",
     "NGram",

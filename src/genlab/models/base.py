@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 LogProbKind = Literal["exact", "lower_bound", "estimate", "none"]
 LOG_PROB_KINDS: tuple[str, ...] = get_args(LogProbKind)
-ConditionalKind = Literal["exact", "mcmc", "approximate", "none"]
+ConditionalKind = Literal["exact", "mcmc", "smc", "approximate", "none"]
 CONDITIONAL_KINDS: tuple[str, ...] = get_args(ConditionalKind)
 FitMethod = Literal["gradient", "closed_form"]
 # ``large_image_budgets`` of the encoder/decoder families (VAE, autoencoder) on 28x28 images:
@@ -125,8 +125,12 @@ class Capabilities:
             :math:`x_u \sim p(x_u \mid x_o)`: ``"exact"`` (independent draws from the model's
             own conditional: PPCA's Gaussian conditional, an autoregressive model completing a
             prefix), ``"mcmc"`` (Markov chains whose stationary law is that conditional:
+            asymptotically exact as the chains run longer), ``"smc"`` (sequential Monte Carlo:
+            weighted particles whose law converges to that conditional as their number grows:
             asymptotically exact), ``"approximate"`` (a heuristic with no such guarantee, e.g.
-            replacement inpainting) or ``"none"``.
+            replacement inpainting) or ``"none"``. A family with several samplers declares
+            the kind of its default ``sample_conditional`` and names the others' kinds in
+            their docstrings.
         posterior: how :meth:`GenerativeModel.sample_posterior` draws :math:`x \sim p(x \mid o)`
             given a measurement :math:`y = f(x) + \sigma\varepsilon` or a class under a
             classifier (the same kinds as ``conditional``): conditional sampling's second form.
@@ -233,7 +237,8 @@ class GenerativeModel(nn.Module, abc.ABC):
 
         pixel_noise: :meth:`sample` draws :math:`x \\sim p(x \\mid z)`, noise independent per
             coordinate around the decoder's mean ``decode(z)``, :math:`z \\sim \\mathcal N(0, I)`
-            (VAE, PPCA); :meth:`sample_means` then gives that mean, what pictures show.
+            (VAE, HVAE, VQ-VAE, PPCA); :meth:`sample_means` then gives that mean, what pictures
+            show.
 
         description: what the family is, in a few words (``genlab families``, README).
         task_notes: for each task the family does, how it does it, in a few words (the cells
@@ -385,6 +390,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     def family_metrics(self, x_test: Tensor) -> dict[str, float]:
         """Test-split numbers only this family has (e.g. CLIP's retrieval); default none."""
         return {}
+
+    def illustrations(self, generator: torch.Generator) -> list[tuple[str, Tensor, int]]:
+        """Pictures only this family has, as data: ``(caption, images, columns)`` with images
+        ``(rows * columns, *event_shape)`` in data units (e.g. a diffusion model's denoising
+        chain); the report draws them for image data. Default none."""
+        return []
 
     # ------------------------------------------------------------------ training hooks
 

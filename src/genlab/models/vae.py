@@ -46,7 +46,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -69,10 +69,10 @@ from genlab.nn import (
 from genlab.nn.likelihoods import (
     DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
-    MAX_SUMMED_LEVELS,
+    DecoderLikelihood,
     Likelihood,
-    LikelihoodName,
     make_likelihood,
+    resolve_decoder_likelihood,
 )
 from genlab.objectives import (
     elbo,
@@ -80,6 +80,7 @@ from genlab.objectives import (
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
+    warmup_weight,
 )
 from genlab.samplers import (
     LatentGenerator,
@@ -91,7 +92,6 @@ from genlab.samplers import (
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
-VAELikelihood = Literal["auto", LikelihoodName]
 ACTIVE_UNIT_THRESHOLD = 0.01
 MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
@@ -124,7 +124,7 @@ class VAEConfig:
     hidden: tuple[int, ...] = (256, 256)
     activation: Activation = "relu"
     channels: int = 32
-    likelihood: VAELikelihood = "auto"
+    likelihood: DecoderLikelihood = "auto"
     gaussian_std: float | None = None
     beta: float = 1.0
     warmup_steps: int = 0
@@ -165,18 +165,6 @@ class VAEConfig:
         )
 
 
-def resolve_likelihood(name: str, info: DataInfo) -> str:
-    """The likelihood ``"auto"`` stands for on this data: Bernoulli for 2 levels, the
-    discretised logistic for up to ``MAX_SUMMED_LEVELS`` (8-bit data), else Gaussian."""
-    if name != "auto":
-        return name
-    if info.levels == 2:
-        return "bernoulli"
-    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
-        return "gaussian"
-    return "discretized_logistic"
-
-
 class VAE(GenerativeModel):
     """Variational autoencoder with ELBO / IWAE training and IW-bound log_prob (see module)."""
 
@@ -214,7 +202,7 @@ class VAE(GenerativeModel):
         super().__init__(config, info)
         d, shape = info.n_features, info.event_shape
         k = self.latent_dim = config.latent_dim
-        self.likelihood_name = resolve_likelihood(config.likelihood, info)
+        self.likelihood_name = resolve_decoder_likelihood(config.likelihood, info)
         self.likelihood: Likelihood = make_likelihood(
             self.likelihood_name, info, config.gaussian_std
         )
@@ -489,11 +477,8 @@ class VAE(GenerativeModel):
         return (low + (high - low) * (u < grey).to(x.dtype)).view_as(x)
 
     def kl_weight(self) -> float:
-        """:math:`\\beta`, ramped linearly from 0 over ``warmup_steps``."""
-        warmup = self.config.warmup_steps
-        if warmup == 0:
-            return self.config.beta
-        return self.config.beta * min(1.0, (int(self.steps_done) + 1) / warmup)
+        """:math:`\\beta`, ramped linearly from 0 over ``warmup_steps`` (:func:`~genlab.objectives.warmup_weight`)."""
+        return warmup_weight(int(self.steps_done), self.config.warmup_steps, self.config.beta)
 
     def training_step(
         self,

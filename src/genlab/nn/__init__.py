@@ -2,6 +2,7 @@
 
 from genlab.nn.context import append_context
 from genlab.nn.conv import ConvDecoder, ConvEncoder
+from genlab.nn.denoisers import MLPDenoiser, TimestepEmbedding, UNet
 from genlab.nn.mlp import ACTIVATIONS, MLP, Activation
 from genlab.nn.networks import (
     ARCHITECTURES,
@@ -25,6 +26,9 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "EncoderArchitecture",
+    "MLPDenoiser",
+    "TimestepEmbedding",
+    "UNet",
     "ProjectionDiscriminator",
     "append_context",
     "build_decoder",

@@ -76,6 +76,7 @@ LikelihoodName = Literal[
     "gaussian_mixture",
 ]
 LIKELIHOODS: tuple[str, ...] = get_args(LikelihoodName)
+DecoderLikelihood = Literal["auto", LikelihoodName]
 DISCRETE_LIKELIHOODS = (
     "bernoulli",
     "discretized_logistic",
@@ -157,6 +158,80 @@ class DiscretizedLogistic(Distribution):
             self.loc.shape, generator=generator, device=self.loc.device, dtype=self.loc.dtype
         ).clamp(1e-6, 1 - 1e-6)
         y = self.loc + self.log_scale.exp() * (torch.log(u) - torch.log1p(-u))
+        return torch.round((y + 1.0) * (self.levels - 1) / 2.0).clamp(0, self.levels - 1)
+
+
+class DiscretizedGaussian(Distribution):
+    r"""A Gaussian discretised to the levels :math:`j = 0, \dots, L-1`, with exact normal CDFs.
+
+    Level :math:`j` sits at :math:`y_j = 2j/(L-1) - 1 \in [-1, 1]` and owns the bin
+    :math:`y_j \pm h`, :math:`h = 1/(L-1)`; the first and last bins extend to :math:`\mp\infty`
+    so the probabilities sum to one (the decoder of Ho et al., 2020, eq. 13). With
+    :math:`\Phi` the standard normal CDF, :math:`u = (y_j + h - \mu)/\sigma` and
+    :math:`l = (y_j - h - \mu)/\sigma`:
+
+    .. math::
+        P(j) = \begin{cases} \Phi(u) & j = 0 \\ \Phi(-l) & j = L - 1 \\
+        \Phi(u) - \Phi(l) & \text{otherwise,} \end{cases}
+
+    in log space from :math:`\log\Phi` (``torch.special.log_ndtr``, exact in both tails, not
+    the tanh approximation of the DDPM code), the difference taken in the tail where it does
+    not cancel: :math:`\log(\Phi(u) - \Phi(l)) = \log\Phi(u) + \log(1 - e^{\log\Phi(l) -
+    \log\Phi(u)})`, or the same with :math:`(-l, -u)` when the bin lies above the mean.
+
+    Arguments:
+        loc: ``(*batch)`` mean :math:`\mu` on the :math:`[-1, 1]` scale.
+        log_scale: ``(*batch)`` :math:`\log \sigma`.
+        levels: the number of levels :math:`L \ge 2`.
+
+    Example:
+        >>> d = DiscretizedGaussian(torch.zeros(3), torch.zeros(3), levels=5)
+        >>> float(d.log_prob(torch.arange(5.0)[:, None]).exp().sum(0)[0])  # doctest: +ELLIPSIS
+        1.0...
+    """
+
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    has_rsample = False
+
+    def __init__(self, loc: Tensor, log_scale: Tensor, levels: int) -> None:
+        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        self.levels = levels
+        super().__init__(self.loc.shape, validate_args=False)
+
+    @property
+    def support(self) -> constraints.Constraint:
+        return constraints.integer_interval(0, self.levels - 1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        half = 1.0 / (self.levels - 1)
+        inv_scale = torch.exp(-self.log_scale)
+        centred = (2.0 * half) * value - 1.0 - self.loc  # y_j - mu
+        upper = (centred + half) * inv_scale  # u
+        lower = (centred - half) * inv_scale  # l
+        flip = centred > 0  # the bin lies above the mean: use Phi(-l) - Phi(-u)
+        a = torch.special.log_ndtr(torch.where(flip, -lower, upper))
+        b = torch.special.log_ndtr(torch.where(flip, -upper, lower))
+        middle = a + torch.log(-torch.expm1((b - a).clamp(max=-1e-30)))
+        first = torch.special.log_ndtr(upper)
+        last = torch.special.log_ndtr(-lower)
+        return torch.where(value <= 0, first, torch.where(value >= self.levels - 1, last, middle))
+
+    def probs(self) -> Tensor:
+        """``(*batch, L)`` the probability of every level."""
+        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
+        return self.log_prob(levels.view(-1, *(1,) * self.loc.dim())).movedim(0, -1).exp()
+
+    @property
+    def mean(self) -> Tensor:
+        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
+        return self.probs() @ levels
+
+    def sample_with(self, generator: torch.Generator | None) -> Tensor:
+        """Level indices drawn with ``generator``: a Gaussian draw, rounded to its bin (exact)."""
+        eps = torch.randn(
+            self.loc.shape, generator=generator, device=self.loc.device, dtype=self.loc.dtype
+        )
+        y = self.loc + self.log_scale.exp() * eps
         return torch.round((y + 1.0) * (self.levels - 1) / 2.0).clamp(0, self.levels - 1)
 
 
@@ -538,3 +613,17 @@ def make_likelihood(
     }
     check(name in classes, f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
     return classes[name](info)
+
+
+def resolve_decoder_likelihood(name: str, info: DataInfo) -> str:
+    """The decoder likelihood ``"auto"`` stands for on this data: ``bernoulli`` for 2-level
+    data, ``discretized_logistic`` for up to ``MAX_SUMMED_LEVELS`` levels (8-bit data),
+    ``gaussian`` for more levels or continuous data (the latent-variable families: ``vae``,
+    ``hvae``, ``vqvae``); other names stand for themselves."""
+    if name != "auto":
+        return name
+    if info.levels == 2:
+        return "bernoulli"
+    if info.levels is None or info.levels > MAX_SUMMED_LEVELS:
+        return "gaussian"
+    return "discretized_logistic"

@@ -26,6 +26,8 @@ class MLP(nn.Sequential):
         out_features: output size (no activation after the last layer).
         hidden: sizes of the hidden layers; empty gives one linear layer.
         activation: a key of :data:`ACTIVATIONS`.
+        dropout: dropout probability after each hidden activation (0: no dropout layer, so the
+            parameter names are those of a plain MLP).
 
     Example:
         >>> MLP(3, 2, hidden=(16,))(torch.zeros(5, 3)).shape
@@ -38,6 +40,7 @@ class MLP(nn.Sequential):
         out_features: int,
         hidden: Sequence[int] = (),
         activation: Activation = "relu",
+        dropout: float = 0.0,
     ) -> None:
         sizes = [in_features, *hidden, out_features]
         layers: list[nn.Module] = []
@@ -45,6 +48,8 @@ class MLP(nn.Sequential):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
         super().__init__(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -19,7 +19,9 @@ each layer a gated unit :math:`\tanh(W_f * h) \odot \sigma(W_g * h)` with a resi
 on the horizontal stack. The output reads the horizontal stack. A type-A first layer then
 type-B layers make output :math:`(i, j)` independent of input :math:`(i, j)` and everything
 after it, and, with enough layers, dependent on every pixel before it (tested with the
-Jacobian). Images have one channel here (grey levels).
+Jacobian). The input may have several channels (``in_channels``), all of them read or masked
+together as one pixel: grey levels have one, a grid of discrete codes its one-hot vectors (the
+VQ-VAE's prior).
 
 References:
     van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu, "Conditional Image
@@ -94,8 +96,8 @@ class GatedBlock(nn.Module):
 
 
 class GatedPixelCNN(nn.Module):
-    """``(B, 1, H, W)`` inputs -> ``(B, n_outputs, H, W)``: output ``(i, j)`` sees only the pixels
-    before ``(i, j)`` in raster order (module docstring).
+    """``(B, in_channels, H, W)`` inputs -> ``(B, n_outputs, H, W)``: output ``(i, j)`` sees only
+    the pixels before ``(i, j)`` in raster order (module docstring).
 
     Arguments:
         n_outputs: outputs per pixel (the parameters of its conditional distribution).
@@ -103,6 +105,7 @@ class GatedPixelCNN(nn.Module):
         n_layers: gated layers after the type-A input layer.
         kernel: odd kernel size :math:`k`.
         dropout: dropout on the horizontal stack's residual branch.
+        in_channels: channels of one input pixel.
 
     Example:
         >>> GatedPixelCNN(n_outputs=17, channels=8, n_layers=2)(torch.zeros(2, 1, 8, 8)).shape
@@ -116,10 +119,11 @@ class GatedPixelCNN(nn.Module):
         n_layers: int = 7,
         kernel: int = 3,
         dropout: float = 0.0,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
-        self.vertical_in = MaskedConv2d(1, channels, vertical_mask(kernel, True))
-        self.horizontal_in = MaskedConv2d(1, channels, horizontal_mask(kernel, True))
+        self.vertical_in = MaskedConv2d(in_channels, channels, vertical_mask(kernel, True))
+        self.horizontal_in = MaskedConv2d(in_channels, channels, horizontal_mask(kernel, True))
         self.blocks = nn.ModuleList(GatedBlock(channels, kernel, dropout) for _ in range(n_layers))
         self.head = nn.Sequential(
             nn.ELU(), nn.Conv2d(channels, channels, 1), nn.ELU(), nn.Conv2d(channels, n_outputs, 1)

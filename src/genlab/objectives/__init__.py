@@ -25,14 +25,18 @@ from genlab.objectives.contrastive import (
     nt_xent,
     ratio_loss,
 )
+from genlab.objectives.diffusion import simple_loss
 from genlab.objectives.gather import all_gather_with_grad
+from genlab.objectives.quantization import codebook_loss, commitment_loss, quantized_bound
 from genlab.objectives.reconstruction import mean_squared_error
 from genlab.objectives.variational import (
     elbo,
     iw_bound,
+    kl_normal,
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
+    warmup_weight,
 )
 
 __all__ = [
@@ -44,6 +48,8 @@ __all__ = [
     "GANLoss",
     "all_gather_with_grad",
     "clip_weights_",
+    "codebook_loss",
+    "commitment_loss",
     "contrastive_loss",
     "elbo",
     "gradient_penalty",
@@ -52,6 +58,7 @@ __all__ = [
     "input_gradient_norm",
     "interpolate",
     "iw_bound",
+    "kl_normal",
     "kl_standard_normal",
     "log_importance_weights",
     "log_standard_normal",
@@ -60,8 +67,11 @@ __all__ = [
     "minimax_generator_loss",
     "nonsaturating_generator_loss",
     "nt_xent",
+    "quantized_bound",
     "r1_penalty",
     "ratio_loss",
+    "simple_loss",
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",
+    "warmup_weight",
 ]

@@ -46,6 +46,33 @@ def kl_standard_normal(loc: Tensor, log_scale: Tensor) -> Tensor:
     return 0.5 * (loc.square() + torch.exp(2.0 * log_scale) - 1.0) - log_scale
 
 
+def kl_normal(loc_q: Tensor, log_scale_q: Tensor, loc_p: Tensor, log_scale_p: Tensor) -> Tensor:
+    r"""Elementwise :math:`\mathrm{KL}(\mathcal N(\mu_q, \sigma_q^2) \,\|\, \mathcal N(\mu_p, \sigma_p^2))`.
+
+    .. math::
+        \mathrm{KL} = \log\frac{\sigma_p}{\sigma_q}
+        + \frac{\sigma_q^2 + (\mu_q - \mu_p)^2}{2\sigma_p^2} - \frac12 .
+
+    Arguments:
+        loc_q, log_scale_q, loc_p, log_scale_p: broadcastable tensors of means and log standard
+            deviations.
+
+    Returns:
+        The KL of each coordinate, in nats (sum over coordinates for a diagonal Gaussian).
+
+    Example:
+        >>> float(kl_normal(torch.zeros(1), torch.zeros(1), torch.ones(1), torch.zeros(1)))
+        0.5
+    """
+    ratio = torch.exp(2.0 * (log_scale_q - log_scale_p))
+    return (
+        log_scale_p
+        - log_scale_q
+        + 0.5 * (ratio + (loc_q - loc_p).square() * torch.exp(-2.0 * log_scale_p))
+        - 0.5
+    )
+
+
 def elbo(log_likelihood: Tensor, kl: Tensor, beta: float = 1.0) -> Tensor:
     r"""The (:math:`\beta`-weighted) evidence lower bound per example.
 
@@ -67,6 +94,25 @@ def elbo(log_likelihood: Tensor, kl: Tensor, beta: float = 1.0) -> Tensor:
         ``(batch,)`` the bound in nats.
     """
     return log_likelihood - beta * kl
+
+
+def warmup_weight(step: int, warmup_steps: int, final: float = 1.0) -> float:
+    r"""The KL weight of step ``step`` (from 0) under a linear warm-up over ``warmup_steps``.
+
+    .. math::
+        \beta_t = \beta \min\left(1, \frac{t + 1}{T}\right) \quad (T > 0), \qquad
+        \beta_t = \beta \quad (T = 0),
+
+    which lets the decoder learn to use the code before the KL term pulls the posterior onto
+    the prior (Bowman et al., 2016, arXiv:1511.06349; Sønderby et al., 2016, arXiv:1602.02282).
+
+    Example:
+        >>> warmup_weight(4, 10), warmup_weight(50, 10), warmup_weight(0, 0, 0.5)
+        (0.5, 1.0, 0.5)
+    """
+    if warmup_steps == 0:
+        return final
+    return final * min(1.0, (step + 1) / warmup_steps)
 
 
 def log_importance_weights(

@@ -155,6 +155,8 @@ def image_pictures(
         pictures.append(
             Picture(caption, image_grid_png(torch.cat(paths), info, n_columns=PATH_STEPS))
         )
+    for caption, images, columns in model.illustrations(generator):
+        pictures.append(Picture(caption, image_grid_png(images.cpu(), info, n_columns=columns)))
     if caps.supports("conditional"):
         mask = top_half_mask(info.event_shape)
         grid = completion_grid(model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator)

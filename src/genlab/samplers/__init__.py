@@ -16,6 +16,11 @@
 - :mod:`~genlab.samplers.autoregressive`: ancestral sampling in an ordering (MADE, PixelCNN) and
   token by token with a state such as a key/value cache (sequence models), and exact completion
   of an observed prefix.
+- :mod:`~genlab.samplers.schedules`: the forward process of diffusion models (noise schedules,
+  the timesteps samplers visit, importance sampling of training timesteps);
+- :mod:`~genlab.samplers.diffusion`: their reverse process (:class:`ReverseProcess`, handed by
+  the family): the variational bound, DDPM, DDIM and its inversion, completion by replacement
+  and by SMC (:mod:`~genlab.samplers.smc`: effective sample size, systematic resampling).
 """
 
 from genlab.samplers.autoregressive import (
@@ -27,6 +32,7 @@ from genlab.samplers.autoregressive import (
 )
 from genlab.samplers.completion import Fill, broadcast_mask, complete, top_half_mask
 from genlab.samplers.density import ExplicitDensity, complete_from_density
+from genlab.samplers.diffusion import Denoised, ReverseProcess
 from genlab.samplers.gaussian import gaussian_conditional, gaussian_posterior
 from genlab.samplers.latent import (
     LATENT_METHODS,
@@ -57,6 +63,7 @@ from genlab.samplers.posterior import (
 
 __all__ = [
     "LATENT_METHODS",
+    "Denoised",
     "Blur",
     "Downsample",
     "ExplicitDensity",
@@ -66,6 +73,7 @@ __all__ = [
     "LatentGenerator",
     "LatentMethod",
     "LatentVariableModel",
+    "ReverseProcess",
     "Mask",
     "Observation",
     "Operator",

@@ -1,0 +1,588 @@
+r"""Diffusion models (DDPM / DDIM) with the full variational bound, in bits/dim like every family.
+
+The forward process adds Gaussian noise in :math:`T` steps (:mod:`genlab.samplers.schedules`:
+linear, cosine or log-SNR schedules); a denoiser network learns to undo it, and the reverse
+process it defines (:mod:`genlab.samplers.diffusion`) is the model:
+
+.. math::
+    p_\theta(x) = \int \mathcal N(x_{T-1}; 0, I) \prod_{t \ge 1} p_\theta(x_{t-1} \mid x_t)\,
+    p_\theta(x \mid x_0)\, dx_{0:T-1}.
+
+Data is scaled to the model's units: discrete data (``info.levels`` = :math:`L`) maps its
+value range onto :math:`[-1, 1]`, so the levels sit at :math:`y_j = 2j/(L-1) - 1`, and the
+decoder :math:`p_\theta(x \mid x_0)` is a Gaussian discretised to those levels with exact normal
+CDFs and open edge bins (:class:`~genlab.nn.likelihoods.DiscretizedGaussian`); continuous data
+is standardised and the decoder is a Gaussian density (its log-Jacobian included).
+
+**The four tasks.**
+
+- ``sample``: ancestral sampling (DDPM, :math:`T` network calls), or DDIM with :math:`S` steps
+  and any :math:`\eta` (``method="ddim"``).
+- ``log_prob``: the variational bound with every one of the :math:`T` terms, the prior term and
+  the decoder (``"lower_bound"``, an unbiased estimate of it: one draw of :math:`x_t` per term),
+  batched over :math:`t`. For discrete data it is returned as a density on the dequantised
+  values, :math:`\log P(x) - D \log\delta` (as the VAE's discrete likelihoods), so
+  :mod:`genlab.metrics.likelihood` gives the bits/dim of the discrete bound, with no
+  dequantisation gap. :meth:`Diffusion.bound_estimate` (a few random timesteps, unbiased,
+  noisier) is the validation loss, labelled as such; the simple loss is never reported as a
+  likelihood.
+- ``encode`` / ``decode``: deterministic DDIM (:math:`\eta = 0`) inversion of the data to
+  :math:`x_{T-1}` and back (``ddim_steps`` steps), so the code has the data's dimension and
+  decodes to (nearly) the input; interpolating codes spherically interpolates images.
+- ``sample_conditional``: sequential Monte Carlo (``method="smc"``, the default:
+  asymptotically exact as the particles grow, ``capabilities.conditional = "smc"``) or
+  replacement (``method="replace"``: approximate, biased).
+
+**Training** (:meth:`Diffusion.training_step`): :math:`t` uniform (or importance-sampled for the
+bound), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`, and one of
+
+- ``"simple"``: :math:`\lVert \text{target} - \text{output} \rVert^2` per coordinate (target
+  :math:`\epsilon`, :math:`x_0` or :math:`v`: ``prediction``; :math:`\epsilon` for
+  ``"levels"``), Ho et al.'s :math:`L_\text{simple}` (:func:`~genlab.objectives.simple_loss`);
+- ``"vlb"``: the bound's term :math:`T L_t / D` (importance-weighted when
+  ``timestep_sampling="importance"``);
+- ``"hybrid"``: :math:`L_\text{simple} + \lambda T L_t / D` with no gradient from the bound
+  term to the mean, :math:`\lambda` = ``hybrid_weight`` (Nichol & Dhariwal's
+  :math:`L_\text{hybrid}`, which trains the learned variances).
+
+The network's weights are averaged (EMA, :class:`~genlab.nn.averaging.AveragedCopies`) and the
+averaged network is the model: sampling, the bound, the codes and completion use it, and so
+does validation. Every method that runs the chain takes ``progress=``: a progress bar over the
+steps (``None``, the default, shows it on a terminal only).
+
+References:
+    Sohl-Dickstein et al., ICML 2015, arXiv:1503.03585; Ho, Jain & Abbeel, NeurIPS 2020,
+    arXiv:2006.11239; Nichol & Dhariwal, ICML 2021, arXiv:2102.09672; Song, Meng & Ermon,
+    ICLR 2021, arXiv:2010.02502; Kingma et al., NeurIPS 2021, arXiv:2107.00630; Cardoso et
+    al., ICLR 2024, arXiv:2308.07983 (see :mod:`genlab.samplers.diffusion`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from genlab.config import check
+from genlab.data.dataset import DataInfo
+from genlab.models.base import Capabilities, GenerativeModel
+from genlab.nn import AffineNormalizer
+from genlab.nn.averaging import AveragedCopies
+from genlab.nn.denoisers import MLPDenoiser, UNet
+from genlab.nn.likelihoods import MAX_SUMMED_LEVELS
+from genlab.objectives import simple_loss
+from genlab.samplers import complete
+from genlab.samplers.diffusion import (
+    PREDICTIONS,
+    VARIANCES,
+    Decoder,
+    Denoised,
+    GaussianDecoder,
+    LevelDecoder,
+    Prediction,
+    ReverseProcess,
+    VarianceKind,
+    ancestral_sample,
+    bound_estimate,
+    bound_term,
+    complete_by_replacement,
+    complete_by_smc,
+    ddim_invert,
+    ddim_sample,
+    denoised,
+    variational_bound,
+)
+from genlab.samplers.schedules import (
+    BETA_SCHEDULES,
+    SPACINGS,
+    BetaSchedule,
+    ImportanceTimesteps,
+    NoiseSchedule,
+    Spacing,
+    log_snr_range,
+    make_betas,
+)
+
+if TYPE_CHECKING:
+    from genlab.train.optim import Optimizers
+
+DiffusionLoss = Literal["simple", "vlb", "hybrid"]
+DIFFUSION_LOSSES: tuple[str, ...] = get_args(DiffusionLoss)
+TimestepSampling = Literal["uniform", "importance"]
+TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)
+DenoiserArchitecture = Literal["auto", "mlp", "unet"]
+DENOISER_ARCHITECTURES: tuple[str, ...] = get_args(DenoiserArchitecture)
+SampleMethod = Literal["ddpm", "ddim"]
+SAMPLE_METHODS: tuple[str, ...] = get_args(SampleMethod)
+ConditionalMethod = Literal["smc", "replace"]
+CONDITIONAL_METHODS: tuple[str, ...] = get_args(ConditionalMethod)
+CHAIN_COLUMNS = 10  # states of the denoising chain shown in the report
+DDIM_STEP_COUNTS = (5, 10, 20, 50, 100)  # the report's samples against the number of DDIM steps
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Attributes:
+    timesteps: :math:`T`, the steps of the forward process.
+    schedule: ``"linear"``, ``"cosine"`` or ``"log_snr"`` (:mod:`genlab.samplers.schedules`).
+    log_snr_max, log_snr_min: the end points of the ``log_snr`` schedule; ``None`` sizes them
+        to the data (:func:`~genlab.samplers.schedules.log_snr_range`; for continuous data and
+        data of more than 256 levels as if it had 256 levels).
+    prediction: what the network outputs: ``"epsilon"``, ``"x0"``, ``"v"``, or for discrete
+        data ``"levels"``: logits of each coordinate's level, added to the exact likelihood
+        of :math:`x_t` (:func:`~genlab.samplers.diffusion.level_posterior_mean`); ``"auto"``:
+        ``levels`` for discrete data of up to 256 levels, ``epsilon`` otherwise.
+    variance: the reverse steps' variances: ``"fixed_small"`` (:math:`\\tilde\\beta_t`),
+        ``"fixed_large"`` (:math:`\\beta_t`) or ``"learned_range"`` (Nichol & Dhariwal).
+    loss: ``"simple"``, ``"vlb"`` or ``"hybrid"`` (module docstring); learned variances need
+        the bound in the loss (``vlb`` or ``hybrid``).
+    hybrid_weight: :math:`\\lambda` of the hybrid loss.
+    timestep_sampling: ``"uniform"``, or ``"importance"`` (loss-aware, for ``loss="vlb"``).
+    architecture: ``"mlp"`` (residual MLP on flattened data), ``"unet"`` (images) or
+        ``"auto"`` (the MLP: on 8x8 images it is many times faster than the U-Net per step).
+    hidden: widths of the MLP's residual blocks.
+    channels: channels of the U-Net's first level (doubling at each halving).
+    blocks: residual blocks per U-Net level.
+    attention: self-attention at the U-Net's lowest resolution.
+    embed: width of the timestep embedding.
+    dropout: dropout inside the residual blocks.
+    ema_decay: decay of the weight average that is the model.
+    val_timesteps: timesteps per example of the validation estimate of the bound.
+    ddim_steps: DDIM steps of ``encode`` / ``decode`` (and of ``sample(method="ddim")`` by
+        default).
+    inversion_iterations: fixed-point refinements of each inversion step of ``encode``
+        (:func:`~genlab.samplers.diffusion.ddim_invert`; 0 is plain DDIM inversion).
+    particles: SMC particles per completion (``sample_conditional``).
+    """
+
+    timesteps: int = 1000
+    schedule: BetaSchedule = "log_snr"
+    log_snr_max: float | None = None
+    log_snr_min: float | None = None
+    prediction: Prediction | Literal["auto"] = "auto"
+    variance: VarianceKind = "learned_range"
+    loss: DiffusionLoss = "hybrid"
+    hybrid_weight: float = 0.001
+    timestep_sampling: TimestepSampling = "uniform"
+    architecture: DenoiserArchitecture = "auto"
+    hidden: tuple[int, ...] = (512, 512, 512)
+    channels: int = 32
+    blocks: int = 1
+    attention: bool = False
+    embed: int = 128
+    dropout: float = 0.1
+    ema_decay: float = 0.999
+    val_timesteps: int = 32
+    ddim_steps: int = 100
+    inversion_iterations: int = 2
+    particles: int = 16
+
+    def __post_init__(self) -> None:
+        check(self.timesteps >= 2, f"timesteps must be >= 2, got {self.timesteps}")
+        check(self.schedule in BETA_SCHEDULES, f"schedule must be one of {BETA_SCHEDULES}")
+        check(
+            self.prediction == "auto" or self.prediction in PREDICTIONS,
+            f"prediction must be auto or one of {PREDICTIONS}",
+        )
+        check(self.variance in VARIANCES, f"variance must be one of {VARIANCES}")
+        check(self.loss in DIFFUSION_LOSSES, f"loss must be one of {DIFFUSION_LOSSES}")
+        check(
+            self.timestep_sampling in TIMESTEP_SAMPLINGS,
+            f"timestep_sampling must be one of {TIMESTEP_SAMPLINGS}",
+        )
+        check(
+            self.architecture in DENOISER_ARCHITECTURES,
+            f"architecture must be one of {DENOISER_ARCHITECTURES}",
+        )
+        check(
+            self.variance != "learned_range" or self.loss != "simple",
+            "variance=learned_range is trained by the bound: use loss=hybrid or loss=vlb",
+        )
+        check(
+            self.timestep_sampling == "uniform" or self.loss == "vlb",
+            "timestep_sampling=importance weighs the bound's terms: it needs loss=vlb",
+        )
+        check(self.hybrid_weight > 0, f"hybrid_weight must be positive, got {self.hybrid_weight}")
+        check(all(h >= 1 for h in self.hidden) and self.hidden, "hidden sizes must be >= 1")
+        for name in ("channels", "blocks", "embed", "val_timesteps", "ddim_steps", "particles"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1")
+        check(self.inversion_iterations >= 0, "inversion_iterations must be >= 0")
+        check(self.embed % 2 == 0, f"embed must be even, got {self.embed}")
+        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        check(self.ddim_steps <= self.timesteps, "ddim_steps must be <= timesteps")
+
+
+class Diffusion(GenerativeModel):
+    """DDPM/DDIM with the full variational bound and all four tasks (see module docstring)."""
+
+    family = "diffusion"
+    capabilities = Capabilities(
+        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional="smc"
+    )
+    description = "DDPM / DDIM, the full variational bound"
+    task_notes = {
+        "generation": "ancestral, T steps; or DDIM with S steps",
+        "density": "every term of the variational bound, discretised decoder",
+        "representation": "x_T by deterministic DDIM inversion; `decode` runs DDIM back",
+        "conditional": 'twisted SMC with K particles; `method="replace"` is approximate',
+    }
+    config_class = DiffusionConfig
+    default_train = {"steps": 6_000, "batch_size": 128, "lr": 5e-4, "weight_decay": 1e-4,
+                     "lr_schedule": "cosine", "eval_every": 500, "grad_clip": 1.0}  # fmt: skip
+    budgets = {
+        "smoke": {"steps": 40, "timesteps": 20, "hidden": (32, 32), "embed": 16, "channels": 8,
+                  "ddim_steps": 5, "particles": 4, "val_timesteps": 4, "eval_every": 20},
+        # the demo: a smaller network, more lr, fewer steps; cheaper codes and completions
+        "fast": {"steps": 1_500, "lr": 1e-3, "weight_decay": 0.0, "hidden": (256, 256, 256),
+                 "dropout": 0.0, "eval_every": 250, "ddim_steps": 50, "inversion_iterations": 1,
+                 "particles": 4},
+        "full": {"steps": 6_000},
+    }  # fmt: skip
+
+    def __init__(self, config: DiffusionConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        self.latent_dim = info.n_features
+        summable = info.levels is not None and info.levels <= MAX_SUMMED_LEVELS
+        log_snr = None
+        if config.schedule == "log_snr":
+            high, low = log_snr_range(info.levels if summable else MAX_SUMMED_LEVELS)
+            log_snr = (
+                high if config.log_snr_max is None else config.log_snr_max,
+                low if config.log_snr_min is None else config.log_snr_min,
+            )
+        self.schedule = NoiseSchedule(
+            make_betas(config.schedule, config.timesteps, log_snr=log_snr)
+        )
+        self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
+        self.decoder: Decoder = (
+            GaussianDecoder() if info.levels is None else LevelDecoder(info.levels)
+        )
+        self.prediction: Prediction = config.prediction  # type: ignore[assignment]
+        if config.prediction == "auto":
+            self.prediction = "levels" if summable else "epsilon"
+        check(
+            self.prediction != "levels" or summable,
+            f"diffusion: prediction=levels needs discrete data of at most {MAX_SUMMED_LEVELS} "
+            f"levels (one logit per level), got {info.levels or 'continuous data'}; use "
+            "prediction=epsilon",
+        )
+        per_prediction = info.levels if self.prediction == "levels" else 1
+        self.outputs = per_prediction + (config.variance == "learned_range")
+        architecture = config.architecture
+        if architecture == "auto":
+            architecture = "mlp"
+        check(architecture == "mlp" or info.kind == "image", "diffusion: unet needs image data")
+        self.conv = architecture == "unet"
+        if self.conv:
+            self.denoiser: nn.Module = UNet(
+                info.event_shape, config.timesteps, config.channels, config.blocks,
+                self.outputs, config.embed, config.attention, config.dropout,
+            )  # fmt: skip
+        else:
+            self.denoiser = MLPDenoiser(
+                info.n_features, config.timesteps, config.hidden, self.outputs,
+                config.embed, dropout=config.dropout,
+            )  # fmt: skip
+        self.averaged = AveragedCopies({"denoiser": self.denoiser})
+        self.importance = ImportanceTimesteps(config.timesteps)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ units and the network
+
+    @torch.no_grad()
+    def prepare(self, x_train: Tensor) -> None:
+        if self.info.levels is not None:  # the value range onto [-1, 1]
+            low, high = self.info.value_range
+            self.normalizer.shift.fill_((low + high) / 2)
+            self.normalizer.scale.fill_((high - low) / 2)
+        else:
+            self.normalizer.fit(x_train)
+        self.averaged.reset_({"denoiser": self.denoiser})
+
+    @property
+    def needs_dequantization(self) -> bool:
+        """False: the discretised decoder reads the levels themselves."""
+        return False
+
+    def to_model(self, x: Tensor) -> Tensor:
+        """Data units -> model units (discrete data: each value's level, on :math:`[-1, 1]`)."""
+        u = self.normalizer(x)
+        if isinstance(self.decoder, LevelDecoder):
+            return self.decoder.position(self.decoder.level(u))
+        return u
+
+    def to_data(self, u: Tensor) -> Tensor:
+        """Model units -> data units."""
+        return self.normalizer.inverse(u)
+
+    def denoised_by(self, net: nn.Module, xt: Tensor, t: Tensor) -> Denoised:
+        """What ``net`` says about ``xt`` ``(N, *event_shape)`` at timesteps ``t`` ``(N,)``.
+
+        The network's outputs per coordinate: the prediction (``L`` logits for ``"levels"``),
+        then the variance interpolation when it is learned.
+        """
+        cfg, shape = self.config, self.info.event_shape
+        if self.conv:  # (N, outputs * C, H, W) -> (N, outputs, C, H, W)
+            out = net(xt, t).unflatten(1, (self.outputs, shape[0]))
+        else:
+            out = net(xt.flatten(1), t).view(len(xt), self.outputs, *shape)
+        learned = cfg.variance == "learned_range"
+        mean_out = out[:, : self.outputs - learned]
+        if self.prediction != "levels":
+            mean_out = mean_out[:, 0]
+        return denoised(
+            self.schedule, xt, t, mean_out, self.prediction, cfg.variance,
+            out[:, -1] if learned else None,
+        )  # fmt: skip
+
+    def denoise_with(self, net: nn.Module) -> ReverseProcess:
+        """The reverse process of ``net`` (the training network, or the averaged one)."""
+        return ReverseProcess(
+            self.schedule, lambda xt, t: self.denoised_by(net, xt, t), self.decoder
+        )
+
+    @property
+    def process(self) -> ReverseProcess:
+        """The model: the reverse process of the averaged network."""
+        return self.denoise_with(self.averaged["denoiser"])
+
+    def _log_jacobian(self) -> float | Tensor:
+        """From the model's units to the density in data units (see :meth:`log_prob`)."""
+        if self.info.levels is not None:
+            return -self.info.n_features * math.log(self.info.level_step)  # type: ignore[arg-type]
+        return self.normalizer.log_abs_det_jacobian()
+
+    # ------------------------------------------------------------------ the four tasks
+
+    @torch.no_grad()
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        r"""``(B,)`` minus the variational bound with all :math:`T` terms: :math:`\le \log p(x)`.
+
+        Discrete data: :math:`\log P(x) - D\log\delta`, a density on the dequantised values
+        that is constant on each level's bin (any value in the bin is read as the level), so
+        :mod:`genlab.metrics.likelihood` gives the bits/dim of the discrete bound exactly.
+        Continuous data: the bound on the standardised values plus the standardisation's
+        log-Jacobian.
+
+        Arguments:
+            x: ``(B, *event_shape)`` data.
+            generator: draws each example's own :math:`x_t` for every term. Without one, the
+                draws come from a fixed seed and are shared by the batch (common random
+                numbers), so each example's value depends on the example alone.
+        """
+        self.check_input(x, context=context)
+        shared = generator is None
+        if shared:
+            generator = torch.Generator(device=x.device).manual_seed(0)
+        bound = variational_bound(
+            self.process, self.to_model(x), generator=generator, shared_noise=shared,
+            progress=progress,
+        )  # fmt: skip
+        return -bound + self._log_jacobian()
+
+    @torch.no_grad()
+    def bound_estimate(
+        self, x: Tensor, *, count: int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``(B,)`` an unbiased estimate of minus :meth:`log_prob` (nats, the discrete bound for
+        discrete data) from ``count`` stratified timesteps (:func:`~genlab.samplers.diffusion.bound_estimate`)."""
+        self.check_input(x)
+        count = count or self.config.val_timesteps
+        return bound_estimate(self.process, self.to_model(x), count, generator)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        method: SampleMethod = "ddpm",
+        steps: int | None = None,
+        eta: float = 0.0,
+        spacing: Spacing = "trailing",
+        progress: bool | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        r"""``(n, *event_shape)`` samples in data units.
+
+        ``"ddpm"``: ancestral sampling with all :math:`T` steps, ending with a draw of the
+        decoder (for discrete data: levels). ``"ddim"``: ``steps`` (default ``ddim_steps``)
+        DDIM steps with ``eta`` (0: deterministic) over ``spacing``
+        (:func:`~genlab.samplers.schedules.timesteps`), returning the last prediction of
+        :math:`x_0` (continuous values).
+        """
+        self.check_context(context, n)
+        check(method in SAMPLE_METHODS, f"method must be one of {SAMPLE_METHODS}, got {method!r}")
+        check(spacing in SPACINGS, f"spacing must be one of {SPACINGS}, got {spacing!r}")
+        x = torch.randn(n, *self.info.event_shape, generator=generator, device=self.device)
+        if method == "ddim":
+            u = ddim_sample(
+                self.process, x, steps or self.config.ddim_steps, spacing=spacing, eta=eta,
+                generator=generator, progress=progress,
+            )  # fmt: skip
+        else:
+            u, _ = ancestral_sample(self.process, x, generator=generator, progress=progress)
+        return self.to_data(u).float()
+
+    @torch.no_grad()
+    def denoising_chain(
+        self, n: int, columns: int = CHAIN_COLUMNS, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``(n, columns, *event_shape)`` states :math:`x_t` of ancestral sampling in data units,
+        from :math:`t = T - 1` to the sample (the report's strip)."""
+        x = torch.randn(n, *self.info.event_shape, generator=generator, device=self.device)
+        keep = torch.linspace(self.config.timesteps - 1, 0, columns - 1).round().long().tolist()
+        u, kept = ancestral_sample(self.process, x, generator=generator, keep=keep, progress=False)
+        states = [kept[t] for t in keep] + [u]
+        return self.to_data(torch.stack(states, 1)).float()
+
+    @torch.no_grad()
+    def encode(
+        self, x: Tensor, *, progress: bool | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        """``(B, D)`` the code :math:`x_{T-1}` of deterministic DDIM inversion (``ddim_steps``,
+        each refined by ``inversion_iterations`` fixed-point steps)."""
+        self.check_input(x, context=context)
+        z = ddim_invert(
+            self.process, self.to_model(x), self.config.ddim_steps,
+            iterations=self.config.inversion_iterations, progress=progress,
+        )  # fmt: skip
+        return z.flatten(1)
+
+    @torch.no_grad()
+    def decode(
+        self, z: Tensor, *, progress: bool | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        """``(B, *event_shape)`` deterministic DDIM (:math:`\\eta = 0`, ``ddim_steps``) from codes."""
+        self.check_context(context, len(z))
+        x = z.reshape(len(z), *self.info.event_shape)
+        u = ddim_sample(self.process, x, self.config.ddim_steps, progress=progress)
+        return self.to_data(u)
+
+    @torch.no_grad()
+    def sample_conditional(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        method: ConditionalMethod = "smc",
+        particles: int | None = None,
+        progress: bool | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        r"""``(n, batch, *event_shape)`` completions of ``x`` where ``mask`` is False.
+
+        - ``"smc"`` (default; ``capabilities.conditional = "smc"``): a particle filter of
+          ``particles`` particles per completion whose target is the model's own conditional
+          :math:`p_\theta(x_u \mid x_o)` (:func:`~genlab.samplers.diffusion.complete_by_smc`):
+          asymptotically exact as the particles grow, biased by :math:`O(1/K)` for :math:`K`
+          particles; costs :math:`K` ancestral samples.
+        - ``"replace"``: replacement (RePaint without resampling,
+          :func:`~genlab.samplers.diffusion.complete_by_replacement`): **approximate**, biased
+          whatever the budget; costs one ancestral sample.
+
+        Discrete data: observed values are read as their levels; completions are levels drawn
+        by the decoder.
+        """
+        self.check_input(x, context=context)
+        check(method in CONDITIONAL_METHODS, f"method must be one of {CONDITIONAL_METHODS}")
+        shape = self.info.event_shape
+        count = particles or self.config.particles
+
+        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
+            y = self.to_model(rows.view(-1, *shape)).repeat(n, *(1,) * len(shape))
+            pattern = observed.view(shape)
+            if method == "smc":
+                u = complete_by_smc(
+                    self.process, y, pattern, particles=count, generator=generator,
+                    progress=progress,
+                )  # fmt: skip
+            else:
+                u = complete_by_replacement(
+                    self.process, y, pattern, generator=generator, progress=progress
+                )
+            free = (~observed).nonzero().squeeze(1)
+            return self.to_data(u).flatten(1)[:, free].view(n, len(rows), len(free))
+
+        return complete(x, mask, n, fill)
+
+    def illustrations(self, generator: torch.Generator) -> list[tuple[str, Tensor, int]]:
+        """The denoising chain and samples against the number of DDIM steps (report pictures)."""
+        chain = self.denoising_chain(4, generator=generator)
+        x = torch.randn(8, *self.info.event_shape, generator=generator, device=self.device)
+        counts = [s for s in DDIM_STEP_COUNTS if s < self.config.timesteps]
+        rows = [self.to_data(ddim_sample(self.process, x, s, progress=False)) for s in counts]
+        rows.append(
+            self.to_data(ddim_sample(self.process, x, self.config.timesteps, progress=False))
+        )
+        steps = ", ".join(map(str, [*counts, self.config.timesteps]))
+        return [
+            (
+                f"the denoising chain: x_t from t = {self.config.timesteps - 1} to the sample",
+                chain.flatten(0, 1),
+                CHAIN_COLUMNS,
+            ),
+            (
+                f"the same 8 draws of x_T by deterministic DDIM with {steps} steps (one row each)",
+                torch.cat(rows).float(),
+                len(x),
+            ),
+        ]
+
+    # ------------------------------------------------------------------ training
+
+    def training_step(
+        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        cfg = self.config
+        x0 = self.to_model(x)
+        n, total = len(x0), cfg.timesteps
+        if cfg.timestep_sampling == "importance":
+            t, weights = self.importance.draw(n, generator)
+            weights = weights.to(x0.dtype)
+        else:
+            t = torch.randint(total, (n,), generator=generator, device=x0.device)
+            weights = torch.ones(n, device=x0.device, dtype=x0.dtype)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        xt = self.schedule.q_sample(x0, t, noise)
+        process = self.denoise_with(self.denoiser)
+        prediction = self.denoised_by(self.denoiser, xt, t)
+        target = "epsilon" if self.prediction == "levels" else self.prediction
+        alpha_bar = self.schedule.at(self.schedule.alphas_cumprod, t, x0)
+        simple = simple_loss(target, prediction.x0, prediction.eps, x0, noise, alpha_bar)
+        d = x0[0].numel()
+        term = prediction.detach_mean() if cfg.loss == "hybrid" else prediction
+        vlb = bound_term(process, x0, xt, t, term) * (total / d)  # T L_t per coordinate
+        if cfg.loss == "simple":
+            loss = simple.mean()
+        elif cfg.loss == "hybrid":
+            loss = (simple + cfg.hybrid_weight * vlb).mean()
+        else:
+            loss = (weights * vlb).mean()
+        optimizers.minimize(loss)
+        if cfg.timestep_sampling == "importance":
+            self.importance.update_(t, vlb.detach() * d / total)
+        self.steps += 1
+        self.averaged.update_({"denoiser": self.denoiser}, int(self.steps), cfg.ema_decay)
+        return {
+            "loss": loss.detach(),
+            "simple": simple.detach().mean(),
+            "vlb_nats_per_dim": vlb.detach().mean(),
+        }
+
+    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """``(B,)`` the unbiased estimate of the bound (nats) from ``val_timesteps`` timesteps."""
+        return self.bound_estimate(x, generator=generator)

@@ -1,0 +1,161 @@
+"""The diffusion family: units and the bound in bits/dim, training beats a baseline, the
+sampling and completion options, the importance sampler of timesteps, configuration errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import genlab
+from genlab.errors import ConfigError
+from genlab.metrics.likelihood import bits_per_dim, log_likelihood
+from genlab.objectives import simple_loss
+from genlab.samplers.schedules import ImportanceTimesteps, NoiseSchedule, make_betas
+
+SMALL = {"timesteps": 100, "ddim_steps": 20, "hidden": (64, 64), "particles": 4}
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """300 steps of a small model: enough to beat PPCA's exact likelihood by a margin."""
+    return genlab.fit("diffusion", digits, steps=300, val_fraction=0.0, seed=0, **SMALL)
+
+
+def test_a_short_training_beats_ppca_on_held_out_digits(trained, digits):
+    result = genlab.evaluate(trained, digits)
+    assert result["log_prob_kind"] == "lower_bound"
+    ppca = genlab.evaluate(genlab.fit("pca", digits, latent_dim=16), digits)
+    # the bound of 300 steps is below PPCA's exact value (3.7 bits/dim) by more than 0.5
+    assert result["bits_per_dim"] < ppca["bits_per_dim"] - 0.5
+    assert 0.5 < result["bits_per_dim"]  # and not absurdly low
+
+
+def test_log_prob_is_a_density_on_dequantised_values(trained, digits):
+    """Constant on each level's bin, and the bits/dim of metrics.likelihood are the discrete
+    bound's: -log P(x) / (D log 2), whatever the dequantisation noise."""
+    x = digits.x_test[:8]
+    log_p = trained.log_prob(x)
+    torch.testing.assert_close(trained.log_prob(x + 0.45), log_p)
+    torch.testing.assert_close(trained.log_prob(x - 0.45), log_p)
+    g = torch.Generator().manual_seed(0)
+    nats = log_likelihood(trained, x, digits.info, generator=g)  # dequantised, + D log delta
+    torch.testing.assert_close(nats, log_p.double())  # delta = 1 for digits
+    assert bits_per_dim(float(nats.mean()), digits.info) == pytest.approx(
+        -float(log_p.mean()) / (64 * math.log(2)), rel=1e-6
+    )
+
+
+def test_the_cheap_estimate_agrees_with_the_full_bound_on_average(trained, digits):
+    x = digits.x_test[:64]
+    full = -trained.log_prob(x, generator=torch.Generator().manual_seed(1))
+    estimate = trained.bound_estimate(x, count=10, generator=torch.Generator().manual_seed(2))
+    difference = estimate - full
+    error = difference.std() / math.sqrt(len(x))
+    assert abs(float(difference.mean())) < 4 * float(error)
+
+
+def test_samplers_and_completions(trained, digits):
+    g = torch.Generator().manual_seed(0)
+    ddpm = trained.sample(6, generator=g)
+    assert ddpm.shape == (6, 1, 8, 8)
+    assert torch.equal(ddpm, ddpm.round()) and ddpm.min() >= 0 and ddpm.max() <= 16  # levels
+    ddim = trained.sample(6, generator=g, method="ddim", steps=10, eta=0.5, spacing="linspace")
+    assert ddim.shape == (6, 1, 8, 8) and torch.isfinite(ddim).all()
+    chain = trained.denoising_chain(2, columns=5, generator=g)
+    assert chain.shape == (2, 5, 1, 8, 8)
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[:, :4] = True
+    x = digits.x_test[:3]
+    for method in ("smc", "replace"):
+        out = trained.sample_conditional(x, mask, 2, generator=g, method=method)
+        assert out.shape == (2, 3, 1, 8, 8)
+        assert torch.equal(out[:, :, :, :4], x[:, :, :4].expand(2, -1, -1, -1, -1))
+    captions = [caption for caption, _, _ in trained.illustrations(g)]
+    assert any("chain" in c for c in captions) and any("DDIM" in c for c in captions)
+    with pytest.raises(ConfigError, match="method"):
+        trained.sample_conditional(x, mask, 1, method="gibbs")
+
+
+def test_the_model_samples_with_its_averaged_weights(trained):
+    live = trained.denoiser.state_dict()
+    averaged = trained.averaged["denoiser"].state_dict()
+    assert any(not torch.equal(live[k], averaged[k]) for k in live)
+
+
+def test_importance_timesteps_weigh_the_terms_without_bias():
+    sampler = ImportanceTimesteps(4, history=3)
+    g = torch.Generator().manual_seed(0)
+    t, w = sampler.draw(5, g)  # uniform until every timestep has its history
+    assert torch.equal(w, torch.ones(5, dtype=torch.float64))
+    terms = torch.tensor([8.0, 4.0, 2.0, 2.0])
+    for _ in range(3):
+        sampler.update_(torch.arange(4), terms)
+    p = sampler.probabilities()
+    expected = 0.999 * terms / terms.sum() + 0.001 / 4  # sqrt(E L^2) = L for constant terms
+    torch.testing.assert_close(p, expected.double())
+    t, w = sampler.draw(200_000, g)
+    assert float((w * terms.double()[t]).mean()) == pytest.approx(float(terms.mean()), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"variance": "learned_range", "loss": "simple"}, "learned_range"),
+        ({"timestep_sampling": "importance", "loss": "hybrid"}, "importance"),
+        ({"ddim_steps": 2000}, "ddim_steps"),
+        ({"schedule": "quadratic"}, "schedule"),
+    ],
+)
+def test_configuration_errors_name_the_problem(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        genlab.api.resolve_settings("diffusion", settings)
+
+
+def test_continuous_data_and_the_unet(ring, digits):
+    with pytest.raises(ConfigError, match="levels"):
+        genlab.fit("diffusion", ring, steps=1, prediction="levels", **SMALL)
+    model = genlab.fit("diffusion", ring, budget="smoke", seed=0)
+    assert model.prediction == "epsilon"
+    lp = model.log_prob(ring.x_test[:4])  # a density in data units: standardisation included
+    shifted = model.log_prob(ring.x_test[:4] * 2)
+    assert torch.isfinite(lp).all() and not torch.allclose(lp, shifted)
+    unet = genlab.fit("diffusion", digits, budget="smoke", architecture="unet", seed=0)
+    assert unet.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
+    with pytest.raises(ConfigError, match="unet"):
+        genlab.fit("diffusion", ring, budget="smoke", architecture="unet")
+
+
+def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
+    """A logit per level stops at 256 levels (as the other families' summed likelihoods): wider
+    integer data gets the epsilon prediction and the 256-level schedule, and trains finitely."""
+    x = np.random.default_rng(0).integers(-(2**24), 2**24, size=(60, 3))
+    np.savez(tmp_path / "wide.npz", x=x)
+    wide = genlab.data.load(str(tmp_path / "wide.npz"))
+    assert wide.info.levels > 256
+    with pytest.raises(ConfigError, match="at most 256 levels"):
+        genlab.fit("diffusion", wide, steps=1, prediction="levels", **SMALL)
+    model = genlab.fit("diffusion", wide, steps=3, seed=0, **SMALL)
+    assert model.prediction == "epsilon"
+    assert torch.isfinite(model.log_prob(wide.x_test)).all()
+
+
+def test_the_simple_loss_of_each_target():
+    schedule = NoiseSchedule(make_betas("cosine", 50))
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    t = torch.tensor([3, 10, 20, 30, 49])
+    a = schedule.at(schedule.alphas_cumprod, t, x0)
+    for target in ("epsilon", "x0", "v"):  # exact predictions cost nothing
+        assert float(simple_loss(target, x0, noise, x0, noise, a).abs().max()) == 0.0
+    wrong = noise + 0.1
+    v = schedule.velocity(x0, t, noise)
+    v_hat = schedule.velocity(x0, t, wrong)
+    torch.testing.assert_close(
+        simple_loss("v", x0, wrong, x0, noise, a), (v - v_hat).square().mean(1)
+    )
+    torch.testing.assert_close(
+        simple_loss("epsilon", x0, wrong, x0, noise, a), torch.full((5,), 0.01, dtype=x0.dtype)
+    )
