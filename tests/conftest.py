@@ -54,3 +54,18 @@ def labelled_ring(ring) -> genlab.data.Dataset:
 @pytest.fixture(scope="session")
 def first_names() -> genlab.data.Dataset:
     return genlab.data.load("first-names")
+
+
+@pytest.fixture(scope="session")
+def tiny_28() -> genlab.data.Dataset:
+    """60 training and 20 test generated 28x28 8-bit images in 10 classes (not MNIST): each
+    class a random 0/255 template with a tenth of its pixels flipped."""
+    rng = torch.Generator().manual_seed(0)
+    templates = (torch.rand(10, 1, 28, 28, generator=rng) < 0.2).float()
+    labels = torch.arange(80) % 10
+    flips = (torch.rand(80, 1, 28, 28, generator=rng) < 0.1).float()
+    x = 255.0 * (templates[labels] - flips).abs()
+    info = genlab.data.DataInfo(
+        "tiny-28", (1, 28, 28), "image", levels=256, value_range=(0.0, 255.0), n_classes=10
+    )
+    return genlab.data.Dataset(x[:60], x[60:], info, labels[:60], labels[60:])

@@ -137,7 +137,7 @@ def test_train_dry_run_shows_every_setting_and_its_source(tmp_path, capsys):
     assert rows["epochs"] == ("None", "family (gan), which sets steps")
     assert rows["loss"] == ("wasserstein", "user")
     assert rows["hidden"] == ("(128, 128, 128, 128)", "defaults")
-    assert "defaults < family (gan) < recipe (loss=wasserstein) < budget < user" in out
+    assert "defaults < family (gan) < recipe (loss=wasserstein) < budget < images < user" in out
     assert not run.exists()  # nothing trained, no run directory
 
     args = ["train", "gan", "--dry-run", "--budget", "smoke", "--steps", "5", "--set", "lr=1e-4"]
@@ -149,6 +149,20 @@ def test_train_dry_run_shows_every_setting_and_its_source(tmp_path, capsys):
     assert rows["batch_size"] == ("64", "budget (smoke)")
     assert rows["hidden"] == ("(64, 64)", "budget (smoke)")
     assert rows["clip"] == ("0.01", "recipe (loss=wasserstein)")
+
+
+def test_train_dry_run_sizes_the_settings_to_the_images(tmp_path, capsys):
+    data = tmp_path / "tiny28.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8))
+    args = ["train", "vae", "--dry-run", "--data", str(data), "--budget", "fast"]
+    code, out, err = run_cli(*args, capsys=capsys)
+    assert code == 0, err
+    rows = dry_run_rows(out)
+    assert rows["architecture"] == ("conv", "images (28x28, fast)")
+    assert rows["epochs"] == ("25", "images (28x28, fast)")
+    code, out, err = run_cli("train", "vae", "--dry-run", "--budget", "fast", capsys=capsys)
+    assert dry_run_rows(out)["architecture"] == ("mlp", "defaults")  # 8x8 digits
 
 
 @pytest.mark.parametrize("bad", ["lr=-1", "nope=1", "loss=bogus", "steps=1.5"])
@@ -166,6 +180,24 @@ def test_sample_to_an_unknown_format(tmp_path, capsys):
     run_cli("train", "pca", "--out", run, capsys=capsys)
     code, _, err = run_cli("sample", run, "--out", str(tmp_path / "s.txt"), capsys=capsys)
     assert code == 2 and ".npy" in err
+
+
+def test_sample_writes_draws_to_npy_and_means_with_pixels_mean(tmp_path, capsys):
+    import torch
+
+    from genlab import api
+
+    run = str(tmp_path / "pca")
+    run_cli("train", "pca", "--out", run, capsys=capsys)
+    model = api.load(run)
+    for extra, expected in (
+        ([], model.sample(4, generator=torch.Generator().manual_seed(0))),
+        (["--pixels", "mean"], model.sample_means(4, generator=torch.Generator().manual_seed(0))),
+    ):
+        out = tmp_path / "s.npy"
+        code, _, _ = run_cli("sample", run, "-n", "4", "--out", str(out), *extra, capsys=capsys)
+        assert code == 0
+        assert np.allclose(np.load(out), expected.numpy())
 
 
 @pytest.mark.parametrize("bad", [["-n", "0"], ["-n", "-3"], ["-n", "many"]])

@@ -17,6 +17,7 @@ from genlab.metrics.classifier_scores import classification_accuracy_score, fres
 from genlab.metrics.domain import (
     ClassifierConfig,
     accuracy,
+    confident_fraction,
     domain_network,
     inception_score,
     train_classifier,
@@ -145,3 +146,13 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
     ring = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ring["features"] == "pixels" and ring["fid"] >= 0
     assert np.isfinite(ring["precision"])
+
+
+def test_confident_fraction_counts_rows_with_a_class_at_or_above_the_threshold():
+    p = torch.tensor([[0.95, 0.05], [0.9, 0.1], [0.6, 0.4], [0.02, 0.98]])
+    assert confident_fraction(p) == 0.75
+    assert confident_fraction(p, threshold=0.96) == 0.25
+    with pytest.raises(ConfigError):
+        confident_fraction(p, threshold=0.0)
+    with pytest.raises(DataError):
+        confident_fraction(torch.zeros(0, 2))

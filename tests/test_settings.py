@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from genlab.config import field_names, to_dict
+from genlab.data import DataInfo
 from genlab.errors import ConfigError
 from genlab.models import FAMILIES, GAN
 from genlab.settings import LAYERS, resolve_settings
@@ -188,3 +189,42 @@ def test_a_layer_setting_steps_clears_epochs_and_vice_versa():
 def test_bad_settings_are_clear_errors(family, settings, budget, message):
     with pytest.raises(ConfigError, match=message):
         resolve_settings(family, settings, budget)
+
+
+IMAGES_28 = DataInfo("28x28", (1, 28, 28), "image", levels=256, value_range=(0.0, 255.0))
+DIGITS_8 = DataInfo("8x8", (1, 8, 8), "image", levels=17, value_range=(0.0, 16.0))
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_8x8_images_and_vectors_resolve_as_without_data(family, budget):
+    """The frozen table (no data) is what 8x8 digits and vectors get: no images layer."""
+    plain = resolve_settings(family, {}, budget)
+    for info in (DIGITS_8, DataInfo("2-D", (2,), "vector")):
+        sized = resolve_settings(family, {}, budget, info)
+        assert (sized.model, sized.train) == (plain.model, plain.train)
+        assert dict(sized.layers[LAYERS.index("images")].values) == {}
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("family", [f for f, cls in FAMILIES.items() if cls.large_image_budgets])
+def test_28x28_images_get_the_large_image_budget_over_the_budget(family, budget):
+    resolved = resolve_settings(family, {}, budget, IMAGES_28)
+    layer = resolved.layers[LAYERS.index("images")]
+    expected = FAMILIES[family].large_image_budgets.get(budget, {})
+    assert layer.label == "images (28x28" + (f", {budget})" if budget else ")")
+    assert dict(layer.values) == expected
+    for key, value in expected.items():
+        config = resolved.model if key in resolved.model_sources else resolved.train
+        sources = resolved.model_sources if config is resolved.model else resolved.train_sources
+        assert getattr(config, key) == value and sources[key].name == "images"
+    # the user's settings still win
+    user = resolve_settings(family, {"architecture": "mlp"}, budget, IMAGES_28)
+    assert (user.model.architecture, user.model_sources["architecture"].name) == ("mlp", "user")
+
+
+def test_the_vae_at_28x28_is_a_conv_net_trained_few_epochs():
+    resolved = resolve_settings("vae", {}, "fast", IMAGES_28)
+    assert (resolved.model.architecture, resolved.train.epochs) == ("conv", 25)
+    assert resolved.train_sources["epochs"].label == "images (28x28, fast)"
+    assert resolve_settings("vae", {}, "fast", DIGITS_8).model.architecture == "mlp"

@@ -36,6 +36,7 @@ from genlab.metrics.features import FeatureExtractor
 from genlab.metrics.sample_quality import SampleQualityResult, parse_metrics, score_samples
 from genlab.models import GenerativeModel, family_class
 from genlab.report.curves import save_training_curves
+from genlab.report.family import PIXELS, Pixels, picture_samples
 from genlab.report.images import save_samples
 from genlab.runs import RunConfig, RunDirectory, check_seed, read_metrics, versions
 from genlab.samplers import Operator, gaussian_measurement, parse_operator
@@ -157,6 +158,7 @@ def fit(
     progress: bool = False,
     overwrite: bool = False,
     callback: Callback | None = None,
+    pixels: Pixels = "mean",
     **settings: Any,
 ) -> GenerativeModel:
     """Train a model of ``family`` on ``data`` and return it (in eval mode).
@@ -173,17 +175,23 @@ def fit(
         data_seed: seeds the dataset's draws and train/test split.
         overwrite: replace the genlab run in ``out`` (only its own files are removed).
         callback: ``callback(step, model)`` at every evaluation point (see ``train.fit``).
+        pixels: what the run's ``samples.png`` shows for families with per-pixel noise:
+            decoder means (``"mean"``) or draws (``"sample"``); see
+            :func:`genlab.report.family.picture_samples`.
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     check_seed(seed)
     check_seed(data_seed, "data_seed")
-    resolved = resolve_settings(family, settings, budget)
-    model_config, train_config = resolved.model, resolved.train
+    if pixels not in PIXELS:
+        raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
+    resolve_settings(family, settings, budget)  # bad settings fail before the data is read
     torch_device = resolve_device(device)  # under torchrun, joins the process group
     main = distributed.current().is_main
     if out is not None and main:
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
     dataset, data_entry = _dataset(data, data_seed)
+    resolved = resolve_settings(family, settings, budget, dataset.info)  # sized to the images
+    model_config, train_config = resolved.model, resolved.train
     model = build_model(family, model_config, dataset.info, seed).to(torch_device)
     if out is None:
         train_fit(model, dataset, train_config, seed=seed, progress=progress, callback=callback)
@@ -203,7 +211,7 @@ def fit(
         train_fit(
             model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
         )
-        _save_pictures(model, dataset, run, seed)
+        _save_pictures(model, dataset, run, seed, pixels)
     finally:
         run.lock.release()
     return model.eval()
@@ -409,7 +417,9 @@ def _check_fingerprint(
 
 
 @torch.no_grad()
-def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, seed: int) -> None:
+def _save_pictures(
+    model: GenerativeModel, dataset: Dataset, run: RunDirectory, seed: int, pixels: Pixels = "mean"
+) -> None:
     if not distributed.current().is_main:
         return
     save_training_curves(read_metrics(run.path), run.curves_path, title=model.family)
@@ -421,8 +431,9 @@ def _save_pictures(model: GenerativeModel, dataset: Dataset, run: RunDirectory, 
     if model.capabilities.context and dataset.y_test is not None:  # the test split's labels
         labels = dataset.y_test.repeat(-(-n // len(dataset.y_test)))[:n]
         context["context"] = labels.to(model.device)
-    samples = model.eval().sample(n, generator=generator, **context).cpu()
-    save_samples(samples, run.samples_path, dataset.info, reference=dataset.x_test)
+    samples, what = picture_samples(model.eval(), n, pixels, generator=generator, **context)
+    save_samples(samples.cpu(), run.samples_path, dataset.info, reference=dataset.x_test)
+    logger.info("%s: %s", run.samples_path, what)
 
 
 def sample_class(

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 
 from genlab import api
+from genlab import data as data_module
 from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
 from genlab.io import storage_error
+from genlab.report.family import PIXELS
 from genlab.train.distributed import current as current_distributed
 from genlab.train.distributed import shutdown as shutdown_distributed
 
@@ -57,6 +59,10 @@ def _count(text: str) -> int:
     return value
 
 
+PIXELS_HELP = (
+    "sample grids of families with per-pixel noise (VAE, PPCA): decoder means (mean, the "
+    "default for pictures) or draws (sample)"
+)
 FEATURES_HELP = (
     "feature space of fid/kid/prdc: domain (a classifier trained on DATA; default for "
     "labelled data), pixels (default otherwise), or inception_v3:WEIGHTS (.safetensors or a "
@@ -100,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the genlab run in --out (only its files; never a folder that is not a run)",
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--pixels", choices=PIXELS, default="mean", help=PIXELS_HELP)
     train.add_argument(
         "--dry-run",
         action="store_true",
@@ -137,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument(
         "--guidance-weight", type=float, default=1.0, help="classifier guidance weight"
+    )
+    sample.add_argument(
+        "--pixels",
+        choices=PIXELS,
+        help=PIXELS_HELP + "; default: mean for a .png, sample for a .npy",
     )
 
     complete = sub.add_parser(
@@ -241,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", default="auto")
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
+    compare.add_argument("--pixels", choices=PIXELS, default="mean", help=PIXELS_HELP)
     experiment = sub.add_parser(
         "experiment", help="reproduce a classic claim as a number and a figure"
     )
@@ -328,7 +341,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                 raise ConfigError(f"--{key} given twice (also as --set {key}=...)")
             settings[key] = getattr(args, key)
     if args.dry_run:
-        print(api.resolve_settings(args.family, settings, args.budget).to_text())
+        api.resolve_settings(args.family, settings, args.budget)  # errors before the data
+        info = data_module.load(args.data).info  # settings depend on the image size
+        print(api.resolve_settings(args.family, settings, args.budget, info).to_text())
         print("\ndry run: nothing trained, no run directory created")
         return
     if args.out is None:
@@ -342,6 +357,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         budget=args.budget,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        pixels=args.pixels,
         **settings,
     )
     if current_distributed().is_main:
@@ -360,6 +376,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from genlab.io import writable_folder
+    from genlab.report.family import picture_samples
     from genlab.report.images import grid_layout, save_samples
 
     out = _output_file(Path(args.out), text=True)
@@ -394,8 +411,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         if model.capabilities.context:  # a conditional model: every class in turn
             context["context"] = torch.arange(args.n, device=model.device) % n_classes
         generator = torch.Generator(device=model.device).manual_seed(args.seed)
+        pixels = args.pixels or ("mean" if out.suffix == ".png" else "sample")
         with torch.no_grad():
-            x = model.sample(args.n, generator=generator, **context).cpu()
+            x = picture_samples(model, args.n, pixels, generator=generator, **context)[0].cpu()
     if out.suffix == ".npy":
         _save_npy(out, x.numpy())
     else:
@@ -609,6 +627,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         seeds=args.seeds or [args.seed],
         device=args.device,
         progress=not args.no_progress,
+        pixels=args.pixels,
     )
     print(scorecard_table(scorecard, markdown=args.markdown))
     note = baseline_note(scorecard)

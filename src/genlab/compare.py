@@ -61,7 +61,7 @@ from genlab.metrics.domain import DomainClassifier, domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
 from genlab.models import FAMILIES, GenerativeModel
-from genlab.report.family import capability_badges, family_pictures, text_examples
+from genlab.report.family import PIXELS, Pixels, capability_badges, family_pictures, text_examples
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_markdown, format_mean_spread, format_table
 from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
@@ -202,7 +202,7 @@ def _trained(
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
     same settings, seed and data (finished if it was stopped), else a new one."""
-    resolved = resolve_settings(family, {}, budget)
+    resolved = resolve_settings(family, {}, budget, dataset.info)
     run = RunDirectory(run_path)
     if run.config_path.exists():
         saved = run.read_config()  # not a genlab run: refused, never replaced
@@ -282,9 +282,11 @@ def compare(
     seeds: Sequence[int] = (0,),
     device: str = "auto",
     progress: bool = True,
+    pixels: Pixels = "mean",
 ) -> Scorecard:
     """Train (or reuse) and score each family for each seed; write ``scorecard.json`` and
-    ``report.html`` (see the module docstring for seeds, layout and reuse).
+    ``report.html`` (see the module docstring for seeds, layout and reuse; ``pixels``: what
+    the report's sample grids show, :func:`~genlab.report.family.picture_samples`).
 
     Raises:
         ConfigError: an unknown family or budget, or bad seeds (before any training).
@@ -293,6 +295,8 @@ def compare(
     """
     for family in families or ():
         resolve_settings(family, {}, budget)  # fail on a bad name before reading the data
+    if pixels not in PIXELS:
+        raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     seeds = [check_seed(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
@@ -320,7 +324,7 @@ def compare(
                      "baselines": result.baselines},
                 )  # fmt: skip
             results.append(result)
-        return _write_scorecard(dataset, families, budget, seeds, results, out)
+        return _write_scorecard(dataset, families, budget, seeds, results, out, pixels)
     finally:
         lock.release()
 
@@ -409,7 +413,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _write_scorecard(
     dataset: Dataset, families: list[str], budget: str, seeds: list[int],
-    results: list[_SeedResult], out: Path,
+    results: list[_SeedResult], out: Path, pixels: Pixels,
 ) -> Scorecard:  # fmt: skip
     rows = [_aggregate([r.rows[i] for r in results]) for i in range(len(families))]
     baselines: dict[str, dict[str, Any]] = {}
@@ -429,7 +433,9 @@ def _write_scorecard(
     first = results[0]
     sections = []
     for family, model, run_path in zip(families, first.models, first.run_paths, strict=True):
-        pictures = family_pictures(model, dataset, seeds[0], classifier=first.classifier)
+        pictures = family_pictures(
+            model, dataset, seeds[0], classifier=first.classifier, pixels=pixels
+        )
         curves = RunDirectory(run_path).curves_path
         if curves.exists():  # a closed-form fit logs no curves
             pictures.append(

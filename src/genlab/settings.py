@@ -1,7 +1,7 @@
 """Where every setting of a run comes from: named layers, resolved in order in one function.
 
 A run's settings are two frozen dataclasses, the family's model config (``GANConfig``...) and
-:class:`~genlab.train.TrainConfig`. Their values come from five layers, bottom to top; a later
+:class:`~genlab.train.TrainConfig`. Their values come from six layers, bottom to top; a later
 layer overrides an earlier one key by key:
 
 1. ``defaults``: the dataclasses' own field defaults, plus ``epochs=1`` (``TrainConfig`` needs
@@ -13,7 +13,11 @@ layer overrides an earlier one key by key:
    the WGAN paper's RMSProp at lr 5e-5, weight clipping and 5 critic steps);
 4. ``budget``: ``budgets[budget]`` on the class, when a budget (``smoke``, ``fast``, ``full``)
    is named;
-5. ``user``: the caller's settings (``--set key=value``, ``--epochs``/``--steps``, keyword
+5. ``images``: for images of side at least :data:`LARGE_IMAGE_SIDE` (28x28 MNIST, not the 8x8
+   digits), ``large_image_budgets[budget]`` on the class (key ``None`` when no budget is
+   named): architectures and lengths that suit the resolution, replacing the ones tuned on
+   8x8 digits; empty when no data is given;
+6. ``user``: the caller's settings (``--set key=value``, ``--epochs``/``--steps``, keyword
    arguments of :func:`genlab.fit`).
 
 A key goes to the model config if it names one of its fields, else to ``TrainConfig``; any
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from genlab.config import build, field_names
+from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
 from genlab.models import GenerativeModel, family_class
 from genlab.train.config import TrainConfig
@@ -51,8 +56,10 @@ __all__ = [
 ]
 
 BUDGETS = ("smoke", "fast", "full")
-LayerName = Literal["defaults", "family", "recipe", "budget", "user"]
+LayerName = Literal["defaults", "family", "recipe", "budget", "images", "user"]
 LAYERS: tuple[str, ...] = get_args(LayerName)
+# Images with a side at least this large get the ``images`` layer (8x8 digits do not).
+LARGE_IMAGE_SIDE = 16
 # A layer that sets one of these clears the other (TrainConfig takes exactly one).
 RUN_LENGTH = {"steps": "epochs", "epochs": "steps"}
 
@@ -154,10 +161,33 @@ def _recipe_layer(cls: type[GenerativeModel], chosen: Mapping[str, Any]) -> Sett
     return SettingsLayer("recipe", f"recipe ({option}={value})", dict(recipe))
 
 
+def is_large_image(info: DataInfo | None) -> bool:
+    """Images with a side of at least :data:`LARGE_IMAGE_SIDE` pixels."""
+    return (
+        info is not None and info.kind == "image" and max(info.event_shape[1:]) >= LARGE_IMAGE_SIDE
+    )
+
+
+def _images_layer(
+    cls: type[GenerativeModel], budget: str | None, info: DataInfo | None
+) -> SettingsLayer:
+    """``cls.large_image_budgets[budget]`` for large images, else an empty layer."""
+    if not is_large_image(info):
+        return SettingsLayer("images", "images", {})
+    assert info is not None
+    size = "x".join(str(side) for side in info.event_shape[1:])
+    label = f"images ({size}{', ' + budget if budget else ''})"
+    return SettingsLayer("images", label, dict(cls.large_image_budgets.get(budget, {})))
+
+
 def settings_layers(
-    family: str, settings: Mapping[str, Any], budget: str | None = None
+    family: str,
+    settings: Mapping[str, Any],
+    budget: str | None = None,
+    info: DataInfo | None = None,
 ) -> list[SettingsLayer]:
-    """The five layers of a run's settings, bottom to top (see the module docstring)."""
+    """The six layers of a run's settings, bottom to top (see the module docstring); ``info``
+    describes the data (``None``: no ``images`` layer)."""
     cls = family_class(family)
     if budget is not None and budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
@@ -176,17 +206,21 @@ def settings_layers(
         f"budget ({budget})" if budget else "budget",
         dict(cls.budgets.get(budget, {})) if budget else {},
     )
+    images = _images_layer(cls, budget, info)
     user = SettingsLayer("user", "user", dict(settings))
     chosen = {
         key: value
-        for layer in (defaults, family_layer, budget_layer, user)
+        for layer in (defaults, family_layer, budget_layer, images, user)
         for key, value in layer.values.items()
     }
-    return [defaults, family_layer, _recipe_layer(cls, chosen), budget_layer, user]
+    return [defaults, family_layer, _recipe_layer(cls, chosen), budget_layer, images, user]
 
 
 def resolve_settings(
-    family: str, settings: Mapping[str, Any], budget: str | None = None
+    family: str,
+    settings: Mapping[str, Any],
+    budget: str | None = None,
+    info: DataInfo | None = None,
 ) -> ResolvedSettings:
     """The model and train configs of a run, and where each of their values came from.
 
@@ -198,6 +232,8 @@ def resolve_settings(
         family: a registered family (``genlab.models.FAMILIES``).
         settings: the user's options, values or strings (``{"lr": "1e-4"}``).
         budget: ``"smoke"``, ``"fast"``, ``"full"`` or ``None``.
+        info: the data the run trains on; large images (:func:`is_large_image`) get the
+            family's ``large_image_budgets`` (``None``: settings for no data in particular).
 
     Raises:
         ConfigError: an unknown family, budget or option, or a value that does not fit its
@@ -205,7 +241,7 @@ def resolve_settings(
     """
     cls = family_class(family)
     model_fields, train_fields = field_names(cls.config_class), field_names(TrainConfig)
-    layers = settings_layers(family, settings, budget)
+    layers = settings_layers(family, settings, budget, info)
     model_values: dict[str, Any] = {}
     train_values: dict[str, Any] = {}
     model_sources: dict[str, SettingsLayer] = {}

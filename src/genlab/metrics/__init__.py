@@ -1,7 +1,12 @@
 """Model evaluation: likelihood, reconstruction, representation and sample-quality metrics."""
 
 from genlab.metrics.birthday import birthday_support, duplicate_threshold
-from genlab.metrics.domain import ClassifierConfig, domain_network, inception_score
+from genlab.metrics.domain import (
+    ClassifierConfig,
+    confident_fraction,
+    domain_network,
+    inception_score,
+)
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.features import GaussianStatistics, feature_statistics
 from genlab.metrics.frechet import (
@@ -32,6 +37,7 @@ __all__ = [
     "feature_statistics",
     "fid_infinity",
     "frechet_feature_distance",
+    "confident_fraction",
     "inception_score",
     "kernel_inception_distance",
     "log_likelihood",

@@ -251,6 +251,19 @@ def accuracy(classifier: DomainClassifier, x: Tensor, y: Tensor) -> float:
     return float((classifier.predict(x) == y.cpu()).double().mean())
 
 
+def confident_fraction(probabilities: Tensor, threshold: float = 0.9) -> float:
+    r"""Fraction of rows the classifier assigns to one class with probability at least
+    ``threshold``: :math:`\frac1N \sum_i \mathbb 1[\max_c p(c \mid x_i) \ge t]`.
+
+    On samples, the share that look like some class to a classifier of the real data (compare
+    with the real test images' own fraction).
+    """
+    check(0.0 < threshold <= 1.0, f"threshold must be in (0, 1], got {threshold}")
+    if probabilities.dim() != 2 or len(probabilities) == 0:
+        raise DataError(f"need (N >= 1, K) probabilities, got {tuple(probabilities.shape)}")
+    return float((probabilities.max(1).values >= threshold).double().mean())
+
+
 def inception_score(probabilities: Tensor, *, n_splits: int = 10) -> tuple[float, float]:
     r"""Mean and std over ``n_splits`` splits of :math:`\exp(\mathbb E\,\mathrm{KL}(p(y|x)\|p(y)))`.
 

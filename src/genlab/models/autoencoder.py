@@ -20,7 +20,7 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
-from genlab.models.base import Capabilities, GenerativeModel
+from genlab.models.base import CONV_IMAGE_BUDGETS, Capabilities, GenerativeModel
 from genlab.nn import (
     ACTIVATIONS,
     Activation,
@@ -79,6 +79,7 @@ class Autoencoder(GenerativeModel):
         "fast": {"epochs": 200},
         "full": {"epochs": 1000, "patience": 60},
     }
+    large_image_budgets = CONV_IMAGE_BUDGETS
 
     def __init__(self, config: AutoencoderConfig, info: DataInfo) -> None:
         super().__init__(config, info)

@@ -221,6 +221,7 @@ class HVAE(GenerativeModel):
         "posterior": "SIR + MALA on all layers' noise, read as x = the decoder mean",
     }
     config_class = HVAEConfig
+    pixel_noise = True
     default_importance_samples = 1000
     default_train = {"epochs": 1000, "batch_size": 128, "lr": 1e-3, "patience": 50}
     budgets = {

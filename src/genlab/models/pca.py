@@ -77,6 +77,7 @@ class PCA(GenerativeModel):
         "posterior": "Gaussian posterior in closed form, for linear f",
     }
     config_class = PCAConfig
+    pixel_noise = True
     fit_method = "closed_form"
     budgets = {"smoke": {}, "fast": {}, "full": {}}
 

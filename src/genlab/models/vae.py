@@ -55,7 +55,7 @@ from torch.distributions import Independent, Normal
 from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
-from genlab.models.base import Capabilities, GenerativeModel
+from genlab.models.base import CONV_IMAGE_BUDGETS, Capabilities, GenerativeModel
 from genlab.nn import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -188,6 +188,7 @@ class VAE(GenerativeModel):
         "context": "with `conditional=true`: labels into encoder and decoder",
     }
     config_class = VAEConfig
+    pixel_noise = True
     default_importance_samples = 1000
     default_train = {"epochs": 1000, "batch_size": 128, "lr": 1e-3, "patience": 50}
     budgets = {
@@ -195,6 +196,7 @@ class VAE(GenerativeModel):
         "fast": {"epochs": 300, "patience": 30},
         "full": {"epochs": 2000, "patience": 50},
     }
+    large_image_budgets = CONV_IMAGE_BUDGETS
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)

@@ -211,6 +211,7 @@ class VQVAE(GenerativeModel):
         "conditional": "observed code prefix kept, the rest from the prior, resampled by p(x_o ∣ z)",
     }
     config_class = VQVAEConfig
+    pixel_noise = True
     default_train = {"epochs": 500, "batch_size": 128, "lr": 2e-3, "patience": 30}
     budgets = {
         "smoke": {
@@ -384,11 +385,23 @@ class VQVAE(GenerativeModel):
     ) -> Tensor:
         """Codes from the prior by ancestral sampling, then :math:`x \\sim p(x \\mid z)`."""
         self.check_context(context, n)
+        x = self.likelihood.sample(self._prior_decoder_params(n, generator), generator)
+        return x.view(n, *self.info.event_shape).float()
+
+    def sample_means(
+        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        """The decoder's mean :math:`\\mathbb E[x \\mid z]` of codes drawn as :meth:`sample` draws them."""
+        self.check_context(context, n)
+        mean = self.likelihood.mean(self._prior_decoder_params(n, generator))
+        return mean.view(n, *self.info.event_shape).float()
+
+    def _prior_decoder_params(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """The decoder's parameters for ``n`` code grids drawn from the prior."""
         device = self.normalizer.shift.device
         empty = torch.zeros(n, *self.config.grid, dtype=torch.long, device=device)
         codes = self._sample_codes(empty, 0, generator)
-        x = self.likelihood.sample(self._decoder_params(self.quantizer.embed(codes)), generator)
-        return x.view(n, *self.info.event_shape).float()
+        return self._decoder_params(self.quantizer.embed(codes))
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B,)`` the bound :math:`\\log p(x \\mid z_q) + \\log p(z_q) \\le \\log p(x)` in nats."""

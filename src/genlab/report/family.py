@@ -3,12 +3,15 @@ completions, and for 2-D data the samples over the data and the learned density.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
 from genlab.data.dataset import Dataset
 from genlab.data.text import decode_tokens
-from genlab.explore import completion_grid, interpolate
+from genlab.errors import ConfigError
+from genlab.explore import completion_grid, interpolate, nearest_neighbours
 from genlab.metrics.conditioning import class_route, measured, sample_classes
 from genlab.metrics.domain import DomainClassifier
 from genlab.models.base import TASKS, GenerativeModel
@@ -18,6 +21,7 @@ from genlab.report.images import image_grid_png
 from genlab.samplers import Downsample, gaussian_measurement, top_half_mask
 
 N_SAMPLES = 64
+N_NEIGHBOURS, NEIGHBOUR_COLUMNS = 16, 8  # samples shown beside their nearest training images
 N_RECONSTRUCTIONS = 16
 RECONSTRUCTION_COLUMNS = 8
 N_PATHS, PATH_STEPS = 4, 8
@@ -26,6 +30,53 @@ N_PER_CLASS = 8  # samples per class in the class grid
 N_MEASURED, N_DRAWS = 6, 5  # super-resolution examples and posterior draws each
 GRID_POINTS = 300
 N_TEXT_SAMPLES, TEXT_PREFIX = 24, 2
+Pixels = Literal["mean", "sample"]
+PIXELS: tuple[str, ...] = get_args(Pixels)
+
+
+def picture_samples(
+    model: GenerativeModel,
+    n: int,
+    pixels: Pixels = "mean",
+    *,
+    generator: torch.Generator | None = None,
+    context: Tensor | None = None,
+) -> tuple[Tensor, str]:
+    r"""``n`` images to show of what ``model`` generates, and a caption saying what they are.
+
+    For families whose samples add independent per-pixel noise to a decoder mean
+    (:attr:`~genlab.models.GenerativeModel.pixel_noise`: VAE, PPCA), ``pixels="mean"`` shows
+    the means :math:`\mathbb E[x \mid z]`, :math:`z \sim \mathcal N(0, I)` (what the model
+    means; the noise would only speckle them) and ``"sample"`` the draws
+    :math:`x \sim p(x \mid z)`. Other families' samples have no such noise: they are shown as
+    they are, whatever ``pixels``. Vector data always gets samples (a scatter compares them
+    with the data).
+    """
+    if pixels not in PIXELS:
+        raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
+    extra = {} if context is None else {"context": context}
+    if not (model.pixel_noise and model.info.kind == "image"):
+        return model.sample(n, generator=generator, **extra), "samples"
+    if pixels == "mean":
+        means = model.sample_means(n, generator=generator, **extra)
+        return means, "decoder means E[x | z], z ~ N(0, I) (pixels=sample shows draws)"
+    draws = model.sample(n, generator=generator, **extra)
+    return draws, "samples x ~ p(x | z), each pixel drawn independently given z"
+
+
+def neighbour_strip(samples: Tensor, data: Dataset) -> Picture:
+    """The first :data:`N_NEIGHBOURS` ``samples``, each row followed by the row of their nearest
+    training images (Euclidean distance in data units): memorised samples show as copies."""
+    shown = samples[:N_NEIGHBOURS].cpu()
+    columns = min(NEIGHBOUR_COLUMNS, len(shown))
+    shown = shown[: len(shown) - len(shown) % columns]  # whole rows only
+    _, index = nearest_neighbours(shown.flatten(1), data.x_train.flatten(1))
+    nearest = data.x_train[index[:, 0]]
+    return Picture(
+        f"the first {len(shown)} pictures above, each row followed by their nearest training "
+        "images (Euclidean distance in pixels): copies mean memorisation",
+        image_grid_png(_paired_rows(shown, nearest, columns), data.info, n_columns=columns),
+    )
 
 
 def _paired_rows(originals: Tensor, partners: Tensor, width: int) -> Tensor:
@@ -70,14 +121,19 @@ def conditioning_pictures(
 
 
 @torch.no_grad()
-def image_pictures(model: GenerativeModel, data: Dataset, seed: int) -> list[Picture]:
+def image_pictures(
+    model: GenerativeModel, data: Dataset, seed: int, pixels: Pixels = "mean"
+) -> list[Picture]:
+    """Samples (as :func:`picture_samples` shows them) beside their nearest training images,
+    reconstructions, interpolations and completions, as the model's capabilities allow."""
     caps, info = model.capabilities, data.info
     generator = torch.Generator(device=model.device).manual_seed(seed)
     x = data.x_test
     pictures = []
     if caps.sample:
-        samples = model.sample(N_SAMPLES, generator=generator).cpu()
-        pictures.append(Picture("samples", image_grid_png(samples, info)))
+        samples, caption = picture_samples(model, N_SAMPLES, pixels, generator=generator)
+        pictures.append(Picture(caption, image_grid_png(samples.cpu(), info)))
+        pictures.append(neighbour_strip(samples, data))
     if caps.encode and caps.decode:
         originals = x[:N_RECONSTRUCTIONS]
         recon = model.reconstruct(originals.to(model.device)).cpu()
@@ -155,11 +211,13 @@ def family_pictures(
     data: Dataset,
     seed: int,
     classifier: DomainClassifier | None = None,
+    pixels: Pixels = "mean",
 ) -> list[Picture]:
     """Every picture that fits the model's capabilities and the data's kind (with the domain
-    ``classifier`` of labelled images, the classes a family draws)."""
+    ``classifier`` of labelled images, the classes a family draws; ``pixels``: see
+    :func:`picture_samples`)."""
     if data.info.kind == "image":
-        return image_pictures(model, data, seed) + conditioning_pictures(
+        return image_pictures(model, data, seed, pixels) + conditioning_pictures(
             model, data, seed, classifier
         )
     if data.info.n_features == 2:
