@@ -44,6 +44,7 @@ from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
 from genlab.train.loop import Callback
+from genlab.train.threads import check_threads, choose_threads, using_threads
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def fit(
     progress: bool = False,
     overwrite: bool = False,
     callback: Callback | None = None,
+    threads: int | None = None,
     **settings: Any,
 ) -> GenerativeModel:
     """Train a model of ``family`` on ``data`` and return it (in eval mode).
@@ -173,10 +175,15 @@ def fit(
         data_seed: seeds the dataset's draws and train/test split.
         overwrite: replace the genlab run in ``out`` (only its own files are removed).
         callback: ``callback(step, model)`` at every evaluation point (see ``train.fit``).
+        threads: CPU threads for training; ``None``: ``OMP_NUM_THREADS`` if set, else the
+            count :func:`genlab.train.threads.choose_threads` picks for the step's size
+            (recorded in the run's ``config.json``; torch's count is restored after).
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     check_seed(seed)
     check_seed(data_seed, "data_seed")
+    if threads is not None:
+        check_threads(threads)
     resolved = resolve_settings(family, settings, budget)
     model_config, train_config = resolved.model, resolved.train
     torch_device = resolve_device(device)  # under torchrun, joins the process group
@@ -185,8 +192,13 @@ def fit(
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
     dataset, data_entry = _dataset(data, data_seed)
     model = build_model(family, model_config, dataset.info, seed).to(torch_device)
+    choice = choose_threads(model, dataset, train_config, threads, seed=seed)
+    logger.info("%s: %s", family, choice.reason)
     if out is None:
-        train_fit(model, dataset, train_config, seed=seed, progress=progress, callback=callback)
+        with using_threads(choice.count):
+            train_fit(
+                model, dataset, train_config, seed=seed, progress=progress, callback=callback
+            )
         return model.eval()
     config = RunConfig(
         family=family,
@@ -195,14 +207,17 @@ def fit(
         data=data_entry,
         seed=seed,
         versions=versions(),
+        threads=choice.to_json(),
     )
     run = RunDirectory.create(out, config, overwrite=overwrite) if main else None
     distributed.barrier()
     run = run or RunDirectory(out)
     try:
-        train_fit(
-            model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
-        )
+        with using_threads(choice.count):
+            train_fit(
+                model, dataset, train_config, seed=seed, run=run, progress=progress,
+                callback=callback,
+            )  # fmt: skip
         _save_pictures(model, dataset, run, seed)
     finally:
         run.lock.release()
@@ -216,18 +231,22 @@ def resume(
     progress: bool = False,
     data: Dataset | None = None,
     allow_data_change: bool = False,
+    threads: int | None = None,
 ) -> GenerativeModel:
     """Finish ``run``: from its last checkpoint, or from the start if it has none yet.
 
     Ends as an uninterrupted run would have (same weights, bit for bit). The run's data must
     have the fingerprint it was trained on; ``allow_data_change`` goes on with the data as it
     is now and records the change in ``config.json``. A complete run is left as it is (its
-    pictures are drawn again).
+    pictures are drawn again). ``threads`` as in :func:`fit`; by default the run's recorded
+    count (unless ``OMP_NUM_THREADS`` is set).
 
     Raises:
         RunLocked: another process is writing the run.
         DataError: the data changed (without ``allow_data_change``) or is gone.
     """
+    if threads is not None:
+        check_threads(threads)
     directory = RunDirectory(run)
     config = directory.read_config()
     torch_device = resolve_device(device)  # under torchrun, joins the process group
@@ -241,19 +260,25 @@ def resume(
         )  # fmt: skip
         model = _model_from_config(directory, config).to(torch_device)
         train_config = _config_section(directory, TrainConfig, config.train, "train")
-        if directory.checkpoint_path.exists():
-            train_fit(
-                model, dataset, train_config, seed=config.seed, run=directory, resume=True,
-                progress=progress,
-            )  # fmt: skip
-        elif directory.complete:  # a closed-form fit: nothing to continue
-            load_model(directory.model_path, model)
-        else:  # stopped before its first checkpoint: start again (same seed, same numbers)
-            if main:
-                directory.metrics.clear()
-            train_fit(
-                model, dataset, train_config, seed=config.seed, run=directory, progress=progress
-            )
+        recorded = config.threads["count"] if config.threads else None
+        choice = choose_threads(
+            model, dataset, train_config, threads, seed=config.seed, recorded=recorded
+        )
+        with using_threads(choice.count):
+            if directory.checkpoint_path.exists():
+                train_fit(
+                    model, dataset, train_config, seed=config.seed, run=directory, resume=True,
+                    progress=progress,
+                )  # fmt: skip
+            elif directory.complete:  # a closed-form fit: nothing to continue
+                load_model(directory.model_path, model)
+            else:  # stopped before its first checkpoint: start again (same seed, same numbers)
+                if main:
+                    directory.metrics.clear()
+                train_fit(
+                    model, dataset, train_config, seed=config.seed, run=directory,
+                    progress=progress,
+                )  # fmt: skip
         _save_pictures(model, dataset, directory, config.seed)
     return model.eval()
 

@@ -64,6 +64,12 @@ FEATURES_HELP = (
 )
 
 
+THREADS_HELP = (
+    "CPU threads for training (default: OMP_NUM_THREADS if set, else chosen from the size of "
+    "a training step and recorded in the run's config.json)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genlab", description="Train and measure generative models behind one protocol."
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--steps", type=_positive)
     train.add_argument("--budget", choices=api.BUDGETS, help="the family's documented settings")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--threads", type=_positive, help=THREADS_HELP)
     train.add_argument(
         "--set",
         action="append",
@@ -111,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("run")
     resume.add_argument("--device", default="auto")
+    resume.add_argument("--threads", type=_positive, help=THREADS_HELP)
     resume.add_argument("--no-progress", action="store_true")
     resume.add_argument(
         "--allow-data-change",
@@ -239,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the table as Markdown (README's)"
     )
     compare.add_argument("--device", default="auto")
+    compare.add_argument("--threads", type=_positive, help=THREADS_HELP)
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
     experiment = sub.add_parser(
@@ -342,6 +351,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         budget=args.budget,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        threads=args.threads,
         **settings,
     )
     if current_distributed().is_main:
@@ -354,6 +364,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
         allow_data_change=args.allow_data_change,
+        threads=args.threads,
     )
     print(f"resumed and finished {args.run}")
 
@@ -609,6 +620,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         seeds=args.seeds or [args.seed],
         device=args.device,
         progress=not args.no_progress,
+        threads=args.threads,
     )
     print(scorecard_table(scorecard, markdown=args.markdown))
     note = baseline_note(scorecard)

@@ -67,6 +67,7 @@ from genlab.report.table import format_markdown, format_mean_spread, format_tabl
 from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
 from genlab.samplers import Downsample
 from genlab.settings import resolve_settings
+from genlab.train.threads import check_threads
 
 COMPARE_FORMAT = "genlab-compare"
 MARKER_FILE = "compare.json"
@@ -198,7 +199,7 @@ def _columns_for(dataset: Dataset) -> list[Column]:
 
 def _trained(
     family: str, dataset: Dataset, run_path: Path, budget: str, seed: int, device: str,
-    progress: bool,
+    progress: bool, threads: int | None,
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
     same settings, seed and data (finished if it was stopped), else a new one."""
@@ -218,12 +219,14 @@ def _trained(
             model = (
                 load(run_path, device=device)
                 if run.complete
-                else resume(run_path, device=device, progress=progress, data=dataset)
+                else resume(
+                    run_path, device=device, progress=progress, data=dataset, threads=threads
+                )
             )
             return model, float(run.read_summary()["elapsed_seconds"])
     model = fit(
         family, dataset, out=run_path, seed=seed, device=device, budget=budget,
-        progress=progress, overwrite=True,
+        progress=progress, overwrite=True, threads=threads,
     )  # fmt: skip
     return model, float(run.read_summary()["elapsed_seconds"])
 
@@ -282,9 +285,11 @@ def compare(
     seeds: Sequence[int] = (0,),
     device: str = "auto",
     progress: bool = True,
+    threads: int | None = None,
 ) -> Scorecard:
     """Train (or reuse) and score each family for each seed; write ``scorecard.json`` and
-    ``report.html`` (see the module docstring for seeds, layout and reuse).
+    ``report.html`` (see the module docstring for seeds, layout and reuse). ``threads``: CPU
+    threads of each training (default: chosen per family, :mod:`genlab.train.threads`).
 
     Raises:
         ConfigError: an unknown family or budget, or bad seeds (before any training).
@@ -294,6 +299,8 @@ def compare(
     for family in families or ():
         resolve_settings(family, {}, budget)  # fail on a bad name before reading the data
     seeds = [check_seed(s) for s in seeds]
+    if threads is not None:
+        check_threads(threads)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     dataset = data_module.load(data)
@@ -312,7 +319,9 @@ def compare(
         results = []
         for seed in seeds:
             folder = out if len(seeds) == 1 else out / f"seed-{seed}"
-            result = _compare_seed(dataset, families, folder, budget, seed, device, progress)
+            result = _compare_seed(
+                dataset, families, folder, budget, seed, device, progress, threads
+            )
             if len(seeds) > 1:  # each seed keeps its own numbers beside its runs
                 write_json(
                     folder / "scorecard.json",
@@ -346,7 +355,7 @@ def _claim(out: Path) -> RunLock:
 
 def _compare_seed(
     dataset: Dataset, families: list[str], out: Path, budget: str, seed: int, device: str,
-    progress: bool,
+    progress: bool, threads: int | None,
 ) -> _SeedResult:  # fmt: skip
     """Train or reuse, then score, every family for one seed (runs in ``out/<family>``)."""
     classifier = None
@@ -363,7 +372,9 @@ def _compare_seed(
     result = _SeedResult([], baselines, [], [], classifier)
     for family in families:
         run_path = out / family
-        model, seconds = _trained(family, dataset, run_path, budget, seed, device, progress)
+        model, seconds = _trained(
+            family, dataset, run_path, budget, seed, device, progress, threads
+        )
         measured = score(
             model, dataset, classifier=classifier, cache_dir=out, seed=seed, budget=budget
         )
