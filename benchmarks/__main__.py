@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.report import RESULTS, show, summary, write_json
 
-BENCHMARKS = ("vae", "flow", "frechet", "prdc", "memory", "autoregressive", "score")
+BENCHMARKS = ("vae", "flow", "frechet", "prdc", "memory", "autoregressive", "score", "threads")
 
 
 def main(argv: list[str] | None = None) -> None:
