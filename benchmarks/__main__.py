@@ -16,7 +16,17 @@ from pathlib import Path
 
 from benchmarks.report import RESULTS, show, summary, write_json
 
-BENCHMARKS = ("vae", "flow", "frechet", "prdc", "memory", "autoregressive", "score", "threads")
+BENCHMARKS = (
+    "vae",
+    "flow",
+    "frechet",
+    "prdc",
+    "memory",
+    "autoregressive",
+    "score",
+    "threads",
+    "compare",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -485,7 +485,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from genlab.io import writable_folder
     from genlab.metrics.feature_spaces import parse_features
     from genlab.metrics.sample_quality import parse_metrics, sample_quality
-    from genlab.report.table import format_value
+    from genlab.metrics.stages import StageTimer
+    from genlab.report.table import format_stage_seconds, format_value
 
     metrics = parse_metrics(args.metrics) if args.metrics else []
     if args.features:
@@ -503,8 +504,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
+    timer = StageTimer("evaluate", progress=True)
     result = api.evaluate(
-        model, dataset, seed=args.seed, importance_samples=args.importance_samples
+        model, dataset, seed=args.seed, importance_samples=args.importance_samples, timer=timer
     )
     if metrics:
         writable = run.is_dir() and writable_folder(run)
@@ -514,24 +516,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "(--cache DIR caches it elsewhere) and no picture is written",
                 file=sys.stderr,
             )
-        quality = sample_quality(
-            model,
-            dataset,
-            metrics,
-            seed=args.seed,
-            n_samples=args.n_samples,
-            n_bootstrap=args.bootstrap,
-            features=args.features,
-            cache_dir=cache if args.cache or writable else None,
-        )
+        with timer.stage("sample metrics"):
+            quality = sample_quality(
+                model,
+                dataset,
+                metrics,
+                seed=args.seed,
+                n_samples=args.n_samples,
+                n_bootstrap=args.bootstrap,
+                features=args.features,
+                cache_dir=cache if args.cache or writable else None,
+            )
         result.update(quality.to_json())
+        result["stage_seconds"] = dict(timer.seconds)
         if writable:
             picture = _save_birthday_pairs(quality, run / BIRTHDAY_PICTURE, dataset.info)
             if picture is not None:
                 result["birthday_pairs"] = str(picture)
+    timer.close()
     for key, value in result.items():
-        if key not in ("capabilities", "notes"):
+        if key not in ("capabilities", "notes", "stage_seconds"):
             print(f"{key:16s} {format_value(value)}")
+    print(f"{'stage_seconds':16s} {format_stage_seconds(result['stage_seconds'])}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
     if model.info.kind == "text":
         print(
@@ -623,9 +629,9 @@ def cmd_compare(args: argparse.Namespace) -> None:
         threads=args.threads,
     )
     print(scorecard_table(scorecard, markdown=args.markdown))
-    note = baseline_note(scorecard)
-    if note is not None:
-        print(note)
+    for note in (scorecard.note, baseline_note(scorecard)):
+        if note is not None:
+            print(note)
     print(f"scorecard: {scorecard.json_path}")
     print(f"report:    {scorecard.report_path}")
     if args.json:

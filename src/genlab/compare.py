@@ -36,13 +36,17 @@ empty and has no marker is refused untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from genlab import data as data_module
 from genlab.api import fit, load, resume
@@ -60,6 +64,7 @@ from genlab.metrics.conditioning import (
 from genlab.metrics.domain import DomainClassifier, domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
+from genlab.metrics.stages import StageTimer
 from genlab.models import FAMILIES, GenerativeModel
 from genlab.report.family import capability_badges, family_pictures, text_examples
 from genlab.report.html import Column, Picture, Section, render_report, write_report
@@ -77,7 +82,7 @@ SCORE_KEYS = (
     "log_prob_kind", "nll_per_token", "bits_per_char", "perplexity", "probe_accuracy",
     "knn_accuracy", "conditional_kind", "completion_accuracy", "completion_mse", "class_accuracy",
     "class_cas", "posterior_mse", "posterior_spread",
-    "train_seconds",
+    "train_seconds", "eval_seconds",
 )  # fmt: skip
 
 COLUMNS = [
@@ -103,6 +108,7 @@ COLUMNS = [
     Column("posterior_mse", "SR MSE", "given f(x) = y"),
     Column("posterior_spread", "SR spread", "given f(x) = y"),
     Column("train_seconds", "train s", "cost"),
+    Column("eval_seconds", "eval s", "cost"),
 ]
 
 
@@ -114,6 +120,14 @@ CONDITIONING_SIZES: dict[str, dict[str, int]] = {
     "full": {"per_class": 50, "n_examples": 200, "n_draws": 10, "steps": 300},
 }
 SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
+# per budget: the test examples scored (a seeded subsample of a larger test split; None: all)
+# and the most model passes a sampled likelihood bound may take over them, k x n_test (its k
+# is the family's default, or less: at least 1)
+EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
+    "smoke": {"n_test": 500, "bound_passes": 20_000},
+    "fast": {"n_test": 2_000, "bound_passes": 500_000},
+    "full": {"n_test": None, "bound_passes": None},
+}
 
 
 def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
@@ -143,6 +157,9 @@ class Scorecard:
     json_path: Path
     columns: list[Column]
     baseline_spreads: dict[str, dict[str, float]] = field(default_factory=dict)
+    n_test: tuple[int, int] = (0, 0)  # (test examples scored, in the test split)
+    note: str | None = None  # the subsampling of the test split, stated
+    setup_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +167,10 @@ class Scorecard:
             "data": self.data,
             "budget": self.budget,
             "seeds": self.seeds,
+            "n_test_scored": self.n_test[0],
+            "n_test": self.n_test[1],
+            "note": self.note,
+            "setup_seconds": self.setup_seconds,
             "families": {row["family"]: row for row in self.rows},
             "baselines": self.baselines,
             "baseline_spreads": self.baseline_spreads,
@@ -177,6 +198,7 @@ class _SeedResult:
     models: list[GenerativeModel]
     run_paths: list[Path]
     classifier: DomainClassifier | None
+    setup_seconds: dict[str, float]  # the stages every family shares (domain network...)
 
 
 def _columns_for(dataset: Dataset) -> list[Column]:
@@ -236,6 +258,39 @@ def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def scoring_split(dataset: Dataset, budget: str, seed: int) -> Dataset:
+    """``dataset`` with a test split of at most the budget's ``n_test`` examples: a seeded
+    subsample (stratified by nothing: a uniform draw without replacement), or the whole split
+    when it is small enough. Training never sees the test split, so only scoring uses this."""
+    n_test, total = EVALUATION_SIZES[budget]["n_test"], len(dataset.x_test)
+    if n_test is None or total <= n_test:
+        return dataset
+    generator = torch.Generator().manual_seed(seed + 15_485_863)
+    index = torch.randperm(total, generator=generator)[:n_test].sort().values
+    y_test = None if dataset.y_test is None else dataset.y_test[index]
+    return dataclasses.replace(dataset, x_test=dataset.x_test[index], y_test=y_test)
+
+
+def subsample_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
+    """The sentence that says the test split was subsampled (``None`` when it was not)."""
+    if len(scored.x_test) == len(dataset.x_test):
+        return None
+    return (
+        f"Scores on a seeded random {len(scored.x_test):,} of the {len(dataset.x_test):,} test "
+        f"examples (budget {budget}; --budget full scores them all)."
+    )
+
+
+def importance_samples(model: GenerativeModel, n_test: int, budget: str) -> int | None:
+    """The ``k`` of a sampled likelihood bound: the family's default, lowered so that
+    ``k * n_test`` stays within the budget's ``bound_passes`` (at least 1); ``None`` for a
+    density that needs no sampling."""
+    default, passes = model.default_importance_samples, EVALUATION_SIZES[budget]["bound_passes"]
+    if default is None or passes is None:
+        return default
+    return max(1, min(default, passes // max(n_test, 1)))
+
+
 def score(
     model: GenerativeModel,
     dataset: Dataset,
@@ -244,35 +299,45 @@ def score(
     cache_dir: Path,
     seed: int,
     budget: str = "fast",
+    timer: StageTimer | None = None,
 ) -> dict[str, Any]:
-    """Every scorecard number the model supports (see module docstring)."""
+    """Every scorecard number the model supports (see module docstring), on ``dataset``'s
+    test split as given (see :func:`scoring_split`); ``stage_seconds`` times each stage."""
+    timer = timer or StageTimer()
     caps = model.capabilities
-    row = evaluate(model, dataset, seed=seed)
+    k = importance_samples(model, len(dataset.x_test), budget)
+    row = evaluate(model, dataset, seed=seed, importance_samples=k, timer=timer)
     if caps.sample and classifier is not None:
-        row.update(
-            sample_quality(
-                model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
-            ).to_json()
-        )
+        with timer.stage("sample metrics"):
+            row.update(
+                sample_quality(
+                    model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0,
+                    cache_dir=cache_dir,
+                ).to_json()
+            )  # fmt: skip
     if caps.supports("conditional") and dataset.info.kind != "text":
-        row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
+        with timer.stage("completions"):
+            row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
     if classifier is not None:  # labelled images
         sizes = CONDITIONING_SIZES[budget]
         if class_route(model, classifier) is not None:
-            row.update(
-                class_scores(
-                    model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
-                    steps=sizes["steps"],
-                )
-            )  # fmt: skip
+            with timer.stage("class samples"):
+                row.update(
+                    class_scores(
+                        model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
+                        steps=sizes["steps"],
+                    )
+                )  # fmt: skip
         if caps.supports("posterior"):
             operator, noise = super_resolution(dataset)
-            row.update(
-                measurement_scores(
-                    model, dataset, operator, noise, n_examples=sizes["n_examples"],
-                    n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
-                )
-            )  # fmt: skip
+            with timer.stage("posterior"):
+                row.update(
+                    measurement_scores(
+                        model, dataset, operator, noise, n_examples=sizes["n_examples"],
+                        n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
+                    )
+                )  # fmt: skip
+    row["stage_seconds"] = dict(timer.seconds)
     return row
 
 
@@ -358,31 +423,41 @@ def _compare_seed(
     progress: bool, threads: int | None,
 ) -> _SeedResult:  # fmt: skip
     """Train or reuse, then score, every family for one seed (runs in ``out/<family>``)."""
+    scored = scoring_split(dataset, budget, seed)
+    setup = StageTimer("compare", progress=progress)
     classifier = None
     if dataset.info.kind == "image" and dataset.y_train is not None:
-        classifier = domain_network(dataset, seed=seed, cache_dir=make_folder(out))
+        with setup.stage("domain network"):
+            classifier = domain_network(dataset, seed=seed, cache_dir=make_folder(out))
     text = dataset.info.kind == "text"
-    baseline = {} if text else mean_fill_scores(dataset, classifier=classifier)
-    bicubic = None
-    if classifier is not None:
-        operator, noise = super_resolution(dataset)
-        n_examples = CONDITIONING_SIZES[budget]["n_examples"]
-        bicubic = bicubic_mse(dataset, operator, noise, n_examples=n_examples, seed=seed)
+    with setup.stage("baselines"):
+        baseline = {} if text else mean_fill_scores(scored, classifier=classifier)
+        bicubic = None
+        if classifier is not None:
+            operator, noise = super_resolution(scored)
+            n_examples = CONDITIONING_SIZES[budget]["n_examples"]
+            bicubic = bicubic_mse(scored, operator, noise, n_examples=n_examples, seed=seed)
+    setup.close()
     baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
-    result = _SeedResult([], baselines, [], [], classifier)
+    result = _SeedResult([], baselines, [], [], classifier, dict(setup.seconds))
     for family in families:
         run_path = out / family
         model, seconds = _trained(
             family, dataset, run_path, budget, seed, device, progress, threads
         )
+        timer = StageTimer(family, progress=progress)
         measured = score(
-            model, dataset, classifier=classifier, cache_dir=out, seed=seed, budget=budget
-        )
+            model, scored, classifier=classifier, cache_dir=out, seed=seed, budget=budget,
+            timer=timer,
+        )  # fmt: skip
+        timer.close()
         row = {"family": family, **{key: measured.get(key) for key in SCORE_KEYS}}
         for key in ("log_prob_kind", "conditional_kind"):
             if row[key] == "none":
                 row[key] = None  # a task the family cannot do: a dash
         row["train_seconds"] = seconds
+        row["eval_seconds"] = sum(measured["stage_seconds"].values())
+        row["stage_seconds"] = {"training": seconds, **measured["stage_seconds"]}
         row["details"] = {k: v for k, v in measured.items() if k not in row}
         result.rows.append(row)
         result.models.append(model)
@@ -404,6 +479,11 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if len(rows) == 1:
         return rows[0]
     row: dict[str, Any] = {"family": rows[0]["family"], "spread": {}, "per_seed": {}}
+    stages = dict.fromkeys(name for r in rows for name in r["stage_seconds"])
+    row["stage_seconds"] = {  # the mean over seeds (0 for a seed that had no such stage)
+        name: math.fsum(r["stage_seconds"].get(name, 0.0) for r in rows) / len(rows)
+        for name in stages
+    }
     for key in (*SCORE_KEYS, "details"):
         if key == "details":
             keys = [k for k in rows[0]["details"] if all(k in r["details"] for r in rows)]
@@ -432,15 +512,23 @@ def _write_scorecard(
             if spread is not None:
                 baseline_spreads.setdefault(name, {})[key] = spread
     columns = _columns_for(dataset)
+    scored = scoring_split(dataset, budget, seeds[0])
     scorecard = Scorecard(
         dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
         out / "scorecard.json", columns, baseline_spreads,
+        n_test=(len(scored.x_test), len(dataset.x_test)),
+        note=subsample_note(dataset, scored, budget),
+        setup_seconds=results[0].setup_seconds,
     )  # fmt: skip
-    write_json(scorecard.json_path, scorecard.to_json())
     first = results[0]
     sections = []
-    for family, model, run_path in zip(families, first.models, first.run_paths, strict=True):
+    for row, family, model, run_path in zip(
+        rows, families, first.models, first.run_paths, strict=True
+    ):
+        started = time.perf_counter()
         pictures = family_pictures(model, dataset, seeds[0], classifier=first.classifier)
+        row["stage_seconds"]["pictures"] = time.perf_counter() - started
+        row["eval_seconds"] += row["stage_seconds"]["pictures"]
         curves = RunDirectory(run_path).curves_path
         if curves.exists():  # a closed-form fit logs no curves
             pictures.append(
@@ -459,6 +547,10 @@ def _write_scorecard(
         else f"mean ± standard deviation over seeds {', '.join(map(str, seeds))}"
     )
     notes = [
+        *([scorecard.note] if scorecard.note else []),
+        "Seconds per stage (training, likelihood, sample metrics, completions, class samples, "
+        "posterior, pictures) are in scorecard.json (stage_seconds); 'eval s' is their sum "
+        "without training.",
         "A dash means the family cannot do the task. 'lower_bound' likelihoods are bounds "
         "(importance-weighted), not exact values. Domain FID uses a small classifier trained "
         "on this dataset and is not comparable with Inception-based FID.",
@@ -486,6 +578,7 @@ def _write_scorecard(
         notes=notes,
     )
     write_report(scorecard.report_path, page)
+    write_json(scorecard.json_path, scorecard.to_json())
     return scorecard
 
 
