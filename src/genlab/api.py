@@ -133,17 +133,16 @@ def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -
         return cls(model_config, info)
 
 
-def _dataset(data: str | Dataset, data_seed: int) -> tuple[Dataset, dict[str, Any]]:
-    """The dataset and the ``data`` entry of its run's config (spec, seed, info, fingerprint);
-    a path spec is recorded absolute, so that the run can be read from any directory."""
-    dataset = data if isinstance(data, Dataset) else data_module.load(data, seed=data_seed)
-    entry = {
+def _data_entry(dataset: Dataset, data_seed: int) -> dict[str, Any]:
+    """The ``data`` entry of a run's config (spec, seed, info, fingerprint); a path spec is
+    recorded absolute, so that the run can be read from any directory. (The fingerprint hashes
+    every tensor: a run in memory skips it.)"""
+    return {
         "spec": dataset.info.name,
         "seed": data_seed,
         "info": dataset.info.to_json(),
         "fingerprint": dataset.fingerprint(),
     }
-    return dataset, entry
 
 
 def fit(
@@ -190,7 +189,7 @@ def fit(
     main = distributed.current().is_main
     if out is not None and main:
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
-    dataset, data_entry = _dataset(data, data_seed)
+    dataset = data if isinstance(data, Dataset) else data_module.load(data, seed=data_seed)
     model = build_model(family, model_config, dataset.info, seed).to(torch_device)
     choice = choose_threads(model, dataset, train_config, threads, seed=seed)
     logger.info("%s: %s", family, choice.reason)
@@ -204,7 +203,7 @@ def fit(
         family=family,
         model=to_dict(model_config),
         train=to_dict(train_config),
-        data=data_entry,
+        data=_data_entry(dataset, data_seed),
         seed=seed,
         versions=versions(),
         threads=choice.to_json(),
