@@ -48,7 +48,7 @@ def cases(quick: bool) -> list[tuple[str, str, Dataset, int]]:
     return [
         ("gan on ring", "gan", genlab.data.load("ring"), 200 * scale),
         ("vae on digits", "vae", genlab.data.load("digits"), 300 * scale),
-        ("gan (conv) on 28x28", "gan", images, 10 * scale),
+        ("gan (conv) on 28x28", "gan", images, 4 * scale),
     ]
 
 
@@ -73,7 +73,7 @@ def train_seconds(family: str, data: Dataset, steps: int, threads: int | None) -
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    repeats = 1 if quick else 2
+    repeats = 2 if quick else 3
     available = cores()
     counts = list(range(1, available + 1))
     rows, ratios = [], []

@@ -120,13 +120,14 @@ CONDITIONING_SIZES: dict[str, dict[str, int]] = {
     "full": {"per_class": 50, "n_examples": 200, "n_draws": 10, "steps": 300},
 }
 SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
-# per budget: the test examples scored (a seeded subsample of a larger test split; None: all)
-# and the most model passes a sampled likelihood bound may take over them, k x n_test (its k
-# is the family's default, or less: at least 1)
+# per budget: the test examples scored (a seeded subsample of a larger test split; None: all),
+# the most model passes a sampled likelihood bound may take over them, k x n_test (its k is
+# the family's default, or less: at least 1), and the samples behind FID and precision/recall
+# (None: as many as test examples scored)
 EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
-    "smoke": {"n_test": 500, "bound_passes": 20_000},
-    "fast": {"n_test": 2_000, "bound_passes": 500_000},
-    "full": {"n_test": None, "bound_passes": None},
+    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100},
+    "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000},
+    "full": {"n_test": None, "bound_passes": None, "n_samples": None},
 }
 
 
@@ -271,13 +272,22 @@ def scoring_split(dataset: Dataset, budget: str, seed: int) -> Dataset:
     return dataclasses.replace(dataset, x_test=dataset.x_test[index], y_test=y_test)
 
 
-def subsample_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
-    """The sentence that says the test split was subsampled (``None`` when it was not)."""
-    if len(scored.x_test) == len(dataset.x_test):
+def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
+    """The sentence that states what the budget scored on: the test examples (a subsample of
+    a larger split) and the samples behind FID and precision/recall; ``None`` when both are
+    the whole test split."""
+    n_scored, n_total = len(scored.x_test), len(dataset.x_test)
+    n_samples = sample_count(n_scored, budget)
+    if n_scored == n_total and n_samples == n_scored:
         return None
+    examples = (
+        f"a seeded random {n_scored:,} of the {n_total:,} test examples"
+        if n_scored < n_total
+        else f"all {n_total:,} test examples"
+    )
     return (
-        f"Scores on a seeded random {len(scored.x_test):,} of the {len(dataset.x_test):,} test "
-        f"examples (budget {budget}; --budget full scores them all)."
+        f"Budget {budget} scores on {examples}; FID and precision/recall from {n_samples:,} "
+        "samples (--budget full: every test example, as many samples)."
     )
 
 
@@ -289,6 +299,12 @@ def importance_samples(model: GenerativeModel, n_test: int, budget: str) -> int 
     if default is None or passes is None:
         return default
     return max(1, min(default, passes // max(n_test, 1)))
+
+
+def sample_count(n_test: int, budget: str) -> int:
+    """Samples behind the sample metrics: the budget's ``n_samples``, at most ``n_test``."""
+    n_samples = EVALUATION_SIZES[budget]["n_samples"]
+    return n_test if n_samples is None else min(n_samples, n_test)
 
 
 def score(
@@ -312,7 +328,7 @@ def score(
             row.update(
                 sample_quality(
                     model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0,
-                    cache_dir=cache_dir,
+                    cache_dir=cache_dir, n_samples=sample_count(len(dataset.x_test), budget),
                 ).to_json()
             )  # fmt: skip
     if caps.supports("conditional") and dataset.info.kind != "text":
@@ -517,7 +533,7 @@ def _write_scorecard(
         dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
         out / "scorecard.json", columns, baseline_spreads,
         n_test=(len(scored.x_test), len(dataset.x_test)),
-        note=subsample_note(dataset, scored, budget),
+        note=scoring_note(dataset, scored, budget),
         setup_seconds=results[0].setup_seconds,
     )  # fmt: skip
     first = results[0]
