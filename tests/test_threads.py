@@ -79,11 +79,18 @@ def test_sources_in_order_argument_environment_recorded_rule(digits, monkeypatch
         "source": "run",
         "step_flops": None,
     }
-    monkeypatch.setattr(threads_module, "cores", lambda: 8)
+    monkeypatch.setattr(threads_module, "spare_cores", lambda: 8)
     choice = choose_threads(model, digits, train)
     assert choice.source == "rule"
     assert choice.count == threads_for_flops(step_flops(model, digits, train), 8) == 1
     assert "GFLOP" in choice.reason
+
+
+@pytest.mark.parametrize(("load", "expected"), [(0.0, 4), (0.4, 4), (1.6, 2), (3.0, 1), (9.5, 1)])
+def test_spare_cores_leave_out_the_busy_ones(load, expected, monkeypatch):
+    monkeypatch.setattr(threads_module, "cores", lambda: 4)
+    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (load, load, load))
+    assert threads_module.spare_cores() == expected
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "2", True, 10**6])

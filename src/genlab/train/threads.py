@@ -7,14 +7,17 @@ count (``--threads N`` / ``threads=N``, or the ``OMP_NUM_THREADS`` environment v
 that order), genlab picks it by a rule on the size of one training step:
 
 .. math::
-    n = \min\left(\text{cores},\ \max\left(1,\ \left\lfloor F / F_1 \right\rfloor\right)
-    \right),
+    n = \min\left(\text{spare},\ \max\left(1,\ \left\lfloor F / F_1 \right\rfloor\right)
+    \right), \qquad \text{spare} = \max(1,\ \text{cores} - \mathrm{round}(\ell)),
 
 where :math:`F` is the number of floating-point operations of one training step (counted by
 :class:`torch.utils.flop_counter.FlopCounterMode` on a throwaway copy of the model and one
 batch: matrix products and convolutions, forward and backward) and :math:`F_1`
 (:data:`FLOPS_PER_THREAD`) is the step size from which a second thread paid for itself in
-``benchmarks/bench_threads.py``. Closed-form fits (one large decomposition) use every core.
+``benchmarks/bench_threads.py``, and :math:`\ell` is the one-minute load average: cores busy with
+other work are not counted, since a thread that waits for a busy core spins (at load 9.5 on 2
+cores even a 180-GFLOP conv step ran 1.5 times faster on one thread than on two).
+Closed-form fits (one large decomposition) use the spare cores.
 The choice and its reason are recorded in the run's ``config.json`` (``threads``), and a resumed
 run uses the recorded count, so that it computes the same numbers.
 """
@@ -61,10 +64,11 @@ class ThreadChoice:
         if self.source == "rule" and self.step_flops is not None:
             return (
                 f"{self.count} thread(s): a training step of {self.step_flops / 1e9:.3g} GFLOP "
-                f"(one thread per {FLOPS_PER_THREAD / 1e9:.3g} GFLOP, at most {cores()} cores)"
+                f"(one thread per {FLOPS_PER_THREAD / 1e9:.3g} GFLOP, at most the "
+                f"{spare_cores()} spare cores)"
             )
         if self.source == "rule":
-            return f"{self.count} thread(s): a closed-form fit uses every core"
+            return f"{self.count} thread(s): a closed-form fit uses the spare cores"
         return f"{self.count} thread(s), set by {self.source}"
 
 
@@ -73,6 +77,12 @@ def cores() -> int:
     return (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
+
+
+def spare_cores() -> int:
+    """:func:`cores` less the one-minute load average (rounded), at least 1."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, cores() - round(load))
 
 
 def check_threads(threads: Any) -> int:
@@ -129,9 +139,9 @@ def choose_threads(
     if recorded is not None:
         return ThreadChoice(check_threads(recorded), "run")
     if model.fit_method == "closed_form":
-        return ThreadChoice(cores(), "rule")
+        return ThreadChoice(spare_cores(), "rule")
     flops = step_flops(model, data, config, seed)
-    return ThreadChoice(threads_for_flops(flops, cores()), "rule", flops)
+    return ThreadChoice(threads_for_flops(flops, spare_cores()), "rule", flops)
 
 
 @contextlib.contextmanager
@@ -151,6 +161,7 @@ __all__ = [
     "check_threads",
     "choose_threads",
     "cores",
+    "spare_cores",
     "step_flops",
     "threads_for_flops",
     "using_threads",
