@@ -123,11 +123,12 @@ SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with
 # per budget: the test examples scored (a seeded subsample of a larger test split; None: all),
 # the most model passes a sampled likelihood bound may take over them, k x n_test (its k is
 # the family's default, or less: at least 1), and the samples behind FID and precision/recall
-# (None: as many as test examples scored)
+# (None: as many as test examples scored), and the test examples whose bottom halves are
+# completed (the first of the scored ones; None: all of them)
 EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
-    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100},
-    "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000},
-    "full": {"n_test": None, "bound_passes": None, "n_samples": None},
+    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100, "n_completed": 100},
+    "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500},
+    "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None},
 }
 
 
@@ -278,7 +279,8 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     the whole test split."""
     n_scored, n_total = len(scored.x_test), len(dataset.x_test)
     n_samples = sample_count(n_scored, budget)
-    if n_scored == n_total and n_samples == n_scored:
+    n_completed = len(first_test_examples(scored, EVALUATION_SIZES[budget]["n_completed"]).x_test)
+    if n_scored == n_total and n_samples == n_completed == n_scored:
         return None
     examples = (
         f"a seeded random {n_scored:,} of the {n_total:,} test examples"
@@ -287,7 +289,8 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     )
     return (
         f"Budget {budget} scores on {examples}; FID and precision/recall from {n_samples:,} "
-        "samples (--budget full: every test example, as many samples)."
+        f"samples; completions of {n_completed:,} of them (--budget full: every test example, "
+        "as many samples)."
     )
 
 
@@ -299,6 +302,14 @@ def importance_samples(model: GenerativeModel, n_test: int, budget: str) -> int 
     if default is None or passes is None:
         return default
     return max(1, min(default, passes // max(n_test, 1)))
+
+
+def first_test_examples(dataset: Dataset, n: int | None) -> Dataset:
+    """``dataset`` with its first ``n`` test examples (all when ``n`` is None or more)."""
+    if n is None or n >= len(dataset.x_test):
+        return dataset
+    y_test = None if dataset.y_test is None else dataset.y_test[:n]
+    return dataclasses.replace(dataset, x_test=dataset.x_test[:n], y_test=y_test)
 
 
 def sample_count(n_test: int, budget: str) -> int:
@@ -333,7 +344,8 @@ def score(
             )  # fmt: skip
     if caps.supports("conditional") and dataset.info.kind != "text":
         with timer.stage("completions"):
-            row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
+            completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
+            row.update(completion_scores(model, completed, classifier=classifier, seed=seed))
     if classifier is not None:  # labelled images
         sizes = CONDITIONING_SIZES[budget]
         if class_route(model, classifier) is not None:
