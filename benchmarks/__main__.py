@@ -16,7 +16,18 @@ from pathlib import Path
 
 from benchmarks.report import RESULTS, show, summary, write_json
 
-BENCHMARKS = ("vae", "flow", "diffusion", "frechet", "prdc", "memory", "autoregressive", "score")
+BENCHMARKS = (
+    "vae",
+    "flow",
+    "diffusion",
+    "frechet",
+    "prdc",
+    "memory",
+    "autoregressive",
+    "score",
+    "threads",
+    "compare",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

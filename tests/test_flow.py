@@ -26,6 +26,7 @@ from genlab.nn.flows import (
     SplineCoupling,
     Standardize,
     affine_transform,
+    soft_clamp,
 )
 from genlab.nn.made import MADE
 
@@ -318,17 +319,26 @@ def test_trained_flow_density_integrates_to_one_on_a_fine_grid():
 def test_affine_transform_passes_gradcheck(masked):
     x, raw, shift = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
     free = torch.tensor([[1.0, 0.0, 1.0, 0.0]], dtype=torch.float64) if masked else None
-    bound = 2.0 * (free if masked else torch.ones((), dtype=torch.float64))
+    bound = 2.0
 
     def f(a, b, c):
         return affine_transform(a, b, c, bound, free)
 
     assert torch.autograd.gradcheck(f, (x, raw, shift))
     z, log_det = f(x, raw, shift)
-    scale = bound * torch.tanh(raw)
-    expected_shift = shift if free is None else shift * free
-    torch.testing.assert_close(z, x * scale.exp() + expected_shift)
+    mask = free if masked else torch.ones(())
+    scale = mask * bound * torch.tanh(raw / bound)
+    torch.testing.assert_close(z, x * scale.exp() + shift * mask)
     torch.testing.assert_close(log_det, scale.sum(1))
+
+
+def test_soft_clamp_has_slope_one_at_zero_and_stays_inside_its_bound():
+    raw = torch.tensor([0.0, 1e-3, -1e-3, 50.0, -50.0], dtype=torch.float64, requires_grad=True)
+    clamped = soft_clamp(raw, 3.0)
+    (slope,) = torch.autograd.grad(clamped.sum(), raw)
+    torch.testing.assert_close(slope[:3], torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(clamped[1:3], raw[1:3], rtol=1e-6, atol=0)  # s ~ raw near 0
+    assert (clamped.abs() < 3.0).all() and clamped[3] > 2.999
 
 
 def test_cli_trains_and_evaluates_an_exact_flow(tmp_path, capsys):

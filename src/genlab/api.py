@@ -45,6 +45,7 @@ from genlab.train import TrainConfig, distributed
 from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
 from genlab.train.loop import Callback
+from genlab.train.threads import check_threads, choose_threads, using_threads
 
 logger = logging.getLogger(__name__)
 
@@ -133,17 +134,16 @@ def build_model(family: str, model_config: Any, info: DataInfo, seed: int = 0) -
         return cls(model_config, info)
 
 
-def _dataset(data: str | Dataset, data_seed: int) -> tuple[Dataset, dict[str, Any]]:
-    """The dataset and the ``data`` entry of its run's config (spec, seed, info, fingerprint);
-    a path spec is recorded absolute, so that the run can be read from any directory."""
-    dataset = data if isinstance(data, Dataset) else data_module.load(data, seed=data_seed)
-    entry = {
+def _data_entry(dataset: Dataset, data_seed: int) -> dict[str, Any]:
+    """The ``data`` entry of a run's config (spec, seed, info, fingerprint); a path spec is
+    recorded absolute, so that the run can be read from any directory. (The fingerprint hashes
+    every tensor: a run in memory skips it.)"""
+    return {
         "spec": dataset.info.name,
         "seed": data_seed,
         "info": dataset.info.to_json(),
         "fingerprint": dataset.fingerprint(),
     }
-    return dataset, entry
 
 
 def fit(
@@ -159,6 +159,7 @@ def fit(
     overwrite: bool = False,
     callback: Callback | None = None,
     pixels: Pixels = "mean",
+    threads: int | None = None,
     **settings: Any,
 ) -> GenerativeModel:
     """Train a model of ``family`` on ``data`` and return it (in eval mode).
@@ -178,39 +179,52 @@ def fit(
         pixels: what the run's ``samples.png`` shows for families with per-pixel noise:
             decoder means (``"mean"``) or draws (``"sample"``); see
             :func:`genlab.report.family.picture_samples`.
+        threads: CPU threads for training; ``None``: ``OMP_NUM_THREADS`` if set, else the
+            count :func:`genlab.train.threads.choose_threads` picks for the step's size
+            (recorded in the run's ``config.json``; torch's count is restored after).
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     check_seed(seed)
     check_seed(data_seed, "data_seed")
     if pixels not in PIXELS:
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
+    if threads is not None:
+        check_threads(threads)
     resolve_settings(family, settings, budget)  # bad settings fail before the data is read
     torch_device = resolve_device(device)  # under torchrun, joins the process group
     main = distributed.current().is_main
     if out is not None and main:
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
-    dataset, data_entry = _dataset(data, data_seed)
+    dataset = data if isinstance(data, Dataset) else data_module.load(data, seed=data_seed)
     resolved = resolve_settings(family, settings, budget, dataset.info)  # sized to the images
     model_config, train_config = resolved.model, resolved.train
     model = build_model(family, model_config, dataset.info, seed).to(torch_device)
+    choice = choose_threads(model, dataset, train_config, threads, seed=seed)
+    logger.info("%s: %s", family, choice.reason)
     if out is None:
-        train_fit(model, dataset, train_config, seed=seed, progress=progress, callback=callback)
+        with using_threads(choice.count):
+            train_fit(
+                model, dataset, train_config, seed=seed, progress=progress, callback=callback
+            )
         return model.eval()
     config = RunConfig(
         family=family,
         model=to_dict(model_config),
         train=to_dict(train_config),
-        data=data_entry,
+        data=_data_entry(dataset, data_seed),
         seed=seed,
         versions=versions(),
+        threads=choice.to_json(),
     )
     run = RunDirectory.create(out, config, overwrite=overwrite) if main else None
     distributed.barrier()
     run = run or RunDirectory(out)
     try:
-        train_fit(
-            model, dataset, train_config, seed=seed, run=run, progress=progress, callback=callback
-        )
+        with using_threads(choice.count):
+            train_fit(
+                model, dataset, train_config, seed=seed, run=run, progress=progress,
+                callback=callback,
+            )  # fmt: skip
         _save_pictures(model, dataset, run, seed, pixels)
     finally:
         run.lock.release()
@@ -224,18 +238,22 @@ def resume(
     progress: bool = False,
     data: Dataset | None = None,
     allow_data_change: bool = False,
+    threads: int | None = None,
 ) -> GenerativeModel:
     """Finish ``run``: from its last checkpoint, or from the start if it has none yet.
 
     Ends as an uninterrupted run would have (same weights, bit for bit). The run's data must
     have the fingerprint it was trained on; ``allow_data_change`` goes on with the data as it
     is now and records the change in ``config.json``. A complete run is left as it is (its
-    pictures are drawn again).
+    pictures are drawn again). ``threads`` as in :func:`fit`; by default the run's recorded
+    count (unless ``OMP_NUM_THREADS`` is set).
 
     Raises:
         RunLocked: another process is writing the run.
         DataError: the data changed (without ``allow_data_change``) or is gone.
     """
+    if threads is not None:
+        check_threads(threads)
     directory = RunDirectory(run)
     config = directory.read_config()
     torch_device = resolve_device(device)  # under torchrun, joins the process group
@@ -249,19 +267,25 @@ def resume(
         )  # fmt: skip
         model = _model_from_config(directory, config).to(torch_device)
         train_config = _config_section(directory, TrainConfig, config.train, "train")
-        if directory.checkpoint_path.exists():
-            train_fit(
-                model, dataset, train_config, seed=config.seed, run=directory, resume=True,
-                progress=progress,
-            )  # fmt: skip
-        elif directory.complete:  # a closed-form fit: nothing to continue
-            load_model(directory.model_path, model)
-        else:  # stopped before its first checkpoint: start again (same seed, same numbers)
-            if main:
-                directory.metrics.clear()
-            train_fit(
-                model, dataset, train_config, seed=config.seed, run=directory, progress=progress
-            )
+        recorded = config.threads["count"] if config.threads else None
+        choice = choose_threads(
+            model, dataset, train_config, threads, seed=config.seed, recorded=recorded
+        )
+        with using_threads(choice.count):
+            if directory.checkpoint_path.exists():
+                train_fit(
+                    model, dataset, train_config, seed=config.seed, run=directory, resume=True,
+                    progress=progress,
+                )  # fmt: skip
+            elif directory.complete:  # a closed-form fit: nothing to continue
+                load_model(directory.model_path, model)
+            else:  # stopped before its first checkpoint: start again (same seed, same numbers)
+                if main:
+                    directory.metrics.clear()
+                train_fit(
+                    model, dataset, train_config, seed=config.seed, run=directory,
+                    progress=progress,
+                )  # fmt: skip
         _save_pictures(model, dataset, directory, config.seed)
     return model.eval()
 

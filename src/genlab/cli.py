@@ -70,6 +70,12 @@ FEATURES_HELP = (
 )
 
 
+THREADS_HELP = (
+    "CPU threads for training (default: OMP_NUM_THREADS if set, else chosen from the size of "
+    "a training step and recorded in the run's config.json)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genlab", description="Train and measure generative models behind one protocol."
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--steps", type=_positive)
     train.add_argument("--budget", choices=api.BUDGETS, help="the family's documented settings")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--threads", type=_positive, help=THREADS_HELP)
     train.add_argument(
         "--set",
         action="append",
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("run")
     resume.add_argument("--device", default="auto")
+    resume.add_argument("--threads", type=_positive, help=THREADS_HELP)
     resume.add_argument("--no-progress", action="store_true")
     resume.add_argument(
         "--allow-data-change",
@@ -251,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the table as Markdown (README's)"
     )
     compare.add_argument("--device", default="auto")
+    compare.add_argument("--threads", type=_positive, help=THREADS_HELP)
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
     compare.add_argument("--pixels", choices=PIXELS, default="mean", help=PIXELS_HELP)
@@ -358,6 +367,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         overwrite=args.overwrite,
         pixels=args.pixels,
+        threads=args.threads,
         **settings,
     )
     if current_distributed().is_main:
@@ -370,6 +380,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
         allow_data_change=args.allow_data_change,
+        threads=args.threads,
     )
     print(f"resumed and finished {args.run}")
 
@@ -492,7 +503,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from genlab.io import writable_folder
     from genlab.metrics.feature_spaces import parse_features
     from genlab.metrics.sample_quality import parse_metrics, sample_quality
-    from genlab.report.table import format_value
+    from genlab.metrics.stages import StageTimer
+    from genlab.report.table import format_stage_seconds, format_value
 
     metrics = parse_metrics(args.metrics) if args.metrics else []
     if args.features:
@@ -510,8 +522,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"--data {args.data}: examples of shape {dataset.info.event_shape} but the model "
             f"was trained on {model.info.event_shape}"
         )
+    timer = StageTimer("evaluate", progress=True)
     result = api.evaluate(
-        model, dataset, seed=args.seed, importance_samples=args.importance_samples
+        model, dataset, seed=args.seed, importance_samples=args.importance_samples, timer=timer
     )
     if metrics:
         writable = run.is_dir() and writable_folder(run)
@@ -521,24 +534,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "(--cache DIR caches it elsewhere) and no picture is written",
                 file=sys.stderr,
             )
-        quality = sample_quality(
-            model,
-            dataset,
-            metrics,
-            seed=args.seed,
-            n_samples=args.n_samples,
-            n_bootstrap=args.bootstrap,
-            features=args.features,
-            cache_dir=cache if args.cache or writable else None,
-        )
+        with timer.stage("sample metrics"):
+            quality = sample_quality(
+                model,
+                dataset,
+                metrics,
+                seed=args.seed,
+                n_samples=args.n_samples,
+                n_bootstrap=args.bootstrap,
+                features=args.features,
+                cache_dir=cache if args.cache or writable else None,
+            )
         result.update(quality.to_json())
+        result["stage_seconds"] = dict(timer.seconds)
         if writable:
             picture = _save_birthday_pairs(quality, run / BIRTHDAY_PICTURE, dataset.info)
             if picture is not None:
                 result["birthday_pairs"] = str(picture)
+    timer.close()
     for key, value in result.items():
-        if key not in ("capabilities", "notes"):
+        if key not in ("capabilities", "notes", "stage_seconds"):
             print(f"{key:16s} {format_value(value)}")
+    print(f"{'stage_seconds':16s} {format_stage_seconds(result['stage_seconds'])}")
     print(f"{'capabilities':16s} {', '.join(model.capabilities.supported())}")
     if model.info.kind == "text":
         print(
@@ -628,11 +645,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
         pixels=args.pixels,
+        threads=args.threads,
     )
     print(scorecard_table(scorecard, markdown=args.markdown))
-    note = baseline_note(scorecard)
-    if note is not None:
-        print(note)
+    for note in (scorecard.note, baseline_note(scorecard)):
+        if note is not None:
+            print(note)
     print(f"scorecard: {scorecard.json_path}")
     print(f"report:    {scorecard.report_path}")
     if args.json:

@@ -36,13 +36,17 @@ empty and has no marker is refused untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from genlab import data as data_module
 from genlab.api import fit, load, resume
@@ -60,6 +64,7 @@ from genlab.metrics.conditioning import (
 from genlab.metrics.domain import DomainClassifier, domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
+from genlab.metrics.stages import StageTimer
 from genlab.models import FAMILIES, GenerativeModel
 from genlab.report.family import PIXELS, Pixels, capability_badges, family_pictures, text_examples
 from genlab.report.html import Column, Picture, Section, render_report, write_report
@@ -67,6 +72,7 @@ from genlab.report.table import format_markdown, format_mean_spread, format_tabl
 from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
 from genlab.samplers import Downsample
 from genlab.settings import resolve_settings
+from genlab.train.threads import check_threads
 
 COMPARE_FORMAT = "genlab-compare"
 MARKER_FILE = "compare.json"
@@ -76,7 +82,7 @@ SCORE_KEYS = (
     "log_prob_kind", "nll_per_token", "bits_per_char", "perplexity", "probe_accuracy",
     "knn_accuracy", "conditional_kind", "completion_accuracy", "completion_mse", "class_accuracy",
     "class_cas", "posterior_mse", "posterior_spread",
-    "train_seconds",
+    "train_seconds", "eval_seconds",
 )  # fmt: skip
 
 COLUMNS = [
@@ -102,6 +108,7 @@ COLUMNS = [
     Column("posterior_mse", "SR MSE", "given f(x) = y"),
     Column("posterior_spread", "SR spread", "given f(x) = y"),
     Column("train_seconds", "train s", "cost"),
+    Column("eval_seconds", "eval s", "cost"),
 ]
 
 
@@ -113,6 +120,16 @@ CONDITIONING_SIZES: dict[str, dict[str, int]] = {
     "full": {"per_class": 50, "n_examples": 200, "n_draws": 10, "steps": 300},
 }
 SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
+# per budget: the test examples scored (a seeded subsample of a larger test split; None: all),
+# the most model passes a sampled likelihood bound may take over them, k x n_test (its k is
+# the family's default, or less: at least 1), and the samples behind FID and precision/recall
+# (None: as many as test examples scored), and the test examples whose bottom halves are
+# completed (the first of the scored ones; None: all of them)
+EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
+    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100, "n_completed": 100},
+    "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500},
+    "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None},
+}
 
 
 def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
@@ -142,6 +159,9 @@ class Scorecard:
     json_path: Path
     columns: list[Column]
     baseline_spreads: dict[str, dict[str, float]] = field(default_factory=dict)
+    n_test: tuple[int, int] = (0, 0)  # (test examples scored, in the test split)
+    note: str | None = None  # the subsampling of the test split, stated
+    setup_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,6 +169,10 @@ class Scorecard:
             "data": self.data,
             "budget": self.budget,
             "seeds": self.seeds,
+            "n_test_scored": self.n_test[0],
+            "n_test": self.n_test[1],
+            "note": self.note,
+            "setup_seconds": self.setup_seconds,
             "families": {row["family"]: row for row in self.rows},
             "baselines": self.baselines,
             "baseline_spreads": self.baseline_spreads,
@@ -176,6 +200,7 @@ class _SeedResult:
     models: list[GenerativeModel]
     run_paths: list[Path]
     classifier: DomainClassifier | None
+    setup_seconds: dict[str, float]  # the stages every family shares (domain network...)
 
 
 def _columns_for(dataset: Dataset) -> list[Column]:
@@ -198,7 +223,7 @@ def _columns_for(dataset: Dataset) -> list[Column]:
 
 def _trained(
     family: str, dataset: Dataset, run_path: Path, budget: str, seed: int, device: str,
-    progress: bool,
+    progress: bool, threads: int | None,
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
     same settings, seed and data (finished if it was stopped), else a new one."""
@@ -218,12 +243,14 @@ def _trained(
             model = (
                 load(run_path, device=device)
                 if run.complete
-                else resume(run_path, device=device, progress=progress, data=dataset)
+                else resume(
+                    run_path, device=device, progress=progress, data=dataset, threads=threads
+                )
             )
             return model, float(run.read_summary()["elapsed_seconds"])
     model = fit(
         family, dataset, out=run_path, seed=seed, device=device, budget=budget,
-        progress=progress, overwrite=True,
+        progress=progress, overwrite=True, threads=threads,
     )  # fmt: skip
     return model, float(run.read_summary()["elapsed_seconds"])
 
@@ -231,6 +258,64 @@ def _trained(
 def _as_json(value: Any) -> Any:
     """``value`` as it reads back from ``config.json`` (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+def scoring_split(dataset: Dataset, budget: str, seed: int) -> Dataset:
+    """``dataset`` with a test split of at most the budget's ``n_test`` examples: a seeded
+    subsample (stratified by nothing: a uniform draw without replacement), or the whole split
+    when it is small enough. Training never sees the test split, so only scoring uses this."""
+    n_test, total = EVALUATION_SIZES[budget]["n_test"], len(dataset.x_test)
+    if n_test is None or total <= n_test:
+        return dataset
+    generator = torch.Generator().manual_seed(seed + 15_485_863)
+    index = torch.randperm(total, generator=generator)[:n_test].sort().values
+    y_test = None if dataset.y_test is None else dataset.y_test[index]
+    return dataclasses.replace(dataset, x_test=dataset.x_test[index], y_test=y_test)
+
+
+def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
+    """The sentence that states what the budget scored on: the test examples (a subsample of
+    a larger split) and the samples behind FID and precision/recall; ``None`` when both are
+    the whole test split."""
+    n_scored, n_total = len(scored.x_test), len(dataset.x_test)
+    n_samples = sample_count(n_scored, budget)
+    n_completed = len(first_test_examples(scored, EVALUATION_SIZES[budget]["n_completed"]).x_test)
+    if n_scored == n_total and n_samples == n_completed == n_scored:
+        return None
+    examples = (
+        f"a seeded random {n_scored:,} of the {n_total:,} test examples"
+        if n_scored < n_total
+        else f"all {n_total:,} test examples"
+    )
+    return (
+        f"Budget {budget} scores on {examples}; FID and precision/recall from {n_samples:,} "
+        f"samples; completions of {n_completed:,} of them (--budget full: every test example, "
+        "as many samples)."
+    )
+
+
+def importance_samples(model: GenerativeModel, n_test: int, budget: str) -> int | None:
+    """The ``k`` of a sampled likelihood bound: the family's default, lowered so that
+    ``k * n_test`` stays within the budget's ``bound_passes`` (at least 1); ``None`` for a
+    density that needs no sampling."""
+    default, passes = model.default_importance_samples, EVALUATION_SIZES[budget]["bound_passes"]
+    if default is None or passes is None:
+        return default
+    return max(1, min(default, passes // max(n_test, 1)))
+
+
+def first_test_examples(dataset: Dataset, n: int | None) -> Dataset:
+    """``dataset`` with its first ``n`` test examples (all when ``n`` is None or more)."""
+    if n is None or n >= len(dataset.x_test):
+        return dataset
+    y_test = None if dataset.y_test is None else dataset.y_test[:n]
+    return dataclasses.replace(dataset, x_test=dataset.x_test[:n], y_test=y_test)
+
+
+def sample_count(n_test: int, budget: str) -> int:
+    """Samples behind the sample metrics: the budget's ``n_samples``, at most ``n_test``."""
+    n_samples = EVALUATION_SIZES[budget]["n_samples"]
+    return n_test if n_samples is None else min(n_samples, n_test)
 
 
 def score(
@@ -241,35 +326,46 @@ def score(
     cache_dir: Path,
     seed: int,
     budget: str = "fast",
+    timer: StageTimer | None = None,
 ) -> dict[str, Any]:
-    """Every scorecard number the model supports (see module docstring)."""
+    """Every scorecard number the model supports (see module docstring), on ``dataset``'s
+    test split as given (see :func:`scoring_split`); ``stage_seconds`` times each stage."""
+    timer = timer or StageTimer()
     caps = model.capabilities
-    row = evaluate(model, dataset, seed=seed)
+    k = importance_samples(model, len(dataset.x_test), budget)
+    row = evaluate(model, dataset, seed=seed, importance_samples=k, timer=timer)
     if caps.sample and classifier is not None:
-        row.update(
-            sample_quality(
-                model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0, cache_dir=cache_dir
-            ).to_json()
-        )
+        with timer.stage("sample metrics"):
+            row.update(
+                sample_quality(
+                    model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0,
+                    cache_dir=cache_dir, n_samples=sample_count(len(dataset.x_test), budget),
+                ).to_json()
+            )  # fmt: skip
     if caps.supports("conditional") and dataset.info.kind != "text":
-        row.update(completion_scores(model, dataset, classifier=classifier, seed=seed))
+        with timer.stage("completions"):
+            completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
+            row.update(completion_scores(model, completed, classifier=classifier, seed=seed))
     if classifier is not None:  # labelled images
         sizes = CONDITIONING_SIZES[budget]
         if class_route(model, classifier) is not None:
-            row.update(
-                class_scores(
-                    model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
-                    steps=sizes["steps"],
-                )
-            )  # fmt: skip
+            with timer.stage("class samples"):
+                row.update(
+                    class_scores(
+                        model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
+                        steps=sizes["steps"],
+                    )
+                )  # fmt: skip
         if caps.supports("posterior"):
             operator, noise = super_resolution(dataset)
-            row.update(
-                measurement_scores(
-                    model, dataset, operator, noise, n_examples=sizes["n_examples"],
-                    n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
-                )
-            )  # fmt: skip
+            with timer.stage("posterior"):
+                row.update(
+                    measurement_scores(
+                        model, dataset, operator, noise, n_examples=sizes["n_examples"],
+                        n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
+                    )
+                )  # fmt: skip
+    row["stage_seconds"] = dict(timer.seconds)
     return row
 
 
@@ -283,10 +379,13 @@ def compare(
     device: str = "auto",
     progress: bool = True,
     pixels: Pixels = "mean",
+    threads: int | None = None,
 ) -> Scorecard:
     """Train (or reuse) and score each family for each seed; write ``scorecard.json`` and
     ``report.html`` (see the module docstring for seeds, layout and reuse; ``pixels``: what
     the report's sample grids show, :func:`~genlab.report.family.picture_samples`).
+    ``threads``: CPU threads of each training (default: chosen per family,
+    :mod:`genlab.train.threads`).
 
     Raises:
         ConfigError: an unknown family or budget, or bad seeds (before any training).
@@ -298,6 +397,8 @@ def compare(
     if pixels not in PIXELS:
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     seeds = [check_seed(s) for s in seeds]
+    if threads is not None:
+        check_threads(threads)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     dataset = data_module.load(data)
@@ -316,7 +417,9 @@ def compare(
         results = []
         for seed in seeds:
             folder = out if len(seeds) == 1 else out / f"seed-{seed}"
-            result = _compare_seed(dataset, families, folder, budget, seed, device, progress)
+            result = _compare_seed(
+                dataset, families, folder, budget, seed, device, progress, threads
+            )
             if len(seeds) > 1:  # each seed keeps its own numbers beside its runs
                 write_json(
                     folder / "scorecard.json",
@@ -350,32 +453,51 @@ def _claim(out: Path) -> RunLock:
 
 def _compare_seed(
     dataset: Dataset, families: list[str], out: Path, budget: str, seed: int, device: str,
-    progress: bool,
+    progress: bool, threads: int | None,
 ) -> _SeedResult:  # fmt: skip
     """Train or reuse, then score, every family for one seed (runs in ``out/<family>``)."""
+    scored = scoring_split(dataset, budget, seed)
+    setup = StageTimer("compare", progress=progress)
     classifier = None
     if dataset.info.kind == "image" and dataset.y_train is not None:
-        classifier = domain_network(dataset, seed=seed, cache_dir=make_folder(out))
+        with setup.stage("domain network"):
+            classifier = domain_network(dataset, seed=seed, cache_dir=make_folder(out))
     text = dataset.info.kind == "text"
-    baseline = {} if text else mean_fill_scores(dataset, classifier=classifier)
-    bicubic = None
-    if classifier is not None:
-        operator, noise = super_resolution(dataset)
-        n_examples = CONDITIONING_SIZES[budget]["n_examples"]
-        bicubic = bicubic_mse(dataset, operator, noise, n_examples=n_examples, seed=seed)
+    with setup.stage("baselines"):
+        baseline = {} if text else mean_fill_scores(scored, classifier=classifier)
+        bicubic = None
+        if classifier is not None:
+            operator, noise = super_resolution(scored)
+            n_examples = CONDITIONING_SIZES[budget]["n_examples"]
+            bicubic = bicubic_mse(scored, operator, noise, n_examples=n_examples, seed=seed)
+    setup.close()
     baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
-    result = _SeedResult([], baselines, [], [], classifier)
+    result = _SeedResult([], baselines, [], [], classifier, dict(setup.seconds))
     for family in families:
         run_path = out / family
-        model, seconds = _trained(family, dataset, run_path, budget, seed, device, progress)
-        measured = score(
-            model, dataset, classifier=classifier, cache_dir=out, seed=seed, budget=budget
+        started = time.perf_counter()
+        model, seconds = _trained(
+            family, dataset, run_path, budget, seed, device, progress, threads
         )
+        run_seconds = time.perf_counter() - started
+        timer = StageTimer(family, progress=progress)
+        measured = score(
+            model, scored, classifier=classifier, cache_dir=out, seed=seed, budget=budget,
+            timer=timer,
+        )  # fmt: skip
+        timer.close()
         row = {"family": family, **{key: measured.get(key) for key in SCORE_KEYS}}
         for key in ("log_prob_kind", "conditional_kind"):
             if row[key] == "none":
                 row[key] = None  # a task the family cannot do: a dash
         row["train_seconds"] = seconds
+        row["eval_seconds"] = sum(measured["stage_seconds"].values())
+        row["stage_seconds"] = {
+            "training": seconds,  # the run's own clock (as recorded, for a reused run)
+            # the rest of train-or-reuse: the run's pictures and files, loading a reused run
+            "run files": max(0.0, run_seconds - seconds),
+            **measured["stage_seconds"],
+        }
         row["details"] = {k: v for k, v in measured.items() if k not in row}
         result.rows.append(row)
         result.models.append(model)
@@ -397,6 +519,11 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if len(rows) == 1:
         return rows[0]
     row: dict[str, Any] = {"family": rows[0]["family"], "spread": {}, "per_seed": {}}
+    stages = dict.fromkeys(name for r in rows for name in r["stage_seconds"])
+    row["stage_seconds"] = {  # the mean over seeds (0 for a seed that had no such stage)
+        name: math.fsum(r["stage_seconds"].get(name, 0.0) for r in rows) / len(rows)
+        for name in stages
+    }
     for key in (*SCORE_KEYS, "details"):
         if key == "details":
             keys = [k for k in rows[0]["details"] if all(k in r["details"] for r in rows)]
@@ -425,17 +552,25 @@ def _write_scorecard(
             if spread is not None:
                 baseline_spreads.setdefault(name, {})[key] = spread
     columns = _columns_for(dataset)
+    scored = scoring_split(dataset, budget, seeds[0])
     scorecard = Scorecard(
         dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
         out / "scorecard.json", columns, baseline_spreads,
+        n_test=(len(scored.x_test), len(dataset.x_test)),
+        note=scoring_note(dataset, scored, budget),
+        setup_seconds=results[0].setup_seconds,
     )  # fmt: skip
-    write_json(scorecard.json_path, scorecard.to_json())
     first = results[0]
     sections = []
-    for family, model, run_path in zip(families, first.models, first.run_paths, strict=True):
+    for row, family, model, run_path in zip(
+        rows, families, first.models, first.run_paths, strict=True
+    ):
+        started = time.perf_counter()
         pictures = family_pictures(
             model, dataset, seeds[0], classifier=first.classifier, pixels=pixels
         )
+        row["stage_seconds"]["pictures"] = time.perf_counter() - started
+        row["eval_seconds"] += row["stage_seconds"]["pictures"]
         curves = RunDirectory(run_path).curves_path
         if curves.exists():  # a closed-form fit logs no curves
             pictures.append(
@@ -454,6 +589,10 @@ def _write_scorecard(
         else f"mean ± standard deviation over seeds {', '.join(map(str, seeds))}"
     )
     notes = [
+        *([scorecard.note] if scorecard.note else []),
+        "Seconds per stage (training, likelihood, sample metrics, completions, class samples, "
+        "posterior, pictures) are in scorecard.json (stage_seconds); 'eval s' is their sum "
+        "without training.",
         "A dash means the family cannot do the task. 'lower_bound' likelihoods are bounds "
         "(importance-weighted), not exact values. Domain FID uses a small classifier trained "
         "on this dataset and is not comparable with Inception-based FID.",
@@ -481,6 +620,7 @@ def _write_scorecard(
         notes=notes,
     )
     write_report(scorecard.report_path, page)
+    write_json(scorecard.json_path, scorecard.to_json())
     return scorecard
 
 

@@ -97,7 +97,9 @@ class RunConfig:
     ``data`` is ``{"spec", "seed", "info", "fingerprint"}``: the dataset's name or absolute
     path, its split seed, its :class:`~genlab.data.DataInfo` as JSON, and the fingerprint of
     its tensors (:meth:`genlab.data.Dataset.fingerprint`); after a resume on changed data,
-    ``"changes"`` lists each change.
+    ``"changes"`` lists each change. ``threads`` is ``{"count", "source", "step_flops"}``:
+    the CPU threads training used and why (:mod:`genlab.train.threads`); ``None`` in runs of
+    older genlab versions.
     """
 
     family: str
@@ -106,6 +108,7 @@ class RunConfig:
     data: dict[str, Any]
     seed: int
     versions: dict[str, str] = field(default_factory=dict)
+    threads: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """What ``config.json`` holds, the ``format`` marker first."""
@@ -117,6 +120,7 @@ class RunConfig:
             "data": self.data,
             "seed": self.seed,
             "versions": self.versions,
+            "threads": self.threads,
         }
 
     @classmethod
@@ -134,7 +138,7 @@ class RunConfig:
                 "older genlab (train it again)"
             )
         _check_keys(data, {"format", "family", "model", "train", "data", "seed", "versions"},
-                    fail, "")  # fmt: skip
+                    fail, "", optional={"threads"})  # fmt: skip
         for key, kind in (("family", str), ("model", dict), ("train", dict), ("data", dict)):
             _check_type(data[key], kind, key, fail)
         run_data = data["data"]
@@ -151,6 +155,14 @@ class RunConfig:
             raise fail("field 'data.changes' must be a list")
         if not isinstance(data["versions"], dict):
             raise fail("field 'versions' must be an object")
+        threads = data.get("threads")
+        if threads is not None and not (
+            isinstance(threads, dict)
+            and isinstance(threads.get("count"), int)
+            and not isinstance(threads["count"], bool)
+            and threads["count"] >= 1
+        ):
+            raise fail("field 'threads' must be null or an object with a positive 'count'")
         return cls(
             family=data["family"],
             model=data["model"],
@@ -158,6 +170,7 @@ class RunConfig:
             data=run_data,
             seed=data["seed"],
             versions=data["versions"],
+            threads=threads,
         )
 
 

@@ -13,6 +13,7 @@ from genlab.errors import DataError
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood, token_scores
 from genlab.metrics.representation import representation_scores
 from genlab.metrics.sample_quality import sample_quality
+from genlab.metrics.stages import StageTimer
 from genlab.models.base import GenerativeModel
 from genlab.stats.modes import N_SAMPLES, mode_coverage_for
 
@@ -40,6 +41,7 @@ def evaluate(
     seed: int = 0,
     importance_samples: int | None = None,
     metrics: Sequence[str] = (),
+    timer: StageTimer | None = None,
     **sample_options: Any,
 ) -> dict[str, Any]:
     """Test-split metrics for every task the model supports.
@@ -62,7 +64,11 @@ def evaluate(
     ``metrics`` adds the sample-quality card (``fid``, ``kid``, ``prdc``, ``is``...: see
     :func:`genlab.metrics.sample_quality.sample_quality`, which ``sample_options`` such as
     ``n_samples``, ``features`` and ``cache_dir`` configure) as its JSON fields.
+    ``stage_seconds`` holds the wall seconds of each stage (``likelihood``, ``reconstruction``,
+    ``representation``, ``family metrics``, ``modes``, ``sample metrics``), timed by ``timer``
+    (a caller's, to add stages of its own and show them on its bar) or a new one.
     """
+    timer = timer or StageTimer()
     model.eval()
     caps = model.capabilities
     x = data.x_test
@@ -80,7 +86,8 @@ def evaluate(
         if model.default_importance_samples is not None:
             kwargs["k"] = importance_samples or model.default_importance_samples
         kwargs.update(labels_of(model, data.y_test, 0, len(x)))  # p(x | y): given the labels
-        log_p = log_likelihood(model, x, data.info, generator=generator, **kwargs)
+        with timer.stage("likelihood"):
+            log_p = log_likelihood(model, x, data.info, generator=generator, **kwargs)
         mean_ll = float(log_p.mean())
         result["nll_nats"] = -mean_ll
         result["importance_samples"] = kwargs.get("k")
@@ -92,24 +99,37 @@ def evaluate(
     if data.true_log_prob is not None:
         result["true_nll_nats"] = -float(data.true_log_prob(x).double().mean())
     if caps.encode and caps.decode:
-        total = 0.0
-        for start in range(0, len(x), CHUNK):
-            chunk = x[start : start + CHUNK]
-            context = labels_of(model, data.y_test, start, len(chunk))
-            recon = model.reconstruct(chunk.to(model.device), **context).cpu().double()
-            total += float((recon - chunk).square().sum())  # float64: far-from-1 data stays finite
-        result["recon_mse"] = total / x.numel()
+        with timer.stage("reconstruction"):
+            result["recon_mse"] = _reconstruction_mse(model, data)
     # a model of p(x | y) takes the label as an input: its codes are not probed for the label
     labelled = data.y_train is not None and data.y_test is not None
     if caps.encode and labelled and not caps.context:
-        result.update(representation_scores(model, data, seed=seed))
-    result.update(model.family_metrics(x.to(model.device)))
+        with timer.stage("representation"):
+            result.update(representation_scores(model, data, seed=seed))
+    with timer.stage("family metrics"):
+        result.update(model.family_metrics(x.to(model.device)))
     if caps.sample and data.info.mode_centres is not None:
-        generator = torch.Generator(device=model.device).manual_seed(seed)
-        samples = model.sample(
-            N_SAMPLES, generator=generator, **labels_of(model, data.y_test, 0, N_SAMPLES)
-        )
-        result.update(mode_coverage_for(samples, data.info).to_json())
+        with timer.stage("modes"):
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            samples = model.sample(
+                N_SAMPLES, generator=generator, **labels_of(model, data.y_test, 0, N_SAMPLES)
+            )
+            result.update(mode_coverage_for(samples, data.info).to_json())
     if metrics:
-        result.update(sample_quality(model, data, metrics, seed=seed, **sample_options).to_json())
+        with timer.stage("sample metrics"):
+            quality = sample_quality(model, data, metrics, seed=seed, **sample_options)
+        result.update(quality.to_json())
+    result["stage_seconds"] = dict(timer.seconds)
     return result
+
+
+def _reconstruction_mse(model: GenerativeModel, data: Dataset) -> float:
+    """Mean squared error per coordinate of ``reconstruct(x)`` over the test split."""
+    x = data.x_test
+    total = 0.0
+    for start in range(0, len(x), CHUNK):
+        chunk = x[start : start + CHUNK]
+        context = labels_of(model, data.y_test, start, len(chunk))
+        recon = model.reconstruct(chunk.to(model.device), **context).cpu().double()
+        total += float((recon - chunk).square().sum())  # float64: far-from-1 data stays finite
+    return total / x.numel()

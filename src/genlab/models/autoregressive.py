@@ -279,7 +279,7 @@ class Autoregressive(GenerativeModel):
         """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``."""
         return sample_in_order(
             lambda current: self._params(self.likelihood.target(current), k),
-            self.likelihood.sample,
+            self.likelihood.sample_coordinate,
             x,
             self.orders[k],
             start,

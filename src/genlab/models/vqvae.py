@@ -364,14 +364,14 @@ class VQVAE(GenerativeModel):
     ) -> Tensor:
         """``codes`` ``(B, h, w)`` with positions ``start..`` (raster order) drawn from the prior
         given the ones before (:func:`~genlab.samplers.sample_in_order`), in chunks."""
-        k, (h, w) = self.config.codebook_size, self.config.grid
+        h, w = self.config.grid
         order = torch.arange(h * w, device=codes.device)
 
         def conditionals(flat: Tensor) -> Tensor:  # (B, h w) codes -> (B, h w, K) logits
             return self.prior_logits(flat.view(-1, h, w)).flatten(2).transpose(1, 2)
 
-        def draw(logits: Tensor, generator: torch.Generator | None) -> Tensor:
-            return draw_categorical(logits.reshape(-1, k), generator).view(logits.shape[:2])
+        def draw(logits: Tensor, d: int, generator: torch.Generator | None) -> Tensor:
+            return draw_categorical(logits[:, d], generator)  # (B,) codes of position d
 
         chunks = [
             sample_in_order(conditionals, draw, chunk.flatten(1), order, start, generator)

@@ -55,32 +55,46 @@ from genlab.nn.mlp import ACTIVATIONS, MLP
 from genlab.nn.normalizer import AffineNormalizer
 
 
+def soft_clamp(raw: Tensor, bound: float) -> Tensor:
+    r"""Soft clamp of a log-scale to :math:`(-c, c)` with slope 1 at zero.
+
+    .. math::
+        s = c \tanh(\tilde s / c), \qquad \frac{ds}{d\tilde s}\Big|_{\tilde s = 0} = 1,
+
+    so near zero :math:`s \approx \tilde s` and the conditioner's learning rate on the scales
+    is the optimizer's (:math:`c \tanh(\tilde s)` has slope :math:`c` there: an effective
+    :math:`c`-fold learning rate), while :math:`|s| < c` keeps narrow modes from blowing up.
+    """
+    return torch.tanh(raw * (1.0 / bound)) * bound
+
+
 def affine_transform(
-    x: Tensor, raw_scale: Tensor, shift: Tensor, bound: Tensor, free: Tensor | None = None
+    x: Tensor, raw_scale: Tensor, shift: Tensor, bound: float, free: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     r"""The elementwise affine map of couplings and MAF layers, with its log-determinant.
 
     .. math::
-        s = c \tanh(\tilde s), \qquad z = x \odot e^{s} + t \odot f, \qquad
+        s = f \odot c \tanh(\tilde s / c), \qquad z = x \odot e^{s} + t \odot f, \qquad
         \log |\det J| = \sum_d s_d,
 
-    where :math:`c` (``bound``) soft-clamps the log-scale to :math:`(-c, c)` for stability on
-    narrow modes, and the 0/1 mask :math:`f` (``free``) marks the transformed coordinates
-    (``bound`` is :math:`c f` when there is a mask, so that :math:`s = 0` elsewhere). Five
-    elementwise ops (a fused autograd node measured no faster on CPU).
+    where :func:`soft_clamp` keeps the log-scale in :math:`(-c, c)` (``bound``) for stability
+    on narrow modes with slope 1 at zero, and the 0/1 mask :math:`f` (``free``) marks the
+    transformed coordinates (:math:`f = 1` when ``free`` is ``None``).
 
     Arguments:
         x: ``(B, *event)`` inputs.
         raw_scale: unconstrained log-scales :math:`\tilde s`, shape of ``x``.
         shift: :math:`t`, shape of ``x``.
-        bound: :math:`c` (or :math:`c f`), broadcastable to ``x``.
+        bound: :math:`c > 0`.
         free: :math:`f`, broadcastable to ``x``, or ``None`` (every coordinate is transformed).
 
     Returns:
         ``z`` of the shape of ``x`` and the ``(B,)`` log-determinants.
     """
-    scale = torch.tanh(raw_scale) * bound
-    z = torch.addcmul(shift if free is None else shift * free, x, torch.exp(scale))
+    scale = soft_clamp(raw_scale, bound)
+    if free is not None:
+        scale, shift = scale * free, shift * free
+    z = torch.addcmul(shift, x, torch.exp(scale))
     return z, scale.flatten(1).sum(1)
 
 
@@ -239,7 +253,7 @@ class AffineCoupling(Bijection):
         z = m \odot x + (1 - m) \odot \left(x \odot e^{s(m \odot x, y)} + t(m \odot x, y)
         \right), \qquad \log |\det J| = \sum_d (1 - m_d)\, s_d(m \odot x, y),
 
-    with :math:`s = c \tanh(\tilde s)` (:func:`affine_transform`) for stability on narrow modes
+    with :math:`s = c \tanh(\tilde s / c)` (:func:`soft_clamp`) for stability on narrow modes
     and the optional context :math:`y` appended to the conditioner's input
     (:func:`~genlab.nn.append_context`). The conditioner maps ``(B, *event)`` (plus the
     context) to ``(B, 2 * C, ...)``: an :class:`~genlab.nn.MLP` for vectors (``2 D`` outputs)
@@ -256,7 +270,7 @@ class AffineCoupling(Bijection):
         super().__init__()
         self.register_buffer("mask", mask.float().unsqueeze(0))
         self.register_buffer("free", 1.0 - mask.float().unsqueeze(0))
-        self.register_buffer("bound", scale_bound * self.free)
+        self.bound = scale_bound
         self.conditioner = conditioner
         zero_last_layer(conditioner)
 
@@ -267,7 +281,7 @@ class AffineCoupling(Bijection):
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         # the masked part of z is x's
         raw_scale, shift = self.conditioner(append_context(z * self.mask, context)).chunk(2, 1)
-        return (z - shift * self.free) * torch.exp(-torch.tanh(raw_scale) * self.bound)
+        return (z - shift * self.free) * torch.exp(-soft_clamp(raw_scale, self.bound) * self.free)
 
 
 def rational_quadratic_spline(
@@ -435,7 +449,7 @@ class MaskedAffineAutoregressive(Bijection):
     ) -> None:
         super().__init__()
         self.made = MADE(order, hidden, 2, activation, context_features=context_features)
-        self.register_buffer("bound", torch.tensor(float(scale_bound)))
+        self.bound = scale_bound
         zero_last_layer(self.made)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -446,7 +460,7 @@ class MaskedAffineAutoregressive(Bijection):
         x = torch.zeros_like(z)
         for _ in range(z.shape[1]):  # after pass i, the first i coordinates in the order are exact
             raw_scale, shift = self.made(append_context(x, context)).chunk(2, dim=1)
-            x = (z - shift) * torch.exp(-torch.tanh(raw_scale) * self.bound)
+            x = (z - shift) * torch.exp(-soft_clamp(raw_scale, self.bound))
         return x
 
 
@@ -520,4 +534,5 @@ __all__ = [
     "affine_transform",
     "coupling_conditioner",
     "rational_quadratic_spline",
+    "soft_clamp",
 ]

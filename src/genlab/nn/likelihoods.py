@@ -295,6 +295,14 @@ class Likelihood(nn.Module):
         """``(*batch, D)`` one draw in data units."""
         raise NotImplementedError
 
+    def sample_coordinate(
+        self, params: Tensor, d: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """``(*batch,)`` one draw of coordinate ``d`` in data units, from ``params``
+        ``(*batch, n_params, D)``: here every coordinate is drawn and ``d`` kept (the map to
+        data units may differ per coordinate); likelihoods on levels draw ``d`` alone."""
+        return self.sample(params, generator)[..., d]
+
 
 class _LevelLikelihood(Likelihood):
     """Shared by the likelihoods on level indices: the bin map and its :math:`-D \\log \\delta`."""
@@ -316,6 +324,14 @@ class _LevelLikelihood(Likelihood):
 
     def from_target(self, target: Tensor) -> Tensor:
         return self.low + self.step * target
+
+    def sample_coordinate(
+        self, params: Tensor, d: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """Coordinate ``d`` alone: the level map is the same for every coordinate, so its
+        parameters suffice (an autoregressive sampler's pass then draws one value per example,
+        not ``D``)."""
+        return self.sample(params[..., d : d + 1], generator)[..., 0]
 
     @property
     def log_jacobian(self) -> float:

@@ -21,6 +21,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def format_stage_seconds(seconds: dict[str, float]) -> str:
+    """``"likelihood 1.2 s, sample metrics 3.4 s"``: each stage's wall seconds, in order."""
+    return ", ".join(f"{name} {value:.3g} s" for name, value in seconds.items()) or DASH
+
+
 def format_mean_spread(mean: Any, spread: float | None) -> str:
     """``"14.7 ± 2.1"``: the spread to two significant digits, the mean to the same decimals
     (no more digits than the spread supports); without a spread, :func:`format_value`."""

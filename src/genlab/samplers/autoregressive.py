@@ -57,7 +57,7 @@ def prefix_length(observed: Tensor, order: Tensor) -> int | None:
 @torch.no_grad()
 def sample_in_order(
     conditionals: Callable[[Tensor], Tensor],
-    draw: Callable[[Tensor, torch.Generator | None], Tensor],
+    draw: Callable[[Tensor, int, torch.Generator | None], Tensor],
     x: Tensor,
     order: Tensor,
     start: int = 0,
@@ -68,13 +68,13 @@ def sample_in_order(
     Arguments:
         conditionals: ``(B, D)`` -> parameters of every coordinate's conditional; the
             parameters of coordinate ``order[i]`` may depend on ``x[:, order[:i]]`` only.
-        draw: ``(parameters, generator)`` -> ``(B, D)`` draws of every coordinate (only the
-            coordinate being filled is kept).
+        draw: ``(parameters, d, generator)`` -> ``(B,)`` draws of coordinate ``d`` (e.g.
+            :meth:`genlab.nn.likelihoods.Likelihood.sample_coordinate`).
         order: ``(D,)`` coordinates in drawing order; ``order[:start]`` are given in ``x``.
     """
     x = x.clone()
     for d in order[start:].tolist():  # one forward pass per drawn coordinate
-        x[:, d] = draw(conditionals(x), generator)[:, d].to(x.dtype)
+        x[:, d] = draw(conditionals(x), d, generator).to(x.dtype)
     return x
 
 

@@ -45,6 +45,8 @@ from genlab.errors import DataError
 from genlab.samplers.latent import latent_posterior
 from genlab.samplers.operators import Operator
 
+DECODE_CHUNK = 128  # codes decoded at a time when scoring posterior candidates
+
 # (x (N, *event_shape), rows (N,) long: which observation each x is scored against) -> (N,)
 ObservationLogLikelihood = Callable[[Tensor, Tensor], Tensor]
 
@@ -173,8 +175,15 @@ def sample_latent_posterior(
     def log_likelihood(z: Tensor) -> Tensor:  # (chains, S, K) -> (chains, S)
         chains, s = z.shape[:2]
         row = row_of_chain.repeat_interleave(s)
-        x = generator.generate(z.reshape(-1, k), row)
-        return observation.log_likelihood(x, row).view(chains, s)
+        # decoded in chunks: a decoder's outputs (every level of every pixel, for a discrete
+        # likelihood) for all chains x candidates at once can take gigabytes
+        values = [
+            observation.log_likelihood(generator.generate(z_chunk, row_chunk), row_chunk)
+            for z_chunk, row_chunk in zip(
+                z.reshape(-1, k).split(DECODE_CHUNK), row.split(DECODE_CHUNK), strict=True
+            )
+        ]
+        return torch.cat(values).view(chains, s)
 
     loc = torch.zeros(n * rows, k, device=generator.device)
     z, _ = latent_posterior(

@@ -148,6 +148,17 @@ def dequantizes(model: GenerativeModel, data: Dataset) -> bool:
     return data.info.levels is not None and model.needs_dequantization
 
 
+def seed_global_generators(seed: int, device: torch.device) -> None:
+    """Seed torch's global CPU generator and, on a GPU, that device's: the generators a step's
+    dropout draws from. The same numbers as ``torch.manual_seed(seed)`` for this device,
+    without its lazy seeding of every other kind of device, which records a Python stack
+    trace per call (about 0.3 ms, a few percent of a small model's step on CPU)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.default_generators[index].manual_seed(seed)
+
+
 def context_rows(labels: Tensor | None, index: Tensor | None = None) -> dict[str, Tensor]:
     """``{"context": labels[index]}`` for a family that takes context (labels given), else ``{}``."""
     if labels is None:
@@ -387,8 +398,9 @@ class _Loop:
         # state is restored after
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(
-                (self.seed * 1_000_003 + self.state.step) * RANK_SEED_STRIDE + self.ctx.rank
+            seed_global_generators(
+                (self.seed * 1_000_003 + self.state.step) * RANK_SEED_STRIDE + self.ctx.rank,
+                self.device,
             )
             return self.model.training_step(x, self.optimizers, self.generator, **context)
 

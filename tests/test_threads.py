@@ -1,0 +1,125 @@
+"""The thread count of a run: the rule, its FLOP count, the precedence of the sources, the record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import genlab
+from genlab.api import build_model
+from genlab.errors import ConfigError
+from genlab.settings import resolve_settings
+from genlab.train import threads as threads_module
+from genlab.train.threads import (
+    FLOPS_PER_THREAD,
+    choose_threads,
+    step_flops,
+    threads_for_flops,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return genlab.data.load("digits")
+
+
+def _autoencoder(digits, batch_size: int = 64):
+    resolved = resolve_settings("ae", {"batch_size": batch_size}, None)
+    return build_model("ae", resolved.model, digits.info, 0), resolved.train
+
+
+@pytest.mark.parametrize(
+    ("flops", "available", "expected"),
+    [
+        (0.0, 4, 1),
+        (FLOPS_PER_THREAD * 0.99, 4, 1),
+        (FLOPS_PER_THREAD * 2, 4, 2),
+        (FLOPS_PER_THREAD * 3.5, 4, 3),
+        (FLOPS_PER_THREAD * 100, 4, 4),
+        (FLOPS_PER_THREAD * 100, 1, 1),
+    ],
+)
+def test_rule_gives_one_thread_per_step_size_up_to_the_cores(flops, available, expected):
+    assert threads_for_flops(flops, available) == expected
+
+
+@pytest.mark.parametrize("batch_size", [32, 64])
+def test_step_flops_are_those_of_the_matrix_products_of_one_step(digits, batch_size):
+    """An MLP autoencoder's step: each linear layer costs 2 B n_in n_out in the forward pass,
+    as much for its weight gradient, and as much for its input gradient, except the first
+    layer, whose input (the data) needs none."""
+    model, train = _autoencoder(digits, batch_size)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    products = sum(m.in_features * m.out_features for m in linears)
+    first = linears[0].in_features * linears[0].out_features
+    expected = 2 * batch_size * (3 * products - first)
+    assert step_flops(model, digits, train) == expected
+
+
+def test_counting_the_flops_changes_neither_the_model_nor_the_random_streams(digits):
+    model, train = _autoencoder(digits)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    step_flops(model, digits, train)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_sources_in_order_argument_environment_recorded_rule(digits, monkeypatch):
+    model, train = _autoencoder(digits)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    given = choose_threads(model, digits, train, 3, recorded=2)
+    assert (given.count, given.source) == (3, "argument")
+    assert choose_threads(model, digits, train).source == "OMP_NUM_THREADS"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert choose_threads(model, digits, train, recorded=2).to_json() == {
+        "count": 2,
+        "source": "run",
+        "step_flops": None,
+    }
+    monkeypatch.setattr(threads_module, "spare_cores", lambda: 8)
+    choice = choose_threads(model, digits, train)
+    assert choice.source == "rule"
+    assert choice.count == threads_for_flops(step_flops(model, digits, train), 8) == 1
+    assert "GFLOP" in choice.reason
+
+
+@pytest.mark.parametrize(("load", "expected"), [(0.0, 4), (0.4, 4), (1.6, 2), (3.0, 1), (9.5, 1)])
+def test_spare_cores_leave_out_the_busy_ones(load, expected, monkeypatch):
+    monkeypatch.setattr(threads_module, "cores", lambda: 4)
+    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (load, load, load))
+    assert threads_module.spare_cores() == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "2", True, 10**6])
+def test_bad_thread_counts_are_refused_before_training(bad, tmp_path):
+    with pytest.raises(ConfigError, match="threads must be an integer"):
+        genlab.fit("ae", "digits", out=tmp_path / "run", steps=1, threads=bad)
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_records_the_choice_and_restores_the_thread_count(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    genlab.fit("ae", "digits", out=tmp_path / "rule", steps=2)
+    recorded = json.loads((tmp_path / "rule" / "config.json").read_text())["threads"]
+    assert recorded["source"] == "rule" and recorded["count"] == 1
+    assert recorded["step_flops"] > 0
+    assert torch.get_num_threads() == before
+    genlab.fit("ae", "digits", out=tmp_path / "given", steps=2, threads=2)
+    recorded = json.loads((tmp_path / "given" / "config.json").read_text())["threads"]
+    assert recorded == {"count": 2, "source": "argument", "step_flops": None}
+
+
+def test_cli_threads_flag_reaches_the_run(tmp_path, capsys):
+    from genlab.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "ae", "--out", str(run), "--steps", "2", "--threads", "1", "--no-progress"]
+    assert main(args) == 0
+    assert json.loads((run / "config.json").read_text())["threads"]["source"] == "argument"
+    with pytest.raises(SystemExit):
+        main(["train", "ae", "--out", str(tmp_path / "bad"), "--threads", "0"])
+    assert "expected a positive integer" in capsys.readouterr().err
