@@ -561,7 +561,10 @@ def _write_scorecard(
         rows, families, first.models, first.run_paths, strict=True
     ):
         started = time.perf_counter()
-        pictures = family_pictures(model, dataset, seeds[0], classifier=first.classifier)
+        pictures = family_pictures(
+            model, dataset, seeds[0], classifier=first.classifier,
+            steps=CONDITIONING_SIZES[budget]["steps"],
+        )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started
         row["eval_seconds"] += row["stage_seconds"]["pictures"]
         curves = RunDirectory(run_path).curves_path
