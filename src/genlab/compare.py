@@ -567,8 +567,9 @@ def _write_scorecard(
     ):
         started = time.perf_counter()
         pictures = family_pictures(
-            model, dataset, seeds[0], classifier=first.classifier, pixels=pixels
-        )
+            model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
+            steps=CONDITIONING_SIZES[budget]["steps"],
+        )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started
         row["eval_seconds"] += row["stage_seconds"]["pictures"]
         curves = RunDirectory(run_path).curves_path

@@ -86,15 +86,22 @@ def _paired_rows(originals: Tensor, partners: Tensor, width: int) -> Tensor:
 
 
 def conditioning_pictures(
-    model: GenerativeModel, data: Dataset, seed: int, classifier: DomainClassifier | None
+    model: GenerativeModel,
+    data: Dataset,
+    seed: int,
+    classifier: DomainClassifier | None,
+    steps: int = 300,
 ) -> list[Picture]:
-    """Ten rows of classes, and super-resolution posteriors beside the truth and bicubic."""
+    """Ten rows of classes, and super-resolution posteriors beside the truth and bicubic
+    (``steps``: the MCMC transitions of the samplers that need them)."""
     info, pictures = data.info, []
     generator = torch.Generator(device=model.device).manual_seed(seed)
     route = class_route(model, classifier)
     if route is not None and info.n_classes:
         classes = torch.arange(info.n_classes).repeat_interleave(N_PER_CLASS)
-        samples = sample_classes(model, classes, classifier=classifier, generator=generator)
+        samples = sample_classes(
+            model, classes, classifier=classifier, generator=generator, steps=steps
+        )
         how = "given the label" if route == "context" else "guided by the domain classifier"
         pictures.append(
             Picture(
@@ -107,7 +114,8 @@ def conditioning_pictures(
         low, high = info.value_range
         truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
         observation = gaussian_measurement(operator, y, 0.05 * (high - low))
-        draws = model.sample_posterior(observation, N_DRAWS, generator=generator).detach().cpu()
+        draws = model.sample_posterior(observation, N_DRAWS, generator=generator, steps=steps)
+        draws = draws.detach().cpu()
         rows = [truth, operator.upsample(y).view_as(truth), *draws, draws.mean(0)]
         grid = torch.stack(rows, 1).flatten(0, 1)  # one row per example
         pictures.append(
@@ -212,13 +220,14 @@ def family_pictures(
     seed: int,
     classifier: DomainClassifier | None = None,
     pixels: Pixels = "mean",
+    steps: int = 300,
 ) -> list[Picture]:
     """Every picture that fits the model's capabilities and the data's kind (with the domain
     ``classifier`` of labelled images, the classes a family draws; ``pixels``: see
-    :func:`picture_samples`)."""
+    :func:`picture_samples`; ``steps`` MCMC transitions where a picture needs a sampler)."""
     if data.info.kind == "image":
         return image_pictures(model, data, seed, pixels) + conditioning_pictures(
-            model, data, seed, classifier
+            model, data, seed, classifier, steps
         )
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
