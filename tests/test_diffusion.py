@@ -10,8 +10,10 @@ import pytest
 import torch
 
 import genlab
+import genlab.api
 from genlab.errors import ConfigError
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
+from genlab.nn.denoisers import FourierFeatures
 from genlab.objectives import simple_loss
 from genlab.samplers.schedules import ImportanceTimesteps, NoiseSchedule, make_betas
 
@@ -107,6 +109,7 @@ def test_importance_timesteps_weigh_the_terms_without_bias():
         ({"timestep_sampling": "importance", "loss": "hybrid"}, "importance"),
         ({"ddim_steps": 2000}, "ddim_steps"),
         ({"schedule": "quadratic"}, "schedule"),
+        ({"octaves": -1}, "octaves"),
     ],
 )
 def test_configuration_errors_name_the_problem(settings, match):
@@ -118,10 +121,11 @@ def test_continuous_data_and_the_unet(ring, digits):
     with pytest.raises(ConfigError, match="levels"):
         genlab.fit("diffusion", ring, steps=1, prediction="levels", **SMALL)
     model = genlab.fit("diffusion", ring, budget="smoke", seed=0)
-    assert model.prediction == "epsilon"
+    assert model.prediction == "epsilon" and model.octaves == 6  # vectors: Fourier inputs
     lp = model.log_prob(ring.x_test[:4])  # a density in data units: standardisation included
     shifted = model.log_prob(ring.x_test[:4] * 2)
     assert torch.isfinite(lp).all() and not torch.allclose(lp, shifted)
+    assert genlab.fit("diffusion", digits, steps=1, **SMALL).octaves == 0  # images: none
     unet = genlab.fit("diffusion", digits, budget="smoke", architecture="unet", seed=0)
     assert unet.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
     with pytest.raises(ConfigError, match="unet"):
@@ -140,6 +144,17 @@ def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
     model = genlab.fit("diffusion", wide, steps=3, seed=0, **SMALL)
     assert model.prediction == "epsilon"
     assert torch.isfinite(model.log_prob(wide.x_test)).all()
+
+
+def test_fourier_features_are_the_octave_sinusoids():
+    x = torch.tensor([[0.25, -1.0], [0.5, 2.0]])
+    features = FourierFeatures(3)(x)
+    k = torch.arange(3)
+    expected = [x]
+    expected += [torch.sin(math.pi * 2.0**k * x[:, d, None]) for d in range(2)]
+    expected += [torch.cos(math.pi * 2.0**k * x[:, d, None]) for d in range(2)]
+    torch.testing.assert_close(features, torch.cat(expected, 1))
+    torch.testing.assert_close(FourierFeatures(0)(x), x)
 
 
 def test_the_simple_loss_of_each_target():

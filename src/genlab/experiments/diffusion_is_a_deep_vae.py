@@ -120,7 +120,7 @@ VAE_SETTINGS: dict[Budget, dict[str, Any]] = {
 }
 DIFFUSION_NETWORK = {
     "hidden": (64, 64), "embed": 32, "dropout": 0.0, "weight_decay": 0.0, "lr": 2e-3,
-    "ema_decay": 0.99, "eval_every": 500, "ddim_steps": 2,
+    "ema_decay": 0.99, "eval_every": 500, "ddim_steps": 2, "octaves": 0,
 }  # fmt: skip
 VAE_NETWORK = {
     "latent_dim": 1, "hidden": (64, 64), "likelihood": "gaussian", "lr": 1e-3, "patience": None,

@@ -113,6 +113,7 @@ DiffusionLoss = Literal["simple", "vlb", "hybrid"]
 DIFFUSION_LOSSES: tuple[str, ...] = get_args(DiffusionLoss)
 TimestepSampling = Literal["uniform", "importance"]
 TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)
+VECTOR_OCTAVES = 6  # octaves of the MLP input for vector data (``octaves=None``)
 DenoiserArchitecture = Literal["auto", "mlp", "unet"]
 DENOISER_ARCHITECTURES: tuple[str, ...] = get_args(DenoiserArchitecture)
 SampleMethod = Literal["ddpm", "ddim"]
@@ -144,6 +145,9 @@ class DiffusionConfig:
     architecture: ``"mlp"`` (residual MLP on flattened data), ``"unet"`` (images) or
         ``"auto"`` (the MLP: on 8x8 images it is many times faster than the U-Net per step).
     hidden: widths of the MLP's residual blocks.
+    octaves: sinusoids of the MLP's input at this many octaves
+        (:class:`~genlab.nn.denoisers.FourierFeatures`); ``None``: 6 for vectors (2-D data
+        with modes far narrower than their spread), 0 for images.
     channels: channels of the U-Net's first level (doubling at each halving).
     blocks: residual blocks per U-Net level.
     attention: self-attention at the U-Net's lowest resolution.
@@ -169,6 +173,7 @@ class DiffusionConfig:
     timestep_sampling: TimestepSampling = "uniform"
     architecture: DenoiserArchitecture = "auto"
     hidden: tuple[int, ...] = (512, 512, 512)
+    octaves: int | None = None
     channels: int = 32
     blocks: int = 1
     attention: bool = False
@@ -211,6 +216,10 @@ class DiffusionConfig:
             check(getattr(self, name) >= 1, f"{name} must be >= 1")
         check(self.inversion_iterations >= 0, "inversion_iterations must be >= 0")
         check(self.embed % 2 == 0, f"embed must be even, got {self.embed}")
+        check(
+            self.octaves is None or self.octaves >= 0,
+            f"octaves must be >= 0 or None, got {self.octaves}",
+        )
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         check(self.ddim_steps <= self.timesteps, "ddim_steps must be <= timesteps")
@@ -277,6 +286,9 @@ class Diffusion(GenerativeModel):
             architecture = "mlp"
         check(architecture == "mlp" or info.kind == "image", "diffusion: unet needs image data")
         self.conv = architecture == "unet"
+        self.octaves = config.octaves
+        if self.octaves is None:
+            self.octaves = VECTOR_OCTAVES if info.kind == "vector" else 0
         if self.conv:
             self.denoiser: nn.Module = UNet(
                 info.event_shape, config.timesteps, config.channels, config.blocks,
@@ -285,7 +297,7 @@ class Diffusion(GenerativeModel):
         else:
             self.denoiser = MLPDenoiser(
                 info.n_features, config.timesteps, config.hidden, self.outputs,
-                config.embed, dropout=config.dropout,
+                config.embed, dropout=config.dropout, octaves=self.octaves,
             )  # fmt: skip
         self.averaged = AveragedCopies({"denoiser": self.denoiser})
         self.importance = ImportanceTimesteps(config.timesteps)

@@ -92,6 +92,32 @@ class ResidualMLPBlock(nn.Module):
         return self.skip(h) + self.second(self.drop(inner))
 
 
+class FourierFeatures(nn.Module):
+    r"""``(N, D) -> (N, D (1 + 2F))``: each coordinate with its sinusoids at :math:`F` octaves,
+
+    .. math::
+        \big(x,\ \sin(2^k \pi x),\ \cos(2^k \pi x)\big)_{k = 0..F-1},
+
+    so that an MLP on low-dimensional inputs can represent detail finer than its smooth
+    functions of :math:`x` resolve (Tancik et al. 2020; the toy diffusion models' input
+    embedding). :math:`F = 0` is the identity.
+
+    Example:
+        >>> FourierFeatures(3)(torch.zeros(4, 2)).shape
+        torch.Size([4, 14])
+    """
+
+    def __init__(self, octaves: int) -> None:
+        super().__init__()
+        self.register_buffer(
+            "frequencies", math.pi * 2.0 ** torch.arange(octaves), persistent=False
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        angles = (x[:, :, None] * self.frequencies).flatten(1)  # (N, D F)
+        return torch.cat([x, angles.sin(), angles.cos()], 1)
+
+
 class MLPDenoiser(nn.Module):
     """``(N, D), (N,) -> (N, out_factor * D)``: residual MLP blocks of widths ``hidden``.
 
@@ -101,6 +127,7 @@ class MLPDenoiser(nn.Module):
         hidden: widths of the blocks (one block each).
         out_factor: outputs per coordinate.
         embed: width of the timestep embedding.
+        octaves: :class:`FourierFeatures` of the input (0: the input as it is).
 
     Example:
         >>> net = MLPDenoiser(2, total=50, hidden=(16, 16))
@@ -117,10 +144,12 @@ class MLPDenoiser(nn.Module):
         embed: int = 128,
         activation: Activation = "silu",
         dropout: float = 0.0,
+        octaves: int = 0,
     ) -> None:
         super().__init__()
         self.time = TimestepEmbedding(embed, total, activation)
-        self.input = nn.Linear(features, hidden[0])
+        self.fourier = FourierFeatures(octaves)
+        self.input = nn.Linear(features * (1 + 2 * octaves), hidden[0])
         widths = [hidden[0], *hidden]
         self.blocks = nn.ModuleList(
             ResidualMLPBlock(a, b, embed, activation, dropout)
@@ -134,7 +163,7 @@ class MLPDenoiser(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         e = self.time(t)
-        h = self.input(x)
+        h = self.input(self.fourier(x))
         for block in self.blocks:
             h = block(h, e)
         return self.output(h)
