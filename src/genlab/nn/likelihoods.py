@@ -89,7 +89,25 @@ MAX_SUMMED_LEVELS = 256
 MIN_LOG_SCALE = -7.0
 
 
-class DiscretizedLogistic(Distribution):
+class _DiscretizedLevels(Distribution):
+    """A distribution over the level indices ``0..L-1`` of a location ``loc``: what the
+    discretised logistic and Gaussian share (their ``log_prob`` differs)."""
+
+    loc: Tensor
+    levels: int
+
+    def probs(self) -> Tensor:
+        """``(*batch, L)`` the probability of every level."""
+        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
+        return self.log_prob(levels.view(-1, *(1,) * self.loc.dim())).movedim(0, -1).exp()
+
+    @property
+    def mean(self) -> Tensor:
+        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
+        return self.probs() @ levels
+
+
+class DiscretizedLogistic(_DiscretizedLevels):
     r"""A logistic distribution discretised to the levels :math:`j = 0, \dots, L-1`.
 
     Level :math:`j` sits at :math:`y_j = 2j/(L-1) - 1 \in [-1, 1]` and owns the bin
@@ -142,16 +160,6 @@ class DiscretizedLogistic(Distribution):
             not_last * log_cdf_upper + not_first * log_sf_lower + not_first * not_last * log_width
         )
 
-    def probs(self) -> Tensor:
-        """``(*batch, L)`` the probability of every level."""
-        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
-        return self.log_prob(levels.view(-1, *(1,) * self.loc.dim())).movedim(0, -1).exp()
-
-    @property
-    def mean(self) -> Tensor:
-        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
-        return self.probs() @ levels
-
     def sample_with(self, generator: torch.Generator | None) -> Tensor:
         """Level indices drawn with ``generator`` (a logistic draw, rounded to its bin)."""
         u = torch.rand(
@@ -161,7 +169,7 @@ class DiscretizedLogistic(Distribution):
         return torch.round((y + 1.0) * (self.levels - 1) / 2.0).clamp(0, self.levels - 1)
 
 
-class DiscretizedGaussian(Distribution):
+class DiscretizedGaussian(_DiscretizedLevels):
     r"""A Gaussian discretised to the levels :math:`j = 0, \dots, L-1`, with exact normal CDFs.
 
     Level :math:`j` sits at :math:`y_j = 2j/(L-1) - 1 \in [-1, 1]` and owns the bin
@@ -215,16 +223,6 @@ class DiscretizedGaussian(Distribution):
         first = torch.special.log_ndtr(upper)
         last = torch.special.log_ndtr(-lower)
         return torch.where(value <= 0, first, torch.where(value >= self.levels - 1, last, middle))
-
-    def probs(self) -> Tensor:
-        """``(*batch, L)`` the probability of every level."""
-        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
-        return self.log_prob(levels.view(-1, *(1,) * self.loc.dim())).movedim(0, -1).exp()
-
-    @property
-    def mean(self) -> Tensor:
-        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
-        return self.probs() @ levels
 
     def sample_with(self, generator: torch.Generator | None) -> Tensor:
         """Level indices drawn with ``generator``: a Gaussian draw, rounded to its bin (exact)."""
