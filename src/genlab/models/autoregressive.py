@@ -266,12 +266,13 @@ class Autoregressive(GenerativeModel):
         """``(B, n_params, D)`` every coordinate's conditional parameters under member ``k``
         (given the one-hot ``labels`` ``(B, C)`` of a conditional model)."""
         inputs = self._inputs(target)
+        labels = None if labels is None else labels.to(inputs.dtype)
         if self.architecture == "pixelcnn":  # (B, n_params, H, W)
             out = self.net(inputs.view(-1, *self.info.event_shape), labels)
             return out.flatten(2)
         self._use(k)
         if labels is not None:  # the context inputs of degree 0 follow the data's
-            inputs = torch.cat([inputs, labels.to(inputs.dtype)], 1)
+            inputs = torch.cat([inputs, labels], 1)
         return self.net(inputs).view(len(target), self.likelihood.n_params, -1)
 
     def _target(self, x: Tensor) -> Tensor:
