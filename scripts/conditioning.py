@@ -68,7 +68,8 @@ def trained(family: str, conditional: bool, out: Path, seed: int) -> genlab.Gene
 def validation_data(data: Dataset, seed: int) -> Dataset:
     """The trainer's split of the training digits (default ``val_fraction``, ``seed``), with the
     validation examples as the test split: digits the model never fitted."""
-    train, val = validation_split(len(data.x_train), TrainConfig().val_fraction, seed)
+    fraction = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "val_fraction")
+    train, val = validation_split(len(data.x_train), fraction, seed)
     assert data.y_train is not None
     return Dataset(
         data.x_train[train], data.x_train[val], data.info, data.y_train[train], data.y_train[val]
