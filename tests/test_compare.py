@@ -53,9 +53,9 @@ def expected_missing(family: str, key: str, image: bool, mixture: bool, text: bo
         return not (caps.supports("conditional") and image)
     if key == "conditional_kind":
         return not caps.supports("conditional")
-    if key in ("class_accuracy", "class_cas"):  # by context or classifier guidance
+    if key in ("class_accuracy", "class_cas"):  # models of p(x) alone: by classifier guidance
         guided = caps.posterior not in ("none", "exact")
-        return not ((caps.context or guided) and image)
+        return not (guided and image)
     if key in ("posterior_mse", "posterior_spread"):
         return not (caps.supports("posterior") and image)
     return False

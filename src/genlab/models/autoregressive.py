@@ -28,6 +28,14 @@ values (:mod:`genlab.nn.likelihoods`). A discrete model reads the levels themsel
 dequantisation) and reports the density of the dequantised value,
 :math:`p(\tilde x) = P(x)/\delta^D`, so bits/dim are those of :math:`P` exactly.
 
+**Class-conditional models** (``conditional=true``) model :math:`p(x \mid y) = \prod_i
+p(x_{\sigma_i} \mid x_{\sigma_{<i}}, y)` with the data's labels as ``context=``: every
+conditional reads the one-hot label :math:`e_y`. MADE takes it as extra inputs of degree 0,
+connected to every hidden unit (unmasked; :mod:`genlab.nn.made`), the PixelCNN as a
+per-channel bias in every gated layer (van den Oord et al., 2016). The masks are unchanged, so
+``log_prob(x, context=y)`` is the exact :math:`\log p(x \mid y)` and ``sample(n, context=y)``
+draws ancestrally from it; completion given a label is exact as without one.
+
 **Conditional sampling is exact when the observed coordinates come first**: if they are the
 first :math:`k` coordinates of every ordering of the model (the top half of an image in raster
 order, any prefix of the natural order), ancestral sampling from coordinate :math:`k` on draws
@@ -101,6 +109,8 @@ class AutoregressiveConfig:
     n_layers: PixelCNN gated layers.
     kernel: PixelCNN kernel size (odd).
     dropout: dropout in the hidden layers (MADE) or residual branches (PixelCNN).
+    conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
+        (the one-hot label read by every conditional; module docstring).
     """
 
     architecture: ARArchitecture = "auto"
@@ -114,6 +124,7 @@ class AutoregressiveConfig:
     n_layers: int = 7
     kernel: int = 3
     dropout: float = 0.0
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         check(
@@ -162,13 +173,19 @@ class Autoregressive(GenerativeModel):
 
     family = "autoregressive"
     capabilities = Capabilities(
-        sample=True, log_prob="exact", encode=False, decode=False, conditional="exact"
+        sample=True,
+        log_prob="exact",
+        encode=False,
+        decode=False,
+        conditional="exact",
+        context=True,
     )
     description = "MADE and its ensembles over orderings, gated PixelCNN"
     task_notes = {
         "generation": "ancestral, one pass per coordinate",
         "density": "chain rule; MADE ensembles mixed in probability",
         "conditional": "ancestral from the observed prefix: masks that observe the first coordinates of the order",
+        "context": "with `conditional=true`: one-hot label into every MADE hidden unit, or a per-channel bias in every PixelCNN gated layer",
     }
     config_class = AutoregressiveConfig
     default_train = {"epochs": 1000, "batch_size": 64, "lr": 1e-3, "patience": 30}
@@ -180,6 +197,7 @@ class Autoregressive(GenerativeModel):
 
     def __init__(self, config: AutoregressiveConfig, info: DataInfo) -> None:
         super().__init__(config, info)
+        classes = self.use_labels(config.conditional)
         d = info.n_features
         self.architecture = resolve_architecture(config.architecture, info)
         self.likelihood_name = resolve_likelihood(config.likelihood, info)
@@ -201,18 +219,23 @@ class Autoregressive(GenerativeModel):
         self.active: int | None = None  # the ensemble member whose masks the MADE holds
         if self.architecture == "pixelcnn":
             self.net: torch.nn.Module = GatedPixelCNN(
-                n_params, config.channels, config.n_layers, config.kernel, config.dropout
-            )
+                n_params, config.channels, config.n_layers, config.kernel, config.dropout,
+                context_features=classes,
+            )  # fmt: skip
             return
         self.net = MADE(
-            self.degrees(0), config.hidden, n_params, config.activation, config.dropout
-        )
+            self.degrees(0), config.hidden, n_params, config.activation, config.dropout,
+            context_features=classes,
+        )  # fmt: skip
         # connectivity-agnostic ensembles draw the hidden degrees of every member
         draw = torch.Generator().manual_seed(int(torch.randint(2**31, ())))
         for layer, size in enumerate(config.hidden):
             self.register_buffer(f"hidden_degrees_{layer}", torch.empty(0, size, dtype=torch.long))
         if config.n_orders > 1:
-            members = [hidden_degrees(d, config.hidden, draw) for _ in range(config.n_orders)]
+            members = [
+                hidden_degrees(d, config.hidden, draw, context=classes > 0)
+                for _ in range(config.n_orders)
+            ]
             for layer in range(len(config.hidden)):
                 setattr(self, f"hidden_degrees_{layer}", torch.stack([m[layer] for m in members]))
 
@@ -228,7 +251,9 @@ class Autoregressive(GenerativeModel):
             return
         layers = range(len(self.config.hidden))
         degrees = [getattr(self, f"hidden_degrees_{layer}")[k] for layer in layers]
-        self.net.set_masks(made_masks(self.degrees(k), degrees, self.likelihood.n_params))
+        self.net.set_masks(
+            made_masks(self.degrees(k), degrees, self.likelihood.n_params, self.n_classes)
+        )
         self.active = k
 
     def _inputs(self, target: Tensor) -> Tensor:
@@ -237,13 +262,17 @@ class Autoregressive(GenerativeModel):
             return target * (2.0 / (self.info.levels - 1)) - 1.0
         return target
 
-    def _params(self, target: Tensor, k: int = 0) -> Tensor:
-        """``(B, n_params, D)`` every coordinate's conditional parameters under member ``k``."""
+    def _params(self, target: Tensor, k: int = 0, labels: Tensor | None = None) -> Tensor:
+        """``(B, n_params, D)`` every coordinate's conditional parameters under member ``k``
+        (given the one-hot ``labels`` ``(B, C)`` of a conditional model)."""
         inputs = self._inputs(target)
-        if self.architecture == "pixelcnn":
-            out = self.net(inputs.view(-1, *self.info.event_shape))  # (B, n_params, H, W)
+        labels = None if labels is None else labels.to(inputs.dtype)
+        if self.architecture == "pixelcnn":  # (B, n_params, H, W)
+            out = self.net(inputs.view(-1, *self.info.event_shape), labels)
             return out.flatten(2)
         self._use(k)
+        if labels is not None:  # the context inputs of degree 0 follow the data's
+            inputs = torch.cat([inputs, labels], 1)
         return self.net(inputs).view(len(target), self.likelihood.n_params, -1)
 
     def _target(self, x: Tensor) -> Tensor:
@@ -251,11 +280,11 @@ class Autoregressive(GenerativeModel):
         self.likelihood.check_target(target)
         return target
 
-    def _member_log_probs(self, target: Tensor) -> Tensor:
-        """``(K, B)`` :math:`\\log p_k(x)` of each ensemble member."""
+    def _member_log_probs(self, target: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``(K, B)`` :math:`\\log p_k(x)` (or :math:`\\log p_k(x \\mid y)`) of each member."""
         return torch.stack(
             [
-                self.likelihood.log_prob(self._params(target, k), target)
+                self.likelihood.log_prob(self._params(target, k, labels), target)
                 for k in range(self.config.n_orders)
             ]
         )
@@ -268,17 +297,24 @@ class Autoregressive(GenerativeModel):
         return self.likelihood_name not in DISCRETE_LIKELIHOODS
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
-        """``(B,)`` exact :math:`\\log p(x)`: the chain rule, ensembles mixed in probability."""
+        """``(B,)`` exact :math:`\\log p(x)` (:math:`\\log p(x \\mid y)` given the labels
+        ``context``): the chain rule, ensembles mixed in probability."""
         self.check_input(x, context=context)
-        log_p = self._member_log_probs(self._target(x))
+        log_p = self._member_log_probs(self._target(x), self.one_hot_labels(context))
         return torch.logsumexp(log_p, 0) - math.log(self.config.n_orders)
 
     def _sample_member(
-        self, x: Tensor, k: int, start: int, generator: torch.Generator | None
+        self,
+        x: Tensor,
+        k: int,
+        start: int,
+        generator: torch.Generator | None,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``."""
+        """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``
+        (given one-hot ``labels`` ``(B, C)``)."""
         return sample_in_order(
-            lambda current: self._params(self.likelihood.target(current), k),
+            lambda current: self._params(self.likelihood.target(current), k, labels),
             self.likelihood.sample_coordinate,
             x,
             self.orders[k],
@@ -287,26 +323,35 @@ class Autoregressive(GenerativeModel):
         )
 
     def _sample_members(
-        self, x: Tensor, members: Tensor, start: int, generator: torch.Generator | None
+        self,
+        x: Tensor,
+        members: Tensor,
+        start: int,
+        generator: torch.Generator | None,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Rows of ``x`` filled by the member each row drew (``members`` ``(B,)``)."""
+        """Rows of ``x`` filled by the member each row drew (``members`` ``(B,)``), given
+        their one-hot ``labels`` ``(B, C)``, if any."""
         out = x.clone()
         for k in members.unique().tolist():
             rows = (members == k).nonzero().squeeze(1)
-            out[rows] = self._sample_member(x[rows], k, start, generator)
+            given = None if labels is None else labels[rows]
+            out[rows] = self._sample_member(x[rows], k, start, generator, given)
         return out
 
     @torch.no_grad()
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
     ) -> Tensor:
-        """``(n, *event_shape)`` ancestral samples; an ensemble draws a member per sample first."""
+        """``(n, *event_shape)`` ancestral samples (of :math:`p(x \\mid y)` given the labels
+        ``context`` ``(n,)``); an ensemble draws a member per sample first."""
         self.check_context(context, n)
+        labels = self.one_hot_labels(context)
         device = self.orders.device
         members = torch.randint(self.config.n_orders, (n,), generator=generator, device=device)
         dtype = next(self.parameters()).dtype
         x = torch.zeros(n, self.info.n_features, device=device, dtype=dtype)
-        x = self._sample_members(x, members, 0, generator)
+        x = self._sample_members(x, members, 0, generator, labels)
         return x.view(n, *self.info.event_shape).float()
 
     @torch.no_grad()
@@ -324,11 +369,12 @@ class Autoregressive(GenerativeModel):
         Needs the observed coordinates to be the first ones of every ordering of the model
         (module docstring); other masks raise :class:`~genlab.errors.UnsupportedCapability`.
         An ensemble draws each completion's member with probability
-        :math:`\propto p_k(x_o)`, then samples in that member's order.
+        :math:`\propto p_k(x_o)`, then samples in that member's order. Given the labels
+        ``context``, of :math:`p(x_u \mid x_o, y)`, as exactly.
         """
         self.check_input(x, context=context)
 
-        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
+        def fill(rows: Tensor, observed: Tensor, n: int, context: Tensor | None = None) -> Tensor:
             starts = {prefix_length(observed, order) for order in self.orders}
             if None in starts:
                 raise UnsupportedCapability(
@@ -341,35 +387,42 @@ class Autoregressive(GenerativeModel):
                 )
             (start,) = starts
             chains = rows.repeat(n, 1)  # (n * R, D): chain i * R + r completes row r
+            labels = self.one_hot_labels(None if context is None else context.repeat(n))
             target = self._target(chains)
             members = torch.zeros(len(chains), dtype=torch.long, device=chains.device)
             if self.config.n_orders > 1:  # log p_k(x_o): the observed prefix's conditionals
                 log_w = torch.stack(
                     [
-                        self.likelihood.coordinate_log_prob(self._params(target, k), target)[
-                            :, observed
-                        ].sum(1)
+                        self.likelihood.coordinate_log_prob(
+                            self._params(target, k, labels), target
+                        )[:, observed].sum(1)
                         for k in range(self.config.n_orders)
                     ],
                     dim=1,
                 )  # (n * R, K)
                 members = draw_categorical(log_w, generator)
-            filled = self._sample_members(chains, members, start, generator)
+            filled = self._sample_members(chains, members, start, generator, labels)
             return filled[:, ~observed].view(n, len(rows), -1)
 
-        return complete(x, mask, n, fill)
+        return complete(x, mask, n, fill, context=context)
 
     # ------------------------------------------------------------------ training
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Maximum likelihood of one ensemble member, drawn per step (order-agnostic training)."""
         k = int(torch.randint(self.config.n_orders, (), generator=generator))
         target = self.likelihood.target(x.flatten(1))
-        loss = -self.likelihood.total_log_prob(self._params(target, k), target) / len(x)
+        params = self._params(target, k, self.one_hot_labels(context))
+        loss = -self.likelihood.total_log_prob(params, target) / len(x)
         optimizers.minimize(loss)
         return {"loss": loss.detach()}
 
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.likelihood.prepare(x_train)

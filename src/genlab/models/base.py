@@ -483,7 +483,16 @@ class GenerativeModel(nn.Module, abc.ABC):
 
         ``None`` for a model of p(x) alone (``n_classes`` 0), which never reads a context (the
         public methods refuse one first, :meth:`check_context`). A conditional model refuses
-        a missing context, non-integer labels and labels outside ``0 .. n_classes - 1``.
+        what :meth:`class_labels` refuses.
+        """
+        labels = self.class_labels(context)
+        return None if labels is None else F.one_hot(labels, self.n_classes).float()
+
+    def class_labels(self, context: Tensor | None) -> Tensor | None:
+        """``(B,)`` the labels ``context``, checked: ``None`` for a model of p(x) alone.
+
+        A conditional model refuses a missing context, non-integer labels and labels outside
+        ``0 .. n_classes - 1`` (families that embed labels rather than one-hot them read these).
         """
         if not self.n_classes:
             return None
@@ -498,7 +507,7 @@ class GenerativeModel(nn.Module, abc.ABC):
             )
         if bool(((context < 0) | (context >= self.n_classes)).any()):
             raise DataError(f"{self.family}: labels must lie in 0..{self.n_classes - 1}")
-        return F.one_hot(context, self.n_classes).float()
+        return context.long()
 
     @property
     def device(self) -> torch.device:

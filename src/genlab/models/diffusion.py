@@ -45,6 +45,22 @@ bound), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`,
   term to the mean, :math:`\lambda` = ``hybrid_weight`` (Nichol & Dhariwal's
   :math:`L_\text{hybrid}`, which trains the learned variances).
 
+**Class-conditional diffusion** (``conditional=true``, classifier-free guidance): one denoiser
+learns :math:`\hat\epsilon(x_t, y)` and, with each training label replaced by a null token
+:math:`\varnothing` with probability ``label_dropout`` (0.1, Ho & Salimans), the unconditional
+:math:`\hat\epsilon(x_t, \varnothing)`; the label's embedding is added to the timestep's
+(:class:`~genlab.nn.denoisers.LabelEmbedding`, MLP and U-Net alike). ``sample(n, context=y,
+guidance=w)`` runs the reverse process of the guided prediction
+:math:`\tilde\epsilon = (1 + w)\hat\epsilon(x_t, y) - w\hat\epsilon(x_t, \varnothing)`
+(:func:`~genlab.samplers.diffusion.guide`: taken in :math:`\epsilon`, equivalently in
+:math:`\hat x_0`, for every ``prediction``; two network calls per step), :math:`w` =
+``guidance`` by default; :math:`w = 0` is the conditional model itself. ``log_prob(x,
+context=y)`` is the variational bound of the conditional model :math:`p_\theta(x \mid y)`,
+unguided: guidance defines no normalised density, so no likelihood is reported for it.
+``encode``, ``decode`` and ``sample_conditional`` given labels use the unguided conditional
+model too (so that decoding inverts encoding, and completion targets
+:math:`p_\theta(x_u \mid x_o, y)`).
+
 The network's weights are averaged (EMA, :class:`~genlab.nn.averaging.AveragedCopies`) and the
 averaged network is the model: sampling, the bound, the codes and completion use it, and so
 does validation. Every method that runs the chain takes ``progress=``: a progress bar over the
@@ -54,7 +70,8 @@ References:
     Sohl-Dickstein et al., ICML 2015, arXiv:1503.03585; Ho, Jain & Abbeel, NeurIPS 2020,
     arXiv:2006.11239; Nichol & Dhariwal, ICML 2021, arXiv:2102.09672; Song, Meng & Ermon,
     ICLR 2021, arXiv:2010.02502; Kingma et al., NeurIPS 2021, arXiv:2107.00630; Cardoso et
-    al., ICLR 2024, arXiv:2308.07983 (see :mod:`genlab.samplers.diffusion`).
+    al., ICLR 2024, arXiv:2308.07983 (see :mod:`genlab.samplers.diffusion`); Ho & Salimans,
+    "Classifier-Free Diffusion Guidance", 2021, arXiv:2207.12598.
 """
 
 from __future__ import annotations
@@ -68,6 +85,7 @@ from torch import Tensor, nn
 
 from genlab.config import check
 from genlab.data.dataset import DataInfo
+from genlab.errors import UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
 from genlab.nn.averaging import AveragedCopies
@@ -93,6 +111,7 @@ from genlab.samplers.diffusion import (
     ddim_invert,
     ddim_sample,
     denoised,
+    guide,
     variational_bound,
 )
 from genlab.samplers.schedules import (
@@ -160,6 +179,10 @@ class DiffusionConfig:
     inversion_iterations: fixed-point refinements of each inversion step of ``encode``
         (:func:`~genlab.samplers.diffusion.ddim_invert`; 0 is plain DDIM inversion).
     particles: SMC particles per completion (``sample_conditional``).
+    conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``,
+        for classifier-free guidance (module docstring).
+    label_dropout: the probability that a training label is replaced by the null token.
+    guidance: the default guidance weight :math:`w \\ge 0` of ``sample`` given labels.
     """
 
     timesteps: int = 1000
@@ -184,6 +207,9 @@ class DiffusionConfig:
     ddim_steps: int = 100
     inversion_iterations: int = 2
     particles: int = 16
+    conditional: bool = False
+    label_dropout: float = 0.1
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         check(self.timesteps >= 2, f"timesteps must be >= 2, got {self.timesteps}")
@@ -223,6 +249,15 @@ class DiffusionConfig:
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         check(self.ddim_steps <= self.timesteps, "ddim_steps must be <= timesteps")
+        check(
+            0 <= self.label_dropout < 1,
+            f"label_dropout must be in [0, 1), got {self.label_dropout}",
+        )
+        check(self.guidance >= 0, f"guidance must be >= 0, got {self.guidance}")
+        check(
+            not self.conditional or self.label_dropout > 0 or self.guidance == 0,
+            "guidance > 0 needs the unconditional prediction, trained by label_dropout > 0",
+        )
 
 
 class Diffusion(GenerativeModel):
@@ -230,7 +265,12 @@ class Diffusion(GenerativeModel):
 
     family = "diffusion"
     capabilities = Capabilities(
-        sample=True, log_prob="lower_bound", encode=True, decode=True, conditional="smc"
+        sample=True,
+        log_prob="lower_bound",
+        encode=True,
+        decode=True,
+        conditional="smc",
+        context=True,
     )
     description = "DDPM / DDIM, the full variational bound"
     task_notes = {
@@ -238,6 +278,7 @@ class Diffusion(GenerativeModel):
         "density": "every term of the variational bound, discretised decoder",
         "representation": "x_T by deterministic DDIM inversion; `decode` runs DDIM back",
         "conditional": 'twisted SMC with K particles; `method="replace"` is approximate',
+        "context": "with `conditional=true`: classifier-free guidance, weight `guidance`",
     }
     config_class = DiffusionConfig
     default_train = {"steps": 6_000, "batch_size": 128, "lr": 5e-4, "weight_decay": 1e-4,
@@ -254,6 +295,7 @@ class Diffusion(GenerativeModel):
 
     def __init__(self, config: DiffusionConfig, info: DataInfo) -> None:
         super().__init__(config, info)
+        classes = self.use_labels(config.conditional)
         self.latent_dim = info.n_features
         summable = info.levels is not None and info.levels <= MAX_SUMMED_LEVELS
         log_snr = None
@@ -292,12 +334,12 @@ class Diffusion(GenerativeModel):
         if self.conv:
             self.denoiser: nn.Module = UNet(
                 info.event_shape, config.timesteps, config.channels, config.blocks,
-                self.outputs, config.embed, config.attention, config.dropout,
+                self.outputs, config.embed, config.attention, config.dropout, classes,
             )  # fmt: skip
         else:
             self.denoiser = MLPDenoiser(
                 info.n_features, config.timesteps, config.hidden, self.outputs,
-                config.embed, dropout=config.dropout, octaves=self.octaves,
+                config.embed, dropout=config.dropout, octaves=self.octaves, classes=classes,
             )  # fmt: skip
         self.averaged = AveragedCopies({"denoiser": self.denoiser})
         self.importance = ImportanceTimesteps(config.timesteps)
@@ -306,7 +348,7 @@ class Diffusion(GenerativeModel):
     # ------------------------------------------------------------------ units and the network
 
     @torch.no_grad()
-    def prepare(self, x_train: Tensor) -> None:
+    def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         if self.info.levels is not None:  # the value range onto [-1, 1]
             low, high = self.info.value_range
             self.normalizer.shift.fill_((low + high) / 2)
@@ -331,17 +373,20 @@ class Diffusion(GenerativeModel):
         """Model units -> data units."""
         return self.normalizer.inverse(u)
 
-    def denoised_by(self, net: nn.Module, xt: Tensor, t: Tensor) -> Denoised:
-        """What ``net`` says about ``xt`` ``(N, *event_shape)`` at timesteps ``t`` ``(N,)``.
+    def denoised_by(
+        self, net: nn.Module, xt: Tensor, t: Tensor, labels: Tensor | None = None
+    ) -> Denoised:
+        """What ``net`` says about ``xt`` ``(N, *event_shape)`` at timesteps ``t`` ``(N,)``
+        (given ``labels`` ``(N,)``, the null token :math:`C` among them, if conditional).
 
         The network's outputs per coordinate: the prediction (``L`` logits for ``"levels"``),
         then the variance interpolation when it is learned.
         """
         cfg, shape = self.config, self.info.event_shape
         if self.conv:  # (N, outputs * C, H, W) -> (N, outputs, C, H, W)
-            out = net(xt, t).unflatten(1, (self.outputs, shape[0]))
+            out = net(xt, t, labels).unflatten(1, (self.outputs, shape[0]))
         else:
-            out = net(xt.flatten(1), t).view(len(xt), self.outputs, *shape)
+            out = net(xt.flatten(1), t, labels).view(len(xt), self.outputs, *shape)
         learned = cfg.variance == "learned_range"
         mean_out = out[:, : self.outputs - learned]
         if self.prediction != "levels":
@@ -351,16 +396,43 @@ class Diffusion(GenerativeModel):
             out[:, -1] if learned else None,
         )  # fmt: skip
 
-    def denoise_with(self, net: nn.Module) -> ReverseProcess:
-        """The reverse process of ``net`` (the training network, or the averaged one)."""
-        return ReverseProcess(
-            self.schedule, lambda xt, t: self.denoised_by(net, xt, t), self.decoder
-        )
+    def denoise_with(
+        self, net: nn.Module, labels: Tensor | None = None, guidance: float = 0.0
+    ) -> ReverseProcess:
+        r"""The reverse process of ``net`` (the training network, or the averaged one).
+
+        Given ``labels`` ``(N,)`` (a conditional model): the process of
+        :math:`\hat\epsilon(x_t, y)`, guided with weight ``guidance`` :math:`w`
+        (:func:`~genlab.samplers.diffusion.guide`; :math:`w = 0` calls the network once). A
+        sampler that stacks :math:`m` copies of the batch (copy-major) gets the labels tiled.
+        """
+        if labels is None:
+            return ReverseProcess(
+                self.schedule, lambda xt, t: self.denoised_by(net, xt, t), self.decoder
+            )
+
+        def denoise(xt: Tensor, t: Tensor) -> Denoised:
+            check(len(xt) % len(labels) == 0, "diffusion: a batch of rows per label is needed")
+            rows = labels.repeat(len(xt) // len(labels))  # copy j of example i at j * N + i
+            conditional = self.denoised_by(net, xt, t, rows)
+            if guidance == 0:
+                return conditional
+            null = torch.full_like(rows, self.n_classes)
+            return guide(conditional, self.denoised_by(net, xt, t, null), guidance)
+
+        return ReverseProcess(self.schedule, denoise, self.decoder)
+
+    def process_given(
+        self, context: Tensor | None = None, guidance: float = 0.0
+    ) -> ReverseProcess:
+        """The model: the reverse process of the averaged network, given the labels ``context``
+        ``(N,)`` of a conditional model (which needs them) with guidance weight ``guidance``."""
+        return self.denoise_with(self.averaged["denoiser"], self.class_labels(context), guidance)
 
     @property
     def process(self) -> ReverseProcess:
-        """The model: the reverse process of the averaged network."""
-        return self.denoise_with(self.averaged["denoiser"])
+        """The model of p(x): the reverse process of the averaged network."""
+        return self.process_given()
 
     def _log_jacobian(self) -> float | Tensor:
         """From the model's units to the density in data units (see :meth:`log_prob`)."""
@@ -385,7 +457,8 @@ class Diffusion(GenerativeModel):
         that is constant on each level's bin (any value in the bin is read as the level), so
         :mod:`genlab.metrics.likelihood` gives the bits/dim of the discrete bound exactly.
         Continuous data: the bound on the standardised values plus the standardisation's
-        log-Jacobian.
+        log-Jacobian. Given labels (a conditional model): the bound on
+        :math:`\log p_\theta(x \mid y)` of the unguided model (guidance has no density).
 
         Arguments:
             x: ``(B, *event_shape)`` data.
@@ -398,20 +471,25 @@ class Diffusion(GenerativeModel):
         if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
         bound = variational_bound(
-            self.process, self.to_model(x), generator=generator, shared_noise=shared,
-            progress=progress,
+            self.process_given(context), self.to_model(x), generator=generator,
+            shared_noise=shared, progress=progress,
         )  # fmt: skip
         return -bound + self._log_jacobian()
 
     @torch.no_grad()
     def bound_estimate(
-        self, x: Tensor, *, count: int | None = None, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        *,
+        count: int | None = None,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         """``(B,)`` an unbiased estimate of minus :meth:`log_prob` (nats, the discrete bound for
         discrete data) from ``count`` stratified timesteps (:func:`~genlab.samplers.diffusion.bound_estimate`)."""
-        self.check_input(x)
+        self.check_input(x, context=context)
         count = count or self.config.val_timesteps
-        return bound_estimate(self.process, self.to_model(x), count, generator)
+        return bound_estimate(self.process_given(context), self.to_model(x), count, generator)
 
     @torch.no_grad()
     def sample(
@@ -425,6 +503,7 @@ class Diffusion(GenerativeModel):
         spacing: Spacing = "trailing",
         progress: bool | None = None,
         context: Tensor | None = None,
+        guidance: float | None = None,
     ) -> Tensor:
         r"""``(n, *event_shape)`` samples in data units.
 
@@ -432,30 +511,58 @@ class Diffusion(GenerativeModel):
         decoder (for discrete data: levels). ``"ddim"``: ``steps`` (default ``ddim_steps``)
         DDIM steps with ``eta`` (0: deterministic) over ``spacing``
         (:func:`~genlab.samplers.schedules.timesteps`), returning the last prediction of
-        :math:`x_0` (continuous values).
+        :math:`x_0` (continuous values). A conditional model samples given the labels
+        ``context`` ``(n,)`` with classifier-free guidance of weight ``guidance`` :math:`w`
+        (default: the config's; 0: the conditional model; module docstring).
         """
         self.check_context(context, n)
         check(method in SAMPLE_METHODS, f"method must be one of {SAMPLE_METHODS}, got {method!r}")
         check(spacing in SPACINGS, f"spacing must be one of {SPACINGS}, got {spacing!r}")
+        process = self.process_given(context, self.guidance_weight(guidance))
         x = torch.randn(n, *self.info.event_shape, generator=generator, device=self.device)
         if method == "ddim":
             u = ddim_sample(
-                self.process, x, steps or self.config.ddim_steps, spacing=spacing, eta=eta,
+                process, x, steps or self.config.ddim_steps, spacing=spacing, eta=eta,
                 generator=generator, progress=progress,
             )  # fmt: skip
         else:
-            u, _ = ancestral_sample(self.process, x, generator=generator, progress=progress)
+            u, _ = ancestral_sample(process, x, generator=generator, progress=progress)
         return self.to_data(u).float()
+
+    def guidance_weight(self, guidance: float | None) -> float:
+        """The guidance weight of a sample: ``guidance``, or the config's; 0 for a model of p(x)
+        alone, which refuses one."""
+        if not self.n_classes:
+            if guidance is not None:
+                raise UnsupportedCapability(
+                    f"the {self.family!r} model models p(x) alone: guidance= needs "
+                    "conditional=true"
+                )
+            return 0.0
+        w = self.config.guidance if guidance is None else guidance
+        check(w >= 0, f"guidance must be >= 0, got {w}")
+        check(
+            w == 0 or self.config.label_dropout > 0,
+            "guidance > 0 needs the unconditional prediction, trained by label_dropout > 0",
+        )
+        return w
 
     @torch.no_grad()
     def denoising_chain(
-        self, n: int, columns: int = CHAIN_COLUMNS, *, generator: torch.Generator | None = None
+        self,
+        n: int,
+        columns: int = CHAIN_COLUMNS,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         """``(n, columns, *event_shape)`` states :math:`x_t` of ancestral sampling in data units,
-        from :math:`t = T - 1` to the sample (the report's strip)."""
+        from :math:`t = T - 1` to the sample (the report's strip; guided as :meth:`sample`)."""
+        self.check_context(context, n)
+        process = self.process_given(context, self.guidance_weight(None))
         x = torch.randn(n, *self.info.event_shape, generator=generator, device=self.device)
         keep = torch.linspace(self.config.timesteps - 1, 0, columns - 1).round().long().tolist()
-        u, kept = ancestral_sample(self.process, x, generator=generator, keep=keep, progress=False)
+        u, kept = ancestral_sample(process, x, generator=generator, keep=keep, progress=False)
         states = [kept[t] for t in keep] + [u]
         return self.to_data(torch.stack(states, 1)).float()
 
@@ -464,10 +571,11 @@ class Diffusion(GenerativeModel):
         self, x: Tensor, *, progress: bool | None = None, context: Tensor | None = None
     ) -> Tensor:
         """``(B, D)`` the code :math:`x_{T-1}` of deterministic DDIM inversion (``ddim_steps``,
-        each refined by ``inversion_iterations`` fixed-point steps)."""
+        each refined by ``inversion_iterations`` fixed-point steps; given labels, of the
+        unguided conditional model)."""
         self.check_input(x, context=context)
         z = ddim_invert(
-            self.process, self.to_model(x), self.config.ddim_steps,
+            self.process_given(context), self.to_model(x), self.config.ddim_steps,
             iterations=self.config.inversion_iterations, progress=progress,
         )  # fmt: skip
         return z.flatten(1)
@@ -476,10 +584,12 @@ class Diffusion(GenerativeModel):
     def decode(
         self, z: Tensor, *, progress: bool | None = None, context: Tensor | None = None
     ) -> Tensor:
-        """``(B, *event_shape)`` deterministic DDIM (:math:`\\eta = 0`, ``ddim_steps``) from codes."""
+        """``(B, *event_shape)`` deterministic DDIM (:math:`\\eta = 0`, ``ddim_steps``) from codes
+        (given labels, of the unguided conditional model: it inverts :meth:`encode`)."""
         self.check_context(context, len(z))
         x = z.reshape(len(z), *self.info.event_shape)
-        u = ddim_sample(self.process, x, self.config.ddim_steps, progress=progress)
+        process = self.process_given(context)
+        u = ddim_sample(process, x, self.config.ddim_steps, progress=progress)
         return self.to_data(u)
 
     @torch.no_grad()
@@ -507,39 +617,46 @@ class Diffusion(GenerativeModel):
           whatever the budget; costs one ancestral sample.
 
         Discrete data: observed values are read as their levels; completions are levels drawn
-        by the decoder.
+        by the decoder. Given labels ``context`` (a conditional model), of
+        :math:`p_\\theta(x_u \\mid x_o, y)`, unguided.
         """
         self.check_input(x, context=context)
         check(method in CONDITIONAL_METHODS, f"method must be one of {CONDITIONAL_METHODS}")
         shape = self.info.event_shape
         count = particles or self.config.particles
 
-        def fill(rows: Tensor, observed: Tensor, n: int) -> Tensor:
+        def fill(rows: Tensor, observed: Tensor, n: int, context: Tensor | None = None) -> Tensor:
             y = self.to_model(rows.view(-1, *shape)).repeat(n, *(1,) * len(shape))
+            labels = None if context is None else context.repeat(n)  # y's rows are copy-major
             pattern = observed.view(shape)
-            if method == "smc":
+            if method == "smc":  # particle j of row i at i * K + j
+                labels = None if labels is None else labels.repeat_interleave(count)
                 u = complete_by_smc(
-                    self.process, y, pattern, particles=count, generator=generator,
-                    progress=progress,
+                    self.process_given(labels), y, pattern, particles=count,
+                    generator=generator, progress=progress,
                 )  # fmt: skip
             else:
                 u = complete_by_replacement(
-                    self.process, y, pattern, generator=generator, progress=progress
-                )
+                    self.process_given(labels), y, pattern, generator=generator,
+                    progress=progress,
+                )  # fmt: skip
             free = (~observed).nonzero().squeeze(1)
             return self.to_data(u).flatten(1)[:, free].view(n, len(rows), len(free))
 
-        return complete(x, mask, n, fill)
+        return complete(x, mask, n, fill, context=context)
 
     def illustrations(self, generator: torch.Generator) -> list[tuple[str, Tensor, int]]:
-        """The denoising chain and samples against the number of DDIM steps (report pictures)."""
-        chain = self.denoising_chain(4, generator=generator)
+        """The denoising chain and samples against the number of DDIM steps (report pictures;
+        a conditional model draws classes 0, 1, 2... guided as :meth:`sample`)."""
+        context = torch.arange(8, device=self.device) % self.n_classes if self.n_classes else None
+        chain = self.denoising_chain(
+            4, generator=generator, context=None if context is None else context[:4]
+        )
+        process = self.process_given(context, self.guidance_weight(None))
         x = torch.randn(8, *self.info.event_shape, generator=generator, device=self.device)
         counts = [s for s in DDIM_STEP_COUNTS if s < self.config.timesteps]
-        rows = [self.to_data(ddim_sample(self.process, x, s, progress=False)) for s in counts]
-        rows.append(
-            self.to_data(ddim_sample(self.process, x, self.config.timesteps, progress=False))
-        )
+        rows = [self.to_data(ddim_sample(process, x, s, progress=False)) for s in counts]
+        rows.append(self.to_data(ddim_sample(process, x, self.config.timesteps, progress=False)))
         steps = ", ".join(map(str, [*counts, self.config.timesteps]))
         return [
             (
@@ -557,8 +674,15 @@ class Diffusion(GenerativeModel):
     # ------------------------------------------------------------------ training
 
     def training_step(
-        self, x: Tensor, optimizers: Optimizers, generator: torch.Generator
+        self,
+        x: Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator,
+        *,
+        context: Tensor | None = None,
     ) -> dict[str, Tensor]:
+        """One step of the loss (module docstring); a conditional model's labels are each
+        replaced by the null token with probability ``label_dropout``."""
         cfg = self.config
         x0 = self.to_model(x)
         n, total = len(x0), cfg.timesteps
@@ -570,8 +694,11 @@ class Diffusion(GenerativeModel):
             weights = torch.ones(n, device=x0.device, dtype=x0.dtype)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         xt = self.schedule.q_sample(x0, t, noise)
-        process = self.denoise_with(self.denoiser)
-        prediction = self.denoised_by(self.denoiser, xt, t)
+        labels = self.class_labels(context)
+        if labels is not None:
+            labels = self.denoiser.label.drop(labels, cfg.label_dropout, generator)
+        process = self.denoise_with(self.denoiser, labels)
+        prediction = self.denoised_by(self.denoiser, xt, t, labels)
         target = "epsilon" if self.prediction == "levels" else self.prediction
         alpha_bar = self.schedule.at(self.schedule.alphas_cumprod, t, x0)
         simple = simple_loss(target, prediction.x0, prediction.eps, x0, noise, alpha_bar)
@@ -595,6 +722,9 @@ class Diffusion(GenerativeModel):
             "vlb_nats_per_dim": vlb.detach().mean(),
         }
 
-    def validation_loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        """``(B,)`` the unbiased estimate of the bound (nats) from ``val_timesteps`` timesteps."""
-        return self.bound_estimate(x, generator=generator)
+    def validation_loss(
+        self, x: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> Tensor:
+        """``(B,)`` the unbiased estimate of the bound (nats) from ``val_timesteps`` timesteps
+        (given labels, of the unguided conditional model)."""
+        return self.bound_estimate(x, generator=generator, context=context)

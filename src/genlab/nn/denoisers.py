@@ -5,6 +5,11 @@ prediction, and the variance interpolation when it is learned): ``(N, D) -> (N, 
 MLP, ``(N, C, H, W) -> (N, k C, H, W)`` for the U-Net. Their last layers start at zero, so an
 untrained denoiser predicts 0 (Ho et al.'s initialisation).
 
+A class-conditional denoiser (``classes`` :math:`C > 0`, classifier-free guidance) also takes
+``(N,)`` labels in :math:`0..C`, where :math:`C` is the null token "no label": a learned
+embedding of the label (:class:`LabelEmbedding`) is added to the timestep embedding, so every
+block that reads the time reads the label too.
+
 References:
     Vaswani et al., "Attention Is All You Need", NeurIPS 2017, arXiv:1706.03762 (sinusoidal
     embedding).
@@ -13,6 +18,8 @@ References:
     arXiv:2006.11239 (the U-Net of diffusion models: residual blocks, group norm, timestep
     embedding added in every block, self-attention at low resolution).
     Wu & He, "Group Normalization", ECCV 2018, arXiv:1803.08494.
+    Ho & Salimans, "Classifier-Free Diffusion Guidance", 2021, arXiv:2207.12598 (the null
+    label).
 """
 
 from __future__ import annotations
@@ -63,6 +70,40 @@ class TimestepEmbedding(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         angles = t.to(self.frequencies.dtype)[:, None] * self.frequencies  # (N, half)
         return self.net(torch.cat([angles.sin(), angles.cos()], 1))
+
+
+class LabelEmbedding(nn.Embedding):
+    r"""``(N,)`` labels in :math:`0..C` -> ``(N, dim)``: one learned row per class and one,
+    row :math:`C`, for the null token :math:`\varnothing` ("no label").
+
+    The rows start at zero, so an untrained conditional denoiser is the unconditional one.
+
+    Example:
+        >>> LabelEmbedding(10, 32)(torch.tensor([3, 10])).shape
+        torch.Size([2, 32])
+    """
+
+    def __init__(self, classes: int, dim: int) -> None:
+        super().__init__(classes + 1, dim)
+        nn.init.zeros_(self.weight)
+        self.null = classes
+
+    def drop(self, labels: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+        r"""``(N,)`` the labels, each replaced by the null token with probability :math:`p`:
+        :math:`y' = \varnothing` if :math:`u < p` else :math:`y`, :math:`u \sim U[0, 1)`
+        independently per row (the label dropout that trains one network to be both
+        :math:`\hat\epsilon(x_t, y)` and :math:`\hat\epsilon(x_t, \varnothing)`)."""
+        u = torch.rand(labels.shape, generator=generator, device=labels.device)
+        return torch.where(u < p, torch.full_like(labels, self.null), labels)
+
+
+def step_embedding(
+    time: TimestepEmbedding, label: LabelEmbedding | None, t: Tensor, labels: Tensor | None
+) -> Tensor:
+    r""":math:`e = e_t(t) + e_y(y)`: the timestep's embedding plus the label's, if any."""
+    if (label is None) != (labels is None):
+        raise ValueError("labels go to a class-conditional denoiser, and only to one")
+    return time(t) if label is None else time(t) + label(labels)
 
 
 class ResidualMLPBlock(nn.Module):
@@ -128,6 +169,7 @@ class MLPDenoiser(nn.Module):
         out_factor: outputs per coordinate.
         embed: width of the timestep embedding.
         octaves: :class:`FourierFeatures` of the input (0: the input as it is).
+        classes: :math:`C` labels (and the null token) embedded beside the timestep (0: none).
 
     Example:
         >>> net = MLPDenoiser(2, total=50, hidden=(16, 16))
@@ -145,9 +187,11 @@ class MLPDenoiser(nn.Module):
         activation: Activation = "silu",
         dropout: float = 0.0,
         octaves: int = 0,
+        classes: int = 0,
     ) -> None:
         super().__init__()
         self.time = TimestepEmbedding(embed, total, activation)
+        self.label = LabelEmbedding(classes, embed) if classes else None
         self.fourier = FourierFeatures(octaves)
         self.input = nn.Linear(features * (1 + 2 * octaves), hidden[0])
         widths = [hidden[0], *hidden]
@@ -161,8 +205,8 @@ class MLPDenoiser(nn.Module):
             zero_(nn.Linear(hidden[-1], out_factor * features)),
         )
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        e = self.time(t)
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        e = step_embedding(self.time, self.label, t, labels)
         h = self.input(self.fourier(x))
         for block in self.blocks:
             h = block(h, e)
@@ -228,6 +272,7 @@ class UNet(nn.Module):
     residual blocks on the way down, ``blocks`` more (taking the skip connections) on the way
     up; the middle has two residual blocks with self-attention between them when ``attention``
     (the lowest resolution). Upsampling is nearest-neighbour then a 3x3 convolution.
+    ``classes`` :math:`C > 0` embeds labels beside the timestep (module docstring).
 
     Example:
         >>> net = UNet((1, 8, 8), total=50, channels=8, blocks=1)
@@ -245,6 +290,7 @@ class UNet(nn.Module):
         embed: int = 128,
         attention: bool = False,
         dropout: float = 0.0,
+        classes: int = 0,
     ) -> None:
         super().__init__()
         c, height, width = event_shape
@@ -253,6 +299,7 @@ class UNet(nn.Module):
             self.sizes.append((self.sizes[-1][0] // 2, self.sizes[-1][1] // 2))
         widths = [channels * 2**i for i in range(len(self.sizes))]
         self.time = TimestepEmbedding(embed, total)
+        self.label = LabelEmbedding(classes, embed) if classes else None
         self.input = nn.Conv2d(c, channels, 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -284,8 +331,8 @@ class UNet(nn.Module):
             zero_(nn.Conv2d(width, out_factor * c, 3, padding=1)),
         )
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        e = self.time(t)
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        e = step_embedding(self.time, self.label, t, labels)
         h = self.input(x)
         skips = [h]
         down, downsample = iter(self.down), iter(self.downsample)

@@ -23,6 +23,16 @@ Jacobian). The input may have several channels (``in_channels``), all of them re
 together as one pixel: grey levels have one, a grid of discrete codes its one-hot vectors (the
 VQ-VAE's prior).
 
+A **conditional** PixelCNN (``context_features`` :math:`> 0`) models :math:`p(x \mid y)`: a
+per-channel bias :math:`V^\top y` from the context vector :math:`y` (a one-hot label) is added
+inside every gated layer, to both stacks' filter and gate (van den Oord et al., 2016, eq. 4),
+
+.. math::
+    \tanh(W_f * x + V_f^\top y) \odot \sigma(W_g * x + V_g^\top y),
+
+the same at every pixel, so it changes no mask: output :math:`(i, j)` still reads no pixel at
+or after :math:`(i, j)`, and every output, the first pixel's too, reads :math:`y`.
+
 References:
     van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu, "Conditional Image
     Generation with PixelCNN Decoders", NeurIPS 2016, arXiv:1606.05328.
@@ -75,22 +85,35 @@ class GatedBlock(nn.Module):
         v' = \tanh(V_f * v) \odot \sigma(V_g * v), \qquad
         h' = h + W_o \big(\tanh(H_f * h + U_f v_{feat}) \odot \sigma(H_g * h + U_g v_{feat})\big),
 
-    with :math:`v_{feat} = (V_f * v, V_g * v)` linked in by 1x1 convolutions :math:`U`.
+    with :math:`v_{feat} = (V_f * v, V_g * v)` linked in by 1x1 convolutions :math:`U`; with
+    ``context_features``, a context ``(B, context_features)`` adds its per-channel biases
+    :math:`C_v y` and :math:`C_h y` (``2 channels`` each: filter and gate) to the vertical and
+    horizontal pre-activations (module docstring).
     """
 
-    def __init__(self, channels: int, kernel: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, channels: int, kernel: int, dropout: float = 0.0, context_features: int = 0
+    ) -> None:
         super().__init__()
+        self.condition = nn.Linear(context_features, 4 * channels) if context_features else None
         self.vertical = MaskedConv2d(channels, 2 * channels, vertical_mask(kernel, False))
         self.horizontal = MaskedConv2d(channels, 2 * channels, horizontal_mask(kernel, False))
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, v: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, v: Tensor, h: Tensor, context: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         v_features = self.vertical(v)  # (B, 2C, H, W)
+        h_features = self.horizontal(h) + self.link(v_features)
+        if self.condition is not None:
+            bias = self.condition(context)[:, :, None, None]  # (B, 4C, 1, 1)
+            v_bias, h_bias = bias.chunk(2, dim=1)
+            v_features, h_features = v_features + v_bias, h_features + h_bias
         value, gate = v_features.chunk(2, dim=1)
         v_out = torch.tanh(value) * torch.sigmoid(gate)
-        value, gate = (self.horizontal(h) + self.link(v_features)).chunk(2, dim=1)
+        value, gate = h_features.chunk(2, dim=1)
         h_out = h + self.out(self.dropout(torch.tanh(value) * torch.sigmoid(gate)))
         return v_out, h_out
 
@@ -106,6 +129,7 @@ class GatedPixelCNN(nn.Module):
         kernel: odd kernel size :math:`k`.
         dropout: dropout on the horizontal stack's residual branch.
         in_channels: channels of one input pixel.
+        context_features: size of a context vector read by every gated layer (0: none).
 
     Example:
         >>> GatedPixelCNN(n_outputs=17, channels=8, n_layers=2)(torch.zeros(2, 1, 8, 8)).shape
@@ -120,17 +144,20 @@ class GatedPixelCNN(nn.Module):
         kernel: int = 3,
         dropout: float = 0.0,
         in_channels: int = 1,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         self.vertical_in = MaskedConv2d(in_channels, channels, vertical_mask(kernel, True))
         self.horizontal_in = MaskedConv2d(in_channels, channels, horizontal_mask(kernel, True))
-        self.blocks = nn.ModuleList(GatedBlock(channels, kernel, dropout) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            GatedBlock(channels, kernel, dropout, context_features) for _ in range(n_layers)
+        )
         self.head = nn.Sequential(
             nn.ELU(), nn.Conv2d(channels, channels, 1), nn.ELU(), nn.Conv2d(channels, n_outputs, 1)
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         v, h = self.vertical_in(x), self.horizontal_in(x)
         for block in self.blocks:
-            v, h = block(v, h)
+            v, h = block(v, h, context)
         return self.head(h)

@@ -18,7 +18,8 @@ the data's levels for discrete data (:class:`LevelDecoder`).
 What lives here, each a function of a :class:`ReverseProcess`:
 
 - reading a network's output as :math:`\hat x_0`, :math:`\hat\epsilon` and a variance
-  (:func:`denoised`; for discrete data :func:`level_posterior_mean`);
+  (:func:`denoised`; for discrete data :func:`level_posterior_mean`), and classifier-free
+  guidance of a class-conditional one (:func:`guide`);
 - the variational bound (:func:`variational_bound`, every term; :func:`bound_estimate`, an
   unbiased estimate from a few timesteps) and its terms (:func:`bound_term`, :func:`prior_kl`);
 - ancestral sampling (:func:`ancestral_sample`, DDPM), DDIM (:func:`ddim_sample`, any
@@ -172,6 +173,41 @@ def denoised(
     return Denoised(x0, eps, log_var)
 
 
+def guide(conditional: Denoised, unconditional: Denoised, weight: float) -> Denoised:
+    r"""Classifier-free guidance: the conditional prediction pushed away from the unconditional one.
+
+    .. math::
+        \tilde\epsilon = (1 + w)\, \hat\epsilon(x_t, y) - w\, \hat\epsilon(x_t, \varnothing),
+        \qquad
+        \tilde x_0 = (1 + w)\, \hat x_0(x_t, y) - w\, \hat x_0(x_t, \varnothing),
+
+    Ho & Salimans's convention (:math:`w = 0`: the conditional model; :math:`w > 0` sharpens
+    toward :math:`p(x_t \mid y)\, p(y \mid x_t)^w`). The combination is taken in
+    :math:`\epsilon`, where the two scores add; since :math:`\hat x_0 = (x_t - \sqrt{1 -
+    \bar\alpha_t}\, \hat\epsilon)/\sqrt{\bar\alpha_t}` is affine in :math:`\hat\epsilon` with
+    the same :math:`x_t` for both and the weights sum to 1, the same combination of the
+    :math:`\hat x_0` (and of :math:`v`) is the same prediction, so it holds whatever the
+    network predicts (for ``"levels"``: of the posterior means :math:`\hat x_0`, not of their
+    logits). The variance is the conditional one. The guided process has no normalised
+    density of its own: bounds and likelihoods are the unguided model's.
+
+    Arguments:
+        conditional: the denoiser given the labels :math:`y`.
+        unconditional: the denoiser at the same :math:`(x_t, t)` given the null token
+            :math:`\varnothing`.
+        weight: :math:`w \ge 0`.
+
+    References:
+        Ho & Salimans, "Classifier-Free Diffusion Guidance", 2021, arXiv:2207.12598, eq. 6.
+    """
+    w = weight
+    return Denoised(
+        (1 + w) * conditional.x0 - w * unconditional.x0,
+        (1 + w) * conditional.eps - w * unconditional.eps,
+        conditional.log_var,
+    )
+
+
 class Decoder(Protocol):
     r""":math:`p_\theta(x_{-1} \mid x_0)`, factorised over coordinates, from the step-0 mean and log-variance."""
 
@@ -231,7 +267,10 @@ class ReverseProcess:
     Attributes:
         schedule: the forward process.
         denoise: ``(x_t (N, *event_shape), t (N,) long) -> Denoised`` (the averaged network,
-            read by :func:`denoised`).
+            read by :func:`denoised`). Samplers that evaluate several copies of a batch at
+            once stack them copy-major (row :math:`jN + i` is example :math:`i`; the bound's
+            timesteps), which a class-conditional model's denoiser follows with its labels;
+            :func:`complete_by_smc` interleaves its particles (row :math:`iK + j`).
         decoder: :math:`p_\\theta(x_{-1} \\mid x_0)`.
     """
 
