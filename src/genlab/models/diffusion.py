@@ -286,10 +286,11 @@ class Diffusion(GenerativeModel):
     budgets = {
         "smoke": {"steps": 40, "timesteps": 20, "hidden": (32, 32), "embed": 16, "channels": 8,
                   "ddim_steps": 5, "particles": 4, "val_timesteps": 4, "eval_every": 20},
-        # the demo: a smaller network, more lr, fewer steps; cheaper codes and completions
-        "fast": {"steps": 1_500, "lr": 1e-3, "weight_decay": 0.0, "hidden": (256, 256, 256),
-                 "dropout": 0.0, "eval_every": 250, "ddim_steps": 50, "inversion_iterations": 1,
-                 "particles": 4},
+        # the demo: a smaller network, more lr, fewer steps; a shorter process (every sample,
+        # completion and term of the bound costs T network calls); cheaper codes and completions
+        "fast": {"steps": 1_500, "timesteps": 250, "lr": 1e-3, "weight_decay": 0.0,
+                 "hidden": (256, 256, 256), "dropout": 0.0, "eval_every": 250, "ddim_steps": 50,
+                 "inversion_iterations": 1, "particles": 4},
         "full": {"steps": 6_000},
     }  # fmt: skip
 
