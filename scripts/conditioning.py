@@ -53,11 +53,14 @@ GUIDANCE = (0.0, 0.5, 1.0, 2.0, 3.0)  # classifier-free guidance weights chosen 
 # settings of a conditional family beyond its fast budget, chosen on the validation split: the
 # fast budget's 15 epochs leave the conditional PixelCNN at class accuracy 0.56 (test digits);
 # on validation digits 60 epochs (patience 10) reach 0.90 (CAS 0.91), the MADE's fast budget 0.64.
+# The conditional flow: spline couplings (validation class accuracy 0.926, intra-class FID 89.3)
+# over the fast budget's affine ones (0.905, 98.5; the same with patience 50).
 # Conditional diffusion (T = 1,000, as measured): at fast's 1,500 steps its unguided samples reach
 # 0.66 on validation digits, at 6,000 steps 0.88 (CAS 0.93)
 CONDITIONAL_SETTINGS = {
     "autoregressive": {"epochs": 60, "patience": 10},
     "diffusion": {"steps": 6000, "timesteps": 1000},
+    "flow": {"transform": "spline"},
 }
 
 
