@@ -36,7 +36,9 @@ in :math:`\varepsilon`: :math:`\log w = \log p(x \mid \varepsilon) + \log \mathc
 N(\varepsilon; 0, I) - \log q(\varepsilon \mid x)`. Training maximises the ELBO
 :math:`\mathbb E_q \log p(x \mid \varepsilon) - \beta_t \sum_l \mathrm{KL}_l` (each layer's KL
 in closed form given the sampled layers above it) with the KL weight warmed up linearly over
-``warmup_steps`` (Sønderby et al. found warm-up necessary for hierarchies), dropout in every
+``warmup_steps`` (Sønderby et al. found warm-up necessary for hierarchies; on digits a short
+one, 100 steps, gave far better samples than 500 or 2,000: domain FID against the training
+images 17.5 against 30.3 and 42.3, three seeds), dropout in every
 network, or the IWAE bound (``train_samples``); :meth:`HVAE.log_prob` is the
 importance-weighted bound (``k = 1000`` at evaluation, :attr:`HVAE.default_importance_samples`),
 with the likelihoods of the VAE (:mod:`genlab.nn.likelihoods`).
@@ -143,7 +145,7 @@ class HVAEConfig:
     activation: Activation = "relu"
     likelihood: DecoderLikelihood = "auto"
     gaussian_std: float | None = None
-    warmup_steps: int = 500
+    warmup_steps: int = 100
     train_samples: int = 1
     val_samples: int = 1
     dropout: float = 0.1
