@@ -637,6 +637,65 @@ def _log_normal(x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
     return -0.5 * (LOG_2PI + var.log() + (x - mean).square() / var)
 
 
+def x0_variance(alpha_bar: Tensor, data_variance: float) -> Tensor:
+    r""":math:`\tau_t^2 = v (1 - \bar\alpha_t) / (v \bar\alpha_t + 1 - \bar\alpha_t)`: the
+    variance of :math:`x_0` given :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}
+    \epsilon` per coordinate if the data were Gaussian with variance :math:`v`: how far the
+    denoiser's :math:`\hat x_0` may be from the data (the twisting functions' width)."""
+    return data_variance * (1 - alpha_bar) / (data_variance * alpha_bar + 1 - alpha_bar)
+
+
+def _resample_degenerate(
+    log_w: Tensor,
+    states: Sequence[Tensor],
+    ess_fraction: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, list[Tensor]]:
+    r"""Systematic resampling of the filters whose effective sample size is below
+    ``ess_fraction`` :math:`K`.
+
+    A resampled filter's particles all take the log mean weight
+    :math:`\log \frac1K \sum_k w_k`: equal weights, and the running product of the mean
+    weights stays in them, so :math:`\log \frac1K \sum_k w_k` at the end is the log of the
+    filter's unbiased estimate :math:`\hat Z` of its target's normaliser (Doucet & Johansen,
+    2009).
+
+    Arguments:
+        log_w: ``(F, K)`` float64 log-weights.
+        states: tensors ``(F * K, ...)`` (particle :math:`j` of filter :math:`i` at row
+            :math:`iK + j`) or ``(F, K)``, gathered alike.
+    """
+    f, k = log_w.shape
+    resample = effective_sample_size(log_w) < ess_fraction * k
+    if not bool(resample.any()):
+        return log_w, list(states)
+    keep = torch.arange(k, device=log_w.device).expand(f, k)
+    index = torch.where(resample[:, None], systematic_resample(log_w, generator), keep)
+    rows = torch.arange(f, device=log_w.device)[:, None]
+
+    def gather(v: Tensor) -> Tensor:
+        grouped = v if v.shape[:2] == (f, k) else v.reshape(f, k, *v.shape[1:])  # (F, K, ...)
+        return grouped[rows, index].reshape(v.shape)
+
+    gathered = [gather(v) for v in states]
+    mean = (torch.logsumexp(log_w, 1, keepdim=True) - math.log(k)).expand(f, k)
+    return torch.where(resample[:, None], mean, log_w), gathered
+
+
+def draw_particle(particles: Tensor, log_w: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``(F, *event_shape)`` one particle of each filter, drawn with probability proportional to
+    its final weight (a filter whose weights are all ``-inf`` or NaN draws uniformly).
+
+    Arguments:
+        particles: ``(F, K, *event_shape)``.
+        log_w: ``(F, K)`` log-weights.
+    """
+    log_w = torch.nan_to_num(log_w, nan=-math.inf)
+    log_w = torch.where(torch.isinf(log_w).all(1, keepdim=True), torch.zeros_like(log_w), log_w)
+    pick = torch.multinomial(torch.softmax(log_w, 1), 1, generator=generator).squeeze(1)
+    return particles[torch.arange(len(particles), device=particles.device), pick]
+
+
 def complete_by_smc(
     process: ReverseProcess,
     y: Tensor,
@@ -700,7 +759,7 @@ def complete_by_smc(
     check(data_variance > 0, f"data_variance must be positive, got {data_variance}")
     check(0 < ess_fraction <= 1, f"ess_fraction must be in (0, 1], got {ess_fraction}")
     schedule, k, n = process.schedule, particles, len(y)
-    event, rows = y.shape[1:], torch.arange(n, device=y.device)[:, None]
+    event = y.shape[1:]
     mask = observed.unsqueeze(0)  # (1, *event)
     ys = y.repeat_interleave(k, 0)  # (n * k, *event): particle j of filter i is row i * k + j
 
@@ -729,8 +788,7 @@ def complete_by_smc(
         prediction = process.denoise(x, t)
         mean, log_var = process.transition(x, t, prediction)
         mean_h, var_h = forward_marginal(step)
-        a = 1 - var_h
-        twist_var = data_variance * var_h / (data_variance * a + var_h)
+        twist_var = x0_variance(1 - var_h, data_variance)
         log_g = observed_sum(_log_normal(ys, prediction.x0, twist_var))
         log_w = log_w + pending + log_g - observed_sum(_log_normal(x, mean_h, var_h))
         if step == 0:
@@ -738,16 +796,9 @@ def complete_by_smc(
             log_w = log_w + log_p - log_g
             x = torch.where(mask, ys, process.decoder.sample(mean, log_var, generator))
             break
-        resample = effective_sample_size(log_w) < ess_fraction * k
-        if bool(resample.any()):
-            keep = torch.arange(k, device=y.device).expand(n, k)
-            index = torch.where(resample[:, None], systematic_resample(log_w, generator), keep)
-            x, mean, log_var = (
-                v.view(n, k, *event)[rows, index].reshape(n * k, *event)
-                for v in (x, mean, log_var)
-            )
-            log_g = log_g[rows, index]
-            log_w = torch.where(resample[:, None], torch.zeros_like(log_w), log_w)
+        log_w, (x, mean, log_var, log_g) = _resample_degenerate(
+            log_w, (x, mean, log_var, log_g), ess_fraction, generator
+        )
         var = log_var.exp()
         mean_next, var_next = forward_marginal(step - 1)
         pending = observed_sum(_log_normal(mean_next, mean, var + var_next)) - log_g
@@ -758,7 +809,4 @@ def complete_by_smc(
             mean_proposal + var_proposal.sqrt() * _noise(x, generator),
             mean + var.sqrt() * _noise(x, generator),
         )
-    log_w = torch.nan_to_num(log_w, nan=-math.inf)
-    log_w = torch.where(torch.isinf(log_w).all(1, keepdim=True), torch.zeros_like(log_w), log_w)
-    pick = torch.multinomial(torch.softmax(log_w, 1), 1, generator=generator).squeeze(1)
-    return x.view(n, k, *event)[rows[:, 0], pick]
+    return draw_particle(x.view(n, k, *event), log_w, generator)
