@@ -85,9 +85,7 @@ class GaussianMeasurement(Observation):
         r""":math:`y = f(x) + \sqrt{\sigma^2 + v}\,\varepsilon`: the measurement of an :math:`x`
         known up to independent noise of variance :math:`v` on each measurement."""
         check(variance >= 0, f"the added variance must be >= 0, got {variance}")
-        return gaussian_measurement(
-            self.operator, self.y, math.sqrt(self.noise_std**2 + variance)
-        )
+        return gaussian_measurement(self.operator, self.y, math.sqrt(self.noise_std**2 + variance))
 
 
 def gaussian_measurement(operator: Operator, y: Tensor, noise_std: float) -> GaussianMeasurement:
