@@ -111,6 +111,12 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=200, help="super-resolution examples")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--particles",
+        type=int,
+        help="SMC particles per posterior draw of the families that have them (diffusion; "
+        "default: the fast budget's)",
+    )
+    parser.add_argument(
         "--conditional-only", action="store_true", help="only the conditional families' rows"
     )
     parser.add_argument(
@@ -139,6 +145,8 @@ def main() -> None:
         cases += [(f, False) for f in GUIDED if f in args.families]
     for family, conditional in cases:
         model = trained(family, conditional, out, args.seed)
+        if args.particles is not None and "particles" in field_names(type(model.config)):
+            model.config = dataclasses.replace(model.config, particles=args.particles)
         started = time.perf_counter()
         row = {"family": family + (" (conditional)" if conditional else "")}
         if conditional and "guidance" in field_names(type(model.config)):
