@@ -26,6 +26,10 @@ What lives here, each a function of a :class:`ReverseProcess`:
   :math:`\eta` and number of steps) and its deterministic inversion (:func:`ddim_invert`);
 - completion of a partly observed example: by replacement (:func:`complete_by_replacement`,
   approximate) and by sequential Monte Carlo (:func:`complete_by_smc`, asymptotically exact).
+- posterior sampling given any observation :math:`o` (a measurement through any differentiable
+  :math:`f`, a class under a classifier; :class:`Likelihood`, :func:`observation_likelihood`):
+  by twisted sequential Monte Carlo (:func:`posterior_by_smc`, asymptotically exact) and by
+  diffusion posterior sampling (:func:`posterior_by_dps`, approximate).
 
 Samplers work on tensors of any shape ``(N, *event_shape)`` in the model's units (the family
 scales data to them); every coordinate is treated alike.
@@ -42,6 +46,8 @@ References:
     linear inverse problems", ICLR 2024, arXiv:2308.07983 (the SMC completion).
     Wu, Trippe, Naesseth, Blei & Cunningham, "Practical and Asymptotically Exact Conditional
     Sampling in Diffusion Models", NeurIPS 2023, arXiv:2306.17775 (twisted SMC).
+    Chung, Kim, Mccann, Klasky & Ye, "Diffusion Posterior Sampling for General Noisy Inverse
+    Problems", ICLR 2023, arXiv:2209.14687 (DPS).
 """
 
 from __future__ import annotations
