@@ -24,6 +24,7 @@ Usage (about 30 minutes on one thread here; ``--families`` runs a subset):
     OMP_NUM_THREADS=1 python scripts/conditioning.py --out runs/conditioning [--json]
     OMP_NUM_THREADS=1 python scripts/conditioning.py --families diffusion,autoregressive \\
         --conditional-only
+    OMP_NUM_THREADS=1 python scripts/conditioning.py --families diffusion --guided-only
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from genlab.train.loop import validation_split
 
 # families trained with conditional=true
 CONDITIONAL = ["vae", "flow", "gan", "diffusion", "autoregressive"]
-GUIDED = ["vae", "flow", "gan", "bigan"]  # unconditional families, guided by the classifier
+GUIDED = ["vae", "flow", "gan", "bigan", "diffusion"]  # unconditional, guided by the classifier
 SIGMAS = (2.0, 0.8, 0.2)  # measurement noise, digits units (0..16)
 GUIDANCE = (0.0, 0.5, 1.0, 2.0, 3.0)  # classifier-free guidance weights chosen from
 # settings of a conditional family beyond its fast budget, chosen on the validation split: the
@@ -113,28 +114,42 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=200, help="super-resolution examples")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--particles",
+        type=int,
+        help="SMC particles per posterior draw of the families that have them (diffusion; "
+        "default: the fast budget's)",
+    )
+    parser.add_argument(
         "--conditional-only", action="store_true", help="only the conditional families' rows"
+    )
+    parser.add_argument(
+        "--guided-only", action="store_true", help="only the unconditional families' rows"
     )
     parser.add_argument(
         "--families",
         type=lambda text: text.split(","),
-        default=CONDITIONAL + GUIDED,
+        default=sorted(set(CONDITIONAL + GUIDED)),
         help="comma-separated families whose rows to run (default: all)",
     )
     args = parser.parse_args()
-    unknown = sorted(set(args.families) - set(CONDITIONAL + GUIDED))
+    known = sorted(set(CONDITIONAL + GUIDED))
+    unknown = sorted(set(args.families) - set(known))
     if unknown:
-        parser.error(f"--families: unknown {unknown}; choose from {CONDITIONAL + GUIDED}")
+        parser.error(f"--families: unknown {unknown}; choose from {known}")
+    if args.conditional_only and args.guided_only:
+        parser.error("--conditional-only and --guided-only leave no rows to run")
     out = Path(args.out)
     data = genlab.data.load("digits")
     classifier = domain_network(data, seed=args.seed, cache_dir=out)
     operator = Downsample(data.info.event_shape, 2)
     rows = []
-    cases = [(f, True) for f in CONDITIONAL if f in args.families]
+    cases = [] if args.guided_only else [(f, True) for f in CONDITIONAL if f in args.families]
     if not args.conditional_only:
         cases += [(f, False) for f in GUIDED if f in args.families]
     for family, conditional in cases:
         model = trained(family, conditional, out, args.seed)
+        if args.particles is not None and "particles" in field_names(type(model.config)):
+            model.config = dataclasses.replace(model.config, particles=args.particles)
         started = time.perf_counter()
         row = {"family": family + (" (conditional)" if conditional else "")}
         if conditional and "guidance" in field_names(type(model.config)):

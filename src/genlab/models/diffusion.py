@@ -32,6 +32,9 @@ is standardised and the decoder is a Gaussian density (its log-Jacobian included
 - ``sample_conditional``: sequential Monte Carlo (``method="smc"``, the default:
   asymptotically exact as the particles grow, ``capabilities.conditional = "smc"``) or
   replacement (``method="replace"``: approximate, biased).
+- ``sample_posterior`` (given a measurement :math:`y = f(x) + \sigma\varepsilon` or a class
+  under a classifier): twisted SMC (``method="smc"``, the default, ``capabilities.posterior =
+  "smc"``) or diffusion posterior sampling (``method="dps"``: approximate).
 
 **Training** (:meth:`Diffusion.training_step`): :math:`t` uniform (or importance-sampled for the
 bound), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`, and one of
@@ -78,7 +81,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -92,14 +95,16 @@ from genlab.nn.averaging import AveragedCopies
 from genlab.nn.denoisers import MLPDenoiser, UNet
 from genlab.nn.likelihoods import MAX_SUMMED_LEVELS
 from genlab.objectives import simple_loss
-from genlab.samplers import complete
+from genlab.samplers import Observation, complete
 from genlab.samplers.diffusion import (
+    POSTERIOR_METHODS,
     PREDICTIONS,
     VARIANCES,
     Decoder,
     Denoised,
     GaussianDecoder,
     LevelDecoder,
+    PosteriorMethod,
     Prediction,
     ReverseProcess,
     VarianceKind,
@@ -111,7 +116,11 @@ from genlab.samplers.diffusion import (
     ddim_invert,
     ddim_sample,
     denoised,
+    draw_particle,
     guide,
+    observation_likelihood,
+    posterior_by_dps,
+    posterior_by_smc,
     variational_bound,
 )
 from genlab.samplers.schedules import (
@@ -178,7 +187,8 @@ class DiffusionConfig:
         default).
     inversion_iterations: fixed-point refinements of each inversion step of ``encode``
         (:func:`~genlab.samplers.diffusion.ddim_invert`; 0 is plain DDIM inversion).
-    particles: SMC particles per completion (``sample_conditional``).
+    particles: SMC particles per completion and per posterior draw (``sample_conditional``,
+        ``sample_posterior``).
     conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``,
         for classifier-free guidance (module docstring).
     label_dropout: the probability that a training label is replaced by the null token.
@@ -270,6 +280,7 @@ class Diffusion(GenerativeModel):
         encode=True,
         decode=True,
         conditional="smc",
+        posterior="smc",
         context=True,
     )
     description = "DDPM / DDIM, the full variational bound"
@@ -278,6 +289,7 @@ class Diffusion(GenerativeModel):
         "density": "every term of the variational bound, discretised decoder",
         "representation": "x_T by deterministic DDIM inversion; `decode` runs DDIM back",
         "conditional": 'twisted SMC with K particles; `method="replace"` is approximate',
+        "posterior": 'twisted SMC with K particles; `method="dps"` is approximate',
         "context": "with `conditional=true`: classifier-free guidance, weight `guidance`",
     }
     config_class = DiffusionConfig
@@ -645,6 +657,70 @@ class Diffusion(GenerativeModel):
             return self.to_data(u).flatten(1)[:, free].view(n, len(rows), len(free))
 
         return complete(x, mask, n, fill, context=context)
+
+    def sample_posterior(
+        self,
+        observation: Observation,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        method: PosteriorMethod = "smc",
+        particles: int | None = None,
+        step_size: float = 1.0,
+        progress: bool | None = None,
+        **sampler_options: Any,
+    ) -> Tensor:
+        r"""``(n, rows, *event_shape)`` draws of :math:`x \sim p_\theta(x \mid o) \propto
+        p_\theta(x)\, p(o \mid x)` in data units.
+
+        - ``"smc"`` (default; ``capabilities.posterior = "smc"``): twisted SMC, a filter of
+          ``particles`` :math:`K` particles (default: the config's) per draw
+          (:func:`~genlab.samplers.diffusion.posterior_by_smc`): asymptotically exact as
+          :math:`K` grows, biased by :math:`O(1/K)`; costs :math:`K` ancestral samples with a
+          gradient through the network at each step.
+        - ``"dps"``: diffusion posterior sampling with step size ``step_size``
+          (:func:`~genlab.samplers.diffusion.posterior_by_dps`): **approximate**, biased
+          whatever the budget; costs one such sample.
+
+        The observation is scored in data units (the model's units mapped back); its twisting
+        functions widen a Gaussian measurement's noise by the variance of :math:`x_0` given
+        :math:`x_t` for data of unit variance in the model's units
+        (:func:`~genlab.samplers.diffusion.observation_likelihood`). Discrete data: the draws are
+        levels of the decoder. Given labels ``context`` ``(rows,)`` (a conditional model), of
+        :math:`p_\theta(x \mid y, o)`, unguided. ``sampler_options`` (the MCMC families'
+        ``steps``, ``n_candidates``) do not apply and are ignored.
+        """
+        self.check_context(context, observation.rows)
+        check(
+            method in POSTERIOR_METHODS,
+            f"method must be one of {POSTERIOR_METHODS}, got {method!r}",
+        )
+        check(n >= 1, f"n (draws per example) must be >= 1, got {n}")
+        count = self.config.particles if particles is None else particles
+        check(count >= 1, f"particles must be >= 1, got {count}")
+        likelihood = observation_likelihood(
+            observation, self.schedule, self.to_data,
+            scale=float(self.normalizer.scale.square().mean().sqrt()),
+        )  # fmt: skip
+        rows = torch.arange(observation.rows, device=self.device).repeat(n)  # draw c of row r
+        labels = None if context is None else context.repeat(n)  # copy-major, as rows
+        shape = self.info.event_shape
+        if method == "smc":  # particle j of draw i at i * K + j
+            labels = None if labels is None else labels.repeat_interleave(count)
+            x = torch.randn(len(rows) * count, *shape, generator=generator, device=self.device)
+            drawn, log_w = posterior_by_smc(
+                self.process_given(labels), likelihood, rows, x, particles=count,
+                generator=generator, progress=progress,
+            )  # fmt: skip
+            u = draw_particle(drawn, log_w, generator)
+        else:
+            x = torch.randn(len(rows), *shape, generator=generator, device=self.device)
+            u = posterior_by_dps(
+                self.process_given(labels), likelihood, rows, x, step_size=step_size,
+                generator=generator, progress=progress,
+            )  # fmt: skip
+        return self.to_data(u).detach().float().view(n, observation.rows, *shape)
 
     def illustrations(self, generator: torch.Generator) -> list[tuple[str, Tensor, int]]:
         """The denoising chain and samples against the number of DDIM steps (report pictures;

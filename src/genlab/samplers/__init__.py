@@ -20,7 +20,8 @@
   the timesteps samplers visit, importance sampling of training timesteps);
 - :mod:`~genlab.samplers.diffusion`: their reverse process (:class:`ReverseProcess`, handed by
   the family): the variational bound, DDPM, DDIM and its inversion, completion by replacement
-  and by SMC (:mod:`~genlab.samplers.smc`: effective sample size, systematic resampling).
+  and by SMC (:mod:`~genlab.samplers.smc`: effective sample size, systematic resampling), and
+  posterior sampling given an :class:`Observation` by twisted SMC and by DPS.
 """
 
 from genlab.samplers.autoregressive import (

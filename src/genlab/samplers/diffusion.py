@@ -26,6 +26,10 @@ What lives here, each a function of a :class:`ReverseProcess`:
   :math:`\eta` and number of steps) and its deterministic inversion (:func:`ddim_invert`);
 - completion of a partly observed example: by replacement (:func:`complete_by_replacement`,
   approximate) and by sequential Monte Carlo (:func:`complete_by_smc`, asymptotically exact).
+- posterior sampling given any observation :math:`o` (a measurement through any differentiable
+  :math:`f`, a class under a classifier; :class:`Likelihood`, :func:`observation_likelihood`):
+  by twisted sequential Monte Carlo (:func:`posterior_by_smc`, asymptotically exact) and by
+  diffusion posterior sampling (:func:`posterior_by_dps`, approximate).
 
 Samplers work on tensors of any shape ``(N, *event_shape)`` in the model's units (the family
 scales data to them); every coordinate is treated alike.
@@ -42,6 +46,8 @@ References:
     linear inverse problems", ICLR 2024, arXiv:2308.07983 (the SMC completion).
     Wu, Trippe, Naesseth, Blei & Cunningham, "Practical and Asymptotically Exact Conditional
     Sampling in Diffusion Models", NeurIPS 2023, arXiv:2306.17775 (twisted SMC).
+    Chung, Kim, Mccann, Klasky & Ye, "Diffusion Posterior Sampling for General Noisy Inverse
+    Problems", ICLR 2023, arXiv:2209.14687 (DPS).
 """
 
 from __future__ import annotations
@@ -56,8 +62,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genlab.config import check
+from genlab.errors import DataError
 from genlab.nn.likelihoods import DiscretizedGaussian
 from genlab.objectives import kl_normal, kl_standard_normal
+from genlab.samplers.posterior import Observation
 from genlab.samplers.schedules import NoiseSchedule, Spacing, timesteps
 from genlab.samplers.smc import effective_sample_size, systematic_resample
 
@@ -637,6 +645,65 @@ def _log_normal(x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
     return -0.5 * (LOG_2PI + var.log() + (x - mean).square() / var)
 
 
+def x0_variance(alpha_bar: Tensor, data_variance: float) -> Tensor:
+    r""":math:`\tau_t^2 = v (1 - \bar\alpha_t) / (v \bar\alpha_t + 1 - \bar\alpha_t)`: the
+    variance of :math:`x_0` given :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}
+    \epsilon` per coordinate if the data were Gaussian with variance :math:`v`: how far the
+    denoiser's :math:`\hat x_0` may be from the data (the twisting functions' width)."""
+    return data_variance * (1 - alpha_bar) / (data_variance * alpha_bar + 1 - alpha_bar)
+
+
+def _resample_degenerate(
+    log_w: Tensor,
+    states: Sequence[Tensor],
+    ess_fraction: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, list[Tensor]]:
+    r"""Systematic resampling of the filters whose effective sample size is below
+    ``ess_fraction`` :math:`K`.
+
+    A resampled filter's particles all take the log mean weight
+    :math:`\log \frac1K \sum_k w_k`: equal weights, and the running product of the mean
+    weights stays in them, so :math:`\log \frac1K \sum_k w_k` at the end is the log of the
+    filter's unbiased estimate :math:`\hat Z` of its target's normaliser (Doucet & Johansen,
+    2009).
+
+    Arguments:
+        log_w: ``(F, K)`` float64 log-weights.
+        states: tensors ``(F * K, ...)`` (particle :math:`j` of filter :math:`i` at row
+            :math:`iK + j`) or ``(F, K)``, gathered alike.
+    """
+    f, k = log_w.shape
+    resample = effective_sample_size(log_w) < ess_fraction * k
+    if not bool(resample.any()):
+        return log_w, list(states)
+    keep = torch.arange(k, device=log_w.device).expand(f, k)
+    index = torch.where(resample[:, None], systematic_resample(log_w, generator), keep)
+    rows = torch.arange(f, device=log_w.device)[:, None]
+
+    def gather(v: Tensor) -> Tensor:
+        grouped = v if v.shape[:2] == (f, k) else v.reshape(f, k, *v.shape[1:])  # (F, K, ...)
+        return grouped[rows, index].reshape(v.shape)
+
+    gathered = [gather(v) for v in states]
+    mean = (torch.logsumexp(log_w, 1, keepdim=True) - math.log(k)).expand(f, k)
+    return torch.where(resample[:, None], mean, log_w), gathered
+
+
+def draw_particle(particles: Tensor, log_w: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``(F, *event_shape)`` one particle of each filter, drawn with probability proportional to
+    its final weight (a filter whose weights are all ``-inf`` or NaN draws uniformly).
+
+    Arguments:
+        particles: ``(F, K, *event_shape)``.
+        log_w: ``(F, K)`` log-weights.
+    """
+    log_w = torch.nan_to_num(log_w, nan=-math.inf)
+    log_w = torch.where(torch.isinf(log_w).all(1, keepdim=True), torch.zeros_like(log_w), log_w)
+    pick = torch.multinomial(torch.softmax(log_w, 1), 1, generator=generator).squeeze(1)
+    return particles[torch.arange(len(particles), device=particles.device), pick]
+
+
 def complete_by_smc(
     process: ReverseProcess,
     y: Tensor,
@@ -700,7 +767,7 @@ def complete_by_smc(
     check(data_variance > 0, f"data_variance must be positive, got {data_variance}")
     check(0 < ess_fraction <= 1, f"ess_fraction must be in (0, 1], got {ess_fraction}")
     schedule, k, n = process.schedule, particles, len(y)
-    event, rows = y.shape[1:], torch.arange(n, device=y.device)[:, None]
+    event = y.shape[1:]
     mask = observed.unsqueeze(0)  # (1, *event)
     ys = y.repeat_interleave(k, 0)  # (n * k, *event): particle j of filter i is row i * k + j
 
@@ -729,8 +796,7 @@ def complete_by_smc(
         prediction = process.denoise(x, t)
         mean, log_var = process.transition(x, t, prediction)
         mean_h, var_h = forward_marginal(step)
-        a = 1 - var_h
-        twist_var = data_variance * var_h / (data_variance * a + var_h)
+        twist_var = x0_variance(1 - var_h, data_variance)
         log_g = observed_sum(_log_normal(ys, prediction.x0, twist_var))
         log_w = log_w + pending + log_g - observed_sum(_log_normal(x, mean_h, var_h))
         if step == 0:
@@ -738,16 +804,9 @@ def complete_by_smc(
             log_w = log_w + log_p - log_g
             x = torch.where(mask, ys, process.decoder.sample(mean, log_var, generator))
             break
-        resample = effective_sample_size(log_w) < ess_fraction * k
-        if bool(resample.any()):
-            keep = torch.arange(k, device=y.device).expand(n, k)
-            index = torch.where(resample[:, None], systematic_resample(log_w, generator), keep)
-            x, mean, log_var = (
-                v.view(n, k, *event)[rows, index].reshape(n * k, *event)
-                for v in (x, mean, log_var)
-            )
-            log_g = log_g[rows, index]
-            log_w = torch.where(resample[:, None], torch.zeros_like(log_w), log_w)
+        log_w, (x, mean, log_var, log_g) = _resample_degenerate(
+            log_w, (x, mean, log_var, log_g), ess_fraction, generator
+        )
         var = log_var.exp()
         mean_next, var_next = forward_marginal(step - 1)
         pending = observed_sum(_log_normal(mean_next, mean, var + var_next)) - log_g
@@ -758,7 +817,239 @@ def complete_by_smc(
             mean_proposal + var_proposal.sqrt() * _noise(x, generator),
             mean + var.sqrt() * _noise(x, generator),
         )
-    log_w = torch.nan_to_num(log_w, nan=-math.inf)
-    log_w = torch.where(torch.isinf(log_w).all(1, keepdim=True), torch.zeros_like(log_w), log_w)
-    pick = torch.multinomial(torch.softmax(log_w, 1), 1, generator=generator).squeeze(1)
-    return x.view(n, k, *event)[rows[:, 0], pick]
+    return draw_particle(x.view(n, k, *event), log_w, generator)
+
+
+# ---------------------------------------------------------------------------------- posterior
+
+PosteriorMethod = Literal["smc", "dps"]
+POSTERIOR_METHODS: tuple[str, ...] = get_args(PosteriorMethod)
+# (x0 (N, *event_shape) in the model's units, rows (N,), timestep) -> (N,) log g_t
+LogTwist = Callable[[Tensor, Tensor, int], Tensor]
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    r"""An observation :math:`o` read in the model's units, for :func:`posterior_by_smc` and
+    :func:`posterior_by_dps`.
+
+    Attributes:
+        log_likelihood: ``(x (N, *event_shape), rows (N,)) -> (N,)`` :math:`\log p(o_b \mid x)`
+            of data :math:`x` in the model's units (row :math:`b` = ``rows``).
+        log_twist: ``(x0, rows, t) -> (N,)`` :math:`\log g_t` read at the denoiser's
+            :math:`\hat x_0(x_t, t)`, differentiable in ``x0``; ``None``: :math:`g_t \equiv 1`
+            (proposals are the model's own steps and the weights are :math:`p(o \mid x)` alone).
+    """
+
+    log_likelihood: Callable[[Tensor, Tensor], Tensor]
+    log_twist: LogTwist | None
+
+
+def _scored(observation: Observation, x: Tensor, rows: Tensor) -> Tensor:
+    """``(N,)`` the observation's log-likelihood of data ``x``, its shape checked."""
+    values = observation.log_likelihood(x, rows)
+    if values.shape != rows.shape:
+        raise DataError(
+            f"{observation.description}: log_likelihood gave shape {tuple(values.shape)} for "
+            f"{len(rows)} examples, expected ({len(rows)},)"
+        )
+    return values
+
+
+def observation_likelihood(
+    observation: Observation,
+    schedule: NoiseSchedule,
+    to_data: Callable[[Tensor], Tensor],
+    *,
+    scale: float = 1.0,
+    data_variance: float = 1.0,
+) -> Likelihood:
+    r"""The :class:`Likelihood` of an observation made in data units, with the twisting functions
+
+    .. math::
+        g_t(x_t) = \tilde p_t\big(o \mid \hat x_0(x_t, t)\big), \qquad
+        \tilde p_t = \text{the observation widened by } s^2 \tau_t^2
+        \ (:meth:`~genlab.samplers.posterior.Observation.widened`),
+
+    :math:`\tau_t^2` the variance of :math:`x_0` given :math:`x_t` for Gaussian data of variance
+    :math:`v` (:func:`x0_variance`) and :math:`s` the data units per model unit: a Gaussian
+    measurement :math:`y = f(x) + \sigma\varepsilon` is scored at :math:`\hat x_0` with variance
+    :math:`\sigma^2 + s^2\tau_t^2`, which is :math:`p(y \mid x_t)` for Gaussian data and a mask
+    (and errs wide for an :math:`f` that averages, e.g. downsampling); a class under a
+    classifier is scored at :math:`\hat x_0` as it is (Wu et al., 2023). At :math:`t = 0`,
+    :math:`\tau_0^2 \approx 0` and :math:`g_0 \approx p(o \mid \hat x_0)`.
+
+    Arguments:
+        to_data: the model's units -> data units, differentiable.
+        scale: :math:`s`.
+        data_variance: :math:`v`.
+    """
+    check(scale > 0, f"scale must be positive, got {scale}")
+    check(data_variance > 0, f"data_variance must be positive, got {data_variance}")
+
+    def log_likelihood(x: Tensor, rows: Tensor) -> Tensor:
+        return _scored(observation, to_data(x), rows)
+
+    def log_twist(x0: Tensor, rows: Tensor, step: int) -> Tensor:
+        alpha_bar = schedule.alpha_bar(torch.tensor([step], device=x0.device), x0.new_zeros(1))
+        widening = scale**2 * float(x0_variance(alpha_bar, data_variance))
+        return _scored(observation.widened(widening), to_data(x0), rows)
+
+    return Likelihood(log_likelihood, log_twist)
+
+
+def _twisted(
+    process: ReverseProcess, likelihood: Likelihood, x: Tensor, rows: Tensor, step: int
+) -> tuple[Denoised, Tensor, Tensor]:
+    r"""The denoiser at :math:`x_t`, :math:`\log g_t(x_t)` ``(N,)`` and
+    :math:`\nabla_{x_t} \log g_t(x_t)` (through the denoiser; zeros where :math:`g \equiv 1`)."""
+    t = torch.full((len(x),), step, device=x.device, dtype=torch.long)
+    if likelihood.log_twist is None:
+        return process.denoise(x, t), x.new_zeros(len(x)), torch.zeros_like(x)
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        prediction = process.denoise(x, t)
+        log_g = likelihood.log_twist(prediction.x0, rows, step)
+        (gradient,) = torch.autograd.grad(log_g.sum(), x)
+    detached = Denoised(
+        prediction.x0.detach(), prediction.eps.detach(), prediction.log_var.detach()
+    )
+    return detached, log_g.detach(), gradient
+
+
+def posterior_by_smc(
+    process: ReverseProcess,
+    likelihood: Likelihood,
+    rows: Tensor,
+    x: Tensor,
+    *,
+    particles: int = 16,
+    ess_fraction: float = 0.5,
+    generator: torch.Generator | None = None,
+    progress: bool | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Twisted sequential Monte Carlo for :math:`p_\theta(x \mid o) \propto p_\theta(x)\,
+    p(o \mid x)` (TDS, Wu et al., 2023): asymptotically exact.
+
+    Each filter runs :math:`K` particles down the reverse process. With :math:`L = T - 1`,
+    :math:`x_{-1}` the data and twisting functions :math:`g_t` (:class:`Likelihood`), the
+    proposals are the model's steps shifted by the twist's gradient,
+
+    .. math::
+        r(x_{t-1} \mid x_t) = \mathcal N\big(\mu_\theta(x_t) + \Sigma_t \nabla_{x_t}
+        \log g_t(x_t),\ \Sigma_t\big), \qquad x_L \sim \mathcal N(0, I),
+
+    (:math:`\Sigma_t` the model step's diagonal variance) and the incremental weights
+
+    .. math::
+        w_L = g_L(x_L), \qquad
+        w_{t-1} = \frac{p_\theta(x_{t-1} \mid x_t)\, g_{t-1}(x_{t-1})}
+        {r(x_{t-1} \mid x_t)\, g_t(x_t)}, \qquad
+        w_{-1} = \frac{p(o \mid x_{-1})}{g_0(x_0)}, \quad x_{-1} \sim p_\theta(x_{-1} \mid x_0)
+
+    (the last step draws the data from the decoder). Their product telescopes to
+    :math:`p_\theta(x_{-1:L})\, p(o \mid x_{-1}) / \prod r`, so the final target is exactly
+    :math:`p_\theta(x_{-1:L} \mid o)` whatever :math:`g` (which only decides how well
+    :math:`K` particles do): the law of a particle drawn by its final weight converges to
+    :math:`p_\theta(x \mid o)` as :math:`K \to \infty` (bias :math:`O(1/K)`). Filters whose
+    effective sample size falls below ``ess_fraction`` :math:`K` are resampled
+    systematically, keeping the running normaliser (:func:`_resample_degenerate`), so
+    :math:`\log \frac1K \sum_k w_k` of the returned weights is the log of an unbiased
+    estimate of :math:`p_\theta(o)`. With :math:`g \equiv 1` this is ancestral sampling
+    weighted by :math:`p(o \mid x_{-1})` (importance sampling from the prior). Cost: :math:`K`
+    ancestral samples, each step with a gradient through the denoiser.
+
+    Arguments:
+        likelihood: :math:`p(o \mid x)` and the twists, in the model's units.
+        rows: ``(F,)`` long, the observation's row that each filter conditions on.
+        x: ``(F * K, *event_shape)`` the start :math:`x_L`, a draw of :math:`\mathcal N(0, I)`
+            (particle :math:`j` of filter :math:`i` at row :math:`iK + j`).
+        particles: :math:`K` per filter.
+        ess_fraction: resample when the ESS falls below this fraction of :math:`K`.
+
+    Returns:
+        ``(F, K, *event_shape)`` the particles (data drawn by the decoder) and ``(F, K)``
+        float64 their log-weights (:func:`draw_particle` picks one per filter).
+
+    References:
+        Wu, Trippe, Naesseth, Blei & Cunningham, "Practical and Asymptotically Exact
+        Conditional Sampling in Diffusion Models", NeurIPS 2023, arXiv:2306.17775.
+    """
+    check(particles >= 1, f"particles must be >= 1, got {particles}")
+    check(0 < ess_fraction <= 1, f"ess_fraction must be in (0, 1], got {ess_fraction}")
+    f, k = len(rows), particles
+    check(len(x) == f * k, f"x must hold {f} x {k} particles, got {len(x)}")
+    of_particle = rows.repeat_interleave(k)  # (F * K,)
+    log_w = x.new_zeros(f, k, dtype=torch.float64)
+    pending = torch.zeros_like(log_w)  # log p / r - log g_t of the last transition
+    for step in _progress(range(process.total - 1, -1, -1), progress, "smc", process.total):
+        prediction, log_g, gradient = _twisted(process, likelihood, x, of_particle, step)
+        t = torch.full((len(x),), step, device=x.device, dtype=torch.long)
+        mean, log_var = process.transition(x, t, prediction)
+        log_g = log_g.view(f, k).double()
+        log_w = log_w + pending + log_g
+        log_w, (x, mean, log_var, gradient, log_g) = _resample_degenerate(
+            log_w, (x, mean, log_var, gradient, log_g), ess_fraction, generator
+        )
+        if step == 0:
+            data = process.decoder.sample(mean, log_var, generator)
+            log_p = likelihood.log_likelihood(data, of_particle).view(f, k).double()
+            log_w = log_w + log_p - log_g
+            return data.view(f, k, *data.shape[1:]), log_w
+        var = log_var.exp()
+        shift = var * gradient
+        x = mean + shift + var.sqrt() * _noise(x, generator)
+        log_ratio = (x - mean - shift).square() - (x - mean).square()  # log p - log r, x 2 var
+        pending = (log_ratio / (2 * var)).flatten(1).sum(1).view(f, k).double() - log_g
+    raise AssertionError("unreachable")
+
+
+def posterior_by_dps(
+    process: ReverseProcess,
+    likelihood: Likelihood,
+    rows: Tensor,
+    x: Tensor,
+    *,
+    step_size: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: bool | None = None,
+) -> Tensor:
+    r"""``(N, *event_shape)`` diffusion posterior sampling (DPS, Chung et al., 2023):
+    approximate, one particle, no weights.
+
+    Each reverse step is shifted up the twist's gradient,
+
+    .. math::
+        x_{t-1} = \mu_\theta(x_t) + \zeta\, \Sigma_t \nabla_{x_t} \log g_t(x_t)
+        + \Sigma_t^{1/2} z, \qquad g_t(x_t) = \tilde p_t\big(o \mid \hat x_0(x_t, t)\big),
+
+    and the data is the decoder's draw at the end. :math:`\zeta` = ``step_size``; Chung et al.
+    scale the step by :math:`\zeta' / \lVert y - f(\hat x_0) \rVert` instead, defined for
+    Gaussian measurements only, where the widened twist (:func:`observation_likelihood`) keeps
+    this gradient tame at high noise. With :math:`\zeta = 1` this is one particle of
+    :func:`posterior_by_smc`'s proposal, never weighed: :math:`p(o \mid \hat x_0)` stands in
+    for :math:`p(o \mid x_t)` with nothing to correct it, so the draws are biased whatever
+    the budget (``tests/test_diffusion_posterior.py`` shows it on a 2-D mixture). Cost: one
+    ancestral sample with a gradient through the denoiser at each step.
+
+    Arguments:
+        likelihood: its ``log_twist`` gives the gradient (required).
+        rows: ``(N,)`` long, the observation's row of each draw.
+        x: ``(N, *event_shape)`` the start :math:`x_L`, a draw of :math:`\mathcal N(0, I)`.
+
+    References:
+        Chung, Kim, Mccann, Klasky & Ye, "Diffusion Posterior Sampling for General Noisy
+        Inverse Problems", ICLR 2023, arXiv:2209.14687.
+    """
+    check(step_size >= 0, f"step_size must be >= 0, got {step_size}")
+    check(likelihood.log_twist is not None, "DPS follows the gradient of a twist: give log_twist")
+    check(len(x) == len(rows), f"x must hold one draw per row ({len(rows)}), got {len(x)}")
+    for step in _progress(range(process.total - 1, -1, -1), progress, "dps", process.total):
+        prediction, _, gradient = _twisted(process, likelihood, x, rows, step)
+        t = torch.full((len(x),), step, device=x.device, dtype=torch.long)
+        mean, log_var = process.transition(x, t, prediction)
+        if step == 0:
+            return process.decoder.sample(mean, log_var, generator)
+        var = log_var.exp()
+        x = mean + step_size * var * gradient + var.sqrt() * _noise(x, generator)
+    raise AssertionError("unreachable")

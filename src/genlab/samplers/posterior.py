@@ -65,6 +65,13 @@ class Observation:
     log_likelihood: ObservationLogLikelihood
     description: str
 
+    def widened(self, variance: float) -> Observation:
+        """The observation of an :math:`x` known only up to noise of ``variance`` per measurement
+        (a sampler's stand-in for :math:`p(o \\mid x_t)`): a Gaussian measurement widens its
+        noise; any other observation is unchanged."""
+        check(variance >= 0, f"the added variance must be >= 0, got {variance}")
+        return self
+
 
 @dataclass(frozen=True)
 class GaussianMeasurement(Observation):
@@ -73,6 +80,12 @@ class GaussianMeasurement(Observation):
     operator: Operator
     y: Tensor
     noise_std: float
+
+    def widened(self, variance: float) -> GaussianMeasurement:
+        r""":math:`y = f(x) + \sqrt{\sigma^2 + v}\,\varepsilon`: the measurement of an :math:`x`
+        known up to independent noise of variance :math:`v` on each measurement."""
+        check(variance >= 0, f"the added variance must be >= 0, got {variance}")
+        return gaussian_measurement(self.operator, self.y, math.sqrt(self.noise_std**2 + variance))
 
 
 def gaussian_measurement(operator: Operator, y: Tensor, noise_std: float) -> GaussianMeasurement:
