@@ -98,7 +98,7 @@ def test_ensemble_is_the_mixture_in_probability_not_of_logits():
     info = tiny_info()
     model = build(info, architecture="made", hidden=(8,), n_orders=3, order="random")
     x = all_configurations(info)
-    members = model._member_log_probs(model._target(x))  # (3, 27)
+    members = model._member_log_probs(model.likelihood.checked_target(x))  # (3, 27)
     mixture = torch.logsumexp(members, 0) - math.log(3)
     torch.testing.assert_close(model.log_prob(x), mixture)
     assert not torch.allclose(members[0], members[1])  # the members differ

@@ -16,6 +16,7 @@ from genlab.errors import ConfigError, DataError
 from genlab.models import PCA
 from genlab.models.pca import PCAConfig
 from genlab.models.vae import VAE, VAEConfig
+from genlab.nn.likelihoods import LIKELIHOODS
 from genlab.objectives import elbo, iw_bound, kl_standard_normal, log_importance_weights
 from genlab.runs import read_metrics
 
@@ -290,6 +291,25 @@ def test_discrete_likelihoods_give_the_probability_of_the_bin():
             target = model.likelihood.target(inside)
             density = model.likelihood.log_prob(params.expand(3, -1, -1), target)
             torch.testing.assert_close(density, (log_probs[j] - math.log(2.0)).expand(3))
+
+
+@pytest.mark.parametrize("name", LIKELIHOODS)
+def test_the_discrete_flag_marks_the_likelihoods_constant_on_each_bin(name):
+    """``Likelihood.discrete`` (what ``needs_dequantization`` of the VAE, HVAE, VQ-VAE and
+    autoregressive families reads) holds exactly for the likelihoods whose density in data
+    units is constant across a level's bin: a law over the levels, which dequantisation noise
+    cannot change."""
+    levels = 2 if name == "bernoulli" else 5  # Bernoulli: the first and last levels only
+    info = DataInfo("t", (1,), "vector", levels=levels, value_range=(0.0, 2.0 * (levels - 1)))
+    model = VAE(VAEConfig(latent_dim=1, hidden=(4,), likelihood=name), info).double()
+    model.prepare(torch.tensor([[0.0], [2.0], [2.0 * (levels - 1)]], dtype=torch.float64))
+    inside = torch.tensor([[-0.9], [0.0], [0.9]], dtype=torch.float64)  # the first level's bin
+    params = torch.full((3, model.likelihood.n_params, 1), 0.3, dtype=torch.float64)
+    with torch.no_grad():
+        density = model.likelihood.log_prob(params, model.likelihood.target(inside))
+    constant = bool(torch.allclose(density, density[:1].expand(3)))
+    assert model.likelihood.discrete == constant
+    assert model.needs_dequantization == (not constant)
 
 
 def test_continuous_likelihoods_integrate_to_one_in_data_units():

@@ -72,7 +72,6 @@ from genlab.errors import UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation
 from genlab.nn.likelihoods import (
-    DISCRETE_LIKELIHOODS,
     MAX_SUMMED_LEVELS,
     Likelihood,
     make_likelihood,
@@ -258,7 +257,7 @@ class Autoregressive(GenerativeModel):
 
     def _inputs(self, target: Tensor) -> Tensor:
         """Network inputs from the likelihood's target: levels scaled to [-1, 1], or as is."""
-        if self.likelihood_name in DISCRETE_LIKELIHOODS:
+        if self.likelihood.discrete:
             return target * (2.0 / (self.info.levels - 1)) - 1.0
         return target
 
@@ -275,11 +274,6 @@ class Autoregressive(GenerativeModel):
             inputs = torch.cat([inputs, labels], 1)
         return self.net(inputs).view(len(target), self.likelihood.n_params, -1)
 
-    def _target(self, x: Tensor) -> Tensor:
-        target = self.likelihood.target(x.flatten(1))
-        self.likelihood.check_target(target)
-        return target
-
     def _member_log_probs(self, target: Tensor, labels: Tensor | None = None) -> Tensor:
         """``(K, B)`` :math:`\\log p_k(x)` (or :math:`\\log p_k(x \\mid y)`) of each member."""
         return torch.stack(
@@ -294,13 +288,15 @@ class Autoregressive(GenerativeModel):
     @property
     def needs_dequantization(self) -> bool:
         """False for discrete conditionals: they read the levels."""
-        return self.likelihood_name not in DISCRETE_LIKELIHOODS
+        return not self.likelihood.discrete
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B,)`` exact :math:`\\log p(x)` (:math:`\\log p(x \\mid y)` given the labels
         ``context``): the chain rule, ensembles mixed in probability."""
         self.check_input(x, context=context)
-        log_p = self._member_log_probs(self._target(x), self.one_hot_labels(context))
+        log_p = self._member_log_probs(
+            self.likelihood.checked_target(x), self.one_hot_labels(context)
+        )
         return torch.logsumexp(log_p, 0) - math.log(self.config.n_orders)
 
     def _sample_member(
@@ -388,7 +384,7 @@ class Autoregressive(GenerativeModel):
             (start,) = starts
             chains = rows.repeat(n, 1)  # (n * R, D): chain i * R + r completes row r
             labels = self.one_hot_labels(None if context is None else context.repeat(n))
-            target = self._target(chains)
+            target = self.likelihood.checked_target(chains)
             members = torch.zeros(len(chains), dtype=torch.long, device=chains.device)
             if self.config.n_orders > 1:  # log p_k(x_o): the observed prefix's conditionals
                 log_w = torch.stack(

@@ -85,7 +85,6 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, MLP, Activation, AffineNormalizer
 from genlab.nn.ladder import TopDownBlock
 from genlab.nn.likelihoods import (
-    DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
     DecoderLikelihood,
     Likelihood,
@@ -279,18 +278,12 @@ class HVAE(GenerativeModel):
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
         if self.likelihood_name == "bernoulli":
-            self.likelihood.check_target(self.likelihood.target(x_train.flatten(1)))
+            self.likelihood.checked_target(x_train)
 
     @property
     def needs_dequantization(self) -> bool:
         """False for discrete likelihoods: their density is constant on each level's bin."""
-        return self.likelihood_name not in DISCRETE_LIKELIHOODS
-
-    def _target(self, x: Tensor) -> Tensor:
-        """``(B, D)`` the likelihood's target of user data, checked against its support."""
-        target = self.likelihood.target(x.flatten(1))
-        self.likelihood.check_target(target)
-        return target
+        return not self.likelihood.discrete
 
     def _inputs(self, x: Tensor) -> Tensor:
         """``(B, D)`` what every layer's posterior reads of the data: :math:`u = (x - m)/s`."""
@@ -399,7 +392,7 @@ class HVAE(GenerativeModel):
         shared = generator is None
         if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
-        target = self._target(x)
+        target = self.likelihood.checked_target(x)
         u = self._inputs(x)
         noise_shape = (k, 1 if shared else len(x), self.latent_dim)
         noise = torch.randn(noise_shape, generator=generator, device=x.device)

@@ -67,7 +67,6 @@ from genlab.nn import (
     build_encoder,
 )
 from genlab.nn.likelihoods import (
-    DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
     DecoderLikelihood,
     Likelihood,
@@ -241,7 +240,7 @@ class VAE(GenerativeModel):
     @property
     def needs_dequantization(self) -> bool:
         """False for discrete likelihoods: their density is constant on each level's bin."""
-        return self.likelihood_name not in DISCRETE_LIKELIHOODS
+        return not self.likelihood.discrete
 
     def _posterior_params(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(B, K)`` mean and log standard deviation of :math:`q(z \\mid x[, y])`."""
@@ -273,12 +272,6 @@ class VAE(GenerativeModel):
         """:math:`p(x \\mid z)` over the likelihood's target (see :mod:`genlab.nn.likelihoods`)."""
         self.check_context(context, len(z))
         return self.likelihood.distribution(self._decoder_params(z, self.one_hot_labels(context)))
-
-    def _target(self, x: Tensor) -> Tensor:
-        """``(B, D)`` the likelihood's target of user data, checked against its support."""
-        target = self.likelihood.target(x.flatten(1))
-        self.likelihood.check_target(target)
-        return target
 
     # ------------------------------------------------------------------ the four tasks
 
@@ -330,7 +323,7 @@ class VAE(GenerativeModel):
         shared = generator is None
         if shared:
             generator = torch.Generator(device=x.device).manual_seed(0)
-        target = self._target(x)
+        target = self.likelihood.checked_target(x)
         labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
@@ -535,7 +528,7 @@ class VAE(GenerativeModel):
         "Fixing a Broken ELBO", ICML 2018, arXiv:1711.00464).
         """
         self.check_input(x, context=context)
-        target = self._target(x)
+        target = self.likelihood.checked_target(x)
         labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)

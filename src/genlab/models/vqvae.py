@@ -78,7 +78,6 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer, build_decoder, build_encoder
 from genlab.nn.conv import ConvGridDecoder, ConvGridEncoder
 from genlab.nn.likelihoods import (
-    DISCRETE_LIKELIHOODS,
     LIKELIHOODS,
     DecoderLikelihood,
     Likelihood,
@@ -298,23 +297,17 @@ class VQVAE(GenerativeModel):
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
-        self.likelihood.check_target(self.likelihood.target(x_train.flatten(1)))
+        self.likelihood.checked_target(x_train)
 
     @property
     def needs_dequantization(self) -> bool:
         """False for discrete likelihoods: their density is constant on each level's bin."""
-        return self.likelihood_name not in DISCRETE_LIKELIHOODS
-
-    def _target(self, x: Tensor) -> Tensor:
-        """``(B, D)`` the likelihood's target of user data, checked against its support."""
-        target = self.likelihood.target(x.flatten(1))
-        self.likelihood.check_target(target)
-        return target
+        return not self.likelihood.discrete
 
     def _encoder_input(self, x: Tensor, target: Tensor) -> Tensor:
         """What the encoder reads: the levels themselves for a discrete likelihood (so that a
         dequantised value and its level get the same codes), else ``x``."""
-        if self.likelihood_name in DISCRETE_LIKELIHOODS:
+        if self.likelihood.discrete:
             return self.likelihood.from_target(target).view_as(x).to(x.dtype)
         return x
 
@@ -338,7 +331,7 @@ class VQVAE(GenerativeModel):
     def code_indices(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B, h, w)`` the grid of code indices of ``x``, each the nearest code of its vector."""
         self.check_input(x, context=context)
-        x = self._encoder_input(x, self._target(x))
+        x = self._encoder_input(x, self.likelihood.checked_target(x))
         return self.quantizer(self._encode(x))[0]
 
     def embed(self, indices: Tensor) -> Tensor:
@@ -406,7 +399,7 @@ class VQVAE(GenerativeModel):
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B,)`` the bound :math:`\\log p(x \\mid z_q) + \\log p(z_q) \\le \\log p(x)` in nats."""
         self.check_input(x, context=context)
-        target = self._target(x)
+        target = self.likelihood.checked_target(x)
         indices = self.quantizer(self._encode(self._encoder_input(x, target)))[0]
         params = self._decoder_params(self.quantizer.embed(indices))
         log_likelihood = self.likelihood.log_prob(params, target)
@@ -554,7 +547,7 @@ class VQVAE(GenerativeModel):
             self.epoch_counts.zero_()
         val = self.code_usage(x_val)
         metrics.update({f"val_{k}": v for k, v in val.items()})
-        target = self._target(x_val)
+        target = self.likelihood.checked_target(x_val)
         indices = self.code_indices(x_val)
         params = self._decoder_params(self.quantizer.embed(indices))
         metrics["nll_given_codes"] = float(-self.likelihood.log_prob(params, target).mean())

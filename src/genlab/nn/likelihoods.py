@@ -77,12 +77,6 @@ LikelihoodName = Literal[
 ]
 LIKELIHOODS: tuple[str, ...] = get_args(LikelihoodName)
 DecoderLikelihood = Literal["auto", LikelihoodName]
-DISCRETE_LIKELIHOODS = (
-    "bernoulli",
-    "discretized_logistic",
-    "categorical",
-    "discretized_logistic_mixture",
-)
 # The most levels a likelihood that sums over every level (its mean, a categorical's outputs)
 # takes: memory grows as batch x D x L (uint8 images have 256).
 MAX_SUMMED_LEVELS = 256
@@ -241,6 +235,7 @@ class Likelihood(nn.Module):
     """
 
     n_params: int = 1
+    discrete: bool = False  # a law over the data's levels: no dequantisation needed
 
     def __init__(self, info: DataInfo) -> None:
         super().__init__()
@@ -255,6 +250,12 @@ class Likelihood(nn.Module):
 
     def check_target(self, target: Tensor) -> None:
         """Raise :class:`DataError` if user data lies outside the likelihood's support."""
+
+    def checked_target(self, x: Tensor) -> Tensor:
+        """``(B, D)`` the target of data ``(B, *event_shape)``, checked against the support."""
+        target = self.target(x.flatten(1))
+        self.check_target(target)
+        return target
 
     def from_target(self, target: Tensor) -> Tensor:
         """The inverse of :meth:`target`: target values back to data units."""
@@ -304,6 +305,8 @@ class Likelihood(nn.Module):
 
 class _LevelLikelihood(Likelihood):
     """Shared by the likelihoods on level indices: the bin map and its :math:`-D \\log \\delta`."""
+
+    discrete = True
 
     def __init__(self, info: DataInfo) -> None:
         super().__init__(info)
