@@ -31,6 +31,18 @@ NEURAL: dict[str, tuple[str, dict[str, Any]]] = {
         "transformer",
         {"budget": "full", "epochs": 16, "batch_size": 256, "lr": 3e-3, "dropout": 0.0},
     ),
+    "transformer, 128 wide x 4 layers": (
+        "transformer",
+        {
+            "budget": "full",
+            "epochs": 16,
+            "batch_size": 256,
+            "lr": 3e-3,
+            "dropout": 0.0,
+            "dim": 128,
+            "n_layers": 4,
+        },
+    ),
     "nplm, context 8": ("nplm", {"budget": "full", "context": 8, "epochs": 20}),
 }
 
