@@ -85,10 +85,20 @@ MIN_LOG_SCALE = -7.0
 
 class _DiscretizedLevels(Distribution):
     """A distribution over the level indices ``0..L-1`` of a location ``loc``: what the
-    discretised logistic and Gaussian share (their ``log_prob`` differs)."""
+    discretised logistic and Gaussian share (their ``log_prob`` differs): ``loc`` and
+    ``log_scale`` on the :math:`[-1, 1]` scale, broadcast together, and ``levels``."""
 
-    loc: Tensor
-    levels: int
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    has_rsample = False
+
+    def __init__(self, loc: Tensor, log_scale: Tensor, levels: int) -> None:
+        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        self.levels = levels
+        super().__init__(self.loc.shape, validate_args=False)
+
+    @property
+    def support(self) -> constraints.Constraint:
+        return constraints.integer_interval(0, self.levels - 1)
 
     def probs(self) -> Tensor:
         """``(*batch, L)`` the probability of every level."""
@@ -128,18 +138,8 @@ class DiscretizedLogistic(_DiscretizedLevels):
         1.0...
     """
 
-    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
-    has_rsample = False
-
     def __init__(self, loc: Tensor, log_scale: Tensor, levels: int) -> None:
-        self.loc, log_scale = torch.broadcast_tensors(loc, log_scale)
-        self.log_scale = log_scale.clamp_min(MIN_LOG_SCALE)
-        self.levels = levels
-        super().__init__(self.loc.shape, validate_args=False)
-
-    @property
-    def support(self) -> constraints.Constraint:
-        return constraints.integer_interval(0, self.levels - 1)
+        super().__init__(loc, log_scale.clamp_min(MIN_LOG_SCALE), levels)
 
     def log_prob(self, value: Tensor) -> Tensor:
         half = 1.0 / (self.levels - 1)
@@ -191,18 +191,6 @@ class DiscretizedGaussian(_DiscretizedLevels):
         >>> float(d.log_prob(torch.arange(5.0)[:, None]).exp().sum(0)[0])  # doctest: +ELLIPSIS
         1.0...
     """
-
-    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
-    has_rsample = False
-
-    def __init__(self, loc: Tensor, log_scale: Tensor, levels: int) -> None:
-        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
-        self.levels = levels
-        super().__init__(self.loc.shape, validate_args=False)
-
-    @property
-    def support(self) -> constraints.Constraint:
-        return constraints.integer_interval(0, self.levels - 1)
 
     def log_prob(self, value: Tensor) -> Tensor:
         half = 1.0 / (self.levels - 1)
