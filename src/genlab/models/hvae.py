@@ -85,9 +85,9 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, MLP, Activation, AffineNormalizer
 from genlab.nn.ladder import TopDownBlock
 from genlab.nn.likelihoods import (
-    LIKELIHOODS,
     DecoderLikelihood,
     Likelihood,
+    check_decoder_likelihood,
     make_likelihood,
     resolve_decoder_likelihood,
 )
@@ -161,14 +161,7 @@ class HVAEConfig:
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
         check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
-        check(
-            self.likelihood == "auto" or self.likelihood in LIKELIHOODS,
-            f"likelihood must be auto or one of {LIKELIHOODS}, got {self.likelihood!r}",
-        )
-        check(
-            self.gaussian_std is None or self.gaussian_std > 0,
-            f"gaussian_std must be positive, got {self.gaussian_std}",
-        )
+        check_decoder_likelihood(self.likelihood, self.gaussian_std)
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.train_samples >= 1, f"train_samples must be >= 1, got {self.train_samples}")
         check(

@@ -67,9 +67,9 @@ from genlab.nn import (
     build_encoder,
 )
 from genlab.nn.likelihoods import (
-    LIKELIHOODS,
     DecoderLikelihood,
     Likelihood,
+    check_decoder_likelihood,
     make_likelihood,
     resolve_decoder_likelihood,
 )
@@ -141,14 +141,7 @@ class VAEConfig:
             self.architecture in ARCHITECTURES,
             f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}",
         )
-        check(
-            self.likelihood == "auto" or self.likelihood in LIKELIHOODS,
-            f"likelihood must be auto or one of {LIKELIHOODS}, got {self.likelihood!r}",
-        )
-        check(
-            self.gaussian_std is None or self.gaussian_std > 0,
-            f"gaussian_std must be positive, got {self.gaussian_std}",
-        )
+        check_decoder_likelihood(self.likelihood, self.gaussian_std)
         check(self.beta > 0, f"beta must be positive, got {self.beta}")
         check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.train_samples >= 1, f"train_samples must be >= 1, got {self.train_samples}")

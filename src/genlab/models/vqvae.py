@@ -78,9 +78,9 @@ from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer, build_decoder, build_encoder
 from genlab.nn.conv import ConvGridDecoder, ConvGridEncoder
 from genlab.nn.likelihoods import (
-    LIKELIHOODS,
     DecoderLikelihood,
     Likelihood,
+    check_decoder_likelihood,
     make_likelihood,
     resolve_decoder_likelihood,
 )
@@ -162,14 +162,7 @@ class VQVAEConfig:
         check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
         check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
         check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
-        check(
-            self.likelihood == "auto" or self.likelihood in LIKELIHOODS,
-            f"likelihood must be auto or one of {LIKELIHOODS}, got {self.likelihood!r}",
-        )
-        check(
-            self.gaussian_std is None or self.gaussian_std > 0,
-            f"gaussian_std must be positive, got {self.gaussian_std}",
-        )
+        check_decoder_likelihood(self.likelihood, self.gaussian_std)
         check(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
         check(
             self.codebook_update in CODEBOOK_UPDATES,

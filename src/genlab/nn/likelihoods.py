@@ -620,6 +620,19 @@ def make_likelihood(
     return classes[name](info)
 
 
+def check_decoder_likelihood(likelihood: str, gaussian_std: float | None) -> None:
+    """Refuse a decoder likelihood setting that is neither ``"auto"`` nor in
+    :data:`LIKELIHOODS`, and a fixed Gaussian std that is not positive (``None`` learns it)."""
+    check(
+        likelihood == "auto" or likelihood in LIKELIHOODS,
+        f"likelihood must be auto or one of {LIKELIHOODS}, got {likelihood!r}",
+    )
+    check(
+        gaussian_std is None or gaussian_std > 0,
+        f"gaussian_std must be positive, got {gaussian_std}",
+    )
+
+
 def resolve_decoder_likelihood(name: str, info: DataInfo) -> str:
     """The decoder likelihood ``"auto"`` stands for on this data: ``bernoulli`` for 2-level
     data, ``discretized_logistic`` for up to ``MAX_SUMMED_LEVELS`` levels (8-bit data),
