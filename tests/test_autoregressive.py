@@ -15,6 +15,7 @@ from genlab.errors import UnsupportedCapability
 from genlab.models.autoregressive import Autoregressive, AutoregressiveConfig
 from genlab.nn.made import MADE, hidden_degrees, made_masks
 from genlab.nn.pixelcnn import GatedPixelCNN
+from genlab.samplers import sample_in_order
 
 
 def tiny_info(shape=(3,), levels=3, kind="vector") -> DataInfo:
@@ -66,6 +67,40 @@ def test_pixelcnn_is_causal_without_blind_spot():
     earlier = torch.arange(h * w)[:, None] > torch.arange(h * w)[None, :]
     assert torch.all(jacobian[~earlier] == 0)
     assert torch.all(jacobian[earlier] != 0), "a blind spot: an earlier pixel is never read"
+
+
+@pytest.mark.parametrize(("kernel", "n_layers"), [(3, 2), (5, 1)])
+def test_pixelcnn_row_from_the_rows_it_reads_is_the_whole_images_row(kernel, n_layers):
+    """forward_row runs the stack on rows i - rows_above .. i only: the same numbers as the
+    whole image (the crop's zero padding never reaches row i's dependencies)."""
+    torch.manual_seed(0)
+    net = GatedPixelCNN(n_outputs=3, channels=4, n_layers=n_layers, kernel=kernel,
+                        context_features=2).double()  # fmt: skip
+    x, context = torch.randn(2, 1, 11, 5, dtype=torch.double), torch.randn(2, 2).double()
+    assert net.rows_above == (n_layers + 1) * (kernel // 2) < 11
+    whole = net(x, context)
+    for row in range(11):
+        torch.testing.assert_close(net.forward_row(x, row, context), whole[:, :, row])
+
+
+@torch.no_grad()
+def test_pixelcnn_samples_are_those_of_whole_image_passes():
+    """The sampler's row passes draw the same pixels, from the same generator, as passes over
+    the whole image would."""
+    info = tiny_info((1, 7, 3), levels=4, kind="image")
+    model = build(info, architecture="pixelcnn", channels=4, n_layers=1)
+    assert model.net.rows_above < 7
+    fast = model.sample(6, generator=torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    torch.randint(1, (6,), generator=generator)  # sample's draw of each row's member
+    whole = sample_in_order(
+        lambda current, d: model._params(model.likelihood.target(current)),
+        model.likelihood.sample_coordinate,
+        torch.zeros(6, 21, dtype=torch.double),
+        model.orders[0],
+        generator=generator,
+    )
+    torch.testing.assert_close(fast.flatten(1).double(), whole)  # levels: exact
 
 
 @pytest.mark.parametrize(

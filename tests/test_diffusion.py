@@ -146,6 +146,37 @@ def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
     assert torch.isfinite(model.log_prob(wide.x_test)).all()
 
 
+def test_level_logits_only_for_few_levels(tmp_path):
+    """``prediction="auto"`` predicts level logits up to 32 levels (digits: 17) and epsilon for
+    8-bit images, whose 257 outputs a pixel would make the output layer 257 times wider."""
+    x = np.random.default_rng(0).integers(0, 256, size=(40, 1, 4, 4), dtype=np.uint8)
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = 0, 255
+    np.savez(tmp_path / "bytes.npz", x=x)
+    assert genlab.fit("diffusion", str(tmp_path / "bytes.npz"), steps=1, **SMALL).prediction == (
+        "epsilon"
+    )
+    assert genlab.fit("diffusion", "digits", steps=1, **SMALL).prediction == "levels"
+
+
+def test_evaluation_in_blocks_of_rows_gives_the_same_numbers(trained, digits, monkeypatch):
+    """Without gradients the network runs in blocks of at most EVALUATION_OUTPUTS outputs (the
+    bound's passes hold thousands of rows of L logits a coordinate): the same bound, to float
+    precision, as one evaluation of every row."""
+    from genlab.models import diffusion
+
+    x = digits.x_test[:40]
+    whole = trained.log_prob(x)
+    per_row = trained.outputs * digits.info.n_features
+    monkeypatch.setattr(diffusion, "EVALUATION_OUTPUTS", 7 * per_row)  # blocks of 7 rows
+    calls = []
+    original = trained._denoised_rows
+    monkeypatch.setattr(
+        trained, "_denoised_rows", lambda *a: calls.append(len(a[1])) or original(*a)
+    )
+    torch.testing.assert_close(trained.log_prob(x), whole)
+    assert max(calls) == 7 and len(calls) > 1
+
+
 def test_fourier_features_are_the_octave_sinusoids():
     x = torch.tensor([[0.25, -1.0], [0.5, 2.0]])
     features = FourierFeatures(3)(x)

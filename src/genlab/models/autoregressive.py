@@ -60,6 +60,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -309,14 +310,33 @@ class Autoregressive(GenerativeModel):
     ) -> Tensor:
         """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``
         (given one-hot ``labels`` ``(B, C)``)."""
+        if self.architecture == "pixelcnn":
+            conditionals = self._row_params(len(x), labels)
+        else:
+
+            def conditionals(current: Tensor, d: int) -> Tensor:
+                return self._params(self.likelihood.target(current), k, labels)
+
         return sample_in_order(
-            lambda current: self._params(self.likelihood.target(current), k, labels),
-            self.likelihood.sample_coordinate,
-            x,
-            self.orders[k],
-            start,
-            generator,
+            conditionals, self.likelihood.sample_coordinate, x, self.orders[k], start, generator
         )
+
+    def _row_params(self, n: int, labels: Tensor | None) -> Callable[[Tensor, int], Tensor]:
+        """The PixelCNN's conditionals for a raster-order pass over ``n`` images: each pass
+        computes the row of coordinate ``d`` alone (:meth:`GatedPixelCNN.forward_row`) into a
+        buffer of every coordinate's parameters, whose other rows are stale."""
+        shape = self.info.event_shape
+        weight = next(self.net.parameters())
+        buffer = weight.new_empty(n, self.likelihood.n_params, *shape[1:])
+        labels = None if labels is None else labels.to(buffer.dtype)
+
+        def conditionals(current: Tensor, d: int) -> Tensor:
+            row = d // shape[-1]
+            images = self._inputs(self.likelihood.target(current)).view(-1, *shape)
+            buffer[:, :, row] = self.net.forward_row(images, row, labels)
+            return buffer.flatten(2)
+
+        return conditionals
 
     def _sample_members(
         self,

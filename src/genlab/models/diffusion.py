@@ -148,6 +148,11 @@ SampleMethod = Literal["ddpm", "ddim"]
 SAMPLE_METHODS: tuple[str, ...] = get_args(SampleMethod)
 ConditionalMethod = Literal["smc", "replace"]
 CONDITIONAL_METHODS: tuple[str, ...] = get_args(ConditionalMethod)
+AUTO_LEVEL_LOGITS = 32  # the most levels for which prediction="auto" predicts level logits
+# network outputs one evaluation may hold without gradients (64 MB of float32): a batch of rows
+# whose outputs exceed it (every term of the bound, SMC particles, with L logits a coordinate)
+# is evaluated in blocks of rows
+EVALUATION_OUTPUTS = 2**24
 CHAIN_COLUMNS = 10  # states of the denoising chain shown in the report
 DDIM_STEP_COUNTS = (5, 10, 20, 50, 100)  # the report's samples against the number of DDIM steps
 
@@ -163,7 +168,9 @@ class DiffusionConfig:
     prediction: what the network outputs: ``"epsilon"``, ``"x0"``, ``"v"``, or for discrete
         data ``"levels"``: logits of each coordinate's level, added to the exact likelihood
         of :math:`x_t` (:func:`~genlab.samplers.diffusion.level_posterior_mean`); ``"auto"``:
-        ``levels`` for discrete data of up to 256 levels, ``epsilon`` otherwise.
+        ``levels`` for discrete data of up to :data:`AUTO_LEVEL_LOGITS` levels, ``epsilon``
+        otherwise (a logit per level makes the network's output layer ``L`` times wider: 257
+        outputs a pixel on 8-bit images, where DDPM predicts :math:`\\epsilon`).
     variance: the reverse steps' variances: ``"fixed_small"`` (:math:`\\tilde\\beta_t`),
         ``"fixed_large"`` (:math:`\\beta_t`) or ``"learned_range"`` (Nichol & Dhariwal).
     loss: ``"simple"``, ``"vlb"`` or ``"hybrid"`` (module docstring); learned variances need
@@ -327,7 +334,8 @@ class Diffusion(GenerativeModel):
         )
         self.prediction: Prediction = config.prediction  # type: ignore[assignment]
         if config.prediction == "auto":
-            self.prediction = "levels" if summable else "epsilon"
+            few_levels = info.levels is not None and info.levels <= AUTO_LEVEL_LOGITS
+            self.prediction = "levels" if few_levels else "epsilon"
         check(
             self.prediction != "levels" or summable,
             f"diffusion: prediction=levels needs discrete data of at most {MAX_SUMMED_LEVELS} "
@@ -393,8 +401,27 @@ class Diffusion(GenerativeModel):
         (given ``labels`` ``(N,)``, the null token :math:`C` among them, if conditional).
 
         The network's outputs per coordinate: the prediction (``L`` logits for ``"levels"``),
-        then the variance interpolation when it is learned.
+        then the variance interpolation when it is learned. Without gradients, in blocks of
+        at most :data:`EVALUATION_OUTPUTS` outputs.
         """
+        rows = max(1, EVALUATION_OUTPUTS // (self.outputs * self.info.n_features))
+        if torch.is_grad_enabled() or len(xt) <= rows:
+            return self._denoised_rows(net, xt, t, labels)
+        return Denoised.cat(
+            [
+                self._denoised_rows(
+                    net,
+                    xt[s : s + rows],
+                    t[s : s + rows],
+                    None if labels is None else labels[s : s + rows],
+                )  # fmt: skip
+                for s in range(0, len(xt), rows)
+            ]
+        )
+
+    def _denoised_rows(
+        self, net: nn.Module, xt: Tensor, t: Tensor, labels: Tensor | None
+    ) -> Denoised:
         cfg, shape = self.config, self.info.event_shape
         if self.conv:  # (N, outputs * C, H, W) -> (N, outputs, C, H, W)
             out = net(xt, t, labels).unflatten(1, (self.outputs, shape[0]))

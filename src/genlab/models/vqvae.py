@@ -353,7 +353,7 @@ class VQVAE(GenerativeModel):
         h, w = self.config.grid
         order = torch.arange(h * w, device=codes.device)
 
-        def conditionals(flat: Tensor) -> Tensor:  # (B, h w) codes -> (B, h w, K) logits
+        def conditionals(flat: Tensor, d: int) -> Tensor:  # (B, h w) codes -> (B, h w, K) logits
             return self.prior_logits(flat.view(-1, h, w)).flatten(2).transpose(1, 2)
 
         def draw(logits: Tensor, d: int, generator: torch.Generator | None) -> Tensor:

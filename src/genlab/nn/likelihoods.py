@@ -105,10 +105,28 @@ class _DiscretizedLevels(Distribution):
         levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
         return self.log_prob(levels.view(-1, *(1,) * self.loc.dim())).movedim(0, -1).exp()
 
+    def _exceeds(self, z: Tensor) -> Tensor:
+        r""":math:`P(Y > e)` of the variable before rounding, at :math:`z = (\mu - e)/s`."""
+        raise NotImplementedError
+
     @property
     def mean(self) -> Tensor:
-        levels = torch.arange(self.levels, device=self.loc.device, dtype=self.loc.dtype)
-        return self.probs() @ levels
+        r"""The tail-sum formula for a variable on :math:`0, \dots, L-1`:
+
+        .. math::
+            \mathbb E[J] = \sum_{j=0}^{L-2} P(J > j) = \sum_{j=0}^{L-2} P(Y > y_j + h),
+
+        :math:`L - 1` CDF values accumulated one edge at a time (memory of one value per
+        coordinate, not :math:`L`: 8-bit images have 256 levels).
+        """
+        half = 1.0 / (self.levels - 1)
+        inv_scale = torch.exp(-self.log_scale)
+        first = (self.loc + 1.0 - half) * inv_scale  # z at the first bin's upper edge
+        step = 2.0 * half * inv_scale
+        mean = self._exceeds(first)
+        for j in range(1, self.levels - 1):
+            mean = mean + self._exceeds(first - j * step)
+        return mean
 
 
 class DiscretizedLogistic(_DiscretizedLevels):
@@ -153,6 +171,9 @@ class DiscretizedLogistic(_DiscretizedLevels):
         return (
             not_last * log_cdf_upper + not_first * log_sf_lower + not_first * not_last * log_width
         )
+
+    def _exceeds(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(z)
 
     def sample_with(self, generator: torch.Generator | None) -> Tensor:
         """Level indices drawn with ``generator`` (a logistic draw, rounded to its bin)."""
@@ -205,6 +226,9 @@ class DiscretizedGaussian(_DiscretizedLevels):
         first = torch.special.log_ndtr(upper)
         last = torch.special.log_ndtr(-lower)
         return torch.where(value <= 0, first, torch.where(value >= self.levels - 1, last, middle))
+
+    def _exceeds(self, z: Tensor) -> Tensor:
+        return torch.special.ndtr(z)
 
     def sample_with(self, generator: torch.Generator | None) -> Tensor:
         """Level indices drawn with ``generator``: a Gaussian draw, rounded to its bin (exact)."""

@@ -56,7 +56,7 @@ def prefix_length(observed: Tensor, order: Tensor) -> int | None:
 
 @torch.no_grad()
 def sample_in_order(
-    conditionals: Callable[[Tensor], Tensor],
+    conditionals: Callable[[Tensor, int], Tensor],
     draw: Callable[[Tensor, int, torch.Generator | None], Tensor],
     x: Tensor,
     order: Tensor,
@@ -66,15 +66,17 @@ def sample_in_order(
     """Fill ``x`` ``(B, D)`` coordinate by coordinate in ``order[start:]``; returns a new tensor.
 
     Arguments:
-        conditionals: ``(B, D)`` -> parameters of every coordinate's conditional; the
-            parameters of coordinate ``order[i]`` may depend on ``x[:, order[:i]]`` only.
+        conditionals: ``(x (B, D), d)`` -> the parameters of the coordinates' conditionals,
+            of which the pass reads coordinate ``d``'s alone (a model may compute only what
+            ``d`` needs and leave the others stale); those of coordinate ``order[i]`` may
+            depend on ``x[:, order[:i]]`` only.
         draw: ``(parameters, d, generator)`` -> ``(B,)`` draws of coordinate ``d`` (e.g.
             :meth:`genlab.nn.likelihoods.Likelihood.sample_coordinate`).
         order: ``(D,)`` coordinates in drawing order; ``order[:start]`` are given in ``x``.
     """
     x = x.clone()
     for d in order[start:].tolist():  # one forward pass per drawn coordinate
-        x[:, d] = draw(conditionals(x), d, generator).to(x.dtype)
+        x[:, d] = draw(conditionals(x, d), d, generator).to(x.dtype)
     return x
 
 

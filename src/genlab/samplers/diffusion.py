@@ -99,6 +99,15 @@ class Denoised:
         """The same prediction with no gradient through the mean (the hybrid loss's bound term)."""
         return Denoised(self.x0.detach(), self.eps.detach(), self.log_var)
 
+    @staticmethod
+    def cat(parts: Sequence[Denoised]) -> Denoised:
+        """The predictions of consecutive row blocks as one (rows in order)."""
+        return Denoised(
+            torch.cat([p.x0 for p in parts]),
+            torch.cat([p.eps for p in parts]),
+            torch.cat([p.log_var for p in parts]),
+        )
+
 
 def level_posterior_mean(
     schedule: NoiseSchedule, xt: Tensor, t: Tensor, logits: Tensor, levels: int

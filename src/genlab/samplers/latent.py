@@ -107,7 +107,7 @@ def latent_posterior(
     return sir_mala(
         log_density,
         loc,
-        torch.diag_embed(scale),
+        scale_diag=scale,
         n_candidates=n_candidates,
         steps=steps,
         burn_in=burn_in,

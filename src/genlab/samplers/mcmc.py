@@ -46,6 +46,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from genlab.config import check
+
 LogDensity = Callable[[Tensor], Tensor]  # (chains, d) -> (chains,)
 TARGET_ACCEPTANCE = 0.574
 
@@ -149,8 +151,9 @@ def sir(
 def sir_mala(
     log_density: LogDensity,
     loc: Tensor,
-    scale_tril: Tensor,
+    scale_tril: Tensor | None = None,
     *,
+    scale_diag: Tensor | None = None,
     n_candidates: int,
     steps: int,
     burn_in: int,
@@ -164,8 +167,9 @@ def sir_mala(
     Arguments:
         log_density: unnormalised :math:`\log\pi` of ``(chains, d)`` states.
         loc: ``(chains, d)`` means :math:`m` of the Gaussian approximation, one chain per row.
-        scale_tril: lower-triangular :math:`L`, ``(d, d)`` shared by the chains or
-            ``(chains, d, d)``.
+        scale_tril: lower-triangular :math:`L`, ``(d, d)``, shared by the chains.
+        scale_diag: or a diagonal :math:`L` per chain, ``(chains, d)`` (an encoder's standard
+            deviations: never a dense ``(chains, d, d)``, gigabytes for 784-d latents).
         n_candidates: SIR candidates per chain (from :math:`\mathcal N(0, w^2 I)` in :math:`v`).
         steps, burn_in: MALA transitions, the first ``burn_in`` adapting the step size.
         widen: :math:`w`.
@@ -178,12 +182,12 @@ def sir_mala(
         burn-in.
     """
 
+    check((scale_tril is None) != (scale_diag is None), "sir_mala: give scale_tril or scale_diag")
+
     def unwhiten(v: Tensor) -> Tensor:
-        copies = len(v) // len(loc)  # SIR scores n_candidates states per chain
-        if scale_tril.dim() == 2:
-            return loc.repeat_interleave(copies, 0) + v @ scale_tril.T
-        tril = scale_tril.repeat_interleave(copies, 0)  # (copies * chains, d, d)
-        return loc.repeat_interleave(copies, 0) + (tril @ v.unsqueeze(-1)).squeeze(-1)
+        v = v.view(len(loc), -1, loc.shape[-1])  # row c * S + j: chain c's state j (SIR: S = M)
+        scaled = v * scale_diag.unsqueeze(1) if scale_diag is not None else v @ scale_tril.T
+        return (loc.unsqueeze(1) + scaled).flatten(0, 1)
 
     zero = torch.zeros(loc.shape[-1], device=loc.device, dtype=loc.dtype)
     v = sir(
