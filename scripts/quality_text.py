@@ -43,6 +43,18 @@ NEURAL: dict[str, tuple[str, dict[str, Any]]] = {
             "n_layers": 4,
         },
     ),
+    "transformer, 128 wide x 4 layers, dropout 0.1, 24 epochs": (
+        "transformer",
+        {
+            "budget": "full",
+            "epochs": 24,
+            "batch_size": 256,
+            "lr": 3e-3,
+            "dropout": 0.1,
+            "dim": 128,
+            "n_layers": 4,
+        },
+    ),
     "nplm, context 8": ("nplm", {"budget": "full", "context": 8, "epochs": 20}),
 }
 

@@ -152,3 +152,36 @@ def test_mean_and_spread_show_no_more_digits_than_the_spread_supports(mean, spre
     from genlab.report.table import format_mean_spread
 
     assert format_mean_spread(mean, spread) == text
+
+
+def test_the_budget_subsamples_the_splits_and_says_so(digits, monkeypatch):
+    """smoke scores a seeded 500 test examples and fits the probes on 1,000 training codes, and
+    its note states both sizes; fast probes every training code of digits."""
+    import dataclasses
+
+    import genlab
+    from genlab.compare import scoring_note, scoring_split
+    from genlab.metrics import representation
+
+    big = dataclasses.replace(
+        digits,
+        x_train=digits.x_train.repeat(2, 1, 1, 1), y_train=digits.y_train.repeat(2),
+        x_test=digits.x_test.repeat(2, 1, 1, 1), y_test=digits.y_test.repeat(2),
+    )  # fmt: skip
+    scored = scoring_split(big, "smoke", seed=0)
+    assert len(scored.x_test) == 500
+    note = scoring_note(big, scored, "smoke")
+    assert "a seeded random 500 of the 898 test examples" in note
+    assert "fitted on a seeded 1,000 of the 2,696 training codes" in note
+    assert "training codes" not in (scoring_note(digits, digits, "fast") or "")
+
+    encoded = []
+    original = representation.encode_all
+    monkeypatch.setattr(
+        representation, "encode_all", lambda m, x: encoded.append(len(x)) or original(m, x)
+    )
+    model = genlab.fit("pca", big, latent_dim=8)
+    scores = representation.representation_scores(model, big, seed=0, n_train=1_000)
+    assert encoded == [1_000, len(big.x_test)]
+    again = representation.representation_scores(model, big, seed=0, n_train=1_000)
+    assert again == scores  # the same seeded subsample

@@ -124,12 +124,16 @@ SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with
 # the most model passes a sampled likelihood bound may take over them, k x n_test (its k is
 # the family's default, or less: at least 1), and the samples behind FID and precision/recall
 # (None: as many as test examples scored), and the test examples whose bottom halves are
-# completed (the first of the scored ones; None: all of them)
+# completed (the first of the scored ones; None: all of them), and the training examples whose
+# codes fit the linear probe and k-NN (a seeded subsample; None: all)
 EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
-    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100, "n_completed": 100},
-    "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500},
-    "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None},
-}
+    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100, "n_completed": 100,
+              "n_probe": 1_000},
+    "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500,
+             "n_probe": None},
+    "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None,
+             "n_probe": None},
+}  # fmt: skip
 
 
 def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
@@ -275,12 +279,16 @@ def scoring_split(dataset: Dataset, budget: str, seed: int) -> Dataset:
 
 def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     """The sentence that states what the budget scored on: the test examples (a subsample of
-    a larger split) and the samples behind FID and precision/recall; ``None`` when both are
-    the whole test split."""
+    a larger split), the samples behind FID and precision/recall and the training codes behind
+    the probes; ``None`` when all are whole splits."""
     n_scored, n_total = len(scored.x_test), len(dataset.x_test)
     n_samples = sample_count(n_scored, budget)
     n_completed = len(first_test_examples(scored, EVALUATION_SIZES[budget]["n_completed"]).x_test)
-    if n_scored == n_total and n_samples == n_completed == n_scored:
+    n_train, n_probe = len(dataset.x_train), EVALUATION_SIZES[budget]["n_probe"]
+    probes = ""
+    if dataset.y_train is not None and n_probe is not None and n_probe < n_train:
+        probes = f"; linear probe and k-NN fitted on a seeded {n_probe:,} of the {n_train:,} training codes"
+    if n_scored == n_total and n_samples == n_completed == n_scored and not probes:
         return None
     examples = (
         f"a seeded random {n_scored:,} of the {n_total:,} test examples"
@@ -289,8 +297,8 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     )
     return (
         f"Budget {budget} scores on {examples}; FID and precision/recall from {n_samples:,} "
-        f"samples; completions of {n_completed:,} of them (--budget full: every test example, "
-        "as many samples)."
+        f"samples; completions of {n_completed:,} of them{probes} (--budget full: every "
+        "example, as many samples)."
     )
 
 
@@ -333,7 +341,10 @@ def score(
     timer = timer or StageTimer()
     caps = model.capabilities
     k = importance_samples(model, len(dataset.x_test), budget)
-    row = evaluate(model, dataset, seed=seed, importance_samples=k, timer=timer)
+    row = evaluate(
+        model, dataset, seed=seed, importance_samples=k, timer=timer,
+        probe_examples=EVALUATION_SIZES[budget]["n_probe"],
+    )  # fmt: skip
     if caps.sample and classifier is not None:
         with timer.stage("sample metrics"):
             row.update(

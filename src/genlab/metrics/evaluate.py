@@ -40,6 +40,7 @@ def evaluate(
     *,
     seed: int = 0,
     importance_samples: int | None = None,
+    probe_examples: int | None = None,
     metrics: Sequence[str] = (),
     timer: StageTimer | None = None,
     **sample_options: Any,
@@ -47,7 +48,9 @@ def evaluate(
     """Test-split metrics for every task the model supports.
 
     ``importance_samples`` overrides the family's ``default_importance_samples`` (the ``k`` of
-    a sampled bound such as the VAE's; ignored by exact densities).
+    a sampled bound such as the VAE's; ignored by exact densities). ``probe_examples``: the
+    training examples whose codes fit the linear probe and k-NN (a seeded subsample; ``None``:
+    all).
 
     Returns a JSON-ready dict with ``family``, ``data``, ``n_test``, ``capabilities``,
     ``log_prob_kind``, ``conditional_kind`` (:class:`~genlab.models.Capabilities`), and where supported ``nll_nats`` (mean negative log-likelihood per
@@ -105,7 +108,7 @@ def evaluate(
     labelled = data.y_train is not None and data.y_test is not None
     if caps.encode and labelled and not caps.context:
         with timer.stage("representation"):
-            result.update(representation_scores(model, data, seed=seed))
+            result.update(representation_scores(model, data, seed=seed, n_train=probe_examples))
     with timer.stage("family metrics"):
         result.update(model.family_metrics(x.to(model.device)))
     if caps.sample and data.info.mode_centres is not None:

@@ -67,9 +67,11 @@ def knn_accuracy(
 
 
 def representation_scores(
-    model: GenerativeModel, data: Dataset, *, seed: int = 0
+    model: GenerativeModel, data: Dataset, *, seed: int = 0, n_train: int | None = None
 ) -> dict[str, float]:
-    """``probe_accuracy`` and ``knn_accuracy`` of the model's codes on a labelled dataset.
+    """``probe_accuracy`` and ``knn_accuracy`` of the model's codes on a labelled dataset,
+    fitted on the codes of ``n_train`` training examples (a uniform draw without replacement,
+    seeded by ``seed``; ``None`` or more than the split: all of them).
 
     Empty when there is nothing to classify: fewer than two classes, or a class with a single
     training example (the probe's cross-validation needs two).
@@ -78,15 +80,18 @@ def representation_scores(
         raise model.unsupported("encode")
     if data.y_train is None or data.y_test is None:
         raise DataError(f"{data.info.name}: representation metrics need labels")
-    counts = torch.unique(data.y_train, return_counts=True)[1]
+    x_train, y_train = data.x_train, data.y_train
+    if n_train is not None and n_train < len(x_train):
+        generator = torch.Generator().manual_seed(seed)
+        index = torch.randperm(len(x_train), generator=generator)[:n_train].sort().values
+        x_train, y_train = x_train[index], y_train[index]
+    counts = torch.unique(y_train, return_counts=True)[1]
     if len(counts) < 2 or int(counts.min()) < 2:
         return {}
-    z_train, z_test = encode_all(model, data.x_train), encode_all(model, data.x_test)
+    z_train, z_test = encode_all(model, x_train), encode_all(model, data.x_test)
     return {
-        "probe_accuracy": linear_probe_accuracy(
-            z_train, data.y_train, z_test, data.y_test, seed=seed
-        ),
-        "knn_accuracy": knn_accuracy(z_train, data.y_train, z_test, data.y_test),
+        "probe_accuracy": linear_probe_accuracy(z_train, y_train, z_test, data.y_test, seed=seed),
+        "knn_accuracy": knn_accuracy(z_train, y_train, z_test, data.y_test),
     }
 
 

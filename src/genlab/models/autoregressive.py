@@ -190,7 +190,7 @@ class Autoregressive(GenerativeModel):
     config_class = AutoregressiveConfig
     default_train = {"epochs": 1000, "batch_size": 64, "lr": 1e-3, "patience": 30}
     budgets = {
-        "smoke": {"steps": 40, "hidden": (64,), "channels": 8, "n_layers": 2},
+        "smoke": {"steps": 40, "batch_size": 32, "hidden": (64,), "channels": 8, "n_layers": 2},
         "fast": {"epochs": 15, "patience": 5, "channels": 32, "n_layers": 5},
         "full": {"epochs": 1000, "patience": 30},
     }
