@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from genlab.cli import main
 from genlab.compare import SCORE_KEYS
@@ -185,3 +186,20 @@ def test_the_budget_subsamples_the_splits_and_says_so(digits, monkeypatch):
     assert encoded == [1_000, len(big.x_test)]
     again = representation.representation_scores(model, big, seed=0, n_train=1_000)
     assert again == scores  # the same seeded subsample
+
+
+def test_the_budgets_mcmc_transitions_reach_only_mcmc_samplers(digits):
+    """conditional_options sets the transitions of an MCMC completion sampler (the VAE's),
+    nothing for exact ones (PPCA's Gaussian conditional), and the default for None."""
+    import genlab
+
+    vae = genlab.fit("vae", digits, budget="smoke")
+    pca = genlab.fit("pca", digits, latent_dim=4)
+    assert vae.capabilities.conditional == "mcmc" and pca.capabilities.conditional == "exact"
+    assert vae.conditional_options(5) == {"steps": 5}
+    assert pca.conditional_options(5) == {} and vae.conditional_options(None) == {}
+    mask = torch.zeros(digits.info.event_shape, dtype=torch.bool)
+    mask[..., :4, :] = True
+    draws = vae.sample_conditional(digits.x_test[:3], mask, 2, **vae.conditional_options(5))
+    assert draws.shape == (2, 3, *digits.info.event_shape)
+    torch.testing.assert_close(draws[:, :, mask], digits.x_test[:3][:, mask].expand(2, -1, -1))

@@ -66,7 +66,14 @@ from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
 from genlab.metrics.stages import StageTimer
 from genlab.models import FAMILIES, GenerativeModel
-from genlab.report.family import PIXELS, Pixels, capability_badges, family_pictures, text_examples
+from genlab.report.family import (
+    N_PER_CLASS,
+    PIXELS,
+    Pixels,
+    capability_badges,
+    family_pictures,
+    text_examples,
+)
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_markdown, format_mean_spread, format_table
 from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
@@ -124,15 +131,16 @@ SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with
 # the most model passes a sampled likelihood bound may take over them, k x n_test (its k is
 # the family's default, or less: at least 1), and the samples behind FID and precision/recall
 # (None: as many as test examples scored), and the test examples whose bottom halves are
-# completed (the first of the scored ones; None: all of them), and the training examples whose
-# codes fit the linear probe and k-NN (a seeded subsample; None: all)
+# completed (the first of the scored ones; None: all of them), the training examples whose
+# codes fit the linear probe and k-NN (a seeded subsample; None: all), and the MCMC transitions
+# of an MCMC completion sampler (None: the family's default)
 EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
-    "smoke": {"n_test": 500, "bound_passes": 20_000, "n_samples": 100, "n_completed": 100,
-              "n_probe": 1_000},
+    "smoke": {"n_test": 500, "bound_passes": 5_000, "n_samples": 100, "n_completed": 100,
+              "n_probe": 1_000, "completion_steps": 5},
     "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500,
-             "n_probe": None},
+             "n_probe": None, "completion_steps": None},
     "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None,
-             "n_probe": None},
+             "n_probe": None, "completion_steps": None},
 }  # fmt: skip
 
 
@@ -356,7 +364,10 @@ def score(
     if caps.supports("conditional") and dataset.info.kind != "text":
         with timer.stage("completions"):
             completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
-            row.update(completion_scores(model, completed, classifier=classifier, seed=seed))
+            options = model.conditional_options(EVALUATION_SIZES[budget]["completion_steps"])
+            row.update(
+                completion_scores(model, completed, classifier=classifier, seed=seed, **options)
+            )
     if classifier is not None:  # labelled images
         sizes = CONDITIONING_SIZES[budget]
         if class_route(model, classifier) is not None:
@@ -577,9 +588,10 @@ def _write_scorecard(
         rows, families, first.models, first.run_paths, strict=True
     ):
         started = time.perf_counter()
+        sizes = CONDITIONING_SIZES[budget]
         pictures = family_pictures(
             model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
-            steps=CONDITIONING_SIZES[budget]["steps"],
+            steps=sizes["steps"], per_class=min(N_PER_CLASS, sizes["per_class"]),
         )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started
         row["eval_seconds"] += row["stage_seconds"]["pictures"]

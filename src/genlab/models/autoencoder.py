@@ -75,7 +75,7 @@ class Autoencoder(GenerativeModel):
     config_class = AutoencoderConfig
     default_train = {"epochs": 300, "batch_size": 128, "lr": 1e-3, "patience": 30}
     budgets = {
-        "smoke": {"epochs": 2},
+        "smoke": {"steps": 40},
         "fast": {"epochs": 200},
         "full": {"epochs": 1000, "patience": 60},
     }

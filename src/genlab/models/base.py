@@ -342,6 +342,15 @@ class GenerativeModel(nn.Module, abc.ABC):
         """
         raise self.unsupported("sample_conditional")
 
+    def conditional_options(self, steps: int | None) -> dict[str, int]:
+        """The keyword arguments of :meth:`sample_conditional` that run ``steps`` MCMC
+        transitions: ``{"steps": steps}`` where ``capabilities.conditional`` is ``"mcmc"``,
+        else none (exact and SMC samplers have no transitions to set; ``None``: the family's
+        default)."""
+        if steps is None or self.capabilities.conditional != "mcmc":
+            return {}
+        return {"steps": steps}
+
     def sample_posterior(
         self,
         observation: Observation,

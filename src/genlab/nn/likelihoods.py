@@ -435,6 +435,19 @@ class CategoricalLikelihood(_LevelLikelihood):
     def distribution(self, params: Tensor) -> Distribution:
         return Independent(Categorical(logits=params.transpose(-1, -2), validate_args=False), 1)
 
+    def coordinate_log_prob(self, params: Tensor, target: Tensor) -> Tensor:
+        r""":math:`\log \mathrm{softmax}(\ell_d)_{x_d}` of each coordinate: one fused log-softmax
+        and pick (``cross_entropy``, forward and backward), never a normalised copy of all
+        :math:`L` logits of every coordinate (6.4 M of them for 32 images of 28x28 at 8 bits)."""
+        d = params.shape[-1]
+        nll = F.cross_entropy(
+            params.reshape(-1, self.levels, d), target.reshape(-1, d).long(), reduction="none"
+        )
+        return -nll.view(target.shape)
+
+    def log_prob(self, params: Tensor, target: Tensor) -> Tensor:
+        return self.coordinate_log_prob(params, target).sum(-1) + self.log_jacobian
+
     def mean(self, params: Tensor) -> Tensor:
         levels = torch.arange(self.levels, device=params.device, dtype=params.dtype)
         return self.from_target(torch.einsum("...ld,l->...d", params.softmax(-2), levels))

@@ -159,10 +159,14 @@ class GatedPixelCNN(nn.Module):
         self.rows_above = (n_layers + 1) * (kernel // 2)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.head(self._features(x, context))
+
+    def _features(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """The horizontal stack's output, before the head."""
         v, h = self.vertical_in(x), self.horizontal_in(x)
         for block in self.blocks:
             v, h = block(v, h, context)
-        return self.head(h)
+        return h
 
     def forward_row(self, x: Tensor, row: int, context: Tensor | None = None) -> Tensor:
         r"""``(B, n_outputs, W)`` row ``row`` of :meth:`forward`, from the rows it reads alone.
@@ -171,8 +175,9 @@ class GatedPixelCNN(nn.Module):
         :attr:`rows_above` (each of the ``n_layers + 1`` vertical convolutions reaches
         :math:`k // 2` rows up, the horizontal ones stay in the row), so the stack runs on those
         :math:`r + 1` rows: the same numbers at a fraction of the cost of the whole image (an
-        ancestral sampler's pass; tested against :meth:`forward`). Rows the crop's zero padding
-        reaches lie above row :math:`i`'s dependencies.
+        ancestral sampler's pass; tested against :meth:`forward`), and the head (1x1
+        convolutions) on row :math:`i` alone. Rows the crop's zero padding reaches lie above
+        row :math:`i`'s dependencies.
         """
         top = max(0, row - self.rows_above)
-        return self(x[:, :, top : row + 1], context)[:, :, -1]
+        return self.head(self._features(x[:, :, top : row + 1], context)[:, :, -1:])[:, :, 0]

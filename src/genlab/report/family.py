@@ -91,14 +91,15 @@ def conditioning_pictures(
     seed: int,
     classifier: DomainClassifier | None,
     steps: int = 300,
+    per_class: int = N_PER_CLASS,
 ) -> list[Picture]:
-    """Ten rows of classes, and super-resolution posteriors beside the truth and bicubic
-    (``steps``: the MCMC transitions of the samplers that need them)."""
+    """Ten rows of classes (``per_class`` samples each), and super-resolution posteriors beside
+    the truth and bicubic (``steps``: the MCMC transitions of the samplers that need them)."""
     info, pictures = data.info, []
     generator = torch.Generator(device=model.device).manual_seed(seed)
     route = class_route(model, classifier)
     if route is not None and info.n_classes:
-        classes = torch.arange(info.n_classes).repeat_interleave(N_PER_CLASS)
+        classes = torch.arange(info.n_classes).repeat_interleave(per_class)
         samples = sample_classes(
             model, classes, classifier=classifier, generator=generator, steps=steps
         )
@@ -106,7 +107,7 @@ def conditioning_pictures(
         pictures.append(
             Picture(
                 f"one row per class, {how}",
-                image_grid_png(samples.detach().cpu(), info, n_columns=N_PER_CLASS),
+                image_grid_png(samples.detach().cpu(), info, n_columns=per_class),
             )
         )
     if model.capabilities.supports("posterior") and len(info.event_shape) == 3:
@@ -130,10 +131,15 @@ def conditioning_pictures(
 
 @torch.no_grad()
 def image_pictures(
-    model: GenerativeModel, data: Dataset, seed: int, pixels: Pixels = "mean"
+    model: GenerativeModel,
+    data: Dataset,
+    seed: int,
+    pixels: Pixels = "mean",
+    steps: int | None = None,
 ) -> list[Picture]:
     """Samples (as :func:`picture_samples` shows them) beside their nearest training images,
-    reconstructions, interpolations and completions, as the model's capabilities allow."""
+    reconstructions, interpolations and completions, as the model's capabilities allow
+    (``steps``: the MCMC transitions of an MCMC completion sampler; ``None``: its default)."""
     caps, info = model.capabilities, data.info
     generator = torch.Generator(device=model.device).manual_seed(seed)
     x = data.x_test
@@ -167,7 +173,10 @@ def image_pictures(
         pictures.append(Picture(caption, image_grid_png(images.cpu(), info, n_columns=columns)))
     if caps.supports("conditional"):
         mask = top_half_mask(info.event_shape)
-        grid = completion_grid(model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator)
+        grid = completion_grid(
+            model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator,
+            **model.conditional_options(steps),
+        )  # fmt: skip
         pictures.append(
             Picture(
                 "observed top half, 5 completions of the bottom half, the original",
@@ -221,13 +230,15 @@ def family_pictures(
     classifier: DomainClassifier | None = None,
     pixels: Pixels = "mean",
     steps: int = 300,
+    per_class: int = N_PER_CLASS,
 ) -> list[Picture]:
     """Every picture that fits the model's capabilities and the data's kind (with the domain
-    ``classifier`` of labelled images, the classes a family draws; ``pixels``: see
-    :func:`picture_samples`; ``steps`` MCMC transitions where a picture needs a sampler)."""
+    ``classifier`` of labelled images, ``per_class`` samples of each class a family draws;
+    ``pixels``: see :func:`picture_samples`; ``steps`` MCMC transitions where a picture needs a
+    sampler)."""
     if data.info.kind == "image":
-        return image_pictures(model, data, seed, pixels) + conditioning_pictures(
-            model, data, seed, classifier, steps
+        return image_pictures(model, data, seed, pixels, steps) + conditioning_pictures(
+            model, data, seed, classifier, steps, per_class
         )
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
