@@ -108,7 +108,7 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
 
         # posterior sampling given a measurement: the observed half, with noise
         observation = gaussian_measurement(Mask(mask), Mask(mask)(x.cpu()), noise_std=0.5)
-        options = {"steps": 4, "n_candidates": 4}
+        options = model.mcmc_options("posterior", 4, 4)  # MCMC families: few transitions
         if caps.supports("posterior"):
             post = model.sample_posterior(
                 observation, 2, generator=_generator(4, model), **ctx(6), **options

@@ -189,17 +189,21 @@ def test_the_budget_subsamples_the_splits_and_says_so(digits, monkeypatch):
 
 
 def test_the_budgets_mcmc_transitions_reach_only_mcmc_samplers(digits):
-    """conditional_options sets the transitions of an MCMC completion sampler (the VAE's),
-    nothing for exact ones (PPCA's Gaussian conditional), and the default for None."""
+    """mcmc_options sizes an MCMC sampler (the VAE's completions and posterior), nothing for
+    exact ones (PPCA's Gaussian conditionals), and leaves None to the family's default."""
     import genlab
 
     vae = genlab.fit("vae", digits, budget="smoke")
     pca = genlab.fit("pca", digits, latent_dim=4)
     assert vae.capabilities.conditional == "mcmc" and pca.capabilities.conditional == "exact"
-    assert vae.conditional_options(5) == {"steps": 5}
-    assert pca.conditional_options(5) == {} and vae.conditional_options(None) == {}
+    assert vae.mcmc_options("conditional", 5) == {"steps": 5}
+    assert vae.mcmc_options("posterior", 5, 8) == {"steps": 5, "n_candidates": 8}
+    assert pca.mcmc_options("conditional", 5) == {} == pca.mcmc_options("posterior", 5, 8)
+    assert vae.mcmc_options("conditional", None) == {}
     mask = torch.zeros(digits.info.event_shape, dtype=torch.bool)
     mask[..., :4, :] = True
-    draws = vae.sample_conditional(digits.x_test[:3], mask, 2, **vae.conditional_options(5))
+    draws = vae.sample_conditional(
+        digits.x_test[:3], mask, 2, **vae.mcmc_options("conditional", 5)
+    )
     assert draws.shape == (2, 3, *digits.info.event_shape)
     torch.testing.assert_close(draws[:, :, mask], digits.x_test[:3][:, mask].expand(2, -1, -1))

@@ -39,3 +39,11 @@ def test_the_categorical_likelihood_is_torchs_categorical():
     (grad,) = torch.autograd.grad(likelihood.log_prob(params, target).sum(), params)
     (expected,) = torch.autograd.grad(reference.sum(), params)
     torch.testing.assert_close(grad, expected)
+    # batch shapes broadcast as the distribution's do: one target against many parameters
+    one = target[:1, :1]  # (1, 1, D)
+    broadcast = Categorical(logits=params.transpose(-1, -2)).log_prob(one)
+    torch.testing.assert_close(likelihood.coordinate_log_prob(params, one), broadcast)
+    torch.testing.assert_close(
+        likelihood.coordinate_log_prob(params[:1, :1], target),
+        (Categorical(logits=params[:1, :1].transpose(-1, -2)).log_prob(target)),
+    )

@@ -519,4 +519,5 @@ def complete(
         noise_std = 0.05 * (high - low)
     observation = gaussian_measurement(op, op(x.to(model.device)), noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    return model.sample_posterior(observation, n, generator=generator, steps=steps)
+    options = model.mcmc_options("posterior", steps)
+    return model.sample_posterior(observation, n, generator=generator, **options)

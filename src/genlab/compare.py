@@ -364,7 +364,8 @@ def score(
     if caps.supports("conditional") and dataset.info.kind != "text":
         with timer.stage("completions"):
             completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
-            options = model.conditional_options(EVALUATION_SIZES[budget]["completion_steps"])
+            steps = EVALUATION_SIZES[budget]["completion_steps"]
+            options = model.mcmc_options("conditional", steps)
             row.update(
                 completion_scores(model, completed, classifier=classifier, seed=seed, **options)
             )

@@ -78,7 +78,7 @@ def sample_classes(
     classifier = classifier.to(device).eval().requires_grad_(False)
     observation = classifier_guidance(lambda x: classifier(x).log_softmax(1), classes, weight)
     draws = model.sample_posterior(
-        observation, 1, generator=generator, steps=steps, n_candidates=n_candidates
+        observation, 1, generator=generator, **model.mcmc_options("posterior", steps, n_candidates)
     )
     return draws[0]
 
@@ -155,7 +155,9 @@ def measurement_scores(
     truth, y = measured(data, operator, noise_std, n_examples, seed)
     observation = gaussian_measurement(operator, y, noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    draws = model.sample_posterior(observation, n_draws, generator=generator, steps=steps)
+    draws = model.sample_posterior(
+        observation, n_draws, generator=generator, **model.mcmc_options("posterior", steps)
+    )
     draws = draws.detach().cpu().double()
     return {
         "measurement": operator.spec,

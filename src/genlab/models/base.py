@@ -342,14 +342,18 @@ class GenerativeModel(nn.Module, abc.ABC):
         """
         raise self.unsupported("sample_conditional")
 
-    def conditional_options(self, steps: int | None) -> dict[str, int]:
-        """The keyword arguments of :meth:`sample_conditional` that run ``steps`` MCMC
-        transitions: ``{"steps": steps}`` where ``capabilities.conditional`` is ``"mcmc"``,
-        else none (exact and SMC samplers have no transitions to set; ``None``: the family's
-        default)."""
-        if steps is None or self.capabilities.conditional != "mcmc":
+    def mcmc_options(
+        self, task: Literal["conditional", "posterior"], steps: int | None,
+        n_candidates: int | None = None,
+    ) -> dict[str, int]:  # fmt: skip
+        """The keyword arguments that size the sampler of ``task`` (:meth:`sample_conditional`
+        or :meth:`sample_posterior`) where it is MCMC (``capabilities.<task>`` is ``"mcmc"``):
+        ``steps`` transitions from ``n_candidates`` SIR candidates; none for exact and SMC
+        samplers, which have neither, and none given as ``None`` (the family's default)."""
+        if getattr(self.capabilities, task) != "mcmc":
             return {}
-        return {"steps": steps}
+        options = {"steps": steps, "n_candidates": n_candidates}
+        return {key: value for key, value in options.items() if value is not None}
 
     def sample_posterior(
         self,

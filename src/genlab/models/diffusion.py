@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -696,7 +696,6 @@ class Diffusion(GenerativeModel):
         particles: int | None = None,
         step_size: float = 1.0,
         progress: bool | None = None,
-        **sampler_options: Any,
     ) -> Tensor:
         r"""``(n, rows, *event_shape)`` draws of :math:`x \sim p_\theta(x \mid o) \propto
         p_\theta(x)\, p(o \mid x)` in data units.
@@ -715,8 +714,7 @@ class Diffusion(GenerativeModel):
         :math:`x_t` for data of unit variance in the model's units
         (:func:`~genlab.samplers.diffusion.observation_likelihood`). Discrete data: the draws are
         levels of the decoder. Given labels ``context`` ``(rows,)`` (a conditional model), of
-        :math:`p_\theta(x \mid y, o)`, unguided. ``sampler_options`` (the MCMC families'
-        ``steps``, ``n_candidates``) do not apply and are ignored.
+        :math:`p_\theta(x \mid y, o)`, unguided.
         """
         self.check_context(context, observation.rows)
         check(

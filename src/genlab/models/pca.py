@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -224,12 +223,10 @@ class PCA(GenerativeModel):
         *,
         generator: torch.Generator | None = None,
         context: Tensor | None = None,
-        **sampler_options: Any,
     ) -> Tensor:
         r"""Exact draws of :math:`x \mid y` for :math:`y = Ax + \sigma\varepsilon`: PPCA's
         :math:`x \sim \mathcal N(\mu, C)` makes the posterior Gaussian
-        (:meth:`posterior_distribution`). No sampler runs, so ``sampler_options`` (the MCMC
-        families' ``steps``...) are ignored."""
+        (:meth:`posterior_distribution`)."""
         self.check_context(context, observation.rows)
         mean, cov = self.posterior_distribution(observation)
         values, vectors = torch.linalg.eigh(cov)  # a square root that tolerates a singular S

@@ -440,6 +440,8 @@ class CategoricalLikelihood(_LevelLikelihood):
         and pick (``cross_entropy``, forward and backward), never a normalised copy of all
         :math:`L` logits of every coordinate (6.4 M of them for 32 images of 28x28 at 8 bits)."""
         d = params.shape[-1]
+        batch = torch.broadcast_shapes(params.shape[:-2], target.shape[:-1])
+        params, target = params.expand(*batch, self.levels, d), target.expand(*batch, d)
         nll = F.cross_entropy(
             params.reshape(-1, self.levels, d), target.reshape(-1, d).long(), reduction="none"
         )

@@ -115,7 +115,9 @@ def conditioning_pictures(
         low, high = info.value_range
         truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
         observation = gaussian_measurement(operator, y, 0.05 * (high - low))
-        draws = model.sample_posterior(observation, N_DRAWS, generator=generator, steps=steps)
+        draws = model.sample_posterior(
+            observation, N_DRAWS, generator=generator, **model.mcmc_options("posterior", steps)
+        )
         draws = draws.detach().cpu()
         rows = [truth, operator.upsample(y).view_as(truth), *draws, draws.mean(0)]
         grid = torch.stack(rows, 1).flatten(0, 1)  # one row per example
@@ -175,7 +177,7 @@ def image_pictures(
         mask = top_half_mask(info.event_shape)
         grid = completion_grid(
             model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator,
-            **model.conditional_options(steps),
+            **model.mcmc_options("conditional", steps),
         )  # fmt: skip
         pictures.append(
             Picture(
