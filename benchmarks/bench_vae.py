@@ -83,6 +83,7 @@ def train_genlab(data: Dataset, epochs: int, seed: int) -> tuple[Any, tuple[floa
         "vae",
         data,
         likelihood="bernoulli",
+        architecture="mlp",  # pythae's MLP (genlab's default at 28x28 is a conv net)
         hidden=(512,),
         latent_dim=LATENT,
         batch_size=BATCH,
