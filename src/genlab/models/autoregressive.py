@@ -327,7 +327,7 @@ class Autoregressive(GenerativeModel):
         buffer of every coordinate's parameters, whose other rows are stale."""
         shape = self.info.event_shape
         weight = next(self.net.parameters())
-        buffer = weight.new_empty(n, self.likelihood.n_params, *shape[1:])
+        buffer = weight.new_zeros(n, self.likelihood.n_params, *shape[1:])
         labels = None if labels is None else labels.to(buffer.dtype)
 
         def conditionals(current: Tensor, d: int) -> Tensor:
