@@ -81,6 +81,13 @@ def test_pixelcnn_row_from_the_rows_it_reads_is_the_whole_images_row(kernel, n_l
     whole = net(x, context)
     for row in range(11):
         torch.testing.assert_close(net.forward_row(x, row, context), whole[:, :, row])
+        # the vertical stack reads the rows above alone: one computation serves the whole row
+        changed = x.clone()
+        changed[:, :, row:] = torch.randn_like(changed[:, :, row:])
+        links = net.row_links(changed, row, context)
+        for link, expected in zip(links, net.row_links(x, row, context), strict=True):
+            torch.testing.assert_close(link, expected)
+        torch.testing.assert_close(net.forward_row(x, row, context, links), whole[:, :, row])
 
 
 @torch.no_grad()

@@ -323,17 +323,22 @@ class Autoregressive(GenerativeModel):
 
     def _row_params(self, n: int, labels: Tensor | None) -> Callable[[Tensor, int], Tensor]:
         """The PixelCNN's conditionals for a raster-order pass over ``n`` images: each pass
-        computes the row of coordinate ``d`` alone (:meth:`GatedPixelCNN.forward_row`) into a
-        buffer of every coordinate's parameters, whose other rows are stale."""
+        computes the row of coordinate ``d`` alone (:meth:`GatedPixelCNN.forward_row`, its
+        vertical stack once a row: it reads the rows above only) into a buffer of every
+        coordinate's parameters, whose other rows are stale."""
         shape = self.info.event_shape
         weight = next(self.net.parameters())
         buffer = weight.new_zeros(n, self.likelihood.n_params, *shape[1:])
         labels = None if labels is None else labels.to(buffer.dtype)
+        links: dict[int, list[Tensor]] = {}  # the current row's vertical stack
 
         def conditionals(current: Tensor, d: int) -> Tensor:
             row = d // shape[-1]
             images = self._inputs(self.likelihood.target(current)).view(-1, *shape)
-            buffer[:, :, row] = self.net.forward_row(images, row, labels)
+            if row not in links:
+                links.clear()
+                links[row] = self.net.row_links(images, row, labels)
+            buffer[:, :, row] = self.net.forward_row(images, row, labels, links[row])
             return buffer.flatten(2)
 
         return conditionals

@@ -105,17 +105,31 @@ class GatedBlock(nn.Module):
     def forward(
         self, v: Tensor, h: Tensor, context: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
+        link, v_out = self.vertical_part(v, context)
+        return v_out, self.horizontal_part(h, link, context)
+
+    def vertical_part(self, v: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(U v_feat, v')``: the vertical features linked into the horizontal stack, and the
+        vertical stack's output."""
         v_features = self.vertical(v)  # (B, 2C, H, W)
-        h_features = self.horizontal(h) + self.link(v_features)
+        link = self.link(v_features)
         if self.condition is not None:
-            bias = self.condition(context)[:, :, None, None]  # (B, 4C, 1, 1)
-            v_bias, h_bias = bias.chunk(2, dim=1)
-            v_features, h_features = v_features + v_bias, h_features + h_bias
+            v_features = v_features + self._biases(context)[0]
         value, gate = v_features.chunk(2, dim=1)
-        v_out = torch.tanh(value) * torch.sigmoid(gate)
+        return link, torch.tanh(value) * torch.sigmoid(gate)
+
+    def horizontal_part(self, h: Tensor, link: Tensor, context: Tensor | None) -> Tensor:
+        """:math:`h'` from :math:`h` and the linked vertical features (same rows)."""
+        h_features = self.horizontal(h) + link
+        if self.condition is not None:
+            h_features = h_features + self._biases(context)[1]
         value, gate = h_features.chunk(2, dim=1)
-        h_out = h + self.out(self.dropout(torch.tanh(value) * torch.sigmoid(gate)))
-        return v_out, h_out
+        return h + self.out(self.dropout(torch.tanh(value) * torch.sigmoid(gate)))
+
+    def _biases(self, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The context's vertical and horizontal biases, ``(B, 2C, 1, 1)`` each."""
+        assert self.condition is not None
+        return self.condition(context)[:, :, None, None].chunk(2, dim=1)  # type: ignore[return-value]
 
 
 class GatedPixelCNN(nn.Module):
@@ -159,25 +173,37 @@ class GatedPixelCNN(nn.Module):
         self.rows_above = (n_layers + 1) * (kernel // 2)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.head(self._features(x, context))
-
-    def _features(self, x: Tensor, context: Tensor | None) -> Tensor:
-        """The horizontal stack's output, before the head."""
         v, h = self.vertical_in(x), self.horizontal_in(x)
         for block in self.blocks:
             v, h = block(v, h, context)
-        return h
+        return self.head(h)
 
-    def forward_row(self, x: Tensor, row: int, context: Tensor | None = None) -> Tensor:
-        r"""``(B, n_outputs, W)`` row ``row`` of :meth:`forward`, from the rows it reads alone.
-
-        Output row :math:`i` depends on input rows :math:`i - r \dots i`, :math:`r` =
-        :attr:`rows_above` (each of the ``n_layers + 1`` vertical convolutions reaches
-        :math:`k // 2` rows up, the horizontal ones stay in the row), so the stack runs on those
-        :math:`r + 1` rows: the same numbers at a fraction of the cost of the whole image (an
-        ancestral sampler's pass; tested against :meth:`forward`), and the head (1x1
-        convolutions) on row :math:`i` alone. Rows the crop's zero padding reaches lie above
-        row :math:`i`'s dependencies.
+    def row_links(self, x: Tensor, row: int, context: Tensor | None = None) -> list[Tensor]:
+        r"""What the vertical stack hands row ``row``'s horizontal stack, one ``(B, 2C, 1, W)``
+        per gated layer. It reads rows :math:`i - r \dots i - 1` only (:math:`r` =
+        :attr:`rows_above`: each of the ``n_layers + 1`` vertical convolutions reaches
+        :math:`k // 2` rows up, the first one not its own row), so it runs on those rows, and
+        it serves every pixel of row :math:`i`: the vertical stack runs once a row. Rows the
+        crop's zero padding reaches lie above row :math:`i`'s dependencies.
         """
         top = max(0, row - self.rows_above)
-        return self.head(self._features(x[:, :, top : row + 1], context)[:, :, -1:])[:, :, 0]
+        v = self.vertical_in(x[:, :, top : row + 1])
+        links = []
+        for block in self.blocks:
+            link, v = block.vertical_part(v, context)
+            links.append(link[:, :, -1:])
+        return links
+
+    def forward_row(
+        self, x: Tensor, row: int, context: Tensor | None = None,
+        links: list[Tensor] | None = None,
+    ) -> Tensor:  # fmt: skip
+        """``(B, n_outputs, W)`` row ``row`` of :meth:`forward` (tested against it): the
+        horizontal stack and the head on that row alone, given the row's :meth:`row_links`
+        (computed here when ``None``; an ancestral sampler computes them once a row)."""
+        if links is None:
+            links = self.row_links(x, row, context)
+        h = self.horizontal_in(x[:, :, row : row + 1])
+        for block, link in zip(self.blocks, links, strict=True):
+            h = block.horizontal_part(h, link, context)
+        return self.head(h)[:, :, 0]
