@@ -178,6 +178,29 @@ def test_prior_sums_to_one_and_samples_follow_it():
 
 
 @torch.no_grad()
+def test_prior_samples_by_row_passes_are_those_of_whole_grid_passes():
+    """The prior's raster passes (the drawn row alone, its vertical stack once a row) draw the
+    same codes from the same generator as passes over the whole grid: a 5x2 grid, whose rows
+    reach above the 2 rows a one-layer prior reads."""
+    from genlab.samplers import draw_categorical, sample_in_order
+
+    info = DataInfo("tiny", (3,), "vector", levels=4, value_range=(0.0, 3.0))
+    config = VQVAEConfig(grid=(5, 2), codebook_size=3, code_dim=2, hidden=(8,), prior_layers=1)
+    model = VQVAE(config, info).double().eval()
+    for p in model.prior.parameters():
+        p.add_(torch.randn_like(p))
+    assert model.prior.rows_above < 5
+    empty = torch.zeros(6, 5, 2, dtype=torch.long)
+    rows = model._sample_codes(empty, 0, torch.Generator().manual_seed(2))
+    whole = sample_in_order(
+        lambda flat, d: model.prior_logits(flat.view(-1, 5, 2)).flatten(2),
+        lambda logits, d, g: draw_categorical(logits[:, :, d], g),
+        empty.flatten(1), torch.arange(10), 0, torch.Generator().manual_seed(2),
+    )  # fmt: skip
+    torch.testing.assert_close(rows.flatten(1), whole)
+
+
+@torch.no_grad()
 def test_bound_is_below_the_exact_marginal_and_is_its_largest_term():
     """log p(x) = logsumexp over all 9 code grids of log p(x | z) + log p(z) >= the bound, which
     is the term of the encoder's grid."""

@@ -60,7 +60,6 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -310,8 +309,13 @@ class Autoregressive(GenerativeModel):
     ) -> Tensor:
         """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``
         (given one-hot ``labels`` ``(B, C)``)."""
-        if self.architecture == "pixelcnn":
-            conditionals = self._row_params(len(x), labels)
+        if self.architecture == "pixelcnn":  # single-channel images, raster order
+            shape = self.info.event_shape
+            conditionals = self.net.raster_conditionals(
+                lambda state: self._inputs(self.likelihood.target(state)).view(-1, *shape),
+                len(x), shape[-2], shape[-1],
+                None if labels is None else labels.to(next(self.net.parameters()).dtype),
+            )  # fmt: skip
         else:
 
             def conditionals(current: Tensor, d: int) -> Tensor:
@@ -320,28 +324,6 @@ class Autoregressive(GenerativeModel):
         return sample_in_order(
             conditionals, self.likelihood.sample_coordinate, x, self.orders[k], start, generator
         )
-
-    def _row_params(self, n: int, labels: Tensor | None) -> Callable[[Tensor, int], Tensor]:
-        """The PixelCNN's conditionals for a raster-order pass over ``n`` images: each pass
-        computes the row of coordinate ``d`` alone (:meth:`GatedPixelCNN.forward_row`, its
-        vertical stack once a row: it reads the rows above only) into a buffer of every
-        coordinate's parameters, whose other rows are stale."""
-        shape = self.info.event_shape
-        weight = next(self.net.parameters())
-        buffer = weight.new_zeros(n, self.likelihood.n_params, *shape[1:])
-        labels = None if labels is None else labels.to(buffer.dtype)
-        links: dict[int, list[Tensor]] = {}  # the current row's vertical stack
-
-        def conditionals(current: Tensor, d: int) -> Tensor:
-            row = d // shape[-1]
-            images = self._inputs(self.likelihood.target(current)).view(-1, *shape)
-            if row not in links:
-                links.clear()
-                links[row] = self.net.row_links(images, row, labels)
-            buffer[:, :, row] = self.net.forward_row(images, row, labels, links[row])
-            return buffer.flatten(2)
-
-        return conditionals
 
     def _sample_members(
         self,

@@ -314,7 +314,11 @@ class VQVAE(GenerativeModel):
 
     def prior_logits(self, indices: Tensor) -> Tensor:
         """``(B, K, h, w)`` logits of :math:`p(z_{ij} \\mid z_{<ij})` for code grids ``(B, h, w)``."""
-        return self.prior(self.prior_embedding(indices).movedim(-1, 1))
+        return self.prior(self._prior_input(indices))
+
+    def _prior_input(self, indices: Tensor) -> Tensor:
+        """``(B, prior_channels, h, w)`` the embedded code grids ``(B, h, w)`` the prior reads."""
+        return self.prior_embedding(indices).movedim(-1, 1)
 
     def prior_log_prob(self, indices: Tensor) -> Tensor:
         """``(B,)`` :math:`\\log p_\\psi(z) = \\sum_{ij} \\log p_\\psi(z_{ij} \\mid z_{<ij})`."""
@@ -353,14 +357,20 @@ class VQVAE(GenerativeModel):
         h, w = self.config.grid
         order = torch.arange(h * w, device=codes.device)
 
-        def conditionals(flat: Tensor, d: int) -> Tensor:  # (B, h w) codes -> (B, h w, K) logits
-            return self.prior_logits(flat.view(-1, h, w)).flatten(2).transpose(1, 2)
-
         def draw(logits: Tensor, d: int, generator: torch.Generator | None) -> Tensor:
-            return draw_categorical(logits[:, d], generator)  # (B,) codes of position d
+            return draw_categorical(logits[:, :, d], generator)  # (B,) codes of position d
 
         chunks = [
-            sample_in_order(conditionals, draw, chunk.flatten(1), order, start, generator)
+            sample_in_order(
+                self.prior.raster_conditionals(
+                    lambda flat: self._prior_input(flat.view(-1, h, w)), len(chunk), h, w
+                ),
+                draw,
+                chunk.flatten(1),
+                order,
+                start,
+                generator,
+            )  # fmt: skip
             for chunk in codes.split(SAMPLING_CHUNK)
         ]
         return torch.cat(chunks).view_as(codes)

@@ -42,6 +42,8 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -171,6 +173,7 @@ class GatedPixelCNN(nn.Module):
         )
         # the rows above a pixel its output can read: k // 2 per vertical convolution
         self.rows_above = (n_layers + 1) * (kernel // 2)
+        self.n_outputs = n_outputs
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         v, h = self.vertical_in(x), self.horizontal_in(x)
@@ -207,3 +210,30 @@ class GatedPixelCNN(nn.Module):
         for block, link in zip(self.blocks, links, strict=True):
             h = block.horizontal_part(h, link, context)
         return self.head(h)[:, :, 0]
+
+    def raster_conditionals(
+        self, inputs: Callable[[Tensor], Tensor], n: int, height: int, width: int,
+        context: Tensor | None = None,
+    ) -> Callable[[Tensor, int], Tensor]:  # fmt: skip
+        """The ``conditionals`` of a raster-order ancestral pass
+        (:func:`~genlab.samplers.sample_in_order`) over ``n`` grids of ``height x width``.
+
+        ``inputs`` maps the sampler's state ``(n, height * width)`` to this network's input
+        ``(n, in_channels, height, width)``. Each pass computes the drawn coordinate's row alone
+        (:meth:`forward_row`; the vertical stack once a row, :meth:`row_links`) into an
+        ``(n, n_outputs, height * width)`` buffer whose other rows are stale (zeros at first).
+        """
+        weight = self.head[-1].weight
+        buffer = weight.new_zeros(n, self.n_outputs, height, width)
+        links: dict[int, list[Tensor]] = {}  # the current row's vertical stack
+
+        def conditionals(state: Tensor, d: int) -> Tensor:
+            row = d // width
+            x = inputs(state)
+            if row not in links:
+                links.clear()
+                links[row] = self.row_links(x, row, context)
+            buffer[:, :, row] = self.forward_row(x, row, context, links[row])
+            return buffer.flatten(2)
+
+        return conditionals
