@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.nn.averaging import ema_decay, ema_update_
+from genlab.nn.averaging import AveragedCopies, ema_decay, ema_update_
 from genlab.objectives import (
     ADVERSARIAL_LOSSES,
     GAN_LOSSES,
@@ -168,6 +168,31 @@ def test_ema_follows_its_recurrence():
             expected = expected + (1 - beta) * math.prod(betas[t + 1 :]) * history[t][index]
         torch.testing.assert_close(p, expected)
     assert ema_decay(1, 0.999) == pytest.approx(2 / 11) and ema_decay(10**6, 0.999) == 0.999
+
+
+def test_averaged_copies_follow_their_modules_after_a_conversion_and_a_replacement():
+    """The tensors are found once per module, then read where they live: a ``.double()`` that
+    replaces the tensors (buffers) and a replaced average are followed, not stale copies."""
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    averaged = AveragedCopies({"net": net})
+    start = [p.detach().clone() for p in averaged["net"].parameters()]
+    averaged.update_({"net": net}, update=1, decay=0.5)  # beta_1 = 2/11
+    for p in net.parameters():
+        p.data.add_(1.0)
+    net.double(), averaged.double()
+    net[1].running_mean.fill_(3.0)
+    averaged.update_({"net": net}, update=100, decay=0.5)
+    for a, s, p in zip(averaged["net"].parameters(), start, net.parameters(), strict=True):
+        assert a.dtype == torch.float64
+        torch.testing.assert_close(a, 0.5 * s.double() + 0.5 * p)  # s = p - 1 after step 1
+    assert torch.equal(averaged["net"][1].running_mean, net[1].running_mean)
+    other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    averaged["net"] = copy.deepcopy(other).requires_grad_(False)
+    averaged.update_({"net": other}, update=100, decay=0.5)
+    for a, p in zip(averaged["net"].parameters(), other.parameters(), strict=True):
+        torch.testing.assert_close(a, p)
+    with pytest.raises(ValueError, match="averaged parameters"):
+        ema_update_(nn.Linear(3, 4), nn.Linear(3, 4, bias=False), 0.5)
 
 
 def test_learning_rate_schedules():

@@ -275,6 +275,41 @@ def test_conditional_flow_log_prob_is_the_change_of_variables_given_each_label(k
     assert not torch.allclose(model.log_prob(x, context=(labels + 1) % 3), expected)
 
 
+def test_the_model_is_the_average_of_the_trained_layers():
+    """A training step moves the layers by Adam and their average by the EMA rule
+    avg <- b avg + (1 - b) layers, b = min(decay, (1 + t) / (10 + t)); log_prob, encode and
+    decode are the average's (the step's loss is the trained layers')."""
+    from genlab.train import Optimizers, TrainConfig
+
+    model = Flow(FlowConfig(n_layers=2, hidden=(8,), ema_decay=0.1), _model_info("vector"))
+    x = torch.randn(64, 5)
+    model.prepare(x)
+    optimizers = Optimizers(model.configure_optimizers(TrainConfig(steps=1, lr=0.05)))
+    before = [p.detach().clone() for p in model.averaged["layers"].parameters()]
+    model.training_step(x, optimizers, torch.Generator())
+    beta = min(0.1, 2 / 11)
+    trained = list(model.layers.parameters())
+    assert any(not torch.equal(p, b) for p, b in zip(trained, before, strict=True))
+    for avg, b, p in zip(model.averaged["layers"].parameters(), before, trained, strict=True):
+        torch.testing.assert_close(avg, beta * b + (1 - beta) * p)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.log_prob(x), model._log_prob(x, None, model.averaged["layers"])
+        )
+        assert not torch.allclose(model.log_prob(x), model._log_prob(x, None, model.layers))
+
+
+def test_a_flow_saved_before_averaging_loads_with_its_layers_as_the_average():
+    model = randomize(Flow(FlowConfig(n_layers=2, hidden=(8,)), _model_info("vector")))
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("averaged.")}
+    del old["steps"]
+    fresh = Flow(FlowConfig(n_layers=2, hidden=(8,)), _model_info("vector"))
+    fresh.load_state_dict(old)
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.log_prob(x), model._log_prob(x, None, model.layers))
+
+
 def test_log_prob_is_minus_infinity_outside_the_logit_support():
     model = Flow(FlowConfig(n_layers=2, hidden=(8,)), _model_info("image"))
     x = torch.full((2, 1, 2, 3), 4.0)

@@ -293,3 +293,25 @@ def test_bigan_codes_of_digits_beat_its_untrained_encoder(digits):
     before = representation_scores(untrained, digits)["probe_accuracy"]
     after = representation_scores(model, digits)["probe_accuracy"]
     assert after >= 0.6 and after > before + 0.05, (before, after)
+
+
+def test_a_linear_image_output_has_no_tanh_and_its_samples_stay_in_the_value_range():
+    """``image_output="linear"`` (the 28x28 settings) drops the generator's tanh, so it cannot
+    saturate; its samples are clipped to the data's value range, its training outputs are not."""
+    from genlab.data import DataInfo
+
+    info = DataInfo("t", (1, 8, 8), "image", levels=256, value_range=(0.0, 255.0))
+    tanh = GAN(GANConfig(architecture="conv", channels=4), info)
+    linear = GAN(GANConfig(architecture="conv", channels=4, image_output="linear"), info)
+    assert isinstance(list(tanh.generator_net.modules())[-1], torch.nn.Tanh)
+    assert not any(isinstance(m, torch.nn.Tanh) for m in linear.generator_net.modules())
+    linear.prepare(torch.zeros(4, 1, 8, 8))
+    last = [m for m in linear.averaged["generator"].modules() if isinstance(m, torch.nn.Conv2d)][
+        -1
+    ]
+    with torch.no_grad():
+        last.bias.fill_(3.0)  # normalised outputs near 3: far above the range's 1
+        raw = linear.averaged["generator"](torch.randn(16, linear.latent_dim))
+        samples = linear.sample(16, generator=torch.Generator().manual_seed(0))
+    assert raw.max() > 1.5
+    assert samples.min() >= 0.0 and samples.max() == 255.0

@@ -14,13 +14,19 @@ Two layer stacks (``transform``):
 
 - ``"realnvp"``: affine couplings with alternating masks (parity masks for vectors, checkerboard
   masks for images), MLP conditioners for vectors and conv conditioners for images
-  (``conditioner``), ActNorm before each coupling and optionally an invertible linear / 1x1
-  layer (``linear``);
+  (``conditioner``), optionally an invertible linear / 1x1 layer (``linear``);
 - ``"maf"``: masked autoregressive layers with MADE conditioners (on flattened data), the order
-  reversed between layers, ActNorm between them;
+  reversed between layers;
 - ``"spline"``: rational-quadratic spline couplings (neural spline flows) with MLP conditioners
-  on flattened data, ActNorm between them: many times more flexible per layer than an affine
-  coupling, which narrow multi-modal densities such as ``ring`` need.
+  on flattened data: many times more flexible per layer than an affine coupling, which narrow
+  multi-modal densities such as ``ring`` need.
+
+Each stack has an ActNorm layer before each of its layers on images (``actnorm``; vectors are
+standardised by the pre-transform and go without). **The model is the average of the trained
+weights** (an EMA, ``ema_decay``; :mod:`genlab.nn.averaging`): ``log_prob``, ``sample``,
+``encode``, ``decode`` and validation use it, the training step trains the layers themselves.
+On two moons after 3,000 steps the average gained 0.021 nats of validation log-likelihood over
+the last weights (with ActNorm, mean of 3 seeds; ``scripts/flow_vs_mixture.py --validation``).
 
 They are options of one family rather than three: they share the base distribution, the
 pre-transform, every method and the training step, and differ only in the layer stack, so one
@@ -76,6 +82,7 @@ from genlab.config import check
 from genlab.data.dataset import DataInfo, dequantize
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer
+from genlab.nn.averaging import AveragedCopies
 from genlab.nn.flows import (
     ActNorm,
     AffineCoupling,
@@ -113,7 +120,9 @@ class FlowConfig:
     activation: non-linearity of the conditioners.
     conditioner: ``"mlp"`` or ``"conv"`` (images, realnvp); ``"auto"``: conv for images.
     channels: hidden channels of the conv conditioner.
-    actnorm: an ActNorm layer before each coupling / autoregressive layer.
+    actnorm: an ActNorm layer before each coupling / autoregressive layer; ``None``: on
+        images, off for vectors (standardised already; on two moons ActNorm cost 0.008 nats of
+        validation log-likelihood after 3,000 steps, mean of 3 seeds).
     linear: an invertible linear (1x1 on images) layer before each coupling / MAF layer.
     random_masks: vectors: a random half mask per layer (drawn at initialisation, so seeded)
         instead of alternating parity masks.
@@ -125,6 +134,8 @@ class FlowConfig:
     spline_bound: the splines act on :math:`[-B, B]` and are the identity outside.
     conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
         (a conditional flow: the one-hot label enters every conditioner).
+    ema_decay: decay :math:`\\beta` of the average of the layers' weights that is the model
+        (:mod:`genlab.nn.averaging`; 0: the last weights).
     """
 
     transform: FlowTransform = "realnvp"
@@ -133,7 +144,7 @@ class FlowConfig:
     activation: Activation = "relu"
     conditioner: Conditioner = "auto"
     channels: int = 32
-    actnorm: bool = True
+    actnorm: bool | None = None
     linear: bool = False
     random_masks: bool = False
     logit: bool | None = None
@@ -142,6 +153,7 @@ class FlowConfig:
     n_bins: int = 8
     spline_bound: float = 4.0
     conditional: bool = False
+    ema_decay: float = 0.995
 
     def __post_init__(self) -> None:
         check(
@@ -162,6 +174,17 @@ class FlowConfig:
         check(self.scale_bound > 0, f"scale_bound must be positive, got {self.scale_bound}")
         check(self.n_bins >= 2, f"n_bins must be >= 2, got {self.n_bins}")
         check(self.spline_bound > 0, f"spline_bound must be positive, got {self.spline_bound}")
+        check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+def _average_from_trained_layers(
+    state: dict[str, Tensor], prefix: str, *args: object, **kwargs: object
+) -> None:
+    """Load a flow saved before its weights were averaged: the average starts as its layers."""
+    trained = prefix + "layers."
+    for key in [k for k in state if k.startswith(trained)]:
+        state.setdefault(prefix + "averaged." + key[len(prefix) :], state[key])
+    state.setdefault(prefix + "steps", torch.zeros((), dtype=torch.long))
 
 
 class Flow(GenerativeModel):
@@ -223,6 +246,14 @@ class Flow(GenerativeModel):
                 AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
             )
         self.layers = Chain(self._build_layers(config))
+        self.averaged = AveragedCopies({"layers": self.layers})
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self._register_load_state_dict_pre_hook(_average_from_trained_layers)
+
+    @property
+    def model_layers(self) -> Chain:
+        """The layers of the model: the average of the trained weights (``ema_decay``)."""
+        return self.averaged["layers"]
 
     def _build_layers(self, config: FlowConfig) -> list[Bijection]:
         shape = self.layer_shape
@@ -230,11 +261,12 @@ class Flow(GenerativeModel):
         d = self.info.n_features
         layers: list[Bijection] = []
         order = torch.arange(1, d + 1)
+        use_actnorm = config.actnorm if config.actnorm is not None else self.info.kind == "image"
         for i in range(config.n_layers):
             # vectors: alternating parity masks, or a fresh random half per layer (seeded init)
             half = torch.randperm(d) if config.random_masks else torch.arange(d)
             mask = half % 2 == i % 2
-            if config.actnorm:
+            if use_actnorm:
                 layers.append(ActNorm(channels, spatial))
             if config.linear and channels > 1:
                 layers.append(InvertibleLinear(channels))
@@ -293,6 +325,7 @@ class Flow(GenerativeModel):
         self.layers.initialize(
             h, self.one_hot_labels(None if context is None else context[:INIT_EXAMPLES])
         )
+        self.averaged.reset_({"layers": self.layers})
 
     def training_step(
         self,
@@ -302,23 +335,31 @@ class Flow(GenerativeModel):
         *,
         context: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        loss = -self._log_prob(x, self.one_hot_labels(context)).mean()
+        loss = -self._log_prob(x, self.one_hot_labels(context), self.layers).mean()
         optimizers.minimize(loss)
+        self.steps += 1
+        self.averaged.update_({"layers": self.layers}, int(self.steps), self.config.ema_decay)
         return {"loss": loss.detach()}
 
     # ------------------------------------------------------------------ the four tasks
 
-    def transform(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def transform(
+        self, x: Tensor, labels: Tensor | None = None, layers: Chain | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``x -> (z, log|det dz/dx|)``: ``(B, D)`` latents and ``(B,)`` log-Jacobians.
 
-        ``labels``: ``(B, C)`` one-hot rows of a conditional flow (:meth:`one_hot_labels`).
+        ``labels``: ``(B, C)`` one-hot rows of a conditional flow (:meth:`one_hot_labels`);
+        ``layers``: the trained ones (the training step), by default the model's averaged ones.
         """
         h, log_det = self.pre(x)
-        z, log_det_layers = self.layers(h.reshape(-1, *self.layer_shape), labels)
+        layers = self.model_layers if layers is None else layers
+        z, log_det_layers = layers(h.reshape(-1, *self.layer_shape), labels)
         return z.reshape(len(x), -1), log_det + log_det_layers
 
-    def _log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        z, log_det = self.transform(x, labels)
+    def _log_prob(
+        self, x: Tensor, labels: Tensor | None = None, layers: Chain | None = None
+    ) -> Tensor:
+        z, log_det = self.transform(x, labels, layers)
         return log_standard_normal(z) + log_det
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
@@ -346,7 +387,7 @@ class Flow(GenerativeModel):
         return self._decode(z, self.one_hot_labels(context))
 
     def _decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = self.layers.inverse(z.reshape(-1, *self.layer_shape), labels)
+        h = self.model_layers.inverse(z.reshape(-1, *self.layer_shape), labels)
         return self.pre.inverse(h.reshape(-1, *self.info.event_shape))
 
     @torch.no_grad()
@@ -375,7 +416,7 @@ class Flow(GenerativeModel):
             return torch.cat(
                 [self._log_prob_pre(c, y) for c, y in zip(chunks, label_chunks, strict=True)]
             )
-        z, log_det = self.layers(h.view(-1, *self.layer_shape), labels)
+        z, log_det = self.model_layers(h.view(-1, *self.layer_shape), labels)
         log_p = log_standard_normal(z.flatten(1)) + log_det
         return log_p.masked_fill(~self._in_support(h).all(1), -math.inf)
 
@@ -398,7 +439,7 @@ class Flow(GenerativeModel):
         z = torch.randn(GAUSSIAN_FIT_SAMPLES, self.latent_dim, generator=generator, device=device)
         if labels is not None:
             labels = labels[torch.arange(GAUSSIAN_FIT_SAMPLES, device=labels.device) % len(labels)]
-        h = self.layers.inverse(z.view(-1, *self.layer_shape), labels).flatten(1).double()
+        h = self.model_layers.inverse(z.view(-1, *self.layer_shape), labels).flatten(1).double()
         h = h[torch.isfinite(h).all(1)]
         eye = torch.eye(h.shape[1], dtype=h.dtype, device=device)
         return h.mean(0), torch.cov(h.T) + 1e-6 * eye

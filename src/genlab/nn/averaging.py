@@ -33,17 +33,57 @@ def ema_decay(update: int, decay: float) -> float:
     return min(decay, (1.0 + update) / (10.0 + update))
 
 
+Slot = tuple[dict[str, torch.Tensor | None], str]  # (a submodule's _parameters or _buffers, key)
+
+
+def tensor_slots(module: nn.Module) -> tuple[list[Slot], list[Slot]]:
+    """Where ``module``'s parameters and buffers live, in ``parameters()``/``buffers()`` order.
+
+    Reading ``table[key]`` from these slots gives the tensors themselves, also after
+    ``module.to(...)`` replaced them, without walking the module tree (which cost 0.4 ms a step
+    on a small flow's 8 couplings: most of its averaging).
+    """
+
+    def slots(names: list[str], table: str) -> list[Slot]:
+        found = []
+        for name in names:
+            owner, _, key = name.rpartition(".")
+            found.append((getattr(module.get_submodule(owner), table), key))
+        return found
+
+    return (
+        slots([n for n, _ in module.named_parameters()], "_parameters"),
+        slots([n for n, _ in module.named_buffers()], "_buffers"),
+    )
+
+
 @torch.no_grad()
-def ema_update_(averaged: nn.Module, current: nn.Module, decay: float) -> None:
+def ema_update_(
+    averaged: nn.Module,
+    current: nn.Module,
+    decay: float,
+    slots: tuple[tuple[list[Slot], list[Slot]], tuple[list[Slot], list[Slot]]] | None = None,
+) -> None:
     r"""One step :math:`\bar\theta \leftarrow \beta \bar\theta + (1 - \beta)\theta` over all parameters.
 
     Buffers (e.g. normalisation statistics) are copied, not averaged. The two modules must have
-    the same structure (``averaged`` is usually a ``copy.deepcopy`` of ``current``).
+    the same structure (``averaged`` is usually a ``copy.deepcopy`` of ``current``). One
+    multi-tensor ``lerp`` and one ``copy``; ``slots``, the :func:`tensor_slots` of
+    ``(averaged, current)``, spare the walk over the modules.
     """
-    for avg, cur in zip(averaged.parameters(), current.parameters(), strict=True):
-        avg.lerp_(cur, 1.0 - decay)
-    for avg, cur in zip(averaged.buffers(), current.buffers(), strict=True):
-        avg.copy_(cur)
+    (averages, buffers), (currents, current_buffers) = [
+        ([table[key] for table, key in params], [table[key] for table, key in bufs])
+        for params, bufs in (slots or (tensor_slots(averaged), tensor_slots(current)))
+    ]
+    if len(averages) != len(currents) or len(buffers) != len(current_buffers):
+        raise ValueError(
+            f"{len(averages)} averaged parameters and {len(buffers)} buffers for "
+            f"{len(currents)} parameters and {len(current_buffers)} buffers"
+        )
+    if averages:
+        torch._foreach_lerp_(averages, currents, 1.0 - decay)
+    if buffers:
+        torch._foreach_copy_(buffers, current_buffers)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -65,7 +105,14 @@ class AveragedCopies(nn.ModuleDict):
     """
 
     def __init__(self, modules: Mapping[str, nn.Module] | None = None) -> None:
+        # per name, the module last averaged and the tensor_slots of (average, module): the
+        # structure of the modules is fixed, so they are found once
+        self._slots: dict[str, tuple[nn.Module, tuple]] = {}
         super().__init__({name: frozen_copy(m) for name, m in (modules or {}).items()})
+
+    def __setitem__(self, name: str, module: nn.Module) -> None:
+        super().__setitem__(name, module)
+        self._slots.pop(name, None)
 
     def track(self, name: str, module: nn.Module) -> None:
         """Start averaging ``module`` too, from a copy of its current weights."""
@@ -82,4 +129,6 @@ class AveragedCopies(nn.ModuleDict):
         r"""One EMA step of every average towards its module, :math:`\beta_t` = ``ema_decay(update, decay)``."""
         beta = ema_decay(update, decay)
         for name, module in modules.items():
-            ema_update_(self[name], module, beta)
+            if name not in self._slots or self._slots[name][0] is not module:
+                self._slots[name] = (module, (tensor_slots(self[name]), tensor_slots(module)))
+            ema_update_(self[name], module, beta, self._slots[name][1])
