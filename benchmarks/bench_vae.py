@@ -124,7 +124,12 @@ def train_pythae(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[
 
 
 def train_plain(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[float, float]]:
-    """Reference: the same step written by hand (fused Adam, logits + BCE, no extra passes)."""
+    """Reference: the same step written by hand (fused Adam, logits + BCE, no extra passes).
+
+    Timed from the start, as ``genlab.fit`` is: the data's conversion and the networks' and
+    optimiser's construction included.
+    """
+    started = clock()
     torch.manual_seed(seed)
     x_all = torch.from_numpy(train).float().div_(255.0).flatten(1)
     encoder = torch.nn.Sequential(
@@ -136,7 +141,6 @@ def train_plain(train: np.ndarray, epochs: int, seed: int) -> tuple[Any, tuple[f
     params = [*encoder.parameters(), *decoder.parameters()]
     optimizer = torch.optim.Adam(params, lr=LR, fused=True)
     generator = torch.Generator().manual_seed(seed)
-    started = clock()
     for _ in range(epochs):
         for index in torch.randperm(len(x_all), generator=generator).split(BATCH):
             x = x_all[index]
@@ -200,7 +204,7 @@ def step_seconds(model: Any, x: torch.Tensor, seed: int) -> float:
 def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
     """Train genlab, pythae and the hand-written loop ``repeats`` times (interleaved)."""
     n_train, n_test, epochs, repeats, k = (
-        (2000, 500, 1, 1, 20) if quick else (8000, 2000, 5, 2, 100)
+        (2000, 500, 1, 3, 20) if quick else (8000, 2000, 5, 2, 100)
     )
     train, test = synthetic_mnist(n_train, n_test, seed)
     data = genlab_dataset(train, test)
