@@ -285,7 +285,7 @@ class GAN(GenerativeModel):
         for budget, settings in {
             None: {"channels": 8},
             "smoke": {"channels": 4},
-            "fast": {"channels": 8, "steps": 4000},
+            "fast": {"channels": 8, "steps": 5000},
             "full": {"channels": 8, "steps": 10_000},
         }.items()
     }
