@@ -47,3 +47,38 @@ def test_the_categorical_likelihood_is_torchs_categorical():
         likelihood.coordinate_log_prob(params[:1, :1], target),
         (Categorical(logits=params[:1, :1].transpose(-1, -2)).log_prob(target)),
     )
+
+
+@pytest.mark.parametrize("levels", [2, 3, 256])
+def test_is_binary_is_a_target_of_the_first_or_last_level_only(levels):
+    """The set-up check on raw values agrees with its definition on the target, rounding
+    included (values within half a step of a level are that level)."""
+    from genlab.nn.likelihoods import BernoulliLikelihood
+
+    info = DataInfo("t", (6,), "image", levels=levels, value_range=(-1.0, 2.0))
+    likelihood = BernoulliLikelihood(info)
+    step = 3.0 / (levels - 1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        level = torch.randint(levels, (6,), generator=generator).double()
+        if bool(torch.rand((), generator=generator) < 0.5):  # mostly binary rows
+            level = (level > levels / 2).double() * (levels - 1)
+        jitter = (torch.rand(6, generator=generator, dtype=torch.float64) - 0.5) * 0.98 * step
+        x = (-1.0 + step * level + jitter).unsqueeze(0)
+        target = likelihood.target(x.clone())
+        expected = bool(((target == 0) | (target == 1)).all())
+        assert likelihood.is_binary(x) == expected
+
+
+def test_a_bernoulli_vae_refuses_grey_levels_before_training():
+    import genlab
+    from genlab.data import Dataset
+    from genlab.errors import ConfigError
+
+    info = DataInfo("t", (1, 4, 4), "image", levels=256, value_range=(0.0, 255.0))
+    binary = (torch.rand(64, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5) * 255.0
+    grey = binary.clone()
+    grey[3, 0, 1, 2] = 128.0
+    genlab.fit("vae", Dataset(binary, binary[:8], info), likelihood="bernoulli", steps=1)
+    with pytest.raises(ConfigError, match="binary data"):
+        genlab.fit("vae", Dataset(grey, grey[:8], info), likelihood="bernoulli", steps=1)

@@ -222,8 +222,7 @@ class VAE(GenerativeModel):
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
         if self.likelihood_name == "bernoulli" and not self.config.binarize:
-            target = self.likelihood.target(x_train.flatten(1))
-            if not bool(((target == 0) | (target == 1)).all()):
+            if not self.likelihood.is_binary(x_train):
                 raise ConfigError(
                     "vae: likelihood=bernoulli needs binary data (first and last level only); "
                     "this data has grey levels: set binarize=true (dynamic binarisation) or use "
