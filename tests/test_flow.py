@@ -299,15 +299,30 @@ def test_the_model_is_the_average_of_the_trained_layers():
         assert not torch.allclose(model.log_prob(x), model._log_prob(x, None, model.layers))
 
 
-def test_a_flow_saved_before_averaging_loads_with_its_layers_as_the_average():
-    model = randomize(Flow(FlowConfig(n_layers=2, hidden=(8,)), _model_info("vector")))
-    old = {k: v for k, v in model.state_dict().items() if not k.startswith("averaged.")}
-    del old["steps"]
-    fresh = Flow(FlowConfig(n_layers=2, hidden=(8,)), _model_info("vector"))
-    fresh.load_state_dict(old)
-    x = torch.randn(4, 5)
+def test_a_run_saved_before_averaging_loads_with_its_layers_as_the_average(tmp_path):
+    """A flow run written before ``ema_decay`` existed (no ``averaged.*``/``steps`` tensors, no
+    field in its config) loads, and its model is its trained layers."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from genlab.io import read_safetensors
+
+    run = tmp_path / "run"
+    trained = genlab.fit("flow", "digits", out=run, budget="smoke", steps=3, progress=False)
+    config = json.loads((run / "config.json").read_text())
+    del config["model"]["ema_decay"]
+    (run / "config.json").write_text(json.dumps(config))
+    tensors, metadata = read_safetensors(run / "model.safetensors")
+    old = {
+        k: v for k, v in tensors.items() if not k.startswith(("model.averaged.", "model.steps"))
+    }
+    assert len(old) < len(tensors)
+    save_file(old, run / "model.safetensors", metadata=metadata)
+    loaded = genlab.load(run)
+    x = genlab.data.load("digits").x_test[:4]
     with torch.no_grad():
-        torch.testing.assert_close(fresh.log_prob(x), model._log_prob(x, None, model.layers))
+        torch.testing.assert_close(loaded.log_prob(x), trained._log_prob(x, None, trained.layers))
 
 
 def test_log_prob_is_minus_infinity_outside_the_logit_support():

@@ -415,6 +415,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         """Fit data-dependent constants (e.g. the input normaliser) before training starts."""
 
+    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A state dict written by an earlier genlab, in this version's layout (default: as it
+        is). A family whose state gained entries fills them here, so that older runs load;
+        every model file and checkpoint passes through it before it is checked."""
+        return state
+
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """The optimizers by name (adversarial families return two); default: one fused Adam."""
         return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}

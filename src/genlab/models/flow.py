@@ -177,16 +177,6 @@ class FlowConfig:
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
-def _average_from_trained_layers(
-    state: dict[str, Tensor], prefix: str, *args: object, **kwargs: object
-) -> None:
-    """Load a flow saved before its weights were averaged: the average starts as its layers."""
-    trained = prefix + "layers."
-    for key in [k for k in state if k.startswith(trained)]:
-        state.setdefault(prefix + "averaged." + key[len(prefix) :], state[key])
-    state.setdefault(prefix + "steps", torch.zeros((), dtype=torch.long))
-
-
 class Flow(GenerativeModel):
     """RealNVP / MAF normalizing flow; transforms map data x -> latent z (see module docstring)."""
 
@@ -248,7 +238,15 @@ class Flow(GenerativeModel):
         self.layers = Chain(self._build_layers(config))
         self.averaged = AveragedCopies({"layers": self.layers})
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        self._register_load_state_dict_pre_hook(_average_from_trained_layers)
+
+    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A flow saved before its weights were averaged: the average starts as its layers."""
+        upgraded = dict(state)
+        for key, value in state.items():
+            if key.startswith("layers."):
+                upgraded.setdefault("averaged." + key, value)
+        upgraded.setdefault("steps", torch.zeros((), dtype=torch.long))
+        return upgraded
 
     @property
     def model_layers(self) -> Chain:

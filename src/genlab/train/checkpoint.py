@@ -105,7 +105,9 @@ def _prefixed(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 
 def load_state_into(model: GenerativeModel, state: dict[str, Tensor], source: str) -> None:
-    """``model.load_state_dict`` after :func:`check_state`."""
+    """``model.load_state_dict`` after :meth:`~GenerativeModel.upgrade_state` and
+    :func:`check_state`."""
+    state = model.upgrade_state(state)
     check_state(model, state, source)
     model.load_state_dict(state)
 
@@ -169,6 +171,7 @@ def load_checkpoint(
     best = _prefixed(tensors, "best") or None
     load_state_into(model, _prefixed(tensors, "model"), str(path))
     if best is not None:
+        best = model.upgrade_state(best)
         check_state(model, best, f"{path} (best weights)")
     for name, optimizer in optimizers.items():
         if name not in optim_meta:
