@@ -68,17 +68,3 @@ def test_is_binary_is_a_target_of_the_first_or_last_level_only(levels):
         target = likelihood.target(x.clone())
         expected = bool(((target == 0) | (target == 1)).all())
         assert likelihood.is_binary(x) == expected
-
-
-def test_a_bernoulli_vae_refuses_grey_levels_before_training():
-    import genlab
-    from genlab.data import Dataset
-    from genlab.errors import ConfigError
-
-    info = DataInfo("t", (1, 4, 4), "image", levels=256, value_range=(0.0, 255.0))
-    binary = (torch.rand(64, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5) * 255.0
-    grey = binary.clone()
-    grey[3, 0, 1, 2] = 128.0
-    genlab.fit("vae", Dataset(binary, binary[:8], info), likelihood="bernoulli", steps=1)
-    with pytest.raises(ConfigError, match="binary data"):
-        genlab.fit("vae", Dataset(grey, grey[:8], info), likelihood="bernoulli", steps=1)

@@ -261,7 +261,7 @@ def test_conv_architecture_trains(digits):
 
 
 def test_bernoulli_refuses_grey_levels_unless_binarised(digits):
-    with pytest.raises(ConfigError, match="binarize"):
+    with pytest.raises(DataError, match="binarize"):  # before any training
         genlab.fit("vae", digits, likelihood="bernoulli", steps=2)
     with pytest.raises(ConfigError, match="bernoulli"):
         genlab.fit("vae", digits, binarize=True, steps=2)

@@ -270,8 +270,7 @@ class HVAE(GenerativeModel):
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
-        if self.likelihood_name == "bernoulli":
-            self.likelihood.checked_target(x_train)
+        self.likelihood.check_data(x_train)
 
     @property
     def needs_dequantization(self) -> bool:

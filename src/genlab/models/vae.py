@@ -221,13 +221,8 @@ class VAE(GenerativeModel):
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
-        if self.likelihood_name == "bernoulli" and not self.config.binarize:
-            if not self.likelihood.is_binary(x_train):
-                raise ConfigError(
-                    "vae: likelihood=bernoulli needs binary data (first and last level only); "
-                    "this data has grey levels: set binarize=true (dynamic binarisation) or use "
-                    "continuous_bernoulli or discretized_logistic"
-                )
+        if not self.config.binarize:
+            self.likelihood.check_data(x_train)
 
     @property
     def needs_dequantization(self) -> bool:

@@ -290,7 +290,7 @@ class VQVAE(GenerativeModel):
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.normalizer.fit(x_train)
         self.likelihood.prepare(x_train)
-        self.likelihood.checked_target(x_train)
+        self.likelihood.check_data(x_train)
 
     @property
     def needs_dequantization(self) -> bool:

@@ -269,6 +269,11 @@ class Likelihood(nn.Module):
         self.check_target(target)
         return target
 
+    def check_data(self, x: Tensor) -> None:
+        """Raise :class:`DataError` if data ``(B, *event_shape)`` lies outside the support: the
+        set-up check of a training set (by default through :meth:`checked_target`)."""
+        self.checked_target(x)
+
     def from_target(self, target: Tensor) -> Tensor:
         """The inverse of :meth:`target`: target values back to data units."""
         raise NotImplementedError
@@ -375,6 +380,15 @@ class BernoulliLikelihood(_LevelLikelihood):
         low, high = self.info.value_range
         middle, half = (low + high) / 2, (high - low) / 2
         return bool((x - middle).abs_().ge_(half - self.step / 2).all())
+
+    def check_data(self, x: Tensor) -> None:
+        if not self.is_binary(x):
+            raise DataError(
+                "the bernoulli likelihood needs binary data (the first and last level only), "
+                "but this data has intermediate levels: train on binarised data (the VAE's "
+                "binarize=true binarises each batch) or use continuous_bernoulli or "
+                "discretized_logistic for grey levels"
+            )
 
     def check_target(self, target: Tensor) -> None:
         if not bool(((target == 0) | (target == 1)).all()):
