@@ -107,31 +107,39 @@ class GatedBlock(nn.Module):
     def forward(
         self, v: Tensor, h: Tensor, context: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        link, v_out = self.vertical_part(v, context)
-        return v_out, self.horizontal_part(h, link, context)
+        biases = self.biases(context)
+        link, v_out = self.vertical_part(v, biases)
+        return v_out, self.horizontal_part(h, link, biases)
 
-    def vertical_part(self, v: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+    def biases(self, context: Tensor | None) -> tuple[Tensor, Tensor] | None:
+        """The context's vertical and horizontal biases, ``(B, 2C, 1, 1)`` each (``None``
+        without a context layer); computed once and handed to both parts."""
+        if self.condition is None:
+            return None
+        v_bias, h_bias = self.condition(context)[:, :, None, None].chunk(2, dim=1)
+        return v_bias, h_bias
+
+    def vertical_part(
+        self, v: Tensor, biases: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
         """``(U v_feat, v')``: the vertical features linked into the horizontal stack, and the
         vertical stack's output."""
         v_features = self.vertical(v)  # (B, 2C, H, W)
         link = self.link(v_features)
-        if self.condition is not None:
-            v_features = v_features + self._biases(context)[0]
+        if biases is not None:
+            v_features = v_features + biases[0]
         value, gate = v_features.chunk(2, dim=1)
         return link, torch.tanh(value) * torch.sigmoid(gate)
 
-    def horizontal_part(self, h: Tensor, link: Tensor, context: Tensor | None) -> Tensor:
+    def horizontal_part(
+        self, h: Tensor, link: Tensor, biases: tuple[Tensor, Tensor] | None
+    ) -> Tensor:
         """:math:`h'` from :math:`h` and the linked vertical features (same rows)."""
         h_features = self.horizontal(h) + link
-        if self.condition is not None:
-            h_features = h_features + self._biases(context)[1]
+        if biases is not None:
+            h_features = h_features + biases[1]
         value, gate = h_features.chunk(2, dim=1)
         return h + self.out(self.dropout(torch.tanh(value) * torch.sigmoid(gate)))
-
-    def _biases(self, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The context's vertical and horizontal biases, ``(B, 2C, 1, 1)`` each."""
-        assert self.condition is not None
-        return self.condition(context)[:, :, None, None].chunk(2, dim=1)  # type: ignore[return-value]
 
 
 class GatedPixelCNN(nn.Module):
@@ -193,7 +201,7 @@ class GatedPixelCNN(nn.Module):
         v = self.vertical_in(x[:, :, top : row + 1])
         links = []
         for block in self.blocks:
-            link, v = block.vertical_part(v, context)
+            link, v = block.vertical_part(v, block.biases(context))
             links.append(link[:, :, -1:])
         return links
 
@@ -208,7 +216,7 @@ class GatedPixelCNN(nn.Module):
             links = self.row_links(x, row, context)
         h = self.horizontal_in(x[:, :, row : row + 1])
         for block, link in zip(self.blocks, links, strict=True):
-            h = block.horizontal_part(h, link, context)
+            h = block.horizontal_part(h, link, block.biases(context))
         return self.head(h)[:, :, 0]
 
     def raster_conditionals(
