@@ -181,3 +181,22 @@ def test_iwae_training_and_options(ring):
         HVAEConfig(latent_dims=())
     with pytest.raises(ConfigError, match="k"):
         model.log_prob(ring.x_test[:2], k=0)
+
+
+def test_conv_hierarchy_reads_features_and_decodes_with_a_conv_net(digits, ring):
+    """``architecture="conv"``: the posteriors read a conv net's features (trained through the
+    bound), the decoder is a conv net, and the model's four tasks keep their shapes; vectors
+    are refused before any training."""
+    settings = {"architecture": "conv", "channels": 4, "width": 16, "hidden": (16,)}
+    untrained = genlab.fit("hvae", digits, budget="smoke", steps=1, seed=0, **settings)
+    model = genlab.fit("hvae", digits, budget="smoke", steps=60, seed=0, **settings)
+    assert isinstance(model.features, torch.nn.Module)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in model.decoder.modules())
+    trained_first_layer = next(model.features.parameters())
+    assert not torch.equal(trained_first_layer, next(untrained.features.parameters()))
+    x = digits.x_test[:64]
+    assert model.log_prob(x, k=5).mean() > untrained.log_prob(x, k=5).mean() + 1.0
+    assert model.encode(x[:3]).shape == (3, model.latent_dim)
+    assert model.decode(model.encode(x[:3])).shape == (3, *digits.info.event_shape)
+    with pytest.raises(ConfigError, match="conv needs image data"):
+        genlab.fit("hvae", ring, architecture="conv", steps=1)

@@ -68,7 +68,7 @@ LOG_PROB_KINDS: tuple[str, ...] = get_args(LogProbKind)
 ConditionalKind = Literal["exact", "mcmc", "smc", "approximate", "none"]
 CONDITIONAL_KINDS: tuple[str, ...] = get_args(ConditionalKind)
 FitMethod = Literal["gradient", "closed_form"]
-# ``large_image_budgets`` of the encoder/decoder families (VAE, autoencoder) on 28x28 images:
+# ``large_image_budgets`` of the encoder/decoder families (VAE, HVAE, autoencoder) on 28x28 images:
 # conv nets (28 -> 14 -> 7 -> 4 and back), early stopping on the validation loss. fast: 16
 # channels, 25 epochs of 7,200 digits (VAE, seed 0: test bound 1.48 bits/dim; 10 epochs give
 # 1.56, an MLP VAE of 60 epochs 1.61; README); full: 32 channels (2.4x the time a step), 60 epochs

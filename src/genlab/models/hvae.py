@@ -81,8 +81,15 @@ from torch import Tensor, nn
 from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
-from genlab.models.base import Capabilities, GenerativeModel
-from genlab.nn import ACTIVATIONS, MLP, Activation, AffineNormalizer
+from genlab.models.base import CONV_IMAGE_BUDGETS, Capabilities, GenerativeModel
+from genlab.nn import (
+    ACTIVATIONS,
+    MLP,
+    Activation,
+    AffineNormalizer,
+    build_decoder,
+    build_encoder,
+)
 from genlab.nn.ladder import TopDownBlock
 from genlab.nn.likelihoods import (
     DecoderLikelihood,
@@ -109,7 +116,7 @@ from genlab.samplers import (
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
-HVAEArchitecture = Literal["mlp", "linear"]
+HVAEArchitecture = Literal["mlp", "conv", "linear"]
 HVAE_ARCHITECTURES: tuple[str, ...] = get_args(HVAEArchitecture)
 ACTIVE_UNIT_THRESHOLD = 0.01
 MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
@@ -121,8 +128,12 @@ class HVAEConfig:
     latent_dims: sizes of the stochastic layers, the top one first. A hierarchy has two or
         more; one layer is the ablation (this family's networks and training without the
         hierarchy, README).
-    architecture: ``"mlp"`` or ``"linear"`` (every map affine, the priors' scales free
-        parameters: a linear-Gaussian hierarchy).
+    architecture: ``"mlp"``, ``"conv"`` (images: the posteriors read the data through a conv
+        net's features, :class:`~genlab.nn.ConvEncoder`, and the decoder is a
+        :class:`~genlab.nn.ConvDecoder`; the ladder itself stays MLPs on vectors) or
+        ``"linear"`` (every map affine, the priors' scales free parameters: a linear-Gaussian
+        hierarchy).
+    channels: channels of the conv nets' first layer (``"conv"`` only).
     width: size of the top-down state.
     hidden: hidden sizes of every MLP (bottom-up, prior, posterior, merge, decoder); a linear
         hierarchy has none.
@@ -140,6 +151,7 @@ class HVAEConfig:
     latent_dims: tuple[int, ...] = (16, 16)
     architecture: HVAEArchitecture = "mlp"
     width: int = 512
+    channels: int = 16
     hidden: tuple[int, ...] = (256,)
     activation: Activation = "relu"
     likelihood: DecoderLikelihood = "auto"
@@ -159,6 +171,7 @@ class HVAEConfig:
             f"architecture must be one of {HVAE_ARCHITECTURES}, got {self.architecture!r}",
         )
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
+        check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
         check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
         check(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}")
         check_decoder_likelihood(self.likelihood, self.gaussian_std)
@@ -229,24 +242,35 @@ class HVAE(GenerativeModel):
         "fast": {"epochs": 300, "patience": 30},
         "full": {"epochs": 2000, "patience": 50},
     }
+    large_image_budgets = CONV_IMAGE_BUDGETS
 
     def __init__(self, config: HVAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        d = info.n_features
+        d, shape = info.n_features, info.event_shape
         self.latent_dim = sum(config.latent_dims)
         self.likelihood_name = resolve_decoder_likelihood(config.likelihood, info)
         self.likelihood: Likelihood = make_likelihood(
             self.likelihood_name, info, config.gaussian_std
         )
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
-        linear = config.architecture == "linear"
+        check(
+            config.architecture != "conv" or info.kind == "image",
+            "hvae: architecture=conv needs image data",
+        )
+        linear, conv = config.architecture == "linear", config.architecture == "conv"
         hidden = () if linear else config.hidden
         width, activation, dims = config.width, config.activation, config.latent_dims
-        dropout = config.dropout
+        dropout, channels = config.dropout, config.channels
+        # what the posteriors read of the data: the normalised pixels, or a conv net's features
+        self.features = (
+            build_encoder(shape, width, "conv", channels=channels, activation=activation)
+            if conv
+            else None
+        )
         self.blocks = nn.ModuleList(
             TopDownBlock(
                 width,
-                d,
+                width if conv else d,
                 k,
                 hidden,
                 activation,
@@ -258,10 +282,20 @@ class HVAE(GenerativeModel):
             for i, k in enumerate(dims)
         )
         self.h_top = nn.Parameter(torch.zeros(width))
-        # the decoder reads every layer's code (skip connections)
-        decoder_hidden = () if linear else (width, *hidden)
-        self.decoder = MLP(
-            self.latent_dim, self.likelihood.n_params * d, decoder_hidden, activation
+        # the decoder reads every layer's code (skip connections); a conv decoder stacks the
+        # likelihood's parameters along channels, as the VAE's
+        n_params = self.likelihood.n_params
+        self.decoder = (
+            build_decoder(
+                self.latent_dim,
+                (n_params * shape[0], *shape[1:]),
+                "conv",
+                channels=channels,
+                activation=activation,
+                flat=True,
+            )
+            if conv
+            else MLP(self.latent_dim, n_params * d, () if linear else (width, *hidden), activation)
         )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
@@ -278,13 +312,15 @@ class HVAE(GenerativeModel):
         return not self.likelihood.discrete
 
     def _inputs(self, x: Tensor) -> Tensor:
-        """``(B, D)`` what every layer's posterior reads of the data: :math:`u = (x - m)/s`."""
-        return self.normalizer(x).flatten(1)
+        """``(B, F)`` what every layer's posterior reads of the data: :math:`u = (x - m)/s`
+        flattened (``F = D``), or the conv net's features of it (``F = width``)."""
+        u = self.normalizer(x)
+        return u.flatten(1) if self.features is None else self.features(u)
 
     def _params(self, z: list[Tensor]) -> Tensor:
         """``(*batch, n_params, D)`` likelihood parameters from every layer's code ``(*batch, k_l)``."""
         z_all = torch.cat(z, -1)
-        flat = self.decoder(z_all)
+        flat = self.decoder(z_all.reshape(-1, z_all.shape[-1]))  # a conv decoder takes (N, K)
         return flat.view(*z_all.shape[:-1], self.likelihood.n_params, self.info.n_features)
 
     def generate(self, eps: Tensor) -> Tensor:
