@@ -14,6 +14,11 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
 - ``confident``: fraction of samples that the classifier assigns to a class with
   probability >= 0.9 (:func:`genlab.metrics.confident_fraction`; the real test digits' own
   fraction is the reference row);
+- ``completion``: completion accuracy, the classifier's accuracy on the first
+  ``--completions`` test digits with their bottom half drawn by ``sample_conditional`` given
+  the top half (one completion each, the family's default sampler and steps;
+  :func:`genlab.metrics.completion.completion_scores`); reference rows: the real digits
+  themselves and the bottom half filled with the training mean;
 - ``probe``: linear-probe accuracy of the codes (families with an encoder);
 - ``train s``: training seconds (wall clock, this machine, one thread).
 
@@ -39,8 +44,10 @@ from typing import Any
 import torch
 
 import genlab
+from genlab.compare import first_test_examples
 from genlab.config import parse_assignments
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
+from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.domain import accuracy
 from genlab.metrics.sample_quality import score_samples
 from genlab.report.images import save_image_grid
@@ -51,7 +58,9 @@ FAMILIES = ("pca", "vae", "gan", "flow")
 # on 1,348 8x8 digits) so that it is as good on 28x28 digits as the field's reference ones
 CLASSIFIER = ClassifierConfig(epochs=10, max_steps=None)
 THRESHOLD = 0.9
-COLUMNS = ("bits_per_dim", "fid", "precision", "recall", "confident", "probe", "train_s")
+COLUMNS = (
+    "bits_per_dim", "fid", "precision", "recall", "confident", "completion", "probe", "train_s",
+)  # fmt: skip
 
 
 def sample_scores(
@@ -73,7 +82,7 @@ def sample_scores(
 
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
-    classifier: Any, settings: dict[str, str], pictures: Path | None,
+    classifier: Any, settings: dict[str, str], pictures: Path | None, completions: int,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Train one model; its row (and a ``(means)`` row for families with per-pixel noise);
     with ``pictures``, a grid of its first 64 samples (and means) there."""
@@ -91,6 +100,10 @@ def run_family(
         "train_s": seconds,
     }
     rows = [row]
+    if completions and model.capabilities.supports("conditional"):
+        completed = first_test_examples(data, completions)
+        scores = completion_scores(model, completed, classifier=classifier, seed=seed)
+        row["completion"] = scores["completion_accuracy"]
     if model.capabilities.sample:
         n = len(data.x_test)
         generator = torch.Generator().manual_seed(seed)
@@ -139,9 +152,13 @@ def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
         return f"{mean:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
 
     lines = [
-        "| model | seeds | bits/dim | FID | precision | recall | confident | probe | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| real test digits | - | - | - | - | - | {reference['confident']:.3f} | - | - |",
+        "| model | seeds | bits/dim | FID | precision | recall | confident | completion | probe "
+        "| train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| real test digits | - | - | - | - | - | {reference['confident']:.3f} | "
+        f"{cell(reference.get('completion_real'), 3)} | - | - |",
+        f"| bottom half = training mean | - | - | - | - | - | - | "
+        f"{cell(reference.get('completion_mean_fill'), 3)} | - | - |",
     ]
     for row in summary:
         kind = {"exact": " (exact)", "lower_bound": " (bound)"}.get(row.get("log_prob_kind"), "")
@@ -150,7 +167,8 @@ def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
             f"| {row['model']} | {row['seeds']} | {bpd}{kind if bpd != '-' else ''} | "
             f"{cell(row.get('fid'), 1)} | "
             f"{cell(row.get('precision'), 3)} | {cell(row.get('recall'), 3)} | "
-            f"{cell(row.get('confident'), 3)} | {cell(row.get('probe'), 3)} | "
+            f"{cell(row.get('confident'), 3)} | {cell(row.get('completion'), 3)} | "
+            f"{cell(row.get('probe'), 3)} | "
             f"{cell(row.get('train_s'), 0)} |"
         )
     return "\n".join(lines)
@@ -163,6 +181,10 @@ def main() -> None:
     parser.add_argument("--budget", default="fast", choices=("smoke", "fast", "full"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--importance-samples", type=int, default=100, help="k of the VAE bound")
+    parser.add_argument(
+        "--completions", type=int, default=200,
+        help="test digits completed per conditional family (0: no completion column)",
+    )  # fmt: skip
     parser.add_argument("--cache", default=str(ROOT / "runs" / "quality-mnist"))
     parser.add_argument("--json", help="also write every row to this file")
     parser.add_argument("--pictures", type=Path, help="folder for each model's sample grid")
@@ -178,9 +200,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         merged = [json.loads(path.read_text()) for path in args.merge]
-        if any(m["reference"] != merged[0]["reference"] for m in merged):
+        classifiers = {(m["reference"]["accuracy"], m["reference"]["confident"]) for m in merged}
+        if len(classifiers) > 1:
             raise SystemExit("--merge: the files were scored by different domain classifiers")
-        print(markdown(summarise([r for m in merged for r in m["rows"]]), merged[0]["reference"]))
+        reference = {k: v for m in merged for k, v in m["reference"].items()}  # older: fewer
+        print(markdown(summarise([r for m in merged for r in m["rows"]]), reference))
         return
     settings = parse_assignments(args.set)
     if args.pictures is not None:
@@ -192,6 +216,14 @@ def main() -> None:
         "accuracy": accuracy(classifier, data.x_test, data.y_test),
         "confident": confident_fraction(classifier.probabilities(data.x_test), THRESHOLD),
     }
+    if args.completions:
+        completed = first_test_examples(data, args.completions)
+        reference["completion_real"] = (
+            accuracy(classifier, completed.x_test, completed.y_test),
+            None,
+        )
+        baseline = mean_fill_scores(completed, classifier=classifier)
+        reference["completion_mean_fill"] = (baseline["completion_accuracy"], None)
     print(
         f"domain classifier: test accuracy {reference['accuracy']:.3f}, real test digits "
         f"confident {reference['confident']:.3f}; {torch.get_num_threads()} thread(s)",
@@ -202,7 +234,7 @@ def main() -> None:
         for seed in args.seeds:
             new = run_family(
                 family, data, args.budget, seed, args.importance_samples, cache, classifier,
-                settings, args.pictures,
+                settings, args.pictures, args.completions,
             )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)
