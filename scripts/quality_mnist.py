@@ -83,11 +83,15 @@ def sample_scores(
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
     classifier: Any, settings: dict[str, str], pictures: Path | None, completions: int,
+    runs: Path | None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Train one model; its row (and a ``(means)`` row for families with per-pixel noise);
-    with ``pictures``, a grid of its first 64 samples (and means) there."""
+    with ``pictures``, a grid of its first 64 samples (and means) there; with ``runs``, its
+    run directory (metrics, checkpoint) there."""
+    name = f"{family}-{budget}-seed{seed}"
+    out = None if runs is None else runs / name
     started = time.perf_counter()
-    model = genlab.fit(family, data, budget=budget, seed=seed, **settings)
+    model = genlab.fit(family, data, budget=budget, seed=seed, out=out, **settings)
     seconds = time.perf_counter() - started
     result = genlab.evaluate(model, data, seed=seed, importance_samples=k)
     row: dict[str, Any] = {
@@ -110,7 +114,6 @@ def run_family(
         with torch.no_grad():
             samples = model.sample(n, generator=generator)
         row.update(sample_scores(samples, data, classifier, seed, cache))
-        name = f"{family}-{budget}-seed{seed}"
         if pictures is not None:
             save_image_grid(samples[:64], pictures / f"{name}.png", data.info)
         if model.pixel_noise:
@@ -188,6 +191,7 @@ def main() -> None:
     parser.add_argument("--cache", default=str(ROOT / "runs" / "quality-mnist"))
     parser.add_argument("--json", help="also write every row to this file")
     parser.add_argument("--pictures", type=Path, help="folder for each model's sample grid")
+    parser.add_argument("--runs", type=Path, help="folder for each model's run directory")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for every family, as genlab train --set (to try variants)",
@@ -234,7 +238,7 @@ def main() -> None:
         for seed in args.seeds:
             new = run_family(
                 family, data, args.budget, seed, args.importance_samples, cache, classifier,
-                settings, args.pictures, args.completions,
+                settings, args.pictures, args.completions, args.runs,
             )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)
