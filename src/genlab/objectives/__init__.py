@@ -31,6 +31,7 @@ from genlab.objectives.quantization import codebook_loss, commitment_loss, quant
 from genlab.objectives.reconstruction import mean_squared_error
 from genlab.objectives.variational import (
     elbo,
+    free_bits_kl,
     iw_bound,
     kl_normal,
     kl_standard_normal,
@@ -52,6 +53,7 @@ __all__ = [
     "commitment_loss",
     "contrastive_loss",
     "elbo",
+    "free_bits_kl",
     "gradient_penalty",
     "hinge_discriminator_loss",
     "info_nce",

@@ -115,6 +115,32 @@ def warmup_weight(step: int, warmup_steps: int, final: float = 1.0) -> float:
     return final * min(1.0, (step + 1) / warmup_steps)
 
 
+def free_bits_kl(kl: Tensor, threshold: float) -> Tensor:
+    r"""The KL term with free bits per group of latents (Kingma et al., 2016, arXiv:1606.04934).
+
+    .. math::
+        \widetilde{\mathrm{KL}} = \sum_g \max\Big(\lambda,\ \frac1B \sum_{b=1}^B
+        \mathrm{KL}_{b,g}\Big),
+
+    the batch mean of each group's KL floored at :math:`\lambda` nats (``threshold``): a
+    group whose KL is under the floor gets no gradient pulling it onto its prior, so the
+    decoder can learn to use it before the KL term closes it. :math:`\lambda = 0` gives the
+    batch mean of the plain KL, :math:`\frac1B \sum_{b,g} \mathrm{KL}_{b,g}`.
+
+    Arguments:
+        kl: ``(batch, groups)`` each example's KL of each group (a hierarchy's layers).
+        threshold: :math:`\lambda \ge 0`, in nats per group.
+
+    Returns:
+        ``()`` the floored KL per example (a training objective, not a bound).
+
+    Example:
+        >>> float(free_bits_kl(torch.tensor([[0.1, 3.0], [0.3, 1.0]]), 0.5))
+        2.5
+    """
+    return kl.mean(0).clamp(min=threshold).sum()
+
+
 def log_importance_weights(
     log_likelihood: Tensor, log_prior: Tensor, log_posterior: Tensor
 ) -> Tensor:
