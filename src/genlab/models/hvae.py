@@ -552,9 +552,7 @@ class HVAE(GenerativeModel):
         # batch sums of both terms: the loss needs no per-example values
         log_likelihood = self.likelihood.total_log_prob(inference.params, target)
         kl = inference.kl.sum(0)  # (L,)
-        kl_term = kl.sum()
-        if self.config.free_bits:
-            kl_term = free_bits_kl(inference.kl, self.config.free_bits) * len(x)
+        kl_term = free_bits_kl(inference.kl, self.config.free_bits) * len(x)  # 0: kl.sum()
         weight = warmup_weight(int(self.steps_done), self.config.warmup_steps)
         loss = -elbo(log_likelihood, kl_term, weight) / len(x)
         optimizers.minimize(loss)
