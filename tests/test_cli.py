@@ -104,6 +104,7 @@ def test_evaluate_on_other_data_of_the_wrong_shape(tmp_path, capsys):
         (["train", "ae", "--out", "X", "--data", "nowhere.npy"], "unknown dataset"),
         (["train", "ae", "--out", "X", "--device", "tpu"], "unknown device"),
         (["train", "ae", "--out", "X", "--epochs", "2", "--set", "epochs=3"], "given twice"),
+        (["train", "ae", "--out", "X", "--compile", "--set", "compile=false"], "given twice"),
         (["train", "ae", "--epochs", "2"], "needs --out DIR (or --dry-run)"),
         (["evaluate", "does-not-exist"], "no such run directory"),
         (["sample", "does-not-exist", "--out", "a.npy"], "no such run directory"),
@@ -121,6 +122,15 @@ def dry_run_rows(out: str) -> dict[str, tuple[str, str]]:
     """``setting -> (value, source)`` from the table ``train --dry-run`` prints."""
     cells = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()]
     return {row[0]: (row[1], row[2]) for row in cells if len(row) == 3}
+
+
+def test_precision_and_compile_flags_are_training_settings(capsys):
+    code, out, err = run_cli(
+        "train", "vae", "--dry-run", "--precision", "bf16", "--compile", capsys=capsys
+    )
+    assert code == 0, err
+    rows = dry_run_rows(out)
+    assert rows["precision"] == ("bf16", "user") and rows["compile"] == ("True", "user")
 
 
 def test_train_dry_run_shows_every_setting_and_its_source(tmp_path, capsys):

@@ -21,6 +21,7 @@ from genlab.config import parse_assignments
 from genlab.errors import ConfigError, GenlabError
 from genlab.io import storage_error
 from genlab.report.family import PIXELS
+from genlab.train.acceleration import PRECISIONS
 from genlab.train.distributed import current as current_distributed
 from genlab.train.distributed import shutdown as shutdown_distributed
 
@@ -100,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--budget", choices=api.BUDGETS, help="the family's documented settings")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--threads", type=_positive, help=THREADS_HELP)
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="fp32 (default), or bf16: the training steps' forward passes under bfloat16 autocast",
+    )
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the networks for the training steps (the first steps compile; "
+        "the time is in summary.json as compile_seconds)",
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -344,11 +356,13 @@ def cmd_families(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     settings: dict[str, Any] = parse_assignments(args.set)
-    for key in ("epochs", "steps"):
-        if getattr(args, key) is not None:
+    flags = {"epochs": args.epochs, "steps": args.steps, "precision": args.precision}
+    flags["compile"] = True if args.compile else None
+    for key, value in flags.items():
+        if value is not None:
             if key in settings:
                 raise ConfigError(f"--{key} given twice (also as --set {key}=...)")
-            settings[key] = getattr(args, key)
+            settings[key] = value
     if args.dry_run:
         api.resolve_settings(args.family, settings, args.budget)  # errors before the data
         info = data_module.load(args.data).info  # settings depend on the image size

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from genlab.config import check
+from genlab.train.acceleration import PRECISIONS, Precision
 from genlab.train.optim import LR_SCHEDULES, LRSchedule
 
 
@@ -31,6 +32,9 @@ class TrainConfig:
     grad_clip: clip the global gradient norm to this value; ``None`` does not clip.
     lr_schedule: ``"constant"``, or decay every optimizer's learning rate to 0 over the run,
         ``"linear"`` or ``"cosine"`` (see :func:`genlab.train.optim.lr_factor`).
+    precision: ``"fp32"``, or ``"bf16"``: the training steps' forward passes under bfloat16
+        autocast (:mod:`genlab.train.acceleration`).
+    compile: run the family's networks through ``torch.compile`` during the training steps.
     """
 
     epochs: int | None = None
@@ -47,6 +51,8 @@ class TrainConfig:
     log_every: int = 1
     grad_clip: float | None = None
     lr_schedule: LRSchedule = "constant"
+    precision: Precision = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check(
@@ -84,4 +90,8 @@ class TrainConfig:
         check(
             self.lr_schedule in LR_SCHEDULES,
             f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}",
+        )
+        check(
+            self.precision in PRECISIONS,
+            f"precision must be one of {PRECISIONS}, got {self.precision!r}",
         )

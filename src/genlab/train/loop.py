@@ -20,6 +20,7 @@ writing its final files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -37,6 +38,7 @@ from genlab.errors import CheckpointError, ConfigError, TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.runs import RunDirectory
 from genlab.train import distributed
+from genlab.train.acceleration import autocast, check_compilable, compiling, eager
 from genlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from genlab.train.config import TrainConfig
 from genlab.train.optim import Optimizers, lr_factor
@@ -196,6 +198,8 @@ def fit(
             end, or every ``eval_every`` steps), after validation; a dict it returns is logged.
     """
     device = model.device
+    if config.compile:
+        check_compilable(device)
     x_all = data.x_train.to(device)
     y_all = None
     if model.capabilities.context:
@@ -322,6 +326,7 @@ class _Loop:
         _, self.total_steps = schedule(len(self.x_train), self.config)
         self.last_checkpoint_step: int | None = None
         self.last_checkpoint_time = time.monotonic()
+        self.compile_seconds: float | None = None  # the first compiled step's wall time
 
     def run(self, progress: bool) -> TrainState:
         """Train until the last step or an early stop, :meth:`finish`, then
@@ -347,9 +352,11 @@ class _Loop:
         self.started = time.perf_counter() - self.state.elapsed_seconds
         self.window_start, self.window_steps = time.perf_counter(), 0
         self.model.train()
+        networks = compiling(self.model) if self.config.compile else contextlib.nullcontext()
         try:
-            while self.state.step < self.total_steps and not self.state.stopped_early:
-                self.run_epoch()
+            with networks:
+                while self.state.step < self.total_steps and not self.state.stopped_early:
+                    self.run_epoch()
         except BaseException:
             if self.writer is not None:
                 self.writer.metrics.close()  # keep what was logged up to the failure
@@ -397,12 +404,21 @@ class _Loop:
         # for this step alone, so a resumed run draws the same masks; the caller's global
         # state is restored after
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        compiles = self.config.compile and self.compile_seconds is None
+        if compiles:
+            self.bar.set_description(f"{self.model.family} (compiling)")
+            started = time.perf_counter()
+        with torch.random.fork_rng(devices=devices), autocast(self.device, self.config.precision):
             seed_global_generators(
                 (self.seed * 1_000_003 + self.state.step) * RANK_SEED_STRIDE + self.ctx.rank,
                 self.device,
             )
-            return self.model.training_step(x, self.optimizers, self.generator, **context)
+            metrics = self.model.training_step(x, self.optimizers, self.generator, **context)
+        if compiles:
+            self.compile_seconds = time.perf_counter() - started
+            self.bar.set_description(self.model.family)
+            logger.info("first compiled step: %.1f s", self.compile_seconds)
+        return metrics
 
     def after_step(self, metrics: dict[str, Tensor], *, epoch_done: bool) -> None:
         """Check, log and show the step; evaluate and checkpoint when due (every
@@ -412,7 +428,8 @@ class _Loop:
         self.log(metrics)
         self.show_progress(metrics)
         if self._evaluation_due(state.step, epoch_done):
-            self.evaluate()
+            with eager() if self.config.compile else contextlib.nullcontext():
+                self.evaluate()
         state.elapsed_seconds = time.perf_counter() - self.started
         if not state.stopped_early and (
             state.step % self.config.checkpoint_every == 0 or clock_due
@@ -535,7 +552,10 @@ class _Loop:
         """``model.safetensors``, then ``summary.json``: what makes a run complete."""
         if self.writer is not None:
             save_model(self.writer.model_path, self.model)
-            self.writer.write_summary(asdict(self.state))
+            summary = asdict(self.state)
+            if self.compile_seconds is not None:
+                summary["compile_seconds"] = self.compile_seconds
+            self.writer.write_summary(summary)
             self.writer.metrics.close()
         distributed.barrier()
 

@@ -8,6 +8,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from genlab.train.acceleration import outside_autocast
 from genlab.train.distributed import average_gradients
 
 LRSchedule = Literal["constant", "linear", "cosine"]
@@ -68,13 +69,17 @@ class Optimizers:
         """``zero_grad``, ``loss.backward()``, optional clipping, then the named optimizer's step.
 
         Only the parameters of optimizer ``name`` are stepped; gradients that the loss leaves on
-        other parameters are cleared at their own next ``minimize``.
+        other parameters are cleared at their own next ``minimize``. Under bf16 autocast the
+        backward pass and the step run outside it (float32 gradients and updates).
         """
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward(retain_graph=retain_graph)
-        if self.distributed:
-            average_gradients(self.parameters(name), self.batch_weight)
-        if self.grad_clip is not None:
-            self.grad_norms[name] = nn.utils.clip_grad_norm_(self.parameters(name), self.grad_clip)
-        optimizer.step()
+        with outside_autocast(loss.device.type):
+            loss.backward(retain_graph=retain_graph)
+            if self.distributed:
+                average_gradients(self.parameters(name), self.batch_weight)
+            if self.grad_clip is not None:
+                self.grad_norms[name] = nn.utils.clip_grad_norm_(
+                    self.parameters(name), self.grad_clip
+                )
+            optimizer.step()
