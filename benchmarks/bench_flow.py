@@ -12,7 +12,14 @@ are 64-64 MLPs, batch 512, Adam with lr 1e-3, the same number of steps, no valid
   2], init_zeros=True)``, ``DiagGaussian`` base) in a plain loop.
 
 The test log-likelihood (nats per point, 5,000 test points) is compared with the true density's
-(moons is drawn from a known density). Rates are per wall-clock second and per CPU second of
+(moons is drawn from a known density).
+
+The hardware limit (as the VAE's): genlab's training step alone (``model.training_step`` on one
+batch, Adam and the weight average included; median of 7 repeats of 20 steps) against the pure
+matrix products of its coupling MLPs (``benchmarks.timing.matmul_seconds``). Without
+``--quick``, one more genlab run with ``compile=True`` (``torch.compile`` of the layers for the
+training steps): its compile time (the first step), its steps/s after it, and the number of
+steps after which the compiled run overtakes the eager one. Rates are per wall-clock second and per CPU second of
 the process (less disturbed by other work), best of ``repeats`` interleaved runs. Timings on a
 shared machine are noisy: compare genlab and the peers only within one run.
 
@@ -21,14 +28,23 @@ Run: ``python -m benchmarks --only flow`` (needs the ``bench`` extra: zuko, norm
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 import genlab
 from benchmarks.report import ratio
-from benchmarks.timing import clock, elapsed
+from benchmarks.timing import (
+    clock,
+    elapsed,
+    linear_shapes,
+    matmul_seconds,
+    training_step_seconds,
+)
 
 NAME = "flow"
 TITLE = "RealNVP on moons: 8 affine couplings, 64-64 MLPs, batch 512"
@@ -80,14 +96,10 @@ def train_normflows(
     return model.log_prob, _plain_loop(model.log_prob, list(model.parameters()), x, steps, seed)
 
 
-def train_genlab(
-    data: Any, steps: int, seed: int, actnorm: bool | None = None
-) -> tuple[Callable, tuple[float, float]]:
-    started = clock()
-    model = genlab.fit(
+def fit_genlab(data: Any, steps: int, seed: int, **settings: Any) -> genlab.models.GenerativeModel:
+    return genlab.fit(
         "flow",
         data,
-        actnorm=actnorm,
         n_layers=LAYERS,
         hidden=HIDDEN,
         batch_size=BATCH,
@@ -96,8 +108,35 @@ def train_genlab(
         val_fraction=0.0,
         patience=None,
         seed=seed,
+        **settings,
     )
+
+
+def train_genlab(
+    data: Any, steps: int, seed: int, actnorm: bool | None = None
+) -> tuple[Callable, tuple[float, float]]:
+    started = clock()
+    model = fit_genlab(data, steps, seed, actnorm=actnorm)
     return model.log_prob, elapsed(started)
+
+
+def train_compiled(data: Any, steps: int, seed: int) -> dict[str, Any]:
+    """genlab with ``compile=True``: wall seconds, the first (compiling) step's, the test LL."""
+    with tempfile.TemporaryDirectory() as folder:
+        run = Path(folder) / "run"
+        started = clock()
+        model = fit_genlab(data, steps, seed, compile=True, out=run)
+        wall, _ = elapsed(started)
+        compile_seconds = json.loads((run / "summary.json").read_text())["compile_seconds"]
+    return {"log_prob": model.log_prob, "wall": wall, "compile_seconds": compile_seconds}
+
+
+def hardware_limit(data: Any, seed: int) -> dict[str, float]:
+    """genlab's training step against the pure matrix products of its layers (seconds)."""
+    model = fit_genlab(data, 5, seed)
+    matmul, flops = matmul_seconds(linear_shapes(model.layers), BATCH)
+    step = training_step_seconds(model, data.x_train[:BATCH], LR, seed=seed)
+    return {"step_seconds": step, "matmul_seconds": matmul, "flops": flops}
 
 
 @torch.no_grad()
@@ -157,6 +196,42 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
             # issue 3: at least as close to the true density's test LL (all lie below it)
             ratio(f"flow test LL, genlab - {peer} (nats)", ours["test_ll"] - theirs["test_ll"], 0),
         ]
+    limit = hardware_limit(data, seed)
+    step, matmul, flops = limit["step_seconds"], limit["matmul_seconds"], limit["flops"]
+    notes = [
+        f"{steps} steps, best of {repeats}; true density's test LL "
+        f"{float(data.true_log_prob(x_test).double().mean()):.4f} nats",
+        f"genlab step {1e3 * step:.3f} ms ({flops / step / 1e9:.1f} GFLOP/s) vs its pure "
+        f"matrix products {1e3 * matmul:.3f} ms ({flops / matmul / 1e9:.1f} GFLOP/s)",
+    ]
+    ratios.append(ratio("flow step time / pure matmul time (reference)", step / matmul))
+    if not quick:
+        compiled = train_compiled(data, steps, seed)
+        after = (steps - 1) / (compiled["wall"] - compiled["compile_seconds"])
+        rows.append(
+            {
+                "implementation": "genlab, compile=true (one run; rate after the first step)",
+                "steps_per_s": after,
+                "steps_per_cpu_s": None,
+                "seconds": [compiled["wall"]],
+                "test_ll": test_log_likelihood(compiled["log_prob"], x_test),
+            }
+        )
+        saved = 1 / ours["steps_per_s"] - 1 / after  # seconds a step, compiled against eager
+        payback = compiled["compile_seconds"] / saved if saved > 0 else float("inf")
+        notes.append(
+            f"compile=true: first step {compiled['compile_seconds']:.1f} s (compiling), then "
+            f"{after:.1f} steps/s; it overtakes the eager run after {payback:,.0f} steps"
+        )
+        ratios += [
+            ratio(
+                f"flow steps/s after compiling, genlab compile=true / {peer}",
+                after / by_name[peer]["steps_per_s"],
+                2,
+            )
+            for peer in ("zuko", "normflows")
+        ]
+        ratios.append(ratio("flow steps for compile=true to pay back its compile time", payback))
     return {
         "steps": steps,
         "repeats": repeats,
@@ -170,9 +245,8 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
             ["test_ll", "test LL (nats)"],
         ],
         "rows": rows,
-        "notes": [
-            f"{steps} steps, best of {repeats}; true density's test LL "
-            f"{float(data.true_log_prob(x_test).double().mean()):.4f} nats"
-        ],
+        "step_seconds": step,
+        "matmul_seconds": matmul,
+        "notes": notes,
         "ratios": ratios,
     }

@@ -43,16 +43,19 @@ import torch.nn.functional as F
 
 import genlab
 from benchmarks.report import ratio
-from benchmarks.timing import clock, elapsed, linear_shapes, matmul_seconds, median_seconds
+from benchmarks.timing import (
+    clock,
+    elapsed,
+    linear_shapes,
+    matmul_seconds,
+    training_step_seconds,
+)
 from genlab.data import DataInfo, Dataset
 from genlab.objectives import iw_bound, log_importance_weights, log_standard_normal
-from genlab.train.config import TrainConfig
-from genlab.train.optim import Optimizers
 
 NAME = "vae"
 TITLE = "VAE on 28x28 binary images, pythae's default MLP (784-512-16), batch 128"
 LATENT, BATCH, LR = 16, 128, 1e-3
-STEPS_PER_REPEAT, STEP_REPEATS = 20, 7
 
 
 def synthetic_mnist(n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -184,23 +187,6 @@ def genlab_bound(model: Any, x: torch.Tensor, k: int, seed: int) -> float:
     return total / len(x)
 
 
-def step_seconds(model: Any, x: torch.Tensor, seed: int) -> float:
-    """Median seconds of one genlab training step (forward, backward, fused Adam) on ``x``."""
-    model.train()
-    optimizers = Optimizers(
-        model.configure_optimizers(TrainConfig(steps=1, lr=LR, batch_size=BATCH))
-    )
-    generator = torch.Generator().manual_seed(seed)
-
-    def steps() -> None:
-        for _ in range(STEPS_PER_REPEAT):
-            model.training_step(x, optimizers, generator)
-
-    seconds = median_seconds(steps, repeats=STEP_REPEATS) / STEPS_PER_REPEAT
-    model.eval()
-    return seconds
-
-
 def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
     """Train genlab, pythae and the hand-written loop ``repeats`` times (interleaved)."""
     n_train, n_test, epochs, repeats, k = (
@@ -242,7 +228,7 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
     genlab_row, pythae_row, plain_row = rows
     # the floor: the matrix products of one step (forward and both backward products)
     matmul, flops = matmul_seconds(linear_shapes(genlab_model), BATCH)
-    step = step_seconds(genlab_model, data.x_train[:BATCH], seed)
+    step = training_step_seconds(genlab_model, data.x_train[:BATCH], LR, seed=seed)
     speed = genlab_row["examples_per_s"] / pythae_row["examples_per_s"]
     cpu_speed = genlab_row["examples_per_cpu_s"] / pythae_row["examples_per_cpu_s"]
     bits = [-b / (784 * math.log(2)) for b in (bounds["genlab"], bounds["pythae"])]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -85,3 +85,28 @@ def matmul_seconds(
 
     flops = float(sum(6 * batch * i * o for i, o in shapes))
     return median_seconds(products, repeats=repeats, warmup=3), flops
+
+
+def training_step_seconds(
+    model: Any, x: torch.Tensor, lr: float, *, seed: int = 0, steps: int = 20, repeats: int = 7
+) -> float:
+    """Median seconds of one ``model.training_step`` on the batch ``x`` (forward, backward,
+    the optimizer's step and whatever the family does after it), ``steps`` per timed repeat.
+
+    The model trains on (its weights move); it is left in eval mode.
+    """
+    from genlab.train.config import TrainConfig
+    from genlab.train.optim import Optimizers
+
+    model.train()
+    config = TrainConfig(steps=1, lr=lr, batch_size=len(x))
+    optimizers = Optimizers(model.configure_optimizers(config))
+    generator = torch.Generator().manual_seed(seed)
+
+    def run() -> None:
+        for _ in range(steps):
+            model.training_step(x, optimizers, generator)
+
+    seconds = median_seconds(run, repeats=repeats) / steps
+    model.eval()
+    return seconds
