@@ -96,17 +96,29 @@ def test_precision_must_be_known():
         genlab.fit("vae", "digits", steps=1, precision="fp16")
 
 
-def test_compile_matches_eager_and_records_its_time(digits, device, tmp_path):
-    eager = genlab.fit("vae", digits, steps=6, seed=0, device=device, **SMALL_VAE)
+# one family of each kind of step: one loss (VAE), two players and optimizers (GAN), a chain of
+# bijections with a weight average (flow)
+COMPILED_CASES = {
+    "vae": ("digits", SMALL_VAE),
+    "gan": ("ring", {"hidden": (16,), "batch_size": 64}),
+    "flow": ("moons", {"n_layers": 2, "hidden": (16,), "batch_size": 64}),
+}
+
+
+@pytest.mark.parametrize("family", sorted(COMPILED_CASES))
+def test_compile_matches_eager_and_records_its_time(family, device, tmp_path):
+    name, settings = COMPILED_CASES[family]
+    data = genlab.data.load(name)
+    eager = genlab.fit(family, data, steps=6, seed=0, device=device, **settings)
     compiled = genlab.fit(
-        "vae",
-        digits,
+        family,
+        data,
         steps=6,
         seed=0,
         device=device,
         compile=True,
         out=tmp_path / "run",
-        **SMALL_VAE,
+        **settings,
     )
     for (name, a), (_, b) in zip(
         eager.state_dict().items(), compiled.state_dict().items(), strict=True
@@ -128,6 +140,20 @@ def test_compiled_networks_are_the_trainable_children():
     model = genlab.fit("flow", "moons", steps=1, n_layers=2)
     names = {n for n, m in model.named_children() if m in acceleration.compiled_networks(model)}
     assert names == {"layers"}  # the standardiser has no trainable weights; the average is frozen
+
+
+@pytest.mark.parametrize(
+    ("settings", "compiled"),
+    [
+        ({"r1_weight": 1.0}, {"generator_net"}),  # R1 differentiates D in x: D stays eager
+        ({"loss": "wasserstein-gp"}, {"generator_net"}),
+        ({"r1_weight": 0.0}, {"generator_net", "discriminator"}),
+    ],
+)
+def test_networks_differentiated_twice_stay_eager(settings, compiled):
+    model = genlab.fit("gan", "ring", steps=1, hidden=(8,), **settings)
+    networks = acceleration.compiled_networks(model)
+    assert {n for n, m in model.named_children() if m in networks} == compiled
 
 
 def test_compile_without_a_cxx_compiler_fails_before_training(monkeypatch):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import genlab
 from genlab.errors import DataError
@@ -48,3 +49,13 @@ def test_every_parameter_gets_a_gradient(family, request, device):
     model = genlab.api.build_model(family, model_config, data.info).to(device)
     model.prepare(data.x_train.to(device))
     check_gradients(model, data)
+
+
+@pytest.mark.parametrize("family", GRADIENT_FAMILIES)
+def test_family_trains_under_bf16_autocast(family, request, tmp_path, device):
+    """precision=bf16 (genlab.train.acceleration) trains every family and leaves a model that
+    conforms: float32 weights, every task as in float32."""
+    data = request.getfixturevalue(DATASETS[FAMILIES[family].data_kinds[0]])
+    model = genlab.fit(family, data, budget="smoke", seed=0, device=device, precision="bf16")
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.is_floating_point())
+    check_generative_model(model, data, tmp_path)

@@ -421,6 +421,12 @@ class GenerativeModel(nn.Module, abc.ABC):
         every model file and checkpoint passes through it before it is checked."""
         return state
 
+    def differentiated_twice(self) -> set[str]:
+        """Names of the submodules a training step differentiates twice (a gradient penalty's
+        ``create_graph``). ``compile=true`` leaves them eager: a compiled graph has no double
+        backward. Default none."""
+        return set()
+
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """The optimizers by name (adversarial families return two); default: one fused Adam."""
         return {"main": adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)}

@@ -539,6 +539,11 @@ class GAN(GenerativeModel):
             self.normalizer.fit(x_train)
         self.averaged.reset_(self.generator_player())
 
+    def differentiated_twice(self) -> set[str]:
+        """The discriminator when a penalty (R1, WGAN-GP) differentiates it in its input."""
+        penalised = self.config.r1_weight > 0 or self.config.gp_weight > 0
+        return {"discriminator"} if penalised else set()
+
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
 

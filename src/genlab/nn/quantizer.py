@@ -173,16 +173,18 @@ class VectorQuantizer(nn.Module):
         """``(B, d, h, w)`` encoder outputs -> indices ``(B, h, w)`` and codes ``(B, d, h, w)``.
 
         The codes carry the codebook's gradient (for the codebook loss), not the encoder's:
-        combine them with :func:`straight_through`.
+        combine them with :func:`straight_through`. Codes are assigned in the codebook's
+        precision (float32 under bf16 autocast too: near ties would flip in bf16).
         """
         b, d, h, w = z_e.shape
-        flat = z_e.movedim(1, -1).reshape(-1, d)  # (B h w, d)
-        indices = nearest_codes(flat.detach(), self.codebook.detach()).view(b, h, w)
+        flat = z_e.detach().movedim(1, -1).reshape(-1, d).to(self.codebook.dtype)  # (B h w, d)
+        with torch.autocast(z_e.device.type, enabled=False):
+            indices = nearest_codes(flat, self.codebook.detach()).view(b, h, w)
         return indices, self.embed(indices)
 
     def batch_statistics(self, z_e: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
         """This batch's counts ``(K,)`` and sums ``(K, d)`` of encoder outputs per code."""
-        flat = z_e.detach().movedim(1, -1).reshape(-1, z_e.shape[1])  # (B h w, d)
+        flat = z_e.detach().movedim(1, -1).reshape(-1, z_e.shape[1]).to(self.sums.dtype)
         index = indices.flatten()
         counts = torch.bincount(index, minlength=self.codebook_size).to(flat.dtype)
         sums = torch.zeros_like(self.sums).index_add_(0, index, flat)

@@ -30,12 +30,15 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import nn
 
 from genlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from genlab.models.base import GenerativeModel
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -76,23 +79,34 @@ def check_compilable(device: torch.device) -> None:
         )
 
 
-def compiled_networks(model: nn.Module) -> list[nn.Module]:
+def compiled_networks(model: GenerativeModel) -> list[nn.Module]:
     """The networks a training step runs: ``model``'s direct submodules with trainable
-    parameters (frozen copies such as weight averages are left out)."""
+    parameters (frozen copies such as weight averages are left out), less those it
+    differentiates twice (:meth:`~genlab.models.GenerativeModel.differentiated_twice`)."""
+    eager_names = model.differentiated_twice()
     return [
-        child for child in model.children() if any(p.requires_grad for p in child.parameters())
+        child
+        for name, child in model.named_children()
+        if name not in eager_names and any(p.requires_grad for p in child.parameters())
     ]
 
 
 @contextlib.contextmanager
-def compiling(model: nn.Module) -> Iterator[list[nn.Module]]:
+def compiling(model: GenerativeModel) -> Iterator[list[nn.Module]]:
     """Within the block, each of :func:`compiled_networks` runs ``torch.compile(forward)``;
-    after it, the modules are as they were (their state dicts never change)."""
+    after it, the modules are as they were (their state dicts never change).
+
+    Compiled backward passes keep their saved buffers (no "donated buffers"): families whose
+    step backpropagates twice through one graph (``retain_graph``: the GAN's players) need them.
+    """
+    import torch._functorch.config as functorch_config
+
     networks = compiled_networks(model)
     for network in networks:
         network.forward = torch.compile(network.forward)
     try:
-        yield networks
+        with functorch_config.patch(donated_buffer=False):
+            yield networks
     finally:
         for network in networks:
             del network.forward  # the instance attribute: the class's forward again
