@@ -386,3 +386,89 @@ def test_total_log_prob_is_the_batch_sum_of_log_prob(name):
     torch.testing.assert_close(
         likelihood.total_log_prob(params, target), likelihood.log_prob(params, target).sum()
     )
+
+
+@pytest.fixture(scope="module")
+def mixture_vae(digits):
+    return genlab.fit(
+        "vae", digits, epochs=10, latent_dim=4, hidden=(64,), seed=0, prior="mixture",
+        prior_components=5,
+    )  # fmt: skip
+
+
+def test_mixture_prior_is_fitted_to_the_posterior_means(mixture_vae, digits):
+    from genlab.nn.mixture_prior import GaussianMixturePrior
+    from genlab.objectives import log_standard_normal
+
+    # the training split's codes (the trainer holds a tenth of x_train out for validation)
+    with torch.no_grad():
+        codes = mixture_vae.encode(digits.x_train)
+    refit = GaussianMixturePrior(5, 4)
+    refit.fit_(codes, seed=0)
+    prior = mixture_vae.prior
+    assert not torch.allclose(
+        prior.means, torch.zeros_like(prior.means)
+    )  # not the initial N(0, I)
+    torch.testing.assert_close(prior.weights @ prior.means, codes.mean(0), atol=0.05, rtol=0)
+    fitted, normal = prior.log_prob(codes).mean(), log_standard_normal(codes).mean()
+    assert float(fitted - normal) > 0.5  # the codes are far likelier under the fit
+    assert abs(float(fitted - refit.log_prob(codes).mean())) < 0.1
+
+
+def test_mixture_vae_bound_sampling_and_samplers_use_the_mixture(mixture_vae, digits):
+    model = mixture_vae
+    x = (
+        digits.x_test[:16]
+        + torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+        - 0.5
+    )
+    # the bound, rebuilt from its pieces with log pi(z) as the prior term
+    eps = torch.randn(7, 16, 4, generator=torch.Generator().manual_seed(2))
+    loc, log_scale = model._posterior_params(x)
+    z = loc + log_scale.exp() * eps
+    log_likelihood = model.likelihood.log_prob(
+        model._decoder_params(z), model.likelihood.checked_target(x)
+    )
+    q = Independent(Normal(loc, log_scale.exp()), 1).log_prob(z)
+    expected = iw_bound(log_likelihood + model.prior.log_prob(z) - q)
+    got = model.log_prob(x, k=7, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+    # samples decode codes drawn from the mixture
+    means = model.sample_means(6, generator=torch.Generator().manual_seed(3))
+    codes = model.prior.sample(6, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(means, model.decode(codes))
+    # the conditional and posterior samplers target p(z) = pi(z)
+    assert model.latent_variable_model().log_prior == model.log_prior
+    assert model.latent_generator().log_prior == model.log_prior
+
+
+def test_latent_posterior_targets_the_given_prior():
+    from genlab.nn.mixture_prior import GaussianMixturePrior
+    from genlab.samplers.latent import latent_posterior
+
+    prior = GaussianMixturePrior(2, 1)
+    prior.weights.copy_(torch.tensor([0.3, 0.7]))
+    prior.means.copy_(torch.tensor([[-1.0], [1.5]]))
+    prior.scale_tril.copy_(torch.tensor([[[0.5]], [[0.8]]]))
+    chains = 4000
+    loc, scale = torch.zeros(chains, 1), torch.full((chains, 1), 1.5)
+    z, _ = latent_posterior(
+        lambda codes: torch.zeros(codes.shape[:2]),  # nothing observed: the posterior is the prior
+        loc, scale, n_candidates=16, steps=60, burn_in=30,
+        generator=torch.Generator().manual_seed(0), log_prior=prior.log_prob,
+    )  # fmt: skip
+    mean = 0.3 * -1.0 + 0.7 * 1.5
+    variance = 0.3 * (0.25 + 1.0) + 0.7 * (0.64 + 2.25) - mean**2
+    assert abs(float(z.mean()) - mean) < 0.06
+    assert abs(float(z.var()) - variance) < 0.12
+
+
+def test_mixture_vae_conforms(mixture_vae, digits, tmp_path):
+    from tests.conformance import check_generative_model
+
+    check_generative_model(mixture_vae, digits, tmp_path)
+
+
+def test_prior_option_is_checked():
+    with pytest.raises(ConfigError, match="prior must be one of"):
+        VAEConfig(prior="flow")

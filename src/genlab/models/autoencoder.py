@@ -29,6 +29,7 @@ from genlab.nn import (
     build_decoder,
     build_encoder,
 )
+from genlab.nn.mixture_prior import GaussianMixturePrior
 from genlab.objectives import mean_squared_error
 
 if TYPE_CHECKING:
@@ -93,13 +94,17 @@ class Autoencoder(GenerativeModel):
         arch, channels, activation = config.architecture, config.channels, config.activation
         self.encoder = build_encoder(shape, k, arch, config.hidden, channels, activation)
         self.decoder = build_decoder(k, shape, arch, config.hidden[::-1], channels, activation)
-        m = config.prior_components
-        self.register_buffer("prior_weights", torch.full((m,), 1.0 / m))
-        self.register_buffer("prior_means", torch.zeros(m, k))
-        self.register_buffer("prior_scale_tril", torch.eye(k).repeat(m, 1, 1))
+        self.prior = GaussianMixturePrior(config.prior_components, k)
 
     def prepare(self, x_train: Tensor) -> None:
         self.normalizer.fit(x_train)
+
+    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A run saved before the prior was its own module (``prior_weights`` ...)."""
+        return {
+            key.replace("prior_", "prior.", 1) if key.startswith("prior_") else key: value
+            for key, value in state.items()
+        }
 
     def encode(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         self.check_input(x, context=context)
@@ -127,24 +132,12 @@ class Autoencoder(GenerativeModel):
     def finish_training(self, x_train: Tensor, generator: torch.Generator) -> None:
         """Fit the code prior: a full-covariance Gaussian mixture on the training codes (with
         fewer codes than ``prior_components``, one component per code; the rest weigh 0)."""
-        from sklearn.mixture import GaussianMixture
-
-        codes = torch.cat([self.encode(chunk) for chunk in x_train.split(1024)]).double().cpu()
-        m = min(self.config.prior_components, len(codes))
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        gmm = GaussianMixture(m, covariance_type="full", reg_covar=1e-5, random_state=seed)
-        gmm.fit(codes.numpy())
-        self.prior_weights.zero_()[:m] = torch.from_numpy(gmm.weights_)
-        self.prior_means.zero_()[:m] = torch.from_numpy(gmm.means_)
-        self.prior_scale_tril[:m] = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_))
+        codes = torch.cat([self.encode(chunk) for chunk in x_train.split(1024)])
+        self.prior.fit_(codes, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
 
     @torch.no_grad()
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
     ) -> Tensor:
         self.check_context(context, n)
-        device = self.prior_means.device
-        component = torch.multinomial(self.prior_weights, n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.config.latent_dim, 1, generator=generator, device=device)
-        z = self.prior_means[component] + (self.prior_scale_tril[component] @ eps).squeeze(-1)
-        return self.decode(z)
+        return self.decode(self.prior.sample(n, generator))

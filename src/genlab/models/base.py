@@ -298,7 +298,7 @@ class GenerativeModel(nn.Module, abc.ABC):
         context: Tensor | None = None,
     ) -> Tensor:
         r"""``(n, *event_shape)`` decoder means :math:`\mathbb E[x \mid z] =` ``decode(z)``,
-        :math:`z \sim \mathcal N(0, I)`: :meth:`sample` without its per-coordinate noise.
+        :math:`z \sim p(z)` (:meth:`draw_codes`): :meth:`sample` without its per-coordinate noise.
 
         Only for families with :attr:`pixel_noise`; the codes are drawn as :meth:`sample` draws
         them, so the same generator state gives the means of the same codes.
@@ -306,8 +306,13 @@ class GenerativeModel(nn.Module, abc.ABC):
         if not self.pixel_noise:
             raise self.unsupported("sample_means (its samples carry no per-pixel noise)")
         self.check_context(context, n)
-        z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        z = self.draw_codes(n, generator)
         return self.decode(z) if context is None else self.decode(z, context=context)
+
+    def draw_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        r"""``(n, latent_dim)`` codes from the family's prior: :math:`\mathcal N(0, I)` unless
+        the family fits one of its own."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(batch,)`` log-density of ``x`` in nats, exact or a bound as ``capabilities.log_prob`` says."""

@@ -21,6 +21,17 @@ without a generator, the :math:`k` noise vectors come from a fixed seed and are 
 batch (common random numbers), so each example's bound is a deterministic function of the
 example, not of its batch. Either way its expectation is the IW bound.
 
+**Code prior.** With ``prior="mixture"`` the model's prior becomes, after training, a
+Gaussian mixture fitted to the posterior means of the training data
+(:class:`~genlab.nn.mixture_prior.GaussianMixturePrior`: the ex-post density estimation of
+Ghosh et al., 2020), :math:`p(z) = \pi(z)`. Training, validation and model selection use
+:math:`\mathcal N(0, I)` (every component starts as it); the fitted model samples its codes from
+:math:`\pi`, and its bound, conditional and posterior samplers all use :math:`\log \pi(z)`, so
+they describe one model, :math:`p(x) = \int p_\theta(x \mid z)\, \pi(z)\, dz`. A VAE's
+aggregate posterior fills :math:`\mathcal N(0, I)` only in part, and codes drawn where the
+decoder saw no data decode to blends of digits; on 28x28 MNIST the mixture lifts the share of
+confidently classified samples from about two thirds to over 0.9 and lowers the bound (README).
+
 Conditional sampling (:meth:`VAE.sample_conditional`) draws the code from its posterior given the
 observed coordinates by SIR + MALA, or runs Metropolis-within-Gibbs on :math:`(z, x_u)` (Mattei
 & Frellsen, 2018); both are exact at stationarity for every likelihood.
@@ -38,6 +49,8 @@ References:
     (KL warm-up); Higgins et al., "beta-VAE", ICLR 2017.
     Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks", ICML 2008
     (dynamic binarisation).
+    Ghosh, Sajjadi, Vergari, Black & Schölkopf, "From Variational to Deterministic
+    Autoencoders", ICLR 2020, arXiv:1903.12436 (ex-post density estimation of the codes).
     Mattei & Frellsen, "Leveraging the Exact Likelihood of Deep Latent Variable Models",
     NeurIPS 2018, arXiv:1802.04826 (Metropolis-within-Gibbs completion); "MIWAE", ICML 2019,
     arXiv:1812.02633 (importance-resampled imputation).
@@ -46,7 +59,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -73,6 +86,7 @@ from genlab.nn.likelihoods import (
     make_likelihood,
     resolve_decoder_likelihood,
 )
+from genlab.nn.mixture_prior import GaussianMixturePrior
 from genlab.objectives import (
     elbo,
     iw_bound,
@@ -91,6 +105,8 @@ from genlab.samplers import (
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
+CodePrior = Literal["normal", "mixture"]
+CODE_PRIORS: tuple[str, ...] = get_args(CodePrior)
 ACTIVE_UNIT_THRESHOLD = 0.01
 MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
@@ -116,6 +132,9 @@ class VAEConfig:
         levels; the model is then a model of binarised data.
     conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
         (a conditional VAE: the one-hot label joins the encoder's input and the code).
+    prior: ``"normal"`` (:math:`\\mathcal N(0, I)`) or ``"mixture"``: after training, a
+        Gaussian mixture fitted to the training data's posterior means (see module).
+    prior_components: components of the ``"mixture"`` prior.
     """
 
     latent_dim: int = 16
@@ -131,6 +150,8 @@ class VAEConfig:
     val_samples: int = 1
     binarize: bool = False
     conditional: bool = False
+    prior: CodePrior = "normal"
+    prior_components: int = 50
 
     def __post_init__(self) -> None:
         check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
@@ -155,6 +176,8 @@ class VAEConfig:
             not self.binarize or self.likelihood == "bernoulli",
             "binarize (dynamic binarisation) needs likelihood=bernoulli",
         )
+        check(self.prior in CODE_PRIORS, f"prior must be one of {CODE_PRIORS}, got {self.prior!r}")
+        check(self.prior_components >= 1, "prior_components must be >= 1")
 
 
 class VAE(GenerativeModel):
@@ -172,7 +195,7 @@ class VAE(GenerativeModel):
     )
     description = "variational autoencoder"
     task_notes = {
-        "generation": "ancestral",
+        "generation": "ancestral; `prior=mixture`: codes from a mixture fitted after training",
         "density": "ELBO / importance-weighted, k = 1000 at evaluation",
         "representation": "posterior mean; `posterior(x)` is a distribution",
         "conditional": "z ~ p(z ∣ x_o) by SIR + MALA, or Metropolis-within-Gibbs",
@@ -188,7 +211,11 @@ class VAE(GenerativeModel):
         "fast": {"epochs": 300, "patience": 30},
         "full": {"epochs": 2000, "patience": 50},
     }
-    large_image_budgets = CONV_IMAGE_BUDGETS
+    # 28x28 MNIST (seed 0, fast; README): a 50-component mixture prior fitted to the codes
+    # lifts the confidently classified samples from 0.66 to 0.95 and lowers the bound
+    large_image_budgets = {
+        budget: {**settings, "prior": "mixture"} for budget, settings in CONV_IMAGE_BUDGETS.items()
+    }
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -215,6 +242,35 @@ class VAE(GenerativeModel):
             k + c, out_shape, arch, config.hidden[::-1], channels, activation, flat=True
         )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.prior = (
+            GaussianMixturePrior(config.prior_components, k) if config.prior == "mixture" else None
+        )
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        r"""``(*batch)`` :math:`\log p(z)` of codes ``(*batch, K)``: the standard normal, or
+        the fitted mixture."""
+        return log_standard_normal(z) if self.prior is None else self.prior.log_prob(z)
+
+    def draw_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        if self.prior is None:
+            return super().draw_codes(n, generator)
+        return self.prior.sample(n, generator)
+
+    @torch.no_grad()
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
+        """``prior="mixture"``: fit the mixture to the posterior means of the training data."""
+        if self.prior is None:
+            return
+        labels = self.one_hot_labels(context)
+        codes = torch.cat(
+            [
+                self._posterior_params(x_train[rows], None if labels is None else labels[rows])[0]
+                for rows in torch.arange(len(x_train), device=x_train.device).split(1024)
+            ]
+        )
+        self.prior.fit_(codes, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
 
     # ------------------------------------------------------------------ the model's pieces
 
@@ -277,11 +333,10 @@ class VAE(GenerativeModel):
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
     ) -> Tensor:
-        """Ancestral samples :math:`z \\sim \\mathcal N(0, I)`, :math:`x \\sim p(x \\mid z)`."""
+        """Ancestral samples :math:`z \\sim p(z)` (:meth:`draw_codes`), :math:`x \\sim p(x \\mid z)`."""
         self.check_context(context, n)
-        device = self.normalizer.shift.device
         labels = self.one_hot_labels(context)
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        z = self.draw_codes(n, generator)
         x = self.likelihood.sample(self._decoder_params(z, labels), generator)
         return x.view(n, *self.info.event_shape).float()
 
@@ -340,7 +395,7 @@ class VAE(GenerativeModel):
         log_likelihood = self.likelihood.log_prob(self._decoder_params(z, labels), target)
         # log q(z | x) = log N(eps; 0, I) - sum log sigma, exact for z = loc + sigma * eps
         log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
-        return log_importance_weights(log_likelihood, log_standard_normal(z), log_posterior)
+        return log_importance_weights(log_likelihood, self.log_prior(z), log_posterior)
 
     def latent_variable_model(self, context: Tensor | None = None) -> LatentVariableModel:
         r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (the encoder as
@@ -371,6 +426,7 @@ class VAE(GenerativeModel):
             draw=self.likelihood.sample,
             proposal=proposal,
             check_observed=check_observed,
+            log_prior=self.log_prior,
         )
 
     def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
@@ -382,7 +438,9 @@ class VAE(GenerativeModel):
             params = self._decoder_params(z, None if labels is None else labels[rows])
             return self.likelihood.mean(params).view(-1, *shape)
 
-        return LatentGenerator(self.latent_dim, generate, self.normalizer.shift.device)
+        return LatentGenerator(
+            self.latent_dim, generate, self.normalizer.shift.device, log_prior=self.log_prior
+        )
 
     def sample_conditional(
         self,
@@ -509,7 +567,9 @@ class VAE(GenerativeModel):
         context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         r"""``(B,)`` rate :math:`\mathrm{KL}(q(z|x) \| p(z))` and distortion
-        :math:`-\log p(x \mid z)`, :math:`z \sim q(z|x)` (one draw), in nats.
+        :math:`-\log p(x \mid z)`, :math:`z \sim q(z|x)` (one draw), in nats. The rate is in
+        closed form for the standard normal prior; under a fitted mixture it is the one-draw
+        estimate :math:`\log q(z \mid x) - \log \pi(z)` at the same :math:`z`.
 
         Their sum is minus the ELBO; :math:`\beta` trades one for the other (Alemi et al.,
         "Fixing a Broken ELBO", ICML 2018, arXiv:1711.00464).
@@ -519,8 +579,12 @@ class VAE(GenerativeModel):
         labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-        params = self._decoder_params(loc + log_scale.exp() * eps, labels)
-        return kl_standard_normal(loc, log_scale), -self.likelihood.log_prob(params, target)
+        z = loc + log_scale.exp() * eps
+        distortion = -self.likelihood.log_prob(self._decoder_params(z, labels), target)
+        if self.prior is None:
+            return kl_standard_normal(loc, log_scale), distortion
+        log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
+        return log_posterior - self.prior.log_prob(z), distortion
 
     @torch.no_grad()
     def kl_per_dimension(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:

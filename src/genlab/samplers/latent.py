@@ -41,7 +41,8 @@ LATENT_METHODS: tuple[str, ...] = get_args(LatentMethod)
 
 @dataclass(frozen=True)
 class LatentVariableModel:
-    r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need, :math:`z \sim \mathcal N(0, I_K)`.
+    r"""The pieces of :math:`p(z)\, p(x \mid z)` the latent samplers need (:math:`p(z) =
+    \mathcal N(0, I_K)` unless ``log_prior`` says otherwise).
 
     Data is flat, ``(..., D)``, in data units. ``decode`` turns codes into the parameters of
     :math:`p(x \mid z)` (any tensor whose leading dimensions are the codes'); the other pieces
@@ -61,6 +62,7 @@ class LatentVariableModel:
             rows are the first ``B`` chains (pieces built for a context read its first rows).
         check_observed: ``(x (B, D), observed (D,))`` raises a :class:`~genlab.errors.DataError`
             when observed values lie outside the likelihood's support; ``None``: no check.
+        log_prior: codes ``(*batch, K)`` -> ``(*batch)`` :math:`\log p(z)`, differentiable.
     """
 
     start: Tensor
@@ -69,6 +71,7 @@ class LatentVariableModel:
     draw: Callable[[Tensor, torch.Generator | None], Tensor]
     proposal: Callable[[Tensor], tuple[Tensor, Tensor]]
     check_observed: Callable[[Tensor, Tensor], None] | None = None
+    log_prior: Callable[[Tensor], Tensor] = log_standard_normal
 
 
 def latent_posterior(
@@ -81,8 +84,10 @@ def latent_posterior(
     burn_in: int,
     pool: int = 1,
     generator: torch.Generator | None = None,
+    log_prior: Callable[[Tensor], Tensor] = log_standard_normal,
 ) -> tuple[Tensor, Tensor]:
-    r"""Draws of :math:`z \sim p(z \mid x_o) \propto \mathcal N(z; 0, I)\, p(x_o \mid z)`, one per chain.
+    r"""Draws of :math:`z \sim p(z \mid x_o) \propto p(z)\, p(x_o \mid z)`, one per chain
+    (:math:`\log p(z)` = ``log_prior``, by default :math:`\mathcal N(z; 0, I)`).
 
     SIR from the widened Gaussian :math:`\mathcal N(loc, \mathrm{diag}(scale)^2)` (an encoder's
     :math:`q(z \mid x)`: the multiple imputation of Mattei & Frellsen, 2019; or the prior), then
@@ -102,7 +107,7 @@ def latent_posterior(
 
     def log_density(z: Tensor) -> Tensor:
         z = z.view(chains, -1, k)  # (chains, S, K): rows of the same chain are adjacent
-        return (log_likelihood(z) + log_standard_normal(z)).reshape(-1)
+        return (log_likelihood(z) + log_prior(z)).reshape(-1)
 
     return sir_mala(
         log_density,
@@ -166,10 +171,10 @@ def metropolis_within_gibbs(
         params_p = model.decode(proposal)
         log_ratio = (
             model.coordinate_log_prob(params_p, x).sum(-1)
-            + log_standard_normal(proposal)
+            + model.log_prior(proposal)
             - q.log_prob(proposal).sum(-1)
             - model.coordinate_log_prob(params, x).sum(-1)
-            - log_standard_normal(z)
+            - model.log_prior(z)
             + q.log_prob(z).sum(-1)
         )
         u = torch.rand(len(x), generator=generator, device=x.device, dtype=x.dtype)
@@ -242,6 +247,7 @@ def complete_from_latent(
                 burn_in=steps // 2,
                 pool=n,  # the n chains of an example share its SIR candidates
                 generator=generator,
+                log_prior=model.log_prior,
             )
             with torch.no_grad():
                 chains = _draw_unobserved(model, chains, free, model.decode(z), generator)

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from genlab.config import check
 from genlab.errors import DataError
+from genlab.objectives import log_standard_normal
 from genlab.samplers.latent import latent_posterior
 from genlab.samplers.operators import Operator
 
@@ -145,7 +146,8 @@ def classifier_guidance(
 
 @dataclass(frozen=True)
 class LatentGenerator:
-    r""":math:`x = G(z)`, :math:`z \sim \mathcal N(0, I_K)`: what :func:`sample_latent_posterior` needs.
+    r""":math:`x = G(z)`, :math:`z \sim p(z)` (:math:`\mathcal N(0, I_K)` unless ``log_prior``
+    says otherwise): what :func:`sample_latent_posterior` needs.
 
     Attributes:
         latent_dim: :math:`K`.
@@ -153,11 +155,14 @@ class LatentGenerator:
             differentiable in the codes; ``rows`` says which example each code is drawn for
             (a family that takes context reads that example's context from it).
         device: where the codes live.
+        log_prior: codes ``(*batch, K)`` -> ``(*batch)`` :math:`\log p(z)` when the prior is
+            not :math:`\mathcal N(0, I_K)` (a fitted code prior), differentiable.
     """
 
     latent_dim: int
     generate: Callable[[Tensor, Tensor], Tensor]
     device: torch.device
+    log_prior: Callable[[Tensor], Tensor] = log_standard_normal
 
 
 def sample_latent_posterior(
@@ -208,6 +213,7 @@ def sample_latent_posterior(
         burn_in=steps // 2,
         pool=n,
         generator=rng,
+        log_prior=generator.log_prior,
     )
     with torch.no_grad():
         x = generator.generate(z, row_of_chain)

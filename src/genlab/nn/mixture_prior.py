@@ -1,0 +1,80 @@
+r"""A Gaussian-mixture prior over codes, fitted to a trained model's codes after training.
+
+.. math::
+    \pi(z) = \sum_{m=1}^M w_m\, \mathcal N(z;\ \mu_m,\ L_m L_m^\top), \qquad
+    \log \mathcal N(z; \mu, L L^\top) = -\tfrac12 \lVert L^{-1}(z - \mu) \rVert^2
+    - \sum_j \log L_{jj} - \tfrac K2 \log 2\pi.
+
+Ex-post density estimation (Ghosh et al., 2020, "From Variational to Deterministic
+Autoencoders", arXiv:1903.12436): a second, cheap stage fits the distribution of the codes a
+trained encoder gives the training data, so that sampling draws codes where the decoder was
+trained instead of from :math:`\mathcal N(0, I)`, whose mass an autoencoder's codes (or a
+VAE's aggregate posterior) fill only in part. Every component starts as
+:math:`\mathcal N(0, I)` (equal weights), so before :meth:`GaussianMixturePrior.fit_` the prior is the standard
+normal exactly. The fit is scikit-learn's EM (full covariances); with fewer codes than
+components, one component per code and the rest weigh 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class GaussianMixturePrior(nn.Module):
+    """``components`` full-covariance Gaussians over ``dim``-dimensional codes (see module).
+
+    Buffers: ``weights`` ``(M,)``, ``means`` ``(M, K)``, ``scale_tril`` ``(M, K, K)`` (the
+    Cholesky factors of the covariances).
+
+    Example:
+        >>> prior = GaussianMixturePrior(3, 2)
+        >>> torch.allclose(prior.log_prob(torch.zeros(1, 2)), torch.tensor([-math.log(2 * math.pi)]))
+        True
+    """
+
+    def __init__(self, components: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.full((components,), 1.0 / components))
+        self.register_buffer("means", torch.zeros(components, dim))
+        self.register_buffer("scale_tril", torch.eye(dim).repeat(components, 1, 1))
+
+    @torch.no_grad()
+    def fit_(self, codes: Tensor, seed: int, reg_covar: float = 1e-5) -> None:
+        """Fit the mixture to ``(N, K)`` codes by EM (scikit-learn, seeded, ``reg_covar``
+        added to each covariance's diagonal)."""
+        from sklearn.mixture import GaussianMixture
+
+        m = min(len(self.weights), len(codes))
+        gmm = GaussianMixture(m, covariance_type="full", reg_covar=reg_covar, random_state=seed)
+        gmm.fit(codes.detach().double().cpu().numpy())
+        device, dtype = self.means.device, self.means.dtype
+        self.weights.zero_()[:m] = torch.from_numpy(gmm.weights_).to(device, dtype)
+        self.means.zero_()[:m] = torch.from_numpy(gmm.means_).to(device, dtype)
+        covariances = torch.from_numpy(gmm.covariances_)
+        self.scale_tril[:m] = torch.linalg.cholesky(covariances).to(device, dtype)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``(n, K)`` codes: a component by its weight, then :math:`\\mu_m + L_m \\epsilon`."""
+        device = self.means.device
+        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        shape = (n, self.means.shape[1], 1)
+        eps = torch.randn(shape, generator=generator, device=device, dtype=self.means.dtype)
+        return self.means[component] + (self.scale_tril[component] @ eps).squeeze(-1)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        r"""``(*batch)`` :math:`\log \pi(z)` of codes ``(*batch, K)``, differentiable in ``z``."""
+        k = z.shape[-1]
+        diff = z.unsqueeze(-2) - self.means  # (*batch, M, K)
+        flat = diff.reshape(-1, *self.means.shape).transpose(0, 1).unsqueeze(-1)  # (M, N, K, 1)
+        white = torch.linalg.solve_triangular(
+            self.scale_tril.unsqueeze(1), flat, upper=False
+        ).squeeze(-1)  # (M, N, K)
+        log_det = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (M,)
+        log_normal = (
+            -0.5 * white.square().sum(-1) - log_det[:, None] - 0.5 * k * math.log(2 * math.pi)
+        )  # (M, N)
+        log_mixture = torch.logsumexp(log_normal + self.weights.log()[:, None], dim=0)
+        return log_mixture.reshape(z.shape[:-1])
