@@ -52,7 +52,9 @@ def test_samples_have_the_mixture_moments():
     # law of total covariance: E[C_m + mu_m mu_m^T] - mean mean^T
     second = (w[:, None, None] * (covariances + mu[:, :, None] * mu[:, None, :])).sum(0)
     torch.testing.assert_close(z.mean(0), mean, atol=0.01, rtol=0)
-    torch.testing.assert_close(z.T.cov(), second - mean[:, None] * mean[None, :], atol=0.03, rtol=0)
+    torch.testing.assert_close(
+        z.T.cov(), second - mean[:, None] * mean[None, :], atol=0.03, rtol=0
+    )
 
 
 def test_fit_recovers_two_separated_clusters():
