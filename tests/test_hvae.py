@@ -235,3 +235,32 @@ def test_conv_hierarchy_reads_features_and_decodes_with_a_conv_net(digits, ring)
     assert model.decode(model.encode(x[:3])).shape == (3, *digits.info.event_shape)
     with pytest.raises(ConfigError, match="conv needs image data"):
         genlab.fit("hvae", ring, architecture="conv", steps=1)
+
+
+def test_mixture_prior_over_the_noise_of_every_layer(digits, tmp_path):
+    """prior=mixture (genlab.models.code_prior): after training, a mixture over epsilon (all
+    layers) fitted to the posterior mean paths; the bound's prior term is log pi(epsilon)."""
+    from genlab.objectives import log_standard_normal
+    from tests.conformance import check_generative_model
+
+    model = genlab.fit(
+        "hvae", digits, epochs=4, latent_dims=(4, 4), hidden=(32,), width=64, seed=0,
+        prior="mixture", prior_components=3,
+    )  # fmt: skip
+    with torch.no_grad():
+        codes = model.encode(digits.x_train)
+    assert float(model.prior.log_prob(codes).mean() - log_standard_normal(codes).mean()) > 0.5
+    # the ELBO (k = 1, the same noise) moves by exactly log pi(eps) - log N(eps; 0, I)
+    x = digits.x_test[:20] + torch.rand(20, 1, 8, 8, generator=torch.Generator()) - 0.5
+    with torch.no_grad():
+        mixture = model.log_prob(x, k=1, generator=torch.Generator().manual_seed(5))
+        noise = torch.randn(1, 20, model.latent_dim, generator=torch.Generator().manual_seed(5))
+        eps = model.infer(model._inputs(x), noise).eps
+        prior, model.prior = model.prior, None
+        normal = model.log_prob(x, k=1, generator=torch.Generator().manual_seed(5))
+        model.prior = prior
+    torch.testing.assert_close(
+        mixture - normal, (prior.log_prob(eps) - log_standard_normal(eps)).squeeze(0),
+        atol=1e-4, rtol=1e-4,
+    )  # fmt: skip
+    check_generative_model(model, digits, tmp_path)

@@ -21,16 +21,10 @@ without a generator, the :math:`k` noise vectors come from a fixed seed and are 
 batch (common random numbers), so each example's bound is a deterministic function of the
 example, not of its batch. Either way its expectation is the IW bound.
 
-**Code prior.** With ``prior="mixture"`` the model's prior becomes, after training, a
-Gaussian mixture fitted to the posterior means of the training data
-(:class:`~genlab.nn.mixture_prior.GaussianMixturePrior`: the ex-post density estimation of
-Ghosh et al., 2020), :math:`p(z) = \pi(z)`. Training, validation and model selection use
-:math:`\mathcal N(0, I)` (every component starts as it); the fitted model samples its codes from
-:math:`\pi`, and its bound, conditional and posterior samplers all use :math:`\log \pi(z)`, so
-they describe one model, :math:`p(x) = \int p_\theta(x \mid z)\, \pi(z)\, dz`. A VAE's
-aggregate posterior fills :math:`\mathcal N(0, I)` only in part, and codes drawn where the
-decoder saw no data decode to blends of digits; on 28x28 MNIST the mixture lifts the share of
-confidently classified samples from about two thirds to over 0.9 and lowers the bound (README).
+**Code prior.** ``prior="mixture"``: after training, the prior is a Gaussian mixture fitted to
+the training data's posterior means, for sampling, the bound and the samplers alike
+(:mod:`genlab.models.code_prior`); on 28x28 MNIST it lifts the share of confidently
+classified samples from about two thirds to over 0.9 and lowers the bound (README).
 
 Conditional sampling (:meth:`VAE.sample_conditional`) draws the code from its posterior given the
 observed coordinates by SIR + MALA, or runs Metropolis-within-Gibbs on :math:`(z, x_u)` (Mattei
@@ -59,7 +53,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -69,6 +63,7 @@ from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import ConfigError
 from genlab.models.base import CONV_IMAGE_BUDGETS, Capabilities, GenerativeModel
+from genlab.models.code_prior import CODE_PRIORS, CodePrior, MixtureCodePrior
 from genlab.nn import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -86,7 +81,6 @@ from genlab.nn.likelihoods import (
     make_likelihood,
     resolve_decoder_likelihood,
 )
-from genlab.nn.mixture_prior import GaussianMixturePrior
 from genlab.objectives import (
     elbo,
     iw_bound,
@@ -105,8 +99,6 @@ from genlab.samplers import (
 if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
-CodePrior = Literal["normal", "mixture"]
-CODE_PRIORS: tuple[str, ...] = get_args(CodePrior)
 ACTIVE_UNIT_THRESHOLD = 0.01
 MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
@@ -180,7 +172,7 @@ class VAEConfig:
         check(self.prior_components >= 1, "prior_components must be >= 1")
 
 
-class VAE(GenerativeModel):
+class VAE(MixtureCodePrior, GenerativeModel):
     """Variational autoencoder with ELBO / IWAE training and IW-bound log_prob (see module)."""
 
     family = "vae"
@@ -242,19 +234,7 @@ class VAE(GenerativeModel):
             k + c, out_shape, arch, config.hidden[::-1], channels, activation, flat=True
         )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self.prior = (
-            GaussianMixturePrior(config.prior_components, k) if config.prior == "mixture" else None
-        )
-
-    def log_prior(self, z: Tensor) -> Tensor:
-        r"""``(*batch)`` :math:`\log p(z)` of codes ``(*batch, K)``: the standard normal, or
-        the fitted mixture."""
-        return log_standard_normal(z) if self.prior is None else self.prior.log_prob(z)
-
-    def draw_codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        if self.prior is None:
-            return super().draw_codes(n, generator)
-        return self.prior.sample(n, generator)
+        self.build_code_prior(config.prior, config.prior_components)
 
     @torch.no_grad()
     def finish_training(
@@ -270,7 +250,7 @@ class VAE(GenerativeModel):
                 for rows in torch.arange(len(x_train), device=x_train.device).split(1024)
             ]
         )
-        self.prior.fit_(codes, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        self.fit_code_prior(codes, generator)
 
     # ------------------------------------------------------------------ the model's pieces
 
