@@ -24,7 +24,8 @@ example, not of its batch. Either way its expectation is the IW bound.
 **Code prior.** ``prior="mixture"``: after training, the prior is a Gaussian mixture fitted to
 the training data's posterior means, for sampling, the bound and the samplers alike
 (:mod:`genlab.models.code_prior`); on 28x28 MNIST it lifts the share of confidently
-classified samples from about two thirds to over 0.9 and lowers the bound (README).
+classified samples from about two thirds to over 0.9 and lowers the bits/dim of the bound
+(README).
 
 Conditional sampling (:meth:`VAE.sample_conditional`) draws the code from its posterior given the
 observed coordinates by SIR + MALA, or runs Metropolis-within-Gibbs on :math:`(z, x_u)` (Mattei
@@ -204,7 +205,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
         "full": {"epochs": 2000, "patience": 50},
     }
     # 28x28 MNIST (seed 0, fast; README): a 50-component mixture prior fitted to the codes
-    # lifts the confidently classified samples from 0.66 to 0.95 and lowers the bound
+    # lifts the confidently classified samples from 0.66 to 0.95 and lowers the bits/dim
     large_image_budgets = {
         budget: {**settings, "prior": "mixture"} for budget, settings in CONV_IMAGE_BUDGETS.items()
     }
