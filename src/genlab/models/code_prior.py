@@ -7,9 +7,14 @@ or a Gaussian mixture fitted to the training codes after training.
 
 With ``prior="mixture"`` the family trains, validates and selects its weights under
 :math:`\mathcal N(0, I)` (every component of the unfitted mixture is the standard normal), then
-:meth:`MixtureCodePrior.fit_code_prior` fits :math:`\pi` to the posterior means of the training
-data (:class:`~genlab.nn.mixture_prior.GaussianMixturePrior`; the ex-post density estimation of
-Ghosh et al., 2020, arXiv:1903.12436). From then on the model is the one with prior
+:meth:`MixtureCodePrior.fit_code_prior` fits :math:`\pi` to one draw :math:`z_i \sim q(z \mid x_i)`
+per training example, a sample of the aggregate posterior :math:`\frac1N \sum_i q(z \mid x_i)`,
+the prior that maximises the ELBO for the trained encoder and decoder
+(:class:`~genlab.nn.mixture_prior.GaussianMixturePrior`; the ex-post density estimation of
+Ghosh et al., 2020, arXiv:1903.12436, fits the codes of a deterministic encoder). Draws rather
+than posterior means: a coordinate the encoder leaves unused (posterior collapse) has every mean
+at 0, and a mixture fitted to the means would put a spike there that the posterior's draws, and
+so the bound, fall outside of. From then on the model is the one with prior
 :math:`\pi`: its samples draw codes from it (:meth:`MixtureCodePrior.draw_codes`) and its bound
 and latent samplers weigh codes by :math:`\log \pi(z)` (:meth:`MixtureCodePrior.log_prior`).
 A VAE's aggregate posterior fills :math:`\mathcal N(0, I)` only in part; codes drawn where the

@@ -154,8 +154,8 @@ class HVAEConfig:
     dropout: dropout after every hidden activation while training (a regulariser: digits has
         about 1,200 training images).
     prior: ``"normal"`` (:math:`\\varepsilon \\sim \\mathcal N(0, I)`) or ``"mixture"``: after
-        training, a Gaussian mixture over :math:`\\varepsilon` (all layers) fitted to the
-        training data's posterior mean paths (:mod:`genlab.models.code_prior`).
+        training, a Gaussian mixture over :math:`\\varepsilon` (all layers) fitted to posterior
+        draws of the training data (:mod:`genlab.models.code_prior`).
     prior_components: components of the ``"mixture"`` prior.
     """
 
@@ -341,10 +341,18 @@ class HVAE(MixtureCodePrior, GenerativeModel):
     def finish_training(
         self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
     ) -> None:
-        """``prior="mixture"``: fit the mixture to the training data's posterior mean paths."""
-        if self.prior is not None:
-            codes = torch.cat([self.encode(chunk) for chunk in x_train.split(1024)])
-            self.fit_code_prior(codes, generator)
+        """``prior="mixture"``: fit the mixture to one posterior draw of every layer's noise
+        per training example, :math:`\\varepsilon_i \\sim q(\\varepsilon \\mid x_i)` (a sample of
+        the aggregate posterior: a collapsed layer's noise stays :math:`\\mathcal N(0, 1)` there,
+        where its posterior means would all sit at 0)."""
+        if self.prior is None:
+            return
+        codes = []
+        for chunk in x_train.split(1024):
+            shape = (1, len(chunk), self.latent_dim)
+            noise = torch.randn(shape, generator=generator, device=chunk.device, dtype=chunk.dtype)
+            codes.append(self.infer(self._inputs(chunk), noise).eps.squeeze(0))
+        self.fit_code_prior(torch.cat(codes), generator)
 
     @property
     def needs_dequantization(self) -> bool:
