@@ -163,3 +163,15 @@ def test_compile_without_a_cxx_compiler_fails_before_training(monkeypatch):
         ConfigError, match="needs a C\\+\\+ compiler .* or train without --compile"
     ):
         genlab.fit("vae", "digits", steps=1, compile=True, device="cpu")
+
+
+def test_compile_time_counts_the_recompile_for_the_epochs_last_batch(digits, tmp_path):
+    """The epoch's shorter last batch makes dynamo compile again; compile_seconds sums both."""
+    genlab.fit(
+        "vae", digits, steps=3, seed=0, compile=True, out=tmp_path / "run",
+        **{**SMALL_VAE, "batch_size": 512},
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    first, last = summary["compiled_batch_sizes"]  # batches of 512, 512, then the rest
+    assert first == 512 and 0 < last < 512
+    assert summary["compile_seconds"] > 0

@@ -133,7 +133,7 @@ class Autoencoder(GenerativeModel):
         """Fit the code prior: a full-covariance Gaussian mixture on the training codes (with
         fewer codes than ``prior_components``, one component per code; the rest weigh 0)."""
         codes = torch.cat([self.encode(chunk) for chunk in x_train.split(1024)])
-        self.prior.fit_(codes, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        self.prior.fit_(codes, generator)
 
     @torch.no_grad()
     def sample(

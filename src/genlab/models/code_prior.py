@@ -62,4 +62,4 @@ class MixtureCodePrior:
     def fit_code_prior(self, codes: Tensor, generator: torch.Generator) -> None:
         """Fit the mixture (if any) to ``(N, K)`` training codes, seeded from ``generator``."""
         if self.prior is not None:
-            self.prior.fit_(codes, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            self.prior.fit_(codes, generator)

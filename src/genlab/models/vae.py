@@ -204,8 +204,8 @@ class VAE(MixtureCodePrior, GenerativeModel):
         "fast": {"epochs": 300, "patience": 30},
         "full": {"epochs": 2000, "patience": 50},
     }
-    # 28x28 MNIST (seed 0, fast; README): a 50-component mixture prior fitted to the codes
-    # lifts the confidently classified samples from 0.66 to 0.95 and lowers the bits/dim
+    # 28x28 MNIST (fast, three seeds; README): a 50-component mixture prior fitted to posterior
+    # draws lifts the confidently classified samples from 0.65 to 0.94 and the bound a little
     large_image_budgets = {
         budget: {**settings, "prior": "mixture"} for budget, settings in CONV_IMAGE_BUDGETS.items()
     }

@@ -42,11 +42,14 @@ class GaussianMixturePrior(nn.Module):
         self.register_buffer("scale_tril", torch.eye(dim).repeat(components, 1, 1))
 
     @torch.no_grad()
-    def fit_(self, codes: Tensor, seed: int, reg_covar: float = 1e-5) -> None:
-        """Fit the mixture to ``(N, K)`` codes by EM (scikit-learn, seeded, ``reg_covar``
-        added to each covariance's diagonal)."""
+    def fit_(
+        self, codes: Tensor, generator: torch.Generator | None = None, reg_covar: float = 1e-5
+    ) -> None:
+        """Fit the mixture to ``(N, K)`` codes by EM (scikit-learn, its initialisation seeded
+        from ``generator``, ``reg_covar`` added to each covariance's diagonal)."""
         from sklearn.mixture import GaussianMixture
 
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         m = min(len(self.weights), len(codes))
         gmm = GaussianMixture(m, covariance_type="full", reg_covar=reg_covar, random_state=seed)
         gmm.fit(codes.detach().double().cpu().numpy())

@@ -12,10 +12,11 @@ pays on GPUs with bf16 units; on CPUs without them it is usually slower than flo
 **Compilation** (``compile``): the family's networks (the model's direct submodules with
 trainable parameters) run their ``forward`` through ``torch.compile`` during the training
 steps; validation, callbacks and everything after training run the same modules eagerly, so
-the compiled graphs see one mode (training) and one use. The first steps pay the compilation
-(tens of seconds on CPU: inductor writes and builds C++), which the run records
-(``compile_seconds`` in ``summary.json``, the first compiled step's wall time) so that a user
-can see whether the run's length paid it back. Inductor needs a C++ compiler on CPU and Triton
+the compiled graphs see one mode (training) and one use. The first step of each batch size
+pays a compilation (tens of seconds on CPU: inductor writes and builds C++; the epoch's shorter
+last batch compiles once more), which the run records (``compile_seconds`` in
+``summary.json``, the summed wall time of those steps, and ``compiled_batch_sizes``) so that
+a user can see whether the run's length paid it back. Inductor needs a C++ compiler on CPU and Triton
 on CUDA; their absence is a :class:`~genlab.errors.ConfigError` before training starts.
 
 Neither is bit-identical to the float32 eager step: a compiled or bf16 run gives slightly

@@ -326,7 +326,10 @@ class _Loop:
         _, self.total_steps = schedule(len(self.x_train), self.config)
         self.last_checkpoint_step: int | None = None
         self.last_checkpoint_time = time.monotonic()
-        self.compile_seconds: float | None = None  # the first compiled step's wall time
+        # compile=true: the wall time of every step that compiled, i.e. the first of each batch
+        # size (the epoch's shorter last batch makes dynamo compile again)
+        self.compile_seconds: float | None = None
+        self.compiled_batch_sizes: list[int] = []
 
     def run(self, progress: bool) -> TrainState:
         """Train until the last step or an early stop, :meth:`finish`, then
@@ -404,7 +407,7 @@ class _Loop:
         # for this step alone, so a resumed run draws the same masks; the caller's global
         # state is restored after
         devices = [self.device] if self.device.type == "cuda" else []
-        compiles = self.config.compile and self.compile_seconds is None
+        compiles = self.config.compile and len(x) not in self.compiled_batch_sizes
         if compiles:
             self.bar.set_description(f"{self.model.family} (compiling)")
             started = time.perf_counter()
@@ -415,9 +418,11 @@ class _Loop:
             )
             metrics = self.model.training_step(x, self.optimizers, self.generator, **context)
         if compiles:
-            self.compile_seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            self.compile_seconds = (self.compile_seconds or 0.0) + seconds
+            self.compiled_batch_sizes.append(len(x))
             self.bar.set_description(self.model.family)
-            logger.info("first compiled step: %.1f s", self.compile_seconds)
+            logger.info("compiled step (batch of %d): %.1f s", len(x), seconds)
         return metrics
 
     def after_step(self, metrics: dict[str, Tensor], *, epoch_done: bool) -> None:
@@ -555,6 +560,7 @@ class _Loop:
             summary = asdict(self.state)
             if self.compile_seconds is not None:
                 summary["compile_seconds"] = self.compile_seconds
+                summary["compiled_batch_sizes"] = self.compiled_batch_sizes
             self.writer.write_summary(summary)
             self.writer.metrics.close()
         distributed.barrier()
