@@ -173,6 +173,13 @@ class VAEConfig:
         check(self.prior_components >= 1, "prior_components must be >= 1")
 
 
+def reparameterised_log_posterior(eps: Tensor, log_scale: Tensor) -> Tensor:
+    r"""``(*batch)`` :math:`\log q(z \mid x)` at :math:`z = \mu + \sigma \odot \epsilon`:
+    :math:`\log \mathcal N(\epsilon; 0, I) - \sum_j \log \sigma_j` (exact: the change of
+    variables from :math:`\epsilon` to :math:`z`)."""
+    return log_standard_normal(eps) - log_scale.sum(-1)
+
+
 class VAE(MixtureCodePrior, GenerativeModel):
     """Variational autoencoder with ELBO / IWAE training and IW-bound log_prob (see module)."""
 
@@ -376,8 +383,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
         r"""``(S, B)`` :math:`\log p(x \mid z_i) + \log p(z_i) - \log q(z_i \mid x)`, ``eps`` ``(S, *, K)``."""
         z = loc + log_scale.exp() * eps  # (S, B, K)
         log_likelihood = self.likelihood.log_prob(self._decoder_params(z, labels), target)
-        # log q(z | x) = log N(eps; 0, I) - sum log sigma, exact for z = loc + sigma * eps
-        log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
+        log_posterior = reparameterised_log_posterior(eps, log_scale)
         return log_importance_weights(log_likelihood, self.log_prior(z), log_posterior)
 
     def latent_variable_model(self, context: Tensor | None = None) -> LatentVariableModel:
@@ -566,8 +572,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
         distortion = -self.likelihood.log_prob(self._decoder_params(z, labels), target)
         if self.prior is None:
             return kl_standard_normal(loc, log_scale), distortion
-        log_posterior = log_standard_normal(eps) - log_scale.sum(-1)
-        return log_posterior - self.prior.log_prob(z), distortion
+        return reparameterised_log_posterior(eps, log_scale) - self.log_prior(z), distortion
 
     @torch.no_grad()
     def kl_per_dimension(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
