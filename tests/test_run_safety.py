@@ -74,6 +74,19 @@ def test_kill_9_between_checkpoints_then_resume_equals_an_uninterrupted_run(
     assert (run / "summary.json").exists()
 
 
+@pytest.mark.parametrize("kill_step, checkpoint", [(7, 4), (10, 8)])
+def test_a_staged_run_resumes_across_its_stage_end(kill_step, checkpoint, tmp_path, capsys, digits):
+    """The VQ-VAE's autoencoder stage ends at step 6 (the best weights restored, selection
+    reset): killed before it (resumed from step 4) or after it (from step 8), the resumed run
+    ends with the weights of an uninterrupted one."""
+    run = tmp_path / "run"
+    killed_at("step", kill_step, _train_args("vqvae", run, "--set", "autoencoder_steps=6"))
+    assert checkpoint_step(run / "checkpoints" / "last.safetensors") == checkpoint
+    succeeds(["resume", str(run), "--no-progress"], capsys)
+    _same_weights(run, genlab.fit("vqvae", digits, **SMALL, autoencoder_steps=6))
+    assert json.loads((run / "summary.json").read_text())["best_step"] > 6
+
+
 def test_kill_before_the_first_checkpoint_has_one_way_forward(tmp_path, capsys, digits):
     """`genlab train` again says to resume, and `genlab resume` trains from the start."""
     run = tmp_path / "run"

@@ -426,6 +426,18 @@ class GenerativeModel(nn.Module, abc.ABC):
         every model file and checkpoint passes through it before it is checked."""
         return state
 
+    def stage_ended(self) -> bool:
+        """Whether the training step just taken ended a stage of a staged training (the VQ-VAE's
+        autoencoder, after which its prior trains alone on the codes). The trainer then closes
+        the stage: it restores the stage's best validated weights, calls
+        :meth:`start_next_stage_`, and selects among the next stage's weights alone. Default
+        never (one stage)."""
+        return False
+
+    def start_next_stage_(self) -> None:
+        """Move on to the next stage of training (once :meth:`stage_ended`, after the trainer has
+        restored the ended stage's best weights)."""
+
     def differentiated_twice(self) -> set[str]:
         """Names of the submodules a training step differentiates twice (a gradient penalty's
         ``create_graph``). ``compile=true`` leaves them eager: a compiled graph has no double

@@ -17,11 +17,14 @@ per example (:attr:`VQVAE.code_bits`).
 assigned encoder outputs), the reconstruction reaching the encoder by the straight-through
 estimator; and the prior minimises :math:`-\log p_\psi(z_q)` on the same batch's codes, taken
 as data (no gradient reaches the encoder from it). Codes whose running count falls below
-``revive_threshold`` move onto random encoder outputs of the batch. The paper trains the prior
-after the autoencoder; training both at once tracks the codes as they move and lets one
-validation loss, the negative bound below, select the weights of both and stop early, so the
-trainer needs nothing two-stage (:meth:`GenerativeModel.finish_training` stays empty). Its cost:
-the prior spends its early steps on codes that later change (measured in README).
+``revive_threshold`` move onto random encoder outputs of the batch. Two stages, each selected
+on the validation loss (the negative bound below): for ``autoencoder_steps`` both train as
+above (the prior tracking the codes as they move); then the trainer restores the weights of
+the stage's best validation (:meth:`GenerativeModel.stage_ended`), the autoencoder and the
+codebook freeze, and the prior trains alone on their codes, as the paper trains it after the
+autoencoder, until its own best validation. (Selecting across the stages kept the joint
+stage's weights: a frozen autoencoder's last step is worse than its best by more than the
+prior then gains, so the prior's stage was thrown away; README measures the difference.)
 
 **Density**: the encoder is a point-mass posterior, so (:func:`~genlab.objectives.quantized_bound`)
 
@@ -120,7 +123,8 @@ class VQVAEConfig:
     revive_threshold: codes whose running count (assignments per step) falls below it move
         onto random encoder outputs; 0 never revives.
     autoencoder_steps: training steps of the autoencoder (with the prior alongside); after
-        them the autoencoder and codebook freeze and the prior trains alone on their codes.
+        them the best validated weights are restored, the autoencoder and codebook freeze and
+        the prior trains alone on their codes.
         ``None``: the autoencoder trains throughout.
     prior_channels: channels of the PixelCNN prior (and of its code embeddings).
     prior_layers: gated layers of the prior.
@@ -286,6 +290,7 @@ class VQVAE(GenerativeModel):
             in_channels=config.prior_channels,
         )
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.register_buffer("prior_only", torch.zeros((), dtype=torch.bool))  # the second stage
         # assignments per code since the last validation (not saved: a diagnostic)
         self.register_buffer("epoch_counts", torch.zeros(k, dtype=torch.long), persistent=False)
 
@@ -532,9 +537,26 @@ class VQVAE(GenerativeModel):
 
     @property
     def autoencoder_frozen(self) -> bool:
-        """Whether the autoencoder has had its ``autoencoder_steps`` and only the prior trains."""
+        """Whether the autoencoder's stage is over and only the prior trains."""
+        return bool(self.prior_only)
+
+    def stage_ended(self) -> bool:
+        """The autoencoder's stage ends after its ``autoencoder_steps``; the trainer then restores
+        its best validated weights, whose codes the prior learns alone."""
         steps = self.config.autoencoder_steps
-        return steps is not None and int(self.steps_done) >= steps
+        return steps is not None and not self.prior_only and int(self.steps_done) >= steps
+
+    def start_next_stage_(self) -> None:
+        self.prior_only.fill_(True)
+
+    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A run saved before the stage was a buffer: the prior trained alone once
+        ``steps_done`` reached ``autoencoder_steps``."""
+        if "prior_only" not in state:
+            steps = self.config.autoencoder_steps
+            done = steps is not None and int(state["steps_done"]) >= steps
+            state = {**state, "prior_only": torch.tensor(done)}
+        return state
 
     @torch.no_grad()
     def code_usage(self, x: Tensor) -> dict[str, float]:

@@ -435,6 +435,8 @@ class _Loop:
         if self._evaluation_due(state.step, epoch_done):
             with eager() if self.config.compile else contextlib.nullcontext():
                 self.evaluate()
+        if self.model.stage_ended():
+            self.close_stage()
         state.elapsed_seconds = time.perf_counter() - self.started
         if not state.stopped_early and (
             state.step % self.config.checkpoint_every == 0 or clock_due
@@ -468,6 +470,22 @@ class _Loop:
         if len(self.x_val):
             self._validate()
         self._call_back()
+
+    def close_stage(self) -> None:
+        """The model's stage of training has ended (:meth:`GenerativeModel.stage_ended`): the next
+        stage starts from the ended stage's best validated weights, and selection and early
+        stopping start afresh, so the final weights are the next stage's best (a later stage's
+        validation loss need not beat an earlier stage's weights: the VQ-VAE's autoencoder
+        stops at its last step, not its best, without this)."""
+        state = self.state
+        if self.best is not None and self.config.select_best:
+            self.model.load_state_dict(self.best)
+            logger.info(
+                "stage ended at step %d: best weights of step %d", state.step, state.best_step
+            )
+        self.model.start_next_stage_()
+        self.best = None
+        state.best_score, state.best_step, state.evals_since_best = math.inf, -1, 0
 
     def _check_step(self, metrics: dict[str, Tensor]) -> bool:
         """Raise :class:`TrainingDiverged` if a metric is not finite (on any rank); return
