@@ -75,7 +75,9 @@ def test_kill_9_between_checkpoints_then_resume_equals_an_uninterrupted_run(
 
 
 @pytest.mark.parametrize("kill_step, checkpoint", [(7, 4), (10, 8)])
-def test_a_staged_run_resumes_across_its_stage_end(kill_step, checkpoint, tmp_path, capsys, digits):
+def test_a_staged_run_resumes_across_its_stage_end(
+    kill_step, checkpoint, tmp_path, capsys, digits
+):
     """The VQ-VAE's autoencoder stage ends at step 6 (the best weights restored, selection
     reset): killed before it (resumed from step 4) or after it (from step 8), the resumed run
     ends with the weights of an uninterrupted one."""
