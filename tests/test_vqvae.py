@@ -313,6 +313,27 @@ def test_the_prior_stage_starts_from_the_best_autoencoder_and_selects_within_its
     assert model.autoencoder_frozen
 
 
+def test_early_stopping_ends_the_autoencoders_stage_and_the_prior_trains_on(digits, tmp_path):
+    """Patience runs out in the first stage (validation at step 20 worse than at 15 with this
+    lr): the weights of step 15 are restored, the prior trains alone, and training goes on."""
+    encoders: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep_encoder(step: int, model: genlab.models.GenerativeModel) -> None:
+        encoders[step] = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+
+    model = genlab.fit(
+        "vqvae", digits, budget="smoke", seed=0, out=tmp_path / "run", eval_every=5, lr=3e-2,
+        patience=1, callback=keep_encoder,
+    )  # fmt: skip
+    losses = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "run") if r["split"] == "val"}
+    assert losses[20] > losses[15] < losses[10]  # the first stage's early stop, at step 20
+    for key, value in model.encoder.state_dict().items():
+        torch.testing.assert_close(value, encoders[15][key], rtol=0, atol=0, msg=key)
+    assert model.autoencoder_frozen and max(losses) > 20  # the prior's stage was validated
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best_step"] > 20
+
+
 def test_a_run_saved_before_the_stage_buffer_loads_in_its_stage():
     """Old state dicts have no ``prior_only``: the stage is read off ``steps_done``."""
     model = _small_vqvae()

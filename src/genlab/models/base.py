@@ -426,12 +426,16 @@ class GenerativeModel(nn.Module, abc.ABC):
         every model file and checkpoint passes through it before it is checked."""
         return state
 
+    def has_next_stage(self) -> bool:
+        """Whether a stage of training follows the current one (the VQ-VAE's prior alone, after
+        its autoencoder). Early stopping then ends the stage, not the training. Default no."""
+        return False
+
     def stage_ended(self) -> bool:
-        """Whether the training step just taken ended a stage of a staged training (the VQ-VAE's
-        autoencoder, after which its prior trains alone on the codes). The trainer then closes
-        the stage: it restores the stage's best validated weights, calls
-        :meth:`start_next_stage_`, and selects among the next stage's weights alone. Default
-        never (one stage)."""
+        """Whether the training step just taken ended the current stage (the VQ-VAE's
+        ``autoencoder_steps``). The trainer then closes the stage, as when early stopping ends
+        it: it restores the stage's best validated weights, calls :meth:`start_next_stage_`,
+        and selects among the next stage's weights alone. Default never (one stage)."""
         return False
 
     def start_next_stage_(self) -> None:

@@ -19,7 +19,8 @@ estimator; and the prior minimises :math:`-\log p_\psi(z_q)` on the same batch's
 as data (no gradient reaches the encoder from it). Codes whose running count falls below
 ``revive_threshold`` move onto random encoder outputs of the batch. Two stages, each selected
 on the validation loss (the negative bound below): for ``autoencoder_steps`` both train as
-above (the prior tracking the codes as they move); then the trainer restores the weights of
+above (the prior tracking the codes as they move), or until early stopping ends the stage;
+then the trainer restores the weights of
 the stage's best validation (:meth:`GenerativeModel.stage_ended`), the autoencoder and the
 codebook freeze, and the prior trains alone on their codes, as the paper trains it after the
 autoencoder, until its own best validation. (Selecting across the stages kept the joint
@@ -540,11 +541,16 @@ class VQVAE(GenerativeModel):
         """Whether the autoencoder's stage is over and only the prior trains."""
         return bool(self.prior_only)
 
+    def has_next_stage(self) -> bool:
+        """While the autoencoder trains (and ``autoencoder_steps`` is set), the prior's stage
+        follows."""
+        return self.config.autoencoder_steps is not None and not self.prior_only
+
     def stage_ended(self) -> bool:
-        """The autoencoder's stage ends after its ``autoencoder_steps``; the trainer then restores
-        its best validated weights, whose codes the prior learns alone."""
-        steps = self.config.autoencoder_steps
-        return steps is not None and not self.prior_only and int(self.steps_done) >= steps
+        """The autoencoder's stage ends after its ``autoencoder_steps`` (or when early stopping
+        ends it); the trainer then restores its best validated weights, whose codes the prior
+        learns alone."""
+        return self.has_next_stage() and int(self.steps_done) >= self.config.autoencoder_steps
 
     def start_next_stage_(self) -> None:
         self.prior_only.fill_(True)

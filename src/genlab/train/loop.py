@@ -472,8 +472,8 @@ class _Loop:
         self._call_back()
 
     def close_stage(self) -> None:
-        """The model's stage of training has ended (:meth:`GenerativeModel.stage_ended`): the next
-        stage starts from the ended stage's best validated weights, and selection and early
+        """The model's stage of training has ended (:meth:`GenerativeModel.stage_ended`, or early
+        stopping with :meth:`GenerativeModel.has_next_stage`): the next stage starts from the ended stage's best validated weights, and selection and early
         stopping start afresh, so the final weights are the next stage's best (a later stage's
         validation loss need not beat an earlier stage's weights: the VQ-VAE's autoencoder
         stops at its last step, not its best, without this)."""
@@ -653,7 +653,12 @@ class _Loop:
             state.evals_since_best += 1
         if self.writer is not None:
             self.writer.metrics.write({**record, "loss": score})
-        if self.config.patience is not None and state.evals_since_best >= self.config.patience:
+        if self.config.patience is None or state.evals_since_best < self.config.patience:
+            return
+        if self.model.has_next_stage():  # the stage stops early, the training goes on
+            logger.info("the stage stops early at step %d", state.step)
+            self.close_stage()
+        else:
             state.stopped_early = True
             logger.info(
                 "early stop at step %d (best %.4g at step %d)",
