@@ -283,24 +283,31 @@ def test_usage_and_the_bound_terms_are_logged_and_the_autoencoder_freezes(digits
     assert any(not torch.equal(state[k], v) for k, v in prior.items())
 
 
+def _fit_keeping_encoders(data, run, **settings):
+    """A smoke VQ-VAE validated every 5 steps at lr 3e-2 (a noisy autoencoder, whose last
+    validation of a stage need not be its best); returns the model, the validation losses and
+    the encoder's weights at each validation, by step."""
+    encoders: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep_encoder(step: int, model: genlab.models.GenerativeModel) -> None:
+        encoders[step] = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+
+    model = genlab.fit(
+        "vqvae", data, budget="smoke", seed=0, out=run, eval_every=5, lr=3e-2,
+        callback=keep_encoder, **settings,
+    )  # fmt: skip
+    losses = {r["step"]: r["loss"] for r in read_metrics(run) if r["split"] == "val"}
+    return model, losses, encoders
+
+
 def test_the_prior_stage_starts_from_the_best_autoencoder_and_selects_within_itself(
     digits, tmp_path
 ):
     """After ``autoencoder_steps`` the trainer restores the weights of the best validation so far
     (the autoencoder the prior then learns alone), and selection starts afresh: the final
     encoder is that of the first stage's best validation, the final prior a later one."""
-    encoders: dict[int, dict[str, torch.Tensor]] = {}
-
-    def keep_encoder(step: int, model: genlab.models.GenerativeModel) -> None:
-        encoders[step] = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-
-    # lr 3e-2 makes the autoencoder's last validation (step 30) worse than its best (step 25)
-    model = genlab.fit(
-        "vqvae", digits, budget="smoke", seed=0, out=tmp_path / "run", eval_every=5, lr=3e-2,
-        callback=keep_encoder,
-    )  # fmt: skip
+    model, losses, encoders = _fit_keeping_encoders(digits, tmp_path / "run")
     stage_end = model.config.autoencoder_steps
-    losses = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "run") if r["split"] == "val"}
     first_stage = {step: loss for step, loss in losses.items() if step <= stage_end}
     best_first = min(first_stage, key=first_stage.get)
     assert best_first != stage_end  # else the restore would change nothing (the test is moot)
@@ -316,16 +323,7 @@ def test_the_prior_stage_starts_from_the_best_autoencoder_and_selects_within_its
 def test_early_stopping_ends_the_autoencoders_stage_and_the_prior_trains_on(digits, tmp_path):
     """Patience runs out in the first stage (validation at step 20 worse than at 15 with this
     lr): the weights of step 15 are restored, the prior trains alone, and training goes on."""
-    encoders: dict[int, dict[str, torch.Tensor]] = {}
-
-    def keep_encoder(step: int, model: genlab.models.GenerativeModel) -> None:
-        encoders[step] = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-
-    model = genlab.fit(
-        "vqvae", digits, budget="smoke", seed=0, out=tmp_path / "run", eval_every=5, lr=3e-2,
-        patience=1, callback=keep_encoder,
-    )  # fmt: skip
-    losses = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "run") if r["split"] == "val"}
+    model, losses, encoders = _fit_keeping_encoders(digits, tmp_path / "run", patience=1)
     assert losses[20] > losses[15] < losses[10]  # the first stage's early stop, at step 20
     for key, value in model.encoder.state_dict().items():
         torch.testing.assert_close(value, encoders[15][key], rtol=0, atol=0, msg=key)

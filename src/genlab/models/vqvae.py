@@ -20,10 +20,10 @@ as data (no gradient reaches the encoder from it). Codes whose running count fal
 ``revive_threshold`` move onto random encoder outputs of the batch. Two stages, each selected
 on the validation loss (the negative bound below): for ``autoencoder_steps`` both train as
 above (the prior tracking the codes as they move), or until early stopping ends the stage;
-then the trainer restores the weights of
-the stage's best validation (:meth:`GenerativeModel.stage_ended`), the autoencoder and the
-codebook freeze, and the prior trains alone on their codes, as the paper trains it after the
-autoencoder, until its own best validation. (Selecting across the stages kept the joint
+then the trainer restores the weights of the stage's best validation
+(:meth:`GenerativeModel.stage_ended`), the autoencoder and the codebook freeze, and the prior
+trains alone on their codes, as the paper trains it after the autoencoder, until its own best
+validation. (Selecting across the stages kept the joint
 stage's weights: a frozen autoencoder's last step is worse than its best by more than the
 prior then gains, so the prior's stage was thrown away; README measures the difference.)
 

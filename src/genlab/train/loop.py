@@ -473,10 +473,11 @@ class _Loop:
 
     def close_stage(self) -> None:
         """The model's stage of training has ended (:meth:`GenerativeModel.stage_ended`, or early
-        stopping with :meth:`GenerativeModel.has_next_stage`): the next stage starts from the ended stage's best validated weights, and selection and early
-        stopping start afresh, so the final weights are the next stage's best (a later stage's
-        validation loss need not beat an earlier stage's weights: the VQ-VAE's autoencoder
-        stops at its last step, not its best, without this)."""
+        stopping with :meth:`GenerativeModel.has_next_stage`): the next stage starts from the
+        ended stage's best validated weights, and selection and early stopping start afresh, so
+        the final weights are the next stage's best (a later stage's validation loss need not
+        beat an earlier stage's weights: without this the VQ-VAE's autoencoder froze at its
+        last step, not its best)."""
         state = self.state
         if self.best is not None and self.config.select_best:
             self.model.load_state_dict(self.best)
