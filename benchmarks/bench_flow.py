@@ -20,8 +20,9 @@ matrix products of its coupling MLPs (``benchmarks.timing.matmul_seconds``). Wit
 ``--quick``, genlab with ``compile=True`` (``torch.compile`` of the layers for the training
 steps), run twice: the first run pays the compilation (less when inductor's on-disk cache
 holds the graphs of an earlier process), the second finds its graphs cached; from them, the
-steps/s of compiled steps and the number of steps after which compiling pays back its cost. Rates are per wall-clock second and per CPU second of
-the process (less disturbed by other work), best of ``repeats`` interleaved runs. Timings on a
+steps/s of compiled steps and the number of steps after which compiling pays back its cost.
+Rates are per wall-clock second and per CPU second of the process (less disturbed by other
+work), best of ``repeats`` interleaved runs. Timings on a
 shared machine are noisy: compare genlab and the peers only within one run.
 
 Run: ``python -m benchmarks --only flow`` (needs the ``bench`` extra: zuko, normflows).

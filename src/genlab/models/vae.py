@@ -173,6 +173,16 @@ class VAEConfig:
         check(self.prior_components >= 1, "prior_components must be >= 1")
 
 
+def draw_posterior(
+    loc: Tensor, log_scale: Tensor, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    r"""One reparameterised draw :math:`z = \mu + \sigma \odot \epsilon`,
+    :math:`\epsilon \sim \mathcal N(0, I)`, from each diagonal Gaussian posterior; returns
+    ``(z, eps)`` (the noise for :func:`reparameterised_log_posterior`)."""
+    eps = torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
+    return loc + log_scale.exp() * eps, eps
+
+
 def reparameterised_log_posterior(eps: Tensor, log_scale: Tensor) -> Tensor:
     r"""``(*batch)`` :math:`\log q(z \mid x)` at :math:`z = \mu + \sigma \odot \epsilon`:
     :math:`\log \mathcal N(\epsilon; 0, I) - \sum_j \log \sigma_j` (exact: the change of
@@ -258,8 +268,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
             loc, log_scale = self._posterior_params(
                 x_train[rows], None if labels is None else labels[rows]
             )
-            eps = torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
-            codes.append(loc + log_scale.exp() * eps)
+            codes.append(draw_posterior(loc, log_scale, generator)[0])
         self.fit_code_prior(torch.cat(codes), generator)
 
     # ------------------------------------------------------------------ the model's pieces
@@ -522,8 +531,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
         loc, log_scale = self._posterior_params(x, labels)
         samples = self.config.train_samples
         if samples == 1:
-            eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-            params = self._decoder_params(loc + log_scale.exp() * eps, labels)
+            params = self._decoder_params(draw_posterior(loc, log_scale, generator)[0], labels)
             # batch sums of both terms: the loss needs no per-example values
             log_likelihood = self.likelihood.total_log_prob(params, target)
             kl = kl_standard_normal(loc, log_scale).sum()
@@ -567,8 +575,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
         target = self.likelihood.checked_target(x)
         labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
-        eps = torch.randn(loc.shape, generator=generator, device=x.device, dtype=loc.dtype)
-        z = loc + log_scale.exp() * eps
+        z, eps = draw_posterior(loc, log_scale, generator)
         distortion = -self.likelihood.log_prob(self._decoder_params(z, labels), target)
         if self.prior is None:
             return kl_standard_normal(loc, log_scale), distortion

@@ -16,8 +16,8 @@ the compiled graphs see one mode (training) and one use. The first step of each 
 pays a compilation (tens of seconds on CPU: inductor writes and builds C++; the epoch's shorter
 last batch compiles once more), which the run records (``compile_seconds`` in
 ``summary.json``, the summed wall time of those steps, and ``compiled_batch_sizes``) so that
-a user can see whether the run's length paid it back. Inductor needs a C++ compiler on CPU and Triton
-on CUDA; their absence is a :class:`~genlab.errors.ConfigError` before training starts.
+a user can see whether the run's length paid it back. Inductor needs a C++ compiler on CPU and
+Triton on CUDA; their absence is a :class:`~genlab.errors.ConfigError` before training starts.
 
 Neither is bit-identical to the float32 eager step: a compiled or bf16 run gives slightly
 different numbers (float32 compiled code may fuse and reorder arithmetic), and resuming one
