@@ -24,7 +24,9 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
 
 Families whose samples add per-pixel noise to a decoder mean (VAE, PPCA) are scored twice:
 their samples ``x ~ p(x | z)`` (the model's draws, the main row) and their decoder means
-``E[x | z]`` (what the pictures show; row ``FAMILY (means)``).
+``E[x | z]`` (what the pictures show; row ``FAMILY (means)``). With ``--temperatures``, families
+whose ``sample`` takes a ``temperature`` (the flow) are also scored on draws at each of them
+(rows ``FAMILY (T=t)``: not the model's own draws, which are the main row's).
 
 Run (after ``python scripts/prepare_mnist.py``)::
 
@@ -35,6 +37,7 @@ Run (after ``python scripts/prepare_mnist.py``)::
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import time
@@ -83,10 +86,11 @@ def sample_scores(
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
     classifier: Any, settings: dict[str, str], pictures: Path | None, completions: int,
-    runs: Path | None,
+    runs: Path | None, temperatures: list[float],
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Train one model; its row (and a ``(means)`` row for families with per-pixel noise);
-    with ``pictures``, a grid of its first 64 samples (and means) there; with ``runs``, its
+    """Train one model; its row (and a ``(means)`` row for families with per-pixel noise, a
+    ``(T=t)`` row per temperature for families that sample at one); with ``pictures``, a grid of
+    its first 64 samples (and means, and draws at each temperature) there; with ``runs``, its
     run directory (metrics, checkpoint) there."""
     name = f"{family}-{budget}-seed{seed}"
     out = None if runs is None else runs / name
@@ -125,6 +129,18 @@ def run_family(
             rows.append(
                 {"model": f"{family} (means)", "seed": seed,
                  **sample_scores(means, data, classifier, seed, cache)}
+            )  # fmt: skip
+        if "temperature" not in inspect.signature(model.sample).parameters:
+            return rows
+        for temperature in temperatures:
+            generator = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                cooled = model.sample(n, generator=generator, temperature=temperature)
+            if pictures is not None:
+                save_image_grid(cooled[:64], pictures / f"{name}-T{temperature}.png", data.info)
+            rows.append(
+                {"model": f"{family} (T={temperature})", "seed": seed,
+                 **sample_scores(cooled, data, classifier, seed, cache)}
             )  # fmt: skip
     return rows
 
@@ -193,6 +209,10 @@ def main() -> None:
     parser.add_argument("--pictures", type=Path, help="folder for each model's sample grid")
     parser.add_argument("--runs", type=Path, help="folder for each model's run directory")
     parser.add_argument(
+        "--temperatures", nargs="+", type=float, default=[], metavar="T",
+        help="also score draws at these temperatures (families whose sample takes one)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for every family, as genlab train --set (to try variants)",
     )  # fmt: skip
@@ -238,7 +258,7 @@ def main() -> None:
         for seed in args.seeds:
             new = run_family(
                 family, data, args.budget, seed, args.importance_samples, cache, classifier,
-                settings, args.pictures, args.completions, args.runs,
+                settings, args.pictures, args.completions, args.runs, args.temperatures,
             )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)

@@ -132,6 +132,17 @@ def test_continuous_data_and_the_unet(ring, digits):
         genlab.fit("diffusion", ring, budget="smoke", architecture="unet")
 
 
+def test_the_unet_on_patches(digits):
+    """patch=2 folds each 2x2 patch of the 8x8 digits into channels: 4 x 4 x 4 inside, 8x8 out."""
+    unet = genlab.fit("diffusion", digits, budget="smoke", architecture="unet", patch=2, seed=0)
+    assert unet.denoiser.input.in_channels == 4 and unet.denoiser.sizes == [(4, 4)]
+    draws = unet.sample(3, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (3, 1, 8, 8) and torch.isfinite(unet.log_prob(digits.x_test[:3])).all()
+    for settings in ({"patch": 3, "architecture": "unet"}, {"patch": 2, "architecture": "mlp"}):
+        with pytest.raises(ConfigError, match="patch=.* needs architecture=unet"):
+            genlab.fit("diffusion", digits, steps=1, **settings)
+
+
 def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
     """A logit per level stops at 256 levels (as the other families' summed likelihoods): wider
     integer data gets the epsilon prediction and the 256-level schedule, and trains finitely."""

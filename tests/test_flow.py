@@ -12,6 +12,7 @@ from sklearn.mixture import GaussianMixture
 
 import genlab
 from genlab.data import DataInfo, Dataset
+from genlab.errors import ConfigError
 from genlab.models.flow import Flow, FlowConfig
 from genlab.nn import MLP, AffineNormalizer
 from genlab.nn.flows import (
@@ -273,6 +274,18 @@ def test_conditional_flow_log_prob_is_the_change_of_variables_given_each_label(k
     torch.testing.assert_close(model.log_prob(x, context=labels), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.decode(z, context=labels), x, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(model.log_prob(x, context=(labels + 1) % 3), expected)
+
+
+def test_a_sample_at_temperature_t_is_the_inverse_of_t_times_the_standard_draw():
+    """sample(temperature=T) = f^{-1}(T z) for the z that sample() draws from the same seed."""
+    model = randomize(Flow(FlowConfig(n_layers=3, hidden=(8,)), _model_info("vector")), 0.3)
+    model.pre.normalizer.fit(torch.randn(20, 5) * 2)
+    with torch.no_grad():
+        cold = model.sample(6, generator=torch.Generator().manual_seed(3), temperature=0.5)
+        z = model.encode(model.sample(6, generator=torch.Generator().manual_seed(3)))
+        torch.testing.assert_close(model.encode(cold), 0.5 * z, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="temperature must be positive"):
+        model.sample(2, temperature=0.0)
 
 
 def test_the_model_is_the_average_of_the_trained_layers():

@@ -185,6 +185,8 @@ class DiffusionConfig:
         with modes far narrower than their spread), 0 for images.
     channels: channels of the U-Net's first level (doubling at each halving).
     blocks: residual blocks per U-Net level.
+    patch: the U-Net's patch side :math:`p`: it works on :math:`p \\times p` patches folded into
+        channels (:class:`~genlab.nn.denoisers.UNet`; 2 on 28x28 images).
     attention: self-attention at the U-Net's lowest resolution.
     embed: width of the timestep embedding.
     dropout: dropout inside the residual blocks.
@@ -216,6 +218,7 @@ class DiffusionConfig:
     octaves: int | None = None
     channels: int = 32
     blocks: int = 1
+    patch: int = 1
     attention: bool = False
     embed: int = 128
     dropout: float = 0.1
@@ -255,8 +258,9 @@ class DiffusionConfig:
         )
         check(self.hybrid_weight > 0, f"hybrid_weight must be positive, got {self.hybrid_weight}")
         check(all(h >= 1 for h in self.hidden) and self.hidden, "hidden sizes must be >= 1")
-        for name in ("channels", "blocks", "embed", "val_timesteps", "ddim_steps", "particles"):
+        for name in ("channels", "blocks", "patch", "embed", "val_timesteps", "ddim_steps"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1")
+        check(self.particles >= 1, "particles must be >= 1")
         check(self.inversion_iterations >= 0, "inversion_iterations must be >= 0")
         check(self.embed % 2 == 0, f"embed must be even, got {self.embed}")
         check(
@@ -349,6 +353,12 @@ class Diffusion(GenerativeModel):
             architecture = "mlp"
         check(architecture == "mlp" or info.kind == "image", "diffusion: unet needs image data")
         self.conv = architecture == "unet"
+        divides = all(side % config.patch == 0 for side in info.event_shape[1:])
+        check(
+            config.patch == 1 or (self.conv and divides),
+            f"diffusion: patch={config.patch} needs architecture=unet and an image side it "
+            f"divides (the data's shape is {tuple(info.event_shape)})",
+        )
         self.octaves = config.octaves
         if self.octaves is None:
             self.octaves = VECTOR_OCTAVES if info.kind == "vector" else 0
@@ -356,6 +366,7 @@ class Diffusion(GenerativeModel):
             self.denoiser: nn.Module = UNet(
                 info.event_shape, config.timesteps, config.channels, config.blocks,
                 self.outputs, config.embed, config.attention, config.dropout, classes,
+                config.patch,
             )  # fmt: skip
         else:
             self.denoiser = MLPDenoiser(

@@ -274,6 +274,12 @@ class UNet(nn.Module):
     (the lowest resolution). Upsampling is nearest-neighbour then a 3x3 convolution.
     ``classes`` :math:`C > 0` embeds labels beside the timestep (module docstring).
 
+    ``patch`` :math:`p > 1` runs the network on :math:`p \\times p` patches folded into channels
+    (space-to-depth, ``(C, H, W) -> (p^2 C, H / p, W / p)``, unfolded again at the output), as
+    simple diffusion does at high resolution (Hoogeboom et al., 2023): a 28x28 digit becomes
+    4 x 14 x 14, every level a quarter of the pixels and one level fewer (14 -> 7), about six
+    times less work a step than at full resolution.
+
     Example:
         >>> net = UNet((1, 8, 8), total=50, channels=8, blocks=1)
         >>> net(torch.zeros(2, 1, 8, 8), torch.tensor([0, 49])).shape
@@ -291,9 +297,14 @@ class UNet(nn.Module):
         attention: bool = False,
         dropout: float = 0.0,
         classes: int = 0,
+        patch: int = 1,
     ) -> None:
         super().__init__()
         c, height, width = event_shape
+        if height % patch or width % patch:
+            raise ValueError(f"patch {patch} does not divide the image's {height}x{width} pixels")
+        self.patch = patch
+        c, height, width = c * patch**2, height // patch, width // patch
         self.sizes = [(height, width)]
         while all(s % 2 == 0 and s > 4 for s in self.sizes[-1]):
             self.sizes.append((self.sizes[-1][0] // 2, self.sizes[-1][1] // 2))
@@ -333,7 +344,7 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         e = step_embedding(self.time, self.label, t, labels)
-        h = self.input(x)
+        h = self.input(nn.functional.pixel_unshuffle(x, self.patch))
         skips = [h]
         down, downsample = iter(self.down), iter(self.downsample)
         for i in range(len(self.sizes)):
@@ -352,4 +363,4 @@ class UNet(nn.Module):
             if i > 0:
                 h = nn.functional.interpolate(h, size=self.sizes[i - 1], mode="nearest")
                 h = next(upsample)(h)
-        return self.output(h)
+        return nn.functional.pixel_shuffle(self.output(h), self.patch)
