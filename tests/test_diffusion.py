@@ -11,8 +11,10 @@ import torch
 
 import genlab
 import genlab.api
+from genlab.data import DataInfo
 from genlab.errors import ConfigError
 from genlab.metrics.likelihood import bits_per_dim, log_likelihood
+from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.nn.denoisers import FourierFeatures
 from genlab.objectives import simple_loss
 from genlab.samplers.schedules import ImportanceTimesteps, NoiseSchedule, make_betas
@@ -141,6 +143,21 @@ def test_the_unet_on_patches(digits):
     for settings in ({"patch": 3, "architecture": "unet"}, {"patch": 2, "architecture": "mlp"}):
         with pytest.raises(ConfigError, match="patch=.* needs architecture=unet"):
             genlab.fit("diffusion", digits, steps=1, **settings)
+
+
+@pytest.mark.parametrize("side,patch", [(8, 1), (28, 2), (17, 1), (16, 2)])
+def test_patches_by_default_on_large_images_of_even_side(side, patch):
+    """patch=None: 2x2 patches on images with even sides of 16 pixels or more."""
+    info = DataInfo("t", (1, side, side), "image", levels=256, value_range=(0.0, 255.0))
+    model = Diffusion(DiffusionConfig(architecture="unet", channels=4, embed=8), info)
+    assert model.patch == patch and model.denoiser.input.in_channels == patch**2
+
+
+def test_28x28_images_get_the_unet_on_patches_by_default():
+    info = DataInfo("t", (1, 28, 28), "image", levels=256, value_range=(0.0, 255.0))
+    for budget in (None, "smoke", "fast", "full"):
+        resolved = genlab.api.resolve_settings("diffusion", {}, budget=budget, info=info)
+        assert resolved.model.architecture == "unet" and resolved.model.patch is None
 
 
 def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
