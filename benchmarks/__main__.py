@@ -20,6 +20,7 @@ BENCHMARKS = (
     "vae",
     "flow",
     "diffusion",
+    "denoiser",
     "frechet",
     "prdc",
     "memory",

@@ -1,0 +1,91 @@
+"""The 28x28 denoiser's training step: genlab's U-Net on 2x2 patches (the default on 28x28
+images), the same U-Net at full resolution, and diffusers' ``UNet2DModel`` of the same widths.
+
+One training step (forward, mean-square loss on the output, backward, Adam) on a batch of
+random 28x28 single-channel images at random timesteps, each network with two outputs a pixel
+(the prediction and the learned variance's interpolation, as the diffusion family's default):
+
+- genlab ``UNet((1, 28, 28), channels=16, blocks=1, patch=2)``: 4 x 14 x 14 inside, levels
+  14 and 7 with 16 and 32 channels;
+- genlab ``UNet(..., patch=1)``: levels 28, 14 and 7 with 16, 32 and 64 channels;
+- diffusers ``UNet2DModel(block_out_channels=(16, 32, 64), layers_per_block=1)`` with plain
+  ResNet blocks (no attention), the same three levels as genlab's full-resolution U-Net.
+
+Steps per second, median of repeats; the ratios say how much the patches save a step and where
+genlab's full-resolution U-Net stands against the peer (no target: the patches are a
+modelling choice, whose quality README's 28x28 scorecard measures).
+
+Run: ``python -m benchmarks --only denoiser`` (needs diffusers, in the ``bench`` and ``test``
+extras).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from benchmarks.report import ratio
+from benchmarks.timing import median_seconds
+from genlab.nn.denoisers import UNet
+
+NAME = "denoiser"
+TITLE = "one training step of a 28x28 diffusion denoiser: patches, full resolution, diffusers"
+TIMESTEPS = 250
+CHANNELS = 16
+
+
+def _step(net: torch.nn.Module, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+          x: torch.Tensor, t: torch.Tensor) -> Callable[[], None]:  # fmt: skip
+    """One Adam step of ``net`` on the mean square of ``forward(x, t)``."""
+    optimizer = torch.optim.Adam(net.parameters(), 1e-4)
+
+    def step() -> None:
+        loss = forward(x, t).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(seed)
+    batch, repeats = (32, 3) if quick else (128, 5)
+    x = torch.randn(batch, 1, 28, 28)
+    t = torch.randint(0, TIMESTEPS, (batch,))
+    patched = UNet((1, 28, 28), TIMESTEPS, CHANNELS, blocks=1, out_factor=2, patch=2)
+    full = UNet((1, 28, 28), TIMESTEPS, CHANNELS, blocks=1, out_factor=2, patch=1)
+    peer = UNet2DModel(
+        sample_size=28, in_channels=1, out_channels=2, layers_per_block=1,
+        block_out_channels=(CHANNELS, 2 * CHANNELS, 4 * CHANNELS), norm_num_groups=8,
+        down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
+    )  # fmt: skip
+    networks = {
+        "genlab U-Net, 2x2 patches (the 28x28 default)": (patched, patched),
+        "genlab U-Net, full resolution": (full, full),
+        "diffusers UNet2DModel, full resolution": (peer, lambda x, t: peer(x, t).sample),
+    }
+    rows = []
+    for name, (net, forward) in networks.items():
+        seconds = median_seconds(_step(net, forward, x, t), repeats=repeats)
+        parameters = sum(p.numel() for p in net.parameters())
+        rows.append({"network": name, "parameters": parameters, "steps_per_s": 1 / seconds})
+    speed = [row["steps_per_s"] for row in rows]
+    return {
+        "threads": torch.get_num_threads(),
+        "columns": [
+            ["network", "network"],
+            ["parameters", "parameters"],
+            ["steps_per_s", "steps/s"],
+        ],
+        "rows": rows,
+        "notes": [f"batch {batch} of 28x28 images, median of {repeats} steps after one warm-up"],
+        "ratios": [
+            ratio("steps/s, genlab patches / genlab full resolution", speed[0] / speed[1]),
+            ratio("steps/s, genlab full resolution / diffusers", speed[1] / speed[2]),
+        ],
+    }
