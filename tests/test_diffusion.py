@@ -147,17 +147,21 @@ def test_the_unet_on_patches(digits):
 
 @pytest.mark.parametrize("side,patch", [(8, 1), (28, 2), (17, 1), (16, 2)])
 def test_patches_by_default_on_large_images_of_even_side(side, patch):
-    """patch=None: 2x2 patches on images with even sides of 16 pixels or more."""
+    """patch=auto: 2x2 patches on images with even sides of 16 pixels or more. The default, 1,
+    keeps the runs saved before patches existed (full-resolution U-Nets) loading as they were."""
     info = DataInfo("t", (1, side, side), "image", levels=256, value_range=(0.0, 255.0))
-    model = Diffusion(DiffusionConfig(architecture="unet", channels=4, embed=8), info)
+    model = Diffusion(
+        DiffusionConfig(architecture="unet", channels=4, embed=8, patch="auto"), info
+    )
     assert model.patch == patch and model.denoiser.input.in_channels == patch**2
+    assert Diffusion(DiffusionConfig(architecture="unet", channels=4, embed=8), info).patch == 1
 
 
 def test_28x28_images_get_the_unet_on_patches_by_default():
     info = DataInfo("t", (1, 28, 28), "image", levels=256, value_range=(0.0, 255.0))
     for budget in (None, "smoke", "fast", "full"):
         resolved = genlab.api.resolve_settings("diffusion", {}, budget=budget, info=info)
-        assert resolved.model.architecture == "unet" and resolved.model.patch is None
+        assert resolved.model.architecture == "unet" and resolved.model.patch == "auto"
 
 
 def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):

@@ -142,7 +142,7 @@ DIFFUSION_LOSSES: tuple[str, ...] = get_args(DiffusionLoss)
 TimestepSampling = Literal["uniform", "importance"]
 TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)
 VECTOR_OCTAVES = 6  # octaves of the MLP input for vector data (``octaves=None``)
-PATCHED_SIDE = 16  # images with sides this long (and even) get 2x2 patches (``patch=None``)
+PATCHED_SIDE = 16  # images with sides this long (and even) get 2x2 patches (``patch="auto"``)
 DenoiserArchitecture = Literal["auto", "mlp", "unet"]
 DENOISER_ARCHITECTURES: tuple[str, ...] = get_args(DenoiserArchitecture)
 SampleMethod = Literal["ddpm", "ddim"]
@@ -188,8 +188,9 @@ class DiffusionConfig:
     channels: channels of the U-Net's first level (doubling at each halving).
     blocks: residual blocks per U-Net level.
     patch: the U-Net's patch side :math:`p`: it works on :math:`p \\times p` patches folded into
-        channels (:class:`~genlab.nn.denoisers.UNet`); ``None``: 2 on images whose sides are
-        even and at least :data:`PATCHED_SIDE` (28x28: 4 x 14 x 14 inside), else 1.
+        channels (:class:`~genlab.nn.denoisers.UNet`); ``"auto"`` (the ``images`` layer's
+        choice): 2 on images whose sides are even and at least :data:`PATCHED_SIDE` (28x28:
+        4 x 14 x 14 inside), else 1.
     attention: self-attention at the U-Net's lowest resolution.
     embed: width of the timestep embedding.
     dropout: dropout inside the residual blocks.
@@ -221,7 +222,7 @@ class DiffusionConfig:
     octaves: int | None = None
     channels: int = 32
     blocks: int = 1
-    patch: int | None = None
+    patch: int | Literal["auto"] = 1
     attention: bool = False
     embed: int = 128
     dropout: float = 0.1
@@ -263,7 +264,10 @@ class DiffusionConfig:
         check(all(h >= 1 for h in self.hidden) and self.hidden, "hidden sizes must be >= 1")
         for name in ("channels", "blocks", "embed", "val_timesteps", "ddim_steps"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1")
-        check(self.patch is None or self.patch >= 1, f"patch must be >= 1, got {self.patch}")
+        check(
+            self.patch == "auto" or (isinstance(self.patch, int) and self.patch >= 1),
+            f"patch must be an integer >= 1 or auto, got {self.patch!r}",
+        )
         check(self.particles >= 1, "particles must be >= 1")
         check(self.inversion_iterations >= 0, "inversion_iterations must be >= 0")
         check(self.embed % 2 == 0, f"embed must be even, got {self.embed}")
@@ -323,7 +327,7 @@ class Diffusion(GenerativeModel):
     # 28x28 digits, seed 0, fast: the U-Net (16 channels, 2x2 patches, 4,000 steps) gave 0.615
     # confident, FID 900 and 3.90 bits/dim where the MLP's 1,500 steps gave 0.53, 4,284, 13.49
     large_image_budgets = {
-        budget: {"architecture": "unet", **settings}
+        budget: {"architecture": "unet", "patch": "auto", **settings}
         for budget, settings in {
             None: {"channels": 16},
             "smoke": {},
@@ -370,7 +374,7 @@ class Diffusion(GenerativeModel):
         self.conv = architecture == "unet"
         sides = info.event_shape[1:]
         self.patch = config.patch
-        if self.patch is None:
+        if self.patch == "auto":
             large = self.conv and min(sides) >= PATCHED_SIDE
             self.patch = 2 if large and all(side % 2 == 0 for side in sides) else 1
         check(
