@@ -146,7 +146,7 @@ def test_the_unet_on_patches(digits):
 
 
 @pytest.mark.parametrize("side,patch", [(8, 1), (28, 2), (17, 1), (16, 2)])
-def test_patches_by_default_on_large_images_of_even_side(side, patch):
+def test_patch_auto_folds_large_images_of_even_sides(side, patch):
     """patch=auto: 2x2 patches on images with even sides of 16 pixels or more. The default, 1,
     keeps the runs saved before patches existed (full-resolution U-Nets) loading as they were."""
     info = DataInfo("t", (1, side, side), "image", levels=256, value_range=(0.0, 255.0))

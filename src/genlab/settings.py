@@ -13,7 +13,7 @@ layer overrides an earlier one key by key:
    the WGAN paper's RMSProp at lr 5e-5, weight clipping and 5 critic steps);
 4. ``budget``: ``budgets[budget]`` on the class, when a budget (``smoke``, ``fast``, ``full``)
    is named;
-5. ``images``: for images of side at least :data:`LARGE_IMAGE_SIDE` (28x28 MNIST, not the 8x8
+5. ``images``: for images of side at least :data:`~genlab.data.dataset.LARGE_IMAGE_SIDE` (28x28 MNIST, not the 8x8
    digits), ``large_image_budgets[budget]`` on the class (key ``None`` when no budget is
    named): architectures and lengths that suit the resolution, replacing the ones tuned on
    8x8 digits; empty when no data is given;
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from genlab.config import build, field_names
-from genlab.data.dataset import DataInfo
+from genlab.data.dataset import DataInfo, is_large_image
 from genlab.errors import ConfigError
 from genlab.models import GenerativeModel, family_class
 from genlab.train.config import TrainConfig
@@ -58,8 +58,6 @@ __all__ = [
 BUDGETS = ("smoke", "fast", "full")
 LayerName = Literal["defaults", "family", "recipe", "budget", "images", "user"]
 LAYERS: tuple[str, ...] = get_args(LayerName)
-# Images with a side at least this large get the ``images`` layer (8x8 digits do not).
-LARGE_IMAGE_SIDE = 16
 # A layer that sets one of these clears the other (TrainConfig takes exactly one).
 RUN_LENGTH = {"steps": "epochs", "epochs": "steps"}
 
@@ -161,20 +159,12 @@ def _recipe_layer(cls: type[GenerativeModel], chosen: Mapping[str, Any]) -> Sett
     return SettingsLayer("recipe", f"recipe ({option}={value})", dict(recipe))
 
 
-def is_large_image(info: DataInfo | None) -> bool:
-    """Images with a side of at least :data:`LARGE_IMAGE_SIDE` pixels."""
-    return (
-        info is not None and info.kind == "image" and max(info.event_shape[1:]) >= LARGE_IMAGE_SIDE
-    )
-
-
 def _images_layer(
     cls: type[GenerativeModel], budget: str | None, info: DataInfo | None
 ) -> SettingsLayer:
     """``cls.large_image_budgets[budget]`` for large images, else an empty layer."""
-    if not is_large_image(info):
+    if info is None or not is_large_image(info):
         return SettingsLayer("images", "images", {})
-    assert info is not None
     size = "x".join(str(side) for side in info.event_shape[1:])
     label = f"images ({size}{', ' + budget if budget else ''})"
     return SettingsLayer("images", label, dict(cls.large_image_budgets.get(budget, {})))

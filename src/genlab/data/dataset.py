@@ -22,6 +22,7 @@ TEXT_UNITS: tuple[str, ...] = get_args(TextUnits)
 END_TOKEN = 0  # text: token 0 ends an item (a newline); it also starts every context
 PAD_TOKEN = -1  # text: positions after an item's end token (they never count)
 MAX_FEATURES = 2**31
+LARGE_IMAGE_SIDE = 16  # images with a side this long get the ``images`` settings layer
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,12 @@ class DataInfo:
             vocabulary=None if vocabulary is None else tuple(vocabulary),
             text_units=units,
         )
+
+
+def is_large_image(info: DataInfo) -> bool:
+    """Images with a side of at least :data:`LARGE_IMAGE_SIDE` pixels (28x28 MNIST, not the 8x8
+    digits): what the ``images`` settings layer and resolution-dependent defaults key on."""
+    return info.kind == "image" and max(info.event_shape[1:]) >= LARGE_IMAGE_SIDE
 
 
 def _is_int(value: Any) -> bool:

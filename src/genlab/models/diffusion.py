@@ -87,7 +87,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.config import check
-from genlab.data.dataset import DataInfo
+from genlab.data.dataset import DataInfo, is_large_image
 from genlab.errors import UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
@@ -142,7 +142,6 @@ DIFFUSION_LOSSES: tuple[str, ...] = get_args(DiffusionLoss)
 TimestepSampling = Literal["uniform", "importance"]
 TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)
 VECTOR_OCTAVES = 6  # octaves of the MLP input for vector data (``octaves=None``)
-PATCHED_SIDE = 16  # images with sides this long (and even) get 2x2 patches (``patch="auto"``)
 DenoiserArchitecture = Literal["auto", "mlp", "unet"]
 DENOISER_ARCHITECTURES: tuple[str, ...] = get_args(DenoiserArchitecture)
 SampleMethod = Literal["ddpm", "ddim"]
@@ -189,8 +188,8 @@ class DiffusionConfig:
     blocks: residual blocks per U-Net level.
     patch: the U-Net's patch side :math:`p`: it works on :math:`p \\times p` patches folded into
         channels (:class:`~genlab.nn.denoisers.UNet`); ``"auto"`` (the ``images`` layer's
-        choice): 2 on images whose sides are even and at least :data:`PATCHED_SIDE` (28x28:
-        4 x 14 x 14 inside), else 1.
+        choice): 2 on large images (:func:`~genlab.data.dataset.is_large_image`) of even
+        sides (28x28: 4 x 14 x 14 inside), else 1.
     attention: self-attention at the U-Net's lowest resolution.
     embed: width of the timestep embedding.
     dropout: dropout inside the residual blocks.
@@ -375,8 +374,8 @@ class Diffusion(GenerativeModel):
         sides = info.event_shape[1:]
         self.patch = config.patch
         if self.patch == "auto":
-            large = self.conv and min(sides) >= PATCHED_SIDE
-            self.patch = 2 if large and all(side % 2 == 0 for side in sides) else 1
+            even = all(side % 2 == 0 for side in sides)
+            self.patch = 2 if self.conv and is_large_image(info) and even else 1
         check(
             self.patch == 1 or (self.conv and all(side % self.patch == 0 for side in sides)),
             f"diffusion: patch={self.patch} needs architecture=unet and an image side it "
