@@ -25,6 +25,7 @@ from genlab.nn.flows import (
     Logit,
     MaskedAffineAutoregressive,
     SplineCoupling,
+    Squeezed,
     Standardize,
     affine_transform,
     soft_clamp,
@@ -75,6 +76,21 @@ def bijections() -> dict[str, tuple[Bijection, tuple[int, ...]]]:
         "maf": (MaskedAffineAutoregressive(torch.randperm(d) + 1, (16, 16)), (d,)),
         "spline": (SplineCoupling(torch.arange(d) % 2 == 0, (16,), n_bins=5, bound=2.0), (d,)),
         "logit": (Logit(-0.5, 4.5, 0.05), (d,)),
+        "squeezed": (  # (1, 2, 4) images as (4, 1, 2) inside: a channel coupling there
+            Squeezed(
+                Chain(
+                    [
+                        ActNorm(4, spatial_dims=2),
+                        AffineCoupling(
+                            (torch.arange(4) < 2)[:, None, None].expand(4, 1, 2),
+                            ConvConditioner(4, 6),
+                        ),
+                        InvertibleLinear(4),
+                    ]
+                )
+            ),
+            (1, 2, 4),
+        ),
         "standardize": (Standardize(normalizer), (d,)),
         "chain": (
             Chain(
@@ -200,6 +216,8 @@ def test_conditional_made_is_autoregressive_in_x_and_reads_all_of_the_context():
 def _model_info(kind: str) -> DataInfo:
     if kind == "image":  # 6 pixels, 5 levels spaced 2 apart (support of the dequantised values)
         return DataInfo("t", (1, 2, 3), "image", levels=5, value_range=(0.0, 8.0))
+    if kind == "square_image":  # 4x4: squeezed twice, to (16, 1, 1)
+        return DataInfo("t", (1, 4, 4), "image", levels=5, value_range=(0.0, 8.0))
     return DataInfo("t", (5,), "vector")
 
 
@@ -214,6 +232,7 @@ def _model_info(kind: str) -> DataInfo:
         ("image", {"conditioner": "mlp", "logit": False}),
         ("vector", {"transform": "spline", "spline_bound": 1.5}),
         ("image", {"transform": "spline", "random_masks": True}),
+        ("square_image", {"levels": 3, "linear": True}),
     ],
 )
 def test_model_log_prob_is_the_change_of_variables(kind, settings):
@@ -221,7 +240,7 @@ def test_model_log_prob_is_the_change_of_variables(kind, settings):
     info = _model_info(kind)
     config = FlowConfig(n_layers=3, hidden=(8,), channels=4, **settings)
     model = randomize(Flow(config, info), 0.3).double()
-    if kind == "image":
+    if kind != "vector":
         x = torch.rand(4, *info.event_shape, dtype=torch.float64) * 9.8 - 0.9
     else:
         x = torch.randn(4, *info.event_shape, dtype=torch.float64)
@@ -274,6 +293,52 @@ def test_conditional_flow_log_prob_is_the_change_of_variables_given_each_label(k
     torch.testing.assert_close(model.log_prob(x, context=labels), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.decode(z, context=labels), x, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(model.log_prob(x, context=(labels + 1) % 3), expected)
+
+
+def test_squeezed_layers_see_each_2x2_patch_as_four_channels():
+    """Inside ``Squeezed`` channel k of position (i, j) is pixel (2i + k // 2, 2j + k % 2): an
+    ActNorm scaling channel k by 10^k multiplies exactly those pixels, and nothing else moves."""
+    actnorm = ActNorm(4, spatial_dims=2)
+    with torch.no_grad():
+        actnorm.log_scale.copy_(torch.arange(4.0).mul(math.log(10)).view(1, 4, 1, 1))
+    x = torch.ones(1, 1, 4, 6)
+    z, log_det = Squeezed(actnorm)(x)
+    patch = torch.tensor([[1.0, 10.0], [100.0, 1000.0]])
+    torch.testing.assert_close(z[0, 0], patch.repeat(2, 3))
+    torch.testing.assert_close(log_det, torch.tensor([6 * math.log(10**6)]))
+
+
+def test_levels_nest_squeezed_scales_with_channel_masks():
+    """levels=3 on 8x8 images: couplings at 1x8x8, then 4x4x4, then 16x2x2, channel halves
+    alternating on the squeezed levels; sides that cannot be halved twice are refused."""
+    info = DataInfo("t", (1, 8, 8), "image", levels=5, value_range=(0.0, 8.0))
+    model = Flow(FlowConfig(n_layers=2, channels=4, levels=3), info)
+    shapes, level = [], model.layers
+    while True:
+        couplings = [layer for layer in level.layers if isinstance(layer, AffineCoupling)]
+        shapes.append(tuple(couplings[0].mask.shape[1:]))
+        inner = [layer for layer in level.layers if isinstance(layer, Squeezed)]
+        if not inner:
+            break
+        level = inner[0].inner
+    assert shapes == [(1, 8, 8), (4, 4, 4), (16, 2, 2)]
+    first, second = [c.mask[0, :, 0, 0].tolist() for c in couplings]
+    assert first == [True] * 8 + [False] * 8 and second == [not m for m in first]
+    with pytest.raises(ConfigError, match="sides divisible by 4"):
+        Flow(FlowConfig(levels=3), DataInfo("t", (1, 6, 6), "image", levels=5))
+    with pytest.raises(ConfigError, match="needs conditioner=conv"):
+        Flow(FlowConfig(levels=2, conditioner="mlp"), info)
+
+
+@pytest.mark.parametrize(
+    "shape,conditioner,levels",
+    [((1, 28, 28), "conv", 3), ((1, 18, 18), "conv", 2), ((1, 17, 17), "conv", 1),
+     ((1, 8, 8), "conv", 1), ((1, 28, 28), "mlp", 1)],
+)  # fmt: skip
+def test_auto_levels_squeeze_large_images_as_far_as_their_sides_halve(shape, conditioner, levels):
+    info = DataInfo("t", shape, "image", levels=5, value_range=(0.0, 8.0))
+    model = Flow(FlowConfig(n_layers=1, channels=2, levels="auto", conditioner=conditioner), info)
+    assert model.levels == levels
 
 
 def test_a_sample_at_temperature_t_is_the_inverse_of_t_times_the_standard_draw():

@@ -14,7 +14,11 @@ Two layer stacks (``transform``):
 
 - ``"realnvp"``: affine couplings with alternating masks (parity masks for vectors, checkerboard
   masks for images), MLP conditioners for vectors and conv conditioners for images
-  (``conditioner``), optionally an invertible linear / 1x1 layer (``linear``);
+  (``conditioner``), optionally an invertible linear / 1x1 layer (``linear``); with conv
+  conditioners, ``levels`` adds RealNVP's and Glow's coarser scales: couplings on the image
+  squeezed by 2x2 space-to-depth, once per level, with channel masks there
+  (:class:`~genlab.nn.flows.Squeezed`; the layers keep the image's shape, so the latent has
+  the data's layout);
 - ``"maf"``: masked autoregressive layers with MADE conditioners (on flattened data), the order
   reversed between layers;
 - ``"spline"``: rational-quadratic spline couplings (neural spline flows) with MLP conditioners
@@ -79,7 +83,7 @@ import torch
 from torch import Tensor
 
 from genlab.config import check
-from genlab.data.dataset import DataInfo, dequantize
+from genlab.data.dataset import DataInfo, dequantize, is_large_image
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer
 from genlab.nn.averaging import AveragedCopies
@@ -92,6 +96,7 @@ from genlab.nn.flows import (
     Logit,
     MaskedAffineAutoregressive,
     SplineCoupling,
+    Squeezed,
     Standardize,
     coupling_conditioner,
 )
@@ -107,6 +112,7 @@ Conditioner = Literal["auto", "mlp", "conv"]
 CONDITIONERS: tuple[str, ...] = get_args(Conditioner)
 INIT_EXAMPLES = 2048  # examples used for the data-dependent ActNorm initialisation
 GAUSSIAN_FIT_SAMPLES = 2048  # model samples behind the Gaussian that shapes the MCMC proposals
+AUTO_LEVELS = 3  # the most scales levels="auto" builds (28x28 -> 14x14 -> 7x7)
 EVAL_CHUNK = 8192  # examples per pass when the MCMC scores many candidates without gradients
 
 
@@ -115,11 +121,19 @@ class FlowConfig:
     """Attributes:
     transform: ``"realnvp"`` (affine couplings), ``"maf"`` (masked autoregressive) or
         ``"spline"`` (rational-quadratic spline couplings, on flattened data).
-    n_layers: number of couplings / autoregressive layers.
+    n_layers: number of couplings / autoregressive layers (at each level, with ``levels``).
     hidden: hidden sizes of the MLP / MADE conditioners.
     activation: non-linearity of the conditioners.
     conditioner: ``"mlp"`` or ``"conv"`` (images, realnvp); ``"auto"``: conv for images.
     channels: hidden channels of the conv conditioner.
+    levels: scales of a conv flow (RealNVP's and Glow's multi-scale architecture): level 0
+        runs ``n_layers`` couplings with checkerboard masks on the image, each level
+        :math:`l > 0` another ``n_layers`` with channel masks on the image squeezed :math:`l`
+        times (2x2 space-to-depth, :class:`~genlab.nn.flows.Squeezed`), where the 3x3 convolutions
+        see :math:`2^l` times as far. Needs conv conditioners and sides divisible by
+        :math:`2^{levels - 1}`. ``"auto"``: on images of side 16 and more with conv
+        conditioners, as many levels (up to 3: 28x28 -> 14x14 -> 7x7) as the sides halve
+        evenly; else 1.
     actnorm: an ActNorm layer before each coupling / autoregressive layer; ``None``: on
         images, off for vectors (standardised already; on two moons ActNorm cost 0.008 nats of
         validation log-likelihood after 3,000 steps, mean of 3 seeds).
@@ -144,6 +158,7 @@ class FlowConfig:
     activation: Activation = "relu"
     conditioner: Conditioner = "auto"
     channels: int = 32
+    levels: int | Literal["auto"] = 1
     actnorm: bool | None = None
     linear: bool = False
     random_masks: bool = False
@@ -168,6 +183,10 @@ class FlowConfig:
             f"conditioner must be one of {CONDITIONERS}, got {self.conditioner!r}",
         )
         check(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
+        check(
+            self.levels == "auto" or (isinstance(self.levels, int) and self.levels >= 1),
+            f"levels must be an integer >= 1 or auto, got {self.levels!r}",
+        )
         check(
             0 < self.logit_alpha < 0.5, f"logit_alpha must be in (0, 0.5), got {self.logit_alpha}"
         )
@@ -223,6 +242,20 @@ class Flow(GenerativeModel):
             conditioner == "mlp" or (info.kind == "image" and config.transform == "realnvp"),
             "flow: conditioner=conv needs image data and transform=realnvp",
         )
+        sides = info.event_shape[1:]
+        self.levels = config.levels
+        if self.levels == "auto":
+            self.levels = 1
+            if conditioner == "conv" and is_large_image(info):
+                while self.levels < AUTO_LEVELS and all(s % 2**self.levels == 0 for s in sides):
+                    self.levels += 1
+        factor = 2 ** (self.levels - 1)
+        check(
+            self.levels == 1 or (conditioner == "conv" and all(s % factor == 0 for s in sides)),
+            f"flow: levels={self.levels} squeezes the image {self.levels - 1} times by 2x2: it "
+            f"needs conditioner=conv and image sides divisible by {factor}, got "
+            f"conditioner={conditioner} and shape {info.event_shape}; lower levels",
+        )
         # the layers see images as (C, H, W) with conv conditioners, else flattened vectors
         self.layer_shape = info.event_shape if conditioner == "conv" else (info.n_features,)
         self.latent_dim = info.n_features
@@ -254,8 +287,16 @@ class Flow(GenerativeModel):
         return self.averaged["layers"]
 
     def _build_layers(self, config: FlowConfig) -> list[Bijection]:
-        shape = self.layer_shape
+        return self._scale_layers(config, self.layer_shape, self.levels)
+
+    def _scale_layers(
+        self, config: FlowConfig, shape: tuple[int, ...], levels: int
+    ) -> list[Bijection]:
+        """``n_layers`` layers on inputs of ``shape``, then the next ``levels - 1`` scales'
+        inside a :class:`~genlab.nn.flows.Squeezed`. Images: checkerboard masks at full
+        resolution, channel halves on squeezed levels."""
         channels, spatial = shape[0], len(shape) - 1
+        squeezed = shape != self.layer_shape
         d = self.info.n_features
         layers: list[Bijection] = []
         order = torch.arange(1, d + 1)
@@ -291,7 +332,10 @@ class Flow(GenerativeModel):
                     )
                 )
                 continue
-            if spatial:  # checkerboard masks on images
+            if squeezed:  # alternate halves of the channels
+                first = torch.arange(channels) < channels // 2
+                mask = (first ^ (i % 2 == 1))[:, None, None].expand(shape)
+            elif spatial:  # checkerboard masks on images
                 h, w = shape[1:]
                 board = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == i % 2
                 mask = board.expand(shape)
@@ -303,6 +347,9 @@ class Flow(GenerativeModel):
                 context_features=self.n_classes,
             )
             layers.append(AffineCoupling(mask, net, config.scale_bound))
+        if levels > 1:
+            inner = (channels * 4, shape[1] // 2, shape[2] // 2)
+            layers.append(Squeezed(Chain(self._scale_layers(config, inner, levels - 1))))
         return layers
 
     # ------------------------------------------------------------------ training hooks

@@ -26,7 +26,8 @@ Layers: :class:`ActNorm`, :class:`InvertibleLinear` (LU, a 1x1
 convolution on images), :class:`AffineCoupling` (RealNVP, with MLP or conv conditioners),
 :class:`SplineCoupling` (neural spline flows), :class:`MaskedAffineAutoregressive` (MAF, with a
 :class:`MADE` conditioner), :class:`Logit` (the pre-transform of bounded data) and
-:class:`Standardize`; :class:`Chain` composes them.
+:class:`Standardize`; :class:`Chain` composes them, and :class:`Squeezed` runs a chain on
+2x2-squeezed images (the multi-scale architecture).
 
 References:
     Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017,
@@ -212,6 +213,37 @@ class InvertibleLinear(Bijection):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return torch.einsum("oc,bc...->bo...", torch.linalg.inv(self.weight()), z)
+
+
+class Squeezed(Bijection):
+    r"""A bijection run on 2x2-squeezed images, the multi-scale architecture of RealNVP and Glow.
+
+    .. math::
+        f(x) = S^{-1}\big(g(S x)\big), \qquad \log |\det J_f| = \log |\det J_g|,
+
+    where :math:`S` is space-to-depth (``(C, H, W) -> (4C, H/2, W/2)``, each 2x2 patch into
+    channels; :func:`torch.nn.functional.pixel_unshuffle`), a permutation of the coordinates, so
+    it adds nothing to the log-determinant. The inner layers (:math:`g`) see a coarser grid with
+    four times the channels: their 3x3 convolutions cover twice the image's extent and their
+    couplings can split channels. Unsqueezing the output keeps every layer's input and output the
+    image's shape, so squeezed levels nest (a ``Squeezed`` inside the inner chain is the next
+    scale) and the flow's latent has the data's layout.
+    """
+
+    def __init__(self, inner: Bijection) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z, log_det = self.inner(F.pixel_unshuffle(x, 2), context)
+        return F.pixel_shuffle(z, 2), log_det
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        return F.pixel_shuffle(self.inner.inverse(F.pixel_unshuffle(z, 2), context), 2)
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor, context: Tensor | None = None) -> None:
+        self.inner.initialize(F.pixel_unshuffle(x, 2), context)
 
 
 class ConvConditioner(nn.Sequential):
@@ -530,6 +562,7 @@ __all__ = [
     "Logit",
     "MaskedAffineAutoregressive",
     "SplineCoupling",
+    "Squeezed",
     "Standardize",
     "affine_transform",
     "coupling_conditioner",
