@@ -219,8 +219,9 @@ def test_28x28_images_get_the_large_image_budget_over_the_budget(family, budget)
         sources = resolved.model_sources if config is resolved.model else resolved.train_sources
         assert getattr(config, key) == value and sources[key].name == "images"
     # the user's settings still win
-    user = resolve_settings(family, {"architecture": "mlp"}, budget, IMAGES_28)
-    assert (user.model.architecture, user.model_sources["architecture"].name) == ("mlp", "user")
+    key = "conditioner" if family == "flow" else "architecture"
+    user = resolve_settings(family, {key: "mlp"}, budget, IMAGES_28)
+    assert (getattr(user.model, key), user.model_sources[key].name) == ("mlp", "user")
 
 
 def test_the_vae_at_28x28_is_a_conv_net_trained_few_epochs():
