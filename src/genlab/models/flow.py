@@ -233,7 +233,7 @@ class Flow(GenerativeModel):
         budget: {"conditioner": "conv", "levels": "auto", "linear": True, **settings}
         for budget, settings in {
             None: {},
-            "smoke": {},
+            "smoke": {"batch_size": 64},  # a smoke compare trained it 17 s at 256, 4.6 s at 64
             "fast": {"epochs": 20, "batch_size": 16, "channels": 32, "n_layers": 4},
             "full": {"epochs": 40, "batch_size": 16, "channels": 64, "n_layers": 4},
         }.items()
