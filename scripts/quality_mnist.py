@@ -25,8 +25,9 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
 Families whose samples add per-pixel noise to a decoder mean (VAE, PPCA) are scored twice:
 their samples ``x ~ p(x | z)`` (the model's draws, the main row) and their decoder means
 ``E[x | z]`` (what the pictures show; row ``FAMILY (means)``). With ``--temperatures``, families
-whose ``sample`` takes a ``temperature`` (the flow) are also scored on draws at each of them
-(rows ``FAMILY (T=t)``: not the model's own draws, which are the main row's).
+whose ``sample`` takes a ``temperature`` (the flow, the autoregressive family) are also scored
+on draws at each of them (rows ``FAMILY (T=t)``: not the model's own draws, which are the main
+row's).
 
 Run (after ``python scripts/prepare_mnist.py``)::
 

@@ -235,3 +235,51 @@ def test_prefix_length():
     assert prefix_length(torch.tensor([True, False, True, False]), order) == 2
     assert prefix_length(torch.tensor([False, True, False, False]), order) is None
     assert prefix_length(torch.zeros(4, dtype=torch.bool), order) == 0
+
+
+@torch.no_grad()
+def test_tempered_samples_follow_the_product_of_tempered_conditionals():
+    """sample(temperature=T) of an ensemble of two random orders follows, by enumeration of
+    the 27 configurations, (1/K) sum_k prod_d softmax(l_kd(x) / T)[x_d] (each member's
+    conditionals tempered and renormalised), not the model's own joint."""
+    info = tiny_info()
+    model = build(info, architecture="made", hidden=(8,), n_orders=2, order="random")
+    x = all_configurations(info)  # (27, 3)
+    temperature = 0.5
+    log_q = torch.stack(
+        [
+            (model._params(x, k) / temperature).log_softmax(1).gather(1, x.long()[:, None])[:, 0]
+            for k in range(2)
+        ]
+    ).sum(-1)  # (K, 27)
+    tempered = log_q.exp().mean(0)
+    own = torch.softmax(model.log_prob(x), 0)
+    n = 20_000
+    draws = model.sample(n, generator=torch.Generator().manual_seed(1), temperature=temperature)
+    index = (draws * torch.tensor([9.0, 3.0, 1.0], dtype=draws.dtype)).sum(1).long()
+    frequency = torch.bincount(index, minlength=27).double() / n
+    assert float(tempered.sum()) == pytest.approx(1.0)
+    assert float((frequency - tempered).abs().max()) < 0.015
+    assert float((own - tempered).abs().max()) > 0.05  # far from the model's own joint
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "discretized_logistic_mixture"])
+def test_temperature_one_is_the_models_own_draw_and_others_are_checked(likelihood):
+    """T = 1 gives the very samples of sample() with the same generator (PixelCNN); T <= 0 is
+    refused, and T != 1 of a Gaussian mixture names the way out."""
+    from genlab.errors import ConfigError
+
+    info = tiny_info((1, 4, 4), levels=8, kind="image")
+    model = build(info, likelihood=likelihood, channels=4, n_layers=2)
+    own = model.sample(6, generator=torch.Generator().manual_seed(2))
+    same = model.sample(6, generator=torch.Generator().manual_seed(2), temperature=1.0)
+    cold = model.sample(6, generator=torch.Generator().manual_seed(2), temperature=0.7)
+    assert torch.equal(own, same)
+    assert not torch.equal(own, cold)
+    with pytest.raises(ConfigError, match="temperature must be positive"):
+        model.sample(2, temperature=0.0)
+    real = DataInfo("line", (2,), "vector", value_range=(-1.0, 1.0))
+    mixture = build(real, architecture="made", hidden=(8,))
+    assert mixture.likelihood_name == "gaussian_mixture"
+    with pytest.raises(ConfigError, match="use likelihood=categorical"):
+        mixture.sample(2, temperature=0.7)

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
@@ -306,9 +307,10 @@ class Autoregressive(GenerativeModel):
         start: int,
         generator: torch.Generator | None,
         labels: Tensor | None = None,
+        temperature: float = 1.0,
     ) -> Tensor:
         """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``
-        (given one-hot ``labels`` ``(B, C)``)."""
+        (given one-hot ``labels`` ``(B, C)``), each coordinate drawn at ``temperature``."""
         if self.architecture == "pixelcnn":  # single-channel images, raster order
             shape = self.info.event_shape
             conditionals = self.net.raster_conditionals(
@@ -321,9 +323,8 @@ class Autoregressive(GenerativeModel):
             def conditionals(current: Tensor, d: int) -> Tensor:
                 return self._params(self.likelihood.target(current), k, labels)
 
-        return sample_in_order(
-            conditionals, self.likelihood.sample_coordinate, x, self.orders[k], start, generator
-        )
+        draw = partial(self.likelihood.sample_coordinate, temperature=temperature)
+        return sample_in_order(conditionals, draw, x, self.orders[k], start, generator)
 
     def _sample_members(
         self,
@@ -332,29 +333,47 @@ class Autoregressive(GenerativeModel):
         start: int,
         generator: torch.Generator | None,
         labels: Tensor | None = None,
+        temperature: float = 1.0,
     ) -> Tensor:
         """Rows of ``x`` filled by the member each row drew (``members`` ``(B,)``), given
-        their one-hot ``labels`` ``(B, C)``, if any."""
+        their one-hot ``labels`` ``(B, C)``, if any, at ``temperature``."""
         out = x.clone()
         for k in members.unique().tolist():
             rows = (members == k).nonzero().squeeze(1)
             given = None if labels is None else labels[rows]
-            out[rows] = self._sample_member(x[rows], k, start, generator, given)
+            out[rows] = self._sample_member(x[rows], k, start, generator, given, temperature)
         return out
 
     @torch.no_grad()
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, context: Tensor | None = None
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+        temperature: float = 1.0,
     ) -> Tensor:
         """``(n, *event_shape)`` ancestral samples (of :math:`p(x \\mid y)` given the labels
-        ``context`` ``(n,)``); an ensemble draws a member per sample first."""
+        ``context`` ``(n,)``); an ensemble draws a member per sample first.
+
+        ``temperature`` :math:`T \\ne 1` draws every coordinate from its tempered conditional
+        :math:`p(x_d \\mid x_{<d})^{1/T}`, renormalised over the levels (for the categorical,
+        :math:`\\mathrm{softmax}(\\ell_d / T)` of the logits :math:`\\ell_d`): reduced-temperature
+        sampling, which trades diversity for more likely pixels at :math:`T < 1`. Exact for the
+        likelihoods over levels (``categorical``, ``discretized_logistic_mixture``: the levels
+        are enumerated); ``gaussian_mixture`` refuses :math:`T \\ne 1`. Those are not draws from
+        the model's distribution (:meth:`log_prob` is always at :math:`T = 1`), nor from
+        :math:`p(x)^{1/T}` renormalised (each conditional is renormalised on its own);
+        :math:`T = 1` gives the model's own draws, the same for the same generator.
+        """
+        self.likelihood.check_temperature(temperature)
         self.check_context(context, n)
         labels = self.one_hot_labels(context)
         device = self.orders.device
         members = torch.randint(self.config.n_orders, (n,), generator=generator, device=device)
         dtype = next(self.parameters()).dtype
         x = torch.zeros(n, self.info.n_features, device=device, dtype=dtype)
-        x = self._sample_members(x, members, 0, generator, labels)
+        x = self._sample_members(x, members, 0, generator, labels, temperature)
         return x.view(n, *self.info.event_shape).float()
 
     @torch.no_grad()

@@ -311,12 +311,41 @@ class Likelihood(nn.Module):
         """``(*batch, D)`` one draw in data units."""
         raise NotImplementedError
 
+    def check_temperature(self, temperature: float) -> None:
+        r"""Raise :class:`~genlab.errors.ConfigError` unless :meth:`sample_coordinate` can draw at
+        ``temperature`` :math:`T`: positive, and 1 unless the likelihood is a law over at most
+        ``MAX_SUMMED_LEVELS`` levels (the tempered conditional :math:`p^{1/T}` is then exact by
+        enumeration; that of a density on continuous values, a Gaussian mixture's, is no
+        longer a mixture and has no simple sampler)."""
+        check(temperature > 0, f"temperature must be positive, got {temperature}")
+        if temperature == 1:
+            return
+        check(
+            self.discrete,
+            f"temperature={temperature} needs a likelihood over discrete levels (the tempered "
+            f"conditional is then exact over the levels); {type(self).__name__} is a density on "
+            "continuous values, whose conditional raised to 1/T has no simple sampler: use "
+            "likelihood=categorical (data with levels), or temperature=1",
+        )
+        levels = self.info.levels or 0
+        check(
+            levels <= MAX_SUMMED_LEVELS,
+            f"temperature={temperature} enumerates every level, and this data has {levels:,} "
+            f"(at most {MAX_SUMMED_LEVELS}); use temperature=1",
+        )
+
     def sample_coordinate(
-        self, params: Tensor, d: int, generator: torch.Generator | None
+        self,
+        params: Tensor,
+        d: int,
+        generator: torch.Generator | None,
+        temperature: float = 1.0,
     ) -> Tensor:
         """``(*batch,)`` one draw of coordinate ``d`` in data units, from ``params``
         ``(*batch, n_params, D)``: here every coordinate is drawn and ``d`` kept (the map to
-        data units may differ per coordinate); likelihoods on levels draw ``d`` alone."""
+        data units may differ per coordinate); likelihoods on levels draw ``d`` alone, and
+        they alone at a ``temperature`` other than 1 (:meth:`check_temperature`)."""
+        self.check_temperature(temperature)
         return self.sample(params, generator)[..., d]
 
 
@@ -343,13 +372,36 @@ class _LevelLikelihood(Likelihood):
     def from_target(self, target: Tensor) -> Tensor:
         return self.low + self.step * target
 
+    def level_logits(self, params: Tensor) -> Tensor:
+        r"""``(*batch, D, L)`` :math:`\log P(j)` of every level :math:`j` of every coordinate, up
+        to a constant per coordinate: here by enumerating the levels through
+        :meth:`coordinate_log_prob` (the discretised logistics)."""
+        levels = torch.arange(self.levels, device=params.device, dtype=params.dtype)
+        values = levels.view(-1, *(1,) * (params.dim() - 1))  # (L, 1.., 1): broadcasts
+        return self.coordinate_log_prob(params, values).movedim(0, -1)
+
     def sample_coordinate(
-        self, params: Tensor, d: int, generator: torch.Generator | None
+        self,
+        params: Tensor,
+        d: int,
+        generator: torch.Generator | None,
+        temperature: float = 1.0,
     ) -> Tensor:
-        """Coordinate ``d`` alone: the level map is the same for every coordinate, so its
+        r"""Coordinate ``d`` alone: the level map is the same for every coordinate, so its
         parameters suffice (an autoregressive sampler's pass then draws one value per example,
-        not ``D``)."""
-        return self.sample(params[..., d : d + 1], generator)[..., 0]
+        not ``D``).
+
+        At ``temperature`` :math:`T \ne 1`, a draw of the tempered conditional over the
+        levels, :math:`P_T(j) = P(j)^{1/T} / \sum_i P(i)^{1/T}`, i.e. :math:`\mathrm{softmax}`
+        of :meth:`level_logits` divided by :math:`T` (exact: the levels are enumerated). At
+        :math:`T = 1`, the likelihood's own draw, unchanged.
+        """
+        self.check_temperature(temperature)
+        params = params[..., d : d + 1]
+        if temperature == 1:
+            return self.sample(params, generator)[..., 0]
+        level = _gumbel_argmax(self.level_logits(params) / temperature, generator)
+        return self.from_target(level[..., 0, 0].to(params.dtype))
 
     @property
     def log_jacobian(self) -> float:
@@ -415,6 +467,11 @@ class BernoulliLikelihood(_LevelLikelihood):
             + examples * self.log_jacobian
         )
 
+    def level_logits(self, params: Tensor) -> Tensor:
+        r"""``(*batch, D, 2)`` the logits of :math:`b = 0, 1`: :math:`(0, \ell)`."""
+        logits = params[..., 0, :]
+        return torch.stack([torch.zeros_like(logits), logits], -1)
+
     def sample(self, params: Tensor, generator: torch.Generator | None) -> Tensor:
         probs = torch.sigmoid(params[..., 0, :])
         u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
@@ -476,6 +533,10 @@ class CategoricalLikelihood(_LevelLikelihood):
     def mean(self, params: Tensor) -> Tensor:
         levels = torch.arange(self.levels, device=params.device, dtype=params.dtype)
         return self.from_target(torch.einsum("...ld,l->...d", params.softmax(-2), levels))
+
+    def level_logits(self, params: Tensor) -> Tensor:
+        """``(*batch, D, L)`` the decoder's logits themselves."""
+        return params.transpose(-1, -2)
 
     def sample(self, params: Tensor, generator: torch.Generator | None) -> Tensor:
         logits = params.transpose(-1, -2)  # (*batch, D, L)
