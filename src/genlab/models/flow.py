@@ -492,17 +492,48 @@ class Flow(GenerativeModel):
         log_p = log_standard_normal(z.flatten(1)) + log_det
         return log_p.masked_fill(~self._in_support(h).all(1), -math.inf)
 
+    def _support_edge(self) -> float | None:
+        """:math:`c = \\operatorname{logit}(1 - \\alpha)`: the logit maps the support onto
+        :math:`(-c, c)`; ``None`` for standardised data (the whole line)."""
+        if isinstance(self.pre, Logit):
+            return math.log((1 - self.pre.alpha) / self.pre.alpha)
+        return None
+
     def _in_support(self, h: Tensor) -> Tensor:
         """Elementwise: whether pre-transformed values are finite and map into the support."""
-        if isinstance(self.pre, Logit):
-            return h.abs() <= math.log((1 - self.pre.alpha) / self.pre.alpha)  # logit(1 - a)
-        return torch.isfinite(h)
+        edge = self._support_edge()
+        return torch.isfinite(h) if edge is None else h.abs() <= edge
+
+    def _to_chain(self, h: Tensor) -> Tensor:
+        r"""The MCMC's coordinates :math:`v = \operatorname{atanh}(h / c)` of pre-transformed
+        values: the support's :math:`(-c, c)` onto the whole line, so that no proposal leaves
+        it (not finite outside); the identity for standardised data."""
+        edge = self._support_edge()
+        return h if edge is None else torch.atanh(h / edge)
+
+    def _from_chain(self, v: Tensor) -> Tensor:
+        """:math:`h = c \\tanh(v)`, the inverse of :meth:`_to_chain`."""
+        edge = self._support_edge()
+        return v if edge is None else edge * torch.tanh(v)
+
+    def _chain_log_jacobian(self, v: Tensor) -> Tensor:
+        r"""``(B,)`` :math:`\log |\det \partial h / \partial v| = \sum_d \log c +
+        \log(1 - \tanh^2 v_d)`, with :math:`\log(1 - \tanh^2 v) = 2(\log 2 - |v| -
+        \operatorname{softplus}(-2|v|))` (stable for large :math:`|v|`); 0 without a logit."""
+        edge = self._support_edge()
+        if edge is None:
+            return v.new_zeros(len(v))
+        a = v.abs()
+        log_sech2 = 2 * (math.log(2) - a - torch.nn.functional.softplus(-2 * a))
+        return (math.log(edge) + log_sech2).sum(1)
 
     @torch.no_grad()
     def _pre_gaussian(
         self, generator: torch.Generator | None, labels: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of the model's own samples of ``h``.
+        """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of the model's own samples in the
+        MCMC's coordinates :math:`v` (:meth:`_to_chain`; samples beyond the support's edge
+        count at the edge: the Gaussian only shapes the proposals).
 
         Given ``(B, C)`` one-hot ``labels``, the samples cycle through them: the Gaussian then
         approximates the mixture of those labels' conditionals.
@@ -513,8 +544,12 @@ class Flow(GenerativeModel):
             labels = labels[torch.arange(GAUSSIAN_FIT_SAMPLES, device=labels.device) % len(labels)]
         h = self.model_layers.inverse(z.view(-1, *self.layer_shape), labels).flatten(1).double()
         h = h[torch.isfinite(h).all(1)]
-        eye = torch.eye(h.shape[1], dtype=h.dtype, device=device)
-        return h.mean(0), torch.cov(h.T) + 1e-6 * eye
+        edge = self._support_edge()
+        if edge is not None:
+            h = h.clamp(-edge * (1 - 1e-6), edge * (1 - 1e-6))
+        v = self._to_chain(h)
+        eye = torch.eye(v.shape[1], dtype=v.dtype, device=device)
+        return v.mean(0), torch.cov(v.T) + 1e-6 * eye
 
     def latent_generator(self, context: Tensor | None = None) -> LatentGenerator:
         """The inverse transform :math:`x = f^{-1}(z)` (:math:`f^{-1}(z; y_b)` given each row's
@@ -530,26 +565,27 @@ class Flow(GenerativeModel):
         self, mean: Tensor, cov: Tensor, context: Tensor | None = None
     ) -> ExplicitDensity:
         """The pieces :func:`~genlab.samplers.complete_from_density` needs: chains on
-        ``h = f_0(x)``, given each chain's label ``context`` (a conditional flow).
+        :math:`v = \\operatorname{atanh}(f_0(x) / c)` (:meth:`_to_chain`), whose density is
+        :math:`p(h(v)) |\\det \\partial h / \\partial v|`, given each chain's label
+        ``context`` (a conditional flow).
 
         Arguments:
-            mean, cov: ``(D,)``, ``(D, D)`` the Gaussian approximation of ``h`` that shapes
+            mean, cov: ``(D,)``, ``(D, D)`` the Gaussian approximation of ``v`` that shapes
                 the proposals (:meth:`sample_conditional` fits it to the model's own samples).
             context: ``(chains,)`` labels, or ``None``.
         """
         shape, labels = self.info.event_shape, self.one_hot_labels(context)
 
-        def log_density(h: Tensor) -> Tensor:  # (chains * S, D), a chain's rows adjacent
-            if labels is None:
-                return self._log_prob_pre(h)
-            return self._log_prob_pre(h, labels.repeat_interleave(len(h) // len(labels), 0))
+        def log_density(v: Tensor) -> Tensor:  # (chains * S, D), a chain's rows adjacent
+            rows = None if labels is None else labels.repeat_interleave(len(v) // len(labels), 0)
+            return self._log_prob_pre(self._from_chain(v), rows) + self._chain_log_jacobian(v)
 
         return ExplicitDensity(
             family=self.family,
-            transform=lambda x: self.pre(x.reshape(-1, *shape))[0].flatten(1),
-            inverse=lambda h: self.pre.inverse(h.view(-1, *shape)).flatten(1),
+            transform=lambda x: self._to_chain(self.pre(x.reshape(-1, *shape))[0].flatten(1)),
+            inverse=lambda v: self.pre.inverse(self._from_chain(v).view(-1, *shape)).flatten(1),
             log_density=log_density,
-            in_support=self._in_support,
+            in_support=torch.isfinite,
             mean=mean,
             cov=cov,
         )
@@ -567,12 +603,15 @@ class Flow(GenerativeModel):
     ) -> Tensor:
         r"""``(n, batch, *event_shape)`` draws of :math:`x_u \sim p(x_u \mid x_o)` by SIR + MALA.
 
-        The chains run on the unobserved coordinates of :math:`h = f_0(x)`, the pre-transform
-        (logit or standardisation), which is elementwise: :math:`h_u \mid h_o` has the density
-        :math:`\propto \mathcal N(f(h); 0, I)\,|\det \partial f / \partial h|` (zero where
-        :math:`x` leaves the support), on the whole real line. Each chain starts by
-        sampling-importance-resampling from the Gaussian conditional of :math:`h_u` given
-        :math:`h_o` under a Gaussian fitted to 2,048 of the model's own samples (drawn with
+        The chains run on the unobserved coordinates of :math:`v = \operatorname{atanh}(h / c)`,
+        :math:`h = f_0(x)` the pre-transform, :math:`c = \operatorname{logit}(1 - \alpha)` the
+        edge of the logit's range (:math:`v = h` for standardised data), both elementwise:
+        :math:`v_u \mid v_o` has the density :math:`\propto \mathcal N(f(h); 0, I)\,|\det
+        \partial f / \partial h|\,|\det \partial h / \partial v|` on the whole real line, so no
+        proposal leaves the support (on chains in :math:`h` a Gaussian proposal over hundreds of
+        background pixels near the edge fell outside it in every candidate: 28x28 digits). Each
+        chain starts by sampling-importance-resampling from the Gaussian conditional of
+        :math:`v_u` given :math:`v_o` under a Gaussian fitted to 2,048 of the model's own samples (drawn with
         ``generator``; given the labels ``context`` of a conditional flow, samples of those
         labels), then runs ``steps`` MALA transitions whitened by it
         (:func:`~genlab.samplers.complete_from_density` has the details). A conditional flow's
