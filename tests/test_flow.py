@@ -296,6 +296,27 @@ def test_conditional_flow_log_prob_is_the_change_of_variables_given_each_label(k
     assert not torch.allclose(model.log_prob(x, context=(labels + 1) % 3), expected)
 
 
+def test_completion_chains_run_on_the_whole_line_with_the_exact_density():
+    """The chains' coordinates v = atanh(f_0(x) / c) map the logit's range onto the whole line:
+    every finite v is in the support (a finite log-density, even where h = f_0(x) would be far
+    past the edge), transform and inverse round-trip, and log p(v) = log p(x) + log|det dx/dv|
+    with the Jacobian from autograd."""
+    info = _model_info("image")
+    model = randomize(Flow(FlowConfig(n_layers=2, channels=4), info), 0.3).double()
+    d = info.n_features
+    density = model.explicit_density(torch.zeros(d, dtype=torch.float64), torch.eye(d))
+    v = 3 * torch.randn(8, d, dtype=torch.float64)
+    assert (model._from_chain(v).abs() > 0.99 * model._support_edge()).any()  # near the edge
+    log_p = density.log_density(v)
+    assert torch.isfinite(log_p).all() and density.in_support(v).all()
+    x = density.inverse(v)
+    torch.testing.assert_close(density.transform(x), v)
+    expected = model.log_prob(x.view(-1, *info.event_shape)) + jacobian_log_det(
+        lambda u: (density.inverse(u),), v
+    )
+    torch.testing.assert_close(log_p, expected)
+
+
 def test_squeezed_layers_see_each_2x2_patch_as_four_channels():
     """Inside ``Squeezed`` channel k of position (i, j) is pixel (2i + k // 2, 2j + k % 2): an
     ActNorm scaling channel k by 10^k multiplies exactly those pixels, and nothing else moves."""
