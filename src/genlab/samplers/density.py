@@ -3,7 +3,9 @@ r"""Completion with an exact density: MCMC on the unobserved coordinates themsel
 A family with a normalised density (a flow) needs no code: :math:`p(x_u \mid x_o) \propto
 p(x_o, x_u)`, so chains on :math:`x_u` with the joint density and an accept/reject step target
 the conditional exactly. They run in the coordinates :math:`h = t(x)` of an elementwise
-bijection :math:`t` that maps the support onto the real line (a logit or a standardisation):
+bijection :math:`t` that maps the support onto the real line (for the flow its logit followed
+by :math:`\operatorname{atanh}(\cdot / c)`, :math:`c` the edge of the logit's range; or a
+standardisation):
 since :math:`t` is elementwise its Jacobian factorises, the observed factor is a constant, and
 the chains need the density of :math:`h` only up to it, with no proposal wasted on a boundary.
 
