@@ -467,11 +467,6 @@ class BernoulliLikelihood(_LevelLikelihood):
             + examples * self.log_jacobian
         )
 
-    def level_logits(self, params: Tensor) -> Tensor:
-        r"""``(*batch, D, 2)`` the logits of :math:`b = 0, 1`: :math:`(0, \ell)`."""
-        logits = params[..., 0, :]
-        return torch.stack([torch.zeros_like(logits), logits], -1)
-
     def sample(self, params: Tensor, generator: torch.Generator | None) -> Tensor:
         probs = torch.sigmoid(params[..., 0, :])
         u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
