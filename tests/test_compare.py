@@ -4,29 +4,27 @@ report."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
 
 from genlab.cli import main
-from genlab.compare import SCORE_KEYS
+from genlab.compare import SCORE_KEYS, recording_sampler_warnings
+from genlab.errors import SamplerWarning
 from genlab.models import FAMILIES
 from tests.browser import inspect_page
 
 
 def run_compare(data: str, out, capsys) -> dict:
+    return run_compare_models(data, None, out, capsys)
+
+
+def run_compare_models(data: str, models: str | None, out, capsys) -> dict:
+    only = [] if models is None else ["--models", models]
     code = main(
-        [
-            "compare",
-            "--data",
-            data,
-            "--budget",
-            "smoke",
-            "--out",
-            str(out),
-            "--json",
-            "--no-progress",
-        ]
+        ["compare", "--data", data, *only, "--budget", "smoke", "--out", str(out), "--json"]
+        + ["--no-progress"]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -75,6 +73,7 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, kind, tmp_path
             missing = expected_missing(family, key, image, mixture, text)
             assert (row[key] is None) == missing, (family, key, row[key])
         assert row["train_seconds"] > 0
+        assert row["sampler_warnings"] == [], family  # every MCMC chain moved
     saved = json.loads((tmp_path / "scorecard.json").read_text())
     assert saved["families"] == families
     # the table prints a dash, never a zero, where a family cannot do a task
@@ -207,3 +206,33 @@ def test_the_budgets_mcmc_transitions_reach_only_mcmc_samplers(digits):
     )
     assert draws.shape == (2, 3, *digits.info.event_shape)
     torch.testing.assert_close(draws[:, :, mask], digits.x_test[:3][:, mask].expand(2, -1, -1))
+
+
+def test_chains_that_never_moved_are_named_in_the_scorecard(tmp_path, capsys, monkeypatch):
+    """A completion stage whose sampler warns of stuck chains: the family's row, the command's
+    output and the report name it with the seed and stage."""
+    import genlab.compare
+
+    scores = genlab.compare.completion_scores
+    message = "MALA: 7 of 8 chains accepted no move in 5 steps"
+
+    def stuck_completions(*args, **kwargs):
+        warnings.warn(message, SamplerWarning, stacklevel=1)
+        warnings.warn(message, SamplerWarning, stacklevel=1)  # the same note once
+        return scores(*args, **kwargs)
+
+    monkeypatch.setattr(genlab.compare, "completion_scores", stuck_completions)
+    result = run_compare_models("digits", "pca", tmp_path, capsys)
+    note = f"seed 0, completions: {message}"
+    assert result["payload"]["families"]["pca"]["sampler_warnings"] == [note]
+    assert f"warning: pca, {note}" in result["stdout"]
+    assert note in (tmp_path / "report.html").read_text()
+
+
+def test_recording_sampler_warnings_lets_other_warnings_through():
+    notes: list[str] = []
+    with pytest.warns(UserWarning, match="unrelated"):
+        with recording_sampler_warnings("posterior", notes):
+            warnings.warn("chains stuck", SamplerWarning, stacklevel=1)
+            warnings.warn("unrelated", UserWarning, stacklevel=1)
+    assert notes == ["posterior: chains stuck"]

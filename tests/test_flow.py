@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from sklearn.mixture import GaussianMixture
 
 import genlab
 from genlab.data import DataInfo, Dataset
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, SamplerWarning
 from genlab.models.flow import Flow, FlowConfig
 from genlab.nn import MLP, AffineNormalizer
 from genlab.nn.flows import (
@@ -315,6 +316,22 @@ def test_completion_chains_run_on_the_whole_line_with_the_exact_density():
         lambda u: (density.inverse(u),), v
     )
     torch.testing.assert_close(log_p, expected)
+
+
+def test_completion_chains_move_on_images_whose_pixels_sit_at_the_edge(tiny_28):
+    """392 unobserved pixels, every one at 0 or 255 (the logit's edges), the 28x28 settings:
+    every chain accepts moves (on chains in h = f_0(x) none did: each SIR candidate had some
+    pixel past the edge, so each chain started at log-density -inf and returned its start)."""
+    model = genlab.fit("flow", tiny_28, budget="smoke")
+    mask = torch.zeros(1, 28, 28, dtype=torch.bool)
+    mask[:, :14] = True
+    x = tiny_28.x_test[:3]
+    g = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplerWarning)
+        completions = model.sample_conditional(x, mask, 2, steps=10, generator=g)
+    assert completions.shape == (2, 3, 1, 28, 28)
+    torch.testing.assert_close(completions[:, :, mask], x[:, mask].expand(2, -1, -1))
 
 
 def test_squeezed_layers_see_each_2x2_patch_as_four_channels():

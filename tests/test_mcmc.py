@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+import pytest
 import torch
 from scipy import stats
 
-from genlab.samplers import mala, sir
+from genlab.errors import SamplerWarning
+from genlab.samplers import mala, sir, sir_mala
+from genlab.samplers.mcmc import initial_log_step_sizes
 
 
 def test_mala_samples_a_correlated_gaussian():
@@ -44,3 +48,70 @@ def test_sir_then_mala_gets_the_weights_of_separated_modes():
         return 0.3 * stats.norm.cdf(x, -3, 0.4) + 0.7 * stats.norm.cdf(x, 3, 0.4)
 
     assert stats.kstest(u[:, 0].numpy(), cdf).pvalue > 0.01
+
+
+def gamma_log_density(u):
+    """Gamma(2, 1) in each coordinate, log u - u: NaN left of 0, outside its support."""
+    return (u.log() - u).sum(1)
+
+
+def test_chains_that_cannot_move_are_named():
+    """A start where log pi is not finite never moves (the failure of the flow's completions on
+    28x28 digits before their chains ran on the whole line): the sampler says so and why."""
+    start = torch.full((40, 3), -1.0, dtype=torch.float64)
+    match = r"MALA: 40 of 40 chains accepted no move in 20 steps \(40 started where the target"
+    with pytest.warns(SamplerWarning, match=match):
+        u, acceptance = mala(gamma_log_density, start, steps=20, burn_in=10)
+    assert torch.equal(u, start) and not acceptance.any()
+
+
+@pytest.mark.parametrize(("outside", "warns"), [(10, False), (11, True)])
+def test_a_quarter_of_stuck_chains_is_tolerated(outside, warns):
+    g = torch.Generator().manual_seed(0)
+    start = torch.ones(40, 3, dtype=torch.float64)
+    start[:outside] = -1.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mala(gamma_log_density, start, steps=20, burn_in=10, generator=g)
+    stuck = [w for w in caught if issubclass(w.category, SamplerWarning)]
+    assert len(stuck) == warns and len(caught) == len(stuck)
+    if warns:
+        assert f"{outside} of 40 chains" in str(stuck[0].message)
+
+
+def test_short_chains_in_high_dimension_all_move():
+    """The smoke budget's 5 transitions from SIR in 400 dimensions: no false alarm."""
+    g = torch.Generator().manual_seed(0)
+    d, chains = 400, 64
+    scale = torch.linspace(0.5, 2.0, d, dtype=torch.float64)
+
+    def log_density(u):
+        return -0.5 * (u / scale).square().sum(1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplerWarning)
+        _, acceptance = sir_mala(
+            log_density, torch.zeros(chains, d, dtype=torch.float64),
+            scale_diag=scale.expand(chains, d), n_candidates=8, steps=5, burn_in=2, generator=g,
+        )  # fmt: skip
+    assert float(acceptance.mean()) > 0.3
+
+
+def test_the_first_step_size_suits_a_sharp_target():
+    """N(0, 0.01^2 I) in 10 dimensions from a step of 0.1, far too large: the halving search
+    finds steps whose proposals are accepted, so 4 transitions (2 of burn-in) move the chains;
+    without it none would move."""
+    g = torch.Generator().manual_seed(0)
+    sd = 0.01
+
+    def log_density(u):
+        return -0.5 * (u / sd).square().sum(1)
+
+    start = sd * torch.randn(200, 10, generator=g, dtype=torch.float64)
+    value, grad = log_density(start), -start / sd**2
+    log_eps = initial_log_step_sizes(log_density, start, value, grad, 0.1, generator=g)
+    assert (log_eps < math.log(0.1 * sd)).all() and (log_eps > math.log(1e-4 * sd**2)).all()
+    _, acceptance = mala(log_density, start, steps=4, burn_in=2, step_size=0.1, generator=g)
+    assert float(acceptance.mean()) > 0.4
+    with pytest.warns(SamplerWarning, match="200 of 200 chains"):  # no search without burn-in
+        mala(log_density, start, steps=4, burn_in=0, step_size=0.1, generator=g)

@@ -665,6 +665,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     for note in (scorecard.note, baseline_note(scorecard)):
         if note is not None:
             print(note)
+    for row in scorecard.rows:
+        _print_notes(row["sampler_warnings"], f"warning: {row['family']}, ")
     print(f"scorecard: {scorecard.json_path}")
     print(f"report:    {scorecard.report_path}")
     if args.json:

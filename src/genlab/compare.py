@@ -18,6 +18,10 @@ for the budget (``budgets`` on the class), then measures on the test split:
   upsampling (:mod:`genlab.metrics.conditioning`; sizes by budget, :data:`CONDITIONING_SIZES`);
 - training time.
 
+An MCMC sampler whose chains mostly never moved (:class:`~genlab.errors.SamplerWarning`) is named
+in the family's ``sampler_warnings`` (``seed S, stage: message``), in the report and on the
+command line: its numbers are the proposals', not the model's.
+
 A task a family cannot do is ``None`` in ``scorecard.json`` and a dash in the table and report.
 By default every family that models the data's kind takes part (text: the sequence families).
 
@@ -41,7 +45,9 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +58,7 @@ from genlab import data as data_module
 from genlab.api import fit, load, resume
 from genlab.config import to_dict
 from genlab.data.dataset import DataInfo, Dataset
-from genlab.errors import CheckpointError, ConfigError
+from genlab.errors import CheckpointError, ConfigError, SamplerWarning
 from genlab.io import make_folder, write_json
 from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.conditioning import (
@@ -334,6 +340,24 @@ def sample_count(n_test: int, budget: str) -> int:
     return n_test if n_samples is None else min(n_samples, n_test)
 
 
+@contextmanager
+def recording_sampler_warnings(stage: str, notes: list[str]) -> Iterator[None]:
+    """Run a stage with its :class:`~genlab.errors.SamplerWarning` s appended to ``notes`` as
+    ``"stage: message"`` (once each); every other warning goes on as it would have."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        if issubclass(warning.category, SamplerWarning):
+            note = f"{stage}: {warning.message}"
+            if note not in notes:
+                notes.append(note)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
 def score(
     model: GenerativeModel,
     dataset: Dataset,
@@ -345,8 +369,10 @@ def score(
     timer: StageTimer | None = None,
 ) -> dict[str, Any]:
     """Every scorecard number the model supports (see module docstring), on ``dataset``'s
-    test split as given (see :func:`scoring_split`); ``stage_seconds`` times each stage."""
+    test split as given (see :func:`scoring_split`); ``stage_seconds`` times each stage and
+    ``sampler_warnings`` lists the stages whose MCMC chains mostly never moved."""
     timer = timer or StageTimer()
+    sampler_warnings: list[str] = []
     caps = model.capabilities
     k = importance_samples(model, len(dataset.x_test), budget)
     row = evaluate(
@@ -362,7 +388,10 @@ def score(
                 ).to_json()
             )  # fmt: skip
     if caps.supports("conditional") and dataset.info.kind != "text":
-        with timer.stage("completions"):
+        with (
+            timer.stage("completions"),
+            recording_sampler_warnings("completions", sampler_warnings),
+        ):
             completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
             steps = EVALUATION_SIZES[budget]["completion_steps"]
             options = model.mcmc_options("conditional", steps)
@@ -372,7 +401,10 @@ def score(
     if classifier is not None:  # labelled images
         sizes = CONDITIONING_SIZES[budget]
         if class_route(model, classifier) is not None:
-            with timer.stage("class samples"):
+            with (
+                timer.stage("class samples"),
+                recording_sampler_warnings("class samples", sampler_warnings),
+            ):
                 row.update(
                     class_scores(
                         model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
@@ -381,7 +413,10 @@ def score(
                 )  # fmt: skip
         if caps.supports("posterior"):
             operator, noise = super_resolution(dataset)
-            with timer.stage("posterior"):
+            with (
+                timer.stage("posterior"),
+                recording_sampler_warnings("posterior", sampler_warnings),
+            ):
                 row.update(
                     measurement_scores(
                         model, dataset, operator, noise, n_examples=sizes["n_examples"],
@@ -389,6 +424,7 @@ def score(
                     )
                 )  # fmt: skip
     row["stage_seconds"] = dict(timer.seconds)
+    row["sampler_warnings"] = sampler_warnings
     return row
 
 
@@ -521,6 +557,9 @@ def _compare_seed(
             "run files": max(0.0, run_seconds - seconds),
             **measured["stage_seconds"],
         }
+        row["sampler_warnings"] = [
+            f"seed {seed}, {note}" for note in measured.pop("sampler_warnings")
+        ]
         row["details"] = {k: v for k, v in measured.items() if k not in row}
         result.rows.append(row)
         result.models.append(model)
@@ -543,6 +582,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return rows[0]
     row: dict[str, Any] = {"family": rows[0]["family"], "spread": {}, "per_seed": {}}
     stages = dict.fromkeys(name for r in rows for name in r["stage_seconds"])
+    row["sampler_warnings"] = [note for r in rows for note in r["sampler_warnings"]]
     row["stage_seconds"] = {  # the mean over seeds (0 for a seed that had no such stage)
         name: math.fsum(r["stage_seconds"].get(name, 0.0) for r in rows) / len(rows)
         for name in stages
@@ -601,7 +641,7 @@ def _write_scorecard(
             pictures.append(
                 Picture("training curves", curves.read_bytes(), wide=True, full_width=True)
             )
-        notes = [f"run directory: {run_path}"]
+        notes = [f"run directory: {run_path}", *(f"warning: {w}" for w in row["sampler_warnings"])]
         if len(seeds) > 1:
             notes.append(f"pictures of seed {seeds[0]}")
         texts = text_examples(model, dataset, seeds[0]) if dataset.info.kind == "text" else []

@@ -35,3 +35,7 @@ class StorageError(GenlabError):
 
 class RunLocked(GenlabError):
     """A run directory another process is writing (one writer per run directory)."""
+
+
+class SamplerWarning(UserWarning):
+    """An MCMC sampler whose chains mostly never moved: its draws are its starting points."""

@@ -33,7 +33,7 @@ from torch import Tensor
 from genlab.config import check
 from genlab.objectives import log_standard_normal
 from genlab.samplers.completion import complete
-from genlab.samplers.mcmc import sir_mala
+from genlab.samplers.mcmc import sir_mala, warn_if_stuck
 
 LatentMethod = Literal["mala", "gibbs"]
 LATENT_METHODS: tuple[str, ...] = get_args(LatentMethod)
@@ -156,6 +156,7 @@ def metropolis_within_gibbs(
         {p(x_o, x_u \mid z)\, p(z)\, q(z' \mid x_o, x_u)}\Big\},
 
     then redraws :math:`x_u \sim p(x_u \mid z)`. Exact at stationarity whatever :math:`q`.
+    Warns (:func:`~genlab.samplers.mcmc.warn_if_stuck`) when most chains never moved.
 
     Arguments:
         x: ``(chains, D)`` starting completions; only the ``free`` coordinates change.
@@ -164,6 +165,8 @@ def metropolis_within_gibbs(
     z = _draw_gaussian(*model.proposal(x), generator)
     params = model.decode(z)
     x = _draw_unobserved(model, x, free, params, generator)
+    start = model.coordinate_log_prob(params, x).sum(-1) + model.log_prior(z)
+    moved = torch.zeros(len(x), device=x.device, dtype=torch.bool)
     for _ in range(steps):
         loc, scale = model.proposal(x)
         q = torch.distributions.Normal(loc, scale)
@@ -179,9 +182,11 @@ def metropolis_within_gibbs(
         )
         u = torch.rand(len(x), generator=generator, device=x.device, dtype=x.dtype)
         accept = u.log() < torch.nan_to_num(log_ratio, nan=-math.inf)
+        moved |= accept
         z = torch.where(accept[:, None], proposal, z)
         params = torch.where(accept.view(-1, *([1] * (params.dim() - 1))), params_p, params)
         x = _draw_unobserved(model, x, free, params, generator)
+    warn_if_stuck("Metropolis-within-Gibbs", moved, steps, torch.isfinite(start))
     return x
 
 

@@ -10,7 +10,16 @@ and accept with probability :math:`\min\{1, \frac{\pi(u') q(u \mid u')}{\pi(u) q
 :math:`\log q(u' \mid u) = -\lVert u' - u - \epsilon \nabla \log\pi(u) \rVert^2 / (4\epsilon)`.
 The accept/reject step makes :math:`\pi` exactly invariant whatever the step size. During burn-in
 each chain's :math:`\log\epsilon` follows a Robbins-Monro recursion towards the acceptance rate
-0.574, optimal for MALA (Roberts & Rosenthal, 1998); afterwards it is frozen.
+0.574, optimal for MALA (Roberts & Rosenthal, 1998); afterwards it is frozen. It starts, per
+chain, from the largest of :math:`\epsilon_0, \epsilon_0/2, \dots` whose first proposal would be
+accepted with probability at least 1/2 (:func:`initial_log_step_sizes`), so that short chains on
+sharp targets (a GAN's code given half an image) move from their first steps.
+
+A chain that accepts no move returns its start, whatever the target: a start where
+:math:`\log\pi = -\infty` or its gradient is not finite never moves, and the draws are then the
+proposals', not the target's. :func:`warn_if_stuck` raises a :class:`~genlab.errors.SamplerWarning`
+when more than ``STUCK_FRACTION`` of the chains never moved (a chain at the optimal acceptance
+rate stays put for :math:`s` steps with probability :math:`0.426^s`).
 
 Gradient steps cannot hop between separated modes, so chains start from sampling-importance-
 resampling (SIR, Rubin 1988): ``n_candidates`` draws from a broad Gaussian :math:`g`, resampled
@@ -36,20 +45,52 @@ References:
     Statistics 3, 1988.
     Andrieu & Thoms, "A tutorial on adaptive MCMC", Statistics and Computing 18, 2008
     (stochastic-approximation step adaptation).
+    Hoffman & Gelman, "The No-U-Turn Sampler", JMLR 15, 2014 (algorithm 4: a first step size).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from genlab.config import check
+from genlab.errors import SamplerWarning
 
 LogDensity = Callable[[Tensor], Tensor]  # (chains, d) -> (chains,)
 TARGET_ACCEPTANCE = 0.574
+STUCK_FRACTION = 0.25
+MAX_HALVINGS = 16
+
+
+def warn_if_stuck(sampler: str, moved: Tensor, steps: int, started_finite: Tensor) -> None:
+    """Warn when more than ``STUCK_FRACTION`` of the chains accepted no move in ``steps``.
+
+    Arguments:
+        sampler: the sampler's name, for the message.
+        moved: ``(chains,)`` bool, True where the chain accepted at least one move.
+        started_finite: ``(chains,)`` bool, True where the start's log-density was finite.
+    """
+    stuck = int((~moved).sum())
+    if stuck <= STUCK_FRACTION * len(moved):
+        return
+    outside = int((~started_finite).sum())
+    where = (
+        f" ({outside} started where the target's log-density is not finite: every candidate "
+        "start lay outside its support)"
+        if outside
+        else ""
+    )
+    warnings.warn(
+        f"{sampler}: {stuck} of {len(moved)} chains accepted no move in {steps} steps{where}; "
+        "their draws depend on their starts alone, not on the target. More steps or candidates "
+        "may help; if it persists, the sampler does not suit this model",
+        SamplerWarning,
+        stacklevel=3,
+    )
 
 
 def _value_and_grad(log_density: LogDensity, u: Tensor) -> tuple[Tensor, Tensor]:
@@ -58,6 +99,50 @@ def _value_and_grad(log_density: LogDensity, u: Tensor) -> tuple[Tensor, Tensor]
         value = log_density(u)
         (grad,) = torch.autograd.grad(value.sum(), u)
     return value.detach(), grad.detach()
+
+
+def _propose(
+    log_density: LogDensity,
+    u: Tensor,
+    value: Tensor,
+    grad: Tensor,
+    log_eps: Tensor,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One MALA proposal per chain: (proposal, its log-density, its gradient, the log of the
+    Metropolis-Hastings ratio, -inf where it is not a number)."""
+    eps = log_eps.exp()
+    noise = torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
+    proposal = u + eps * grad + (2 * eps).sqrt() * noise
+    value_p, grad_p = _value_and_grad(log_density, proposal)
+    forward = -(proposal - u - eps * grad).square().sum(1) / (4 * eps[:, 0])
+    backward = -(u - proposal - eps * grad_p).square().sum(1) / (4 * eps[:, 0])
+    log_ratio = torch.nan_to_num(value_p + backward - value - forward, nan=-math.inf)
+    return proposal, value_p, grad_p, log_ratio
+
+
+def initial_log_step_sizes(
+    log_density: LogDensity,
+    u: Tensor,
+    value: Tensor,
+    grad: Tensor,
+    step_size: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""``(chains, 1)``: per chain, :math:`\log` of the largest :math:`\epsilon_0 / 2^k`,
+    :math:`k \le` ``MAX_HALVINGS``, whose one proposal from ``u`` has
+    :math:`\min\{1, \text{ratio}\} \ge 1/2` (Hoffman & Gelman, 2014, algorithm 4, halving
+    only: the burn-in raises a step that is too small). One draw per trial; stops when every
+    chain has its step."""
+    log_eps = torch.full((u.shape[0], 1), math.log(step_size), device=u.device, dtype=u.dtype)
+    searching = torch.ones(u.shape[0], device=u.device, dtype=torch.bool)
+    for _ in range(MAX_HALVINGS):
+        *_, log_ratio = _propose(log_density, u, value, grad, log_eps, generator)
+        searching &= log_ratio < math.log(0.5)
+        if not bool(searching.any()):
+            break
+        log_eps = log_eps - math.log(2) * searching[:, None]
+    return log_eps
 
 
 def mala(
@@ -71,35 +156,39 @@ def mala(
 ) -> tuple[Tensor, Tensor]:
     """Run MALA chains from ``u``; returns (final states, acceptance rate after burn-in per chain).
 
+    With ``burn_in > 0`` the step sizes start at :func:`initial_log_step_sizes` and adapt.
+    Warns (:func:`warn_if_stuck`) when most chains never moved.
+
     Arguments:
         log_density: unnormalised log-density of a batch of states.
         u: ``(chains, d)`` initial states.
         steps: total transitions (the last state of each chain is returned).
         burn_in: transitions during which step sizes adapt (must be < steps).
-        step_size: initial :math:`\\epsilon`.
+        step_size: initial :math:`\\epsilon` (the largest the search tries).
     """
-    log_eps = torch.full((u.shape[0], 1), math.log(step_size), device=u.device, dtype=u.dtype)
     value, grad = _value_and_grad(log_density, u)
+    log_eps = torch.full((u.shape[0], 1), math.log(step_size), device=u.device, dtype=u.dtype)
+    if burn_in > 0:
+        log_eps = initial_log_step_sizes(log_density, u, value, grad, step_size, generator)
     accepted = torch.zeros(u.shape[0], device=u.device, dtype=u.dtype)
+    started_finite = torch.isfinite(value) & torch.isfinite(grad).all(1)
+    moved = torch.zeros(u.shape[0], device=u.device, dtype=torch.bool)
     for t in range(steps):
-        eps = log_eps.exp()
-        noise = torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
-        proposal = u + eps * grad + (2 * eps).sqrt() * noise
-        value_p, grad_p = _value_and_grad(log_density, proposal)
-        forward = -(proposal - u - eps * grad).square().sum(1) / (4 * eps[:, 0])
-        backward = -(u - proposal - eps * grad_p).square().sum(1) / (4 * eps[:, 0])
-        log_ratio = value_p + backward - value - forward
-        log_ratio = torch.nan_to_num(log_ratio, nan=-math.inf)
+        proposal, value_p, grad_p, log_ratio = _propose(
+            log_density, u, value, grad, log_eps, generator
+        )
         uniform = torch.rand(u.shape[0], generator=generator, device=u.device, dtype=u.dtype)
         accept = uniform.log() < log_ratio
         u = torch.where(accept[:, None], proposal, u)
         value = torch.where(accept, value_p, value)
         grad = torch.where(accept[:, None], grad_p, grad)
+        moved |= accept
         if t < burn_in:  # Robbins-Monro on the shared log step size
             rate = log_ratio.clamp(max=0).exp().mean()
             log_eps = log_eps + (rate - TARGET_ACCEPTANCE) / math.sqrt(t + 1)
         else:
             accepted += accept.to(u.dtype)
+    warn_if_stuck("MALA", moved, steps, started_finite)
     return u.detach(), accepted / max(steps - burn_in, 1)
 
 
