@@ -87,6 +87,7 @@ def train_genlab(data: Dataset, epochs: int, seed: int) -> tuple[Any, tuple[floa
         data,
         likelihood="bernoulli",
         architecture="mlp",  # pythae's MLP (genlab's default at 28x28 is a conv net)
+        prior="normal",  # pythae's N(0, I) (at 28x28 genlab fits a mixture after training)
         hidden=(512,),
         latent_dim=LATENT,
         batch_size=BATCH,
