@@ -48,7 +48,7 @@ from typing import Any
 import torch
 
 import genlab
-from genlab.compare import first_test_examples
+from genlab.compare import first_test_examples, recording_sampler_warnings
 from genlab.config import parse_assignments
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
 from genlab.metrics.completion import completion_scores, mean_fill_scores
@@ -111,8 +111,11 @@ def run_family(
     rows = [row]
     if completions and model.capabilities.supports("conditional"):
         completed = first_test_examples(data, completions)
-        scores = completion_scores(model, completed, classifier=classifier, seed=seed)
+        stuck: list[str] = []  # chains that never moved: the number is the proposals'
+        with recording_sampler_warnings("completions", stuck):
+            scores = completion_scores(model, completed, classifier=classifier, seed=seed)
         row["completion"] = scores["completion_accuracy"]
+        row["sampler_warnings"] = stuck
     if model.capabilities.sample:
         n = len(data.x_test)
         generator = torch.Generator().manual_seed(seed)
@@ -158,12 +161,16 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 spread = statistics.stdev(values) if len(values) > 1 else None
                 summary[key] = (statistics.mean(values), spread)
         summary["log_prob_kind"] = mine[0].get("log_prob_kind")
+        summary["stuck"] = [
+            f"seed {r['seed']}, {note}" for r in mine for note in r.get("sampler_warnings", [])
+        ]
         out.append(summary)
     return out
 
 
 def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
-    """A Markdown table: mean ± standard deviation over seeds."""
+    """A Markdown table: mean ± standard deviation over seeds; a completion whose MCMC chains
+    mostly never moved is marked, with the sampler's warning under the table."""
 
     def cell(value: tuple[float, float | None] | None, digits: int) -> str:
         if value is None:
@@ -187,10 +194,12 @@ def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
             f"| {row['model']} | {row['seeds']} | {bpd}{kind if bpd != '-' else ''} | "
             f"{cell(row.get('fid'), 1)} | "
             f"{cell(row.get('precision'), 3)} | {cell(row.get('recall'), 3)} | "
-            f"{cell(row.get('confident'), 3)} | {cell(row.get('completion'), 3)} | "
+            f"{cell(row.get('confident'), 3)} | {cell(row.get('completion'), 3)}"
+            f"{' (chains stuck)' if row['stuck'] else ''} | "
             f"{cell(row.get('probe'), 3)} | "
             f"{cell(row.get('train_s'), 0)} |"
         )
+    lines += [f"\nwarning: {row['model']}, {note}" for row in summary for note in row["stuck"]]
     return "\n".join(lines)
 
 
