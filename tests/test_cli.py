@@ -171,8 +171,12 @@ def test_train_dry_run_sizes_the_settings_to_the_images(tmp_path, capsys):
     rows = dry_run_rows(out)
     assert rows["architecture"] == ("conv", "images (28x28, fast)")
     assert rows["epochs"] == ("25", "images (28x28, fast)")
+    assert "decided by the data" in out and "likelihood=discretized_logistic" in out
     code, out, err = run_cli("train", "vae", "--dry-run", "--budget", "fast", capsys=capsys)
     assert dry_run_rows(out)["architecture"] == ("mlp", "defaults")  # 8x8 digits
+    code, out, err = run_cli(*args[:1], "flow", *args[2:], capsys=capsys)
+    assert dry_run_rows(out)["levels"] == ("auto", "images (28x28, fast)")
+    assert "(1, 28, 28)): levels=3, logit=True, actnorm=True" in out  # what auto became
 
 
 @pytest.mark.parametrize("bad", ["lr=-1", "nope=1", "loss=bogus", "steps=1.5"])

@@ -4,6 +4,7 @@ and trained densities against a Gaussian mixture and the true density of the 2-D
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import warnings
 
@@ -332,6 +333,22 @@ def test_completion_chains_move_on_images_whose_pixels_sit_at_the_edge(tiny_28):
         completions = model.sample_conditional(x, mask, 2, steps=10, generator=g)
     assert completions.shape == (2, 3, 1, 28, 28)
     torch.testing.assert_close(completions[:, :, mask], x[:, mask].expand(2, -1, -1))
+
+
+def test_a_run_records_what_auto_became_and_loads_with_it(tiny_28, tmp_path, monkeypatch):
+    """``levels=auto`` on 28x28 images is 3 levels: the run's config.json keeps the setting and
+    what it became (``decided``), and the run loads with 3 levels even where the rule would
+    now pick another count (a later genlab), giving the trained model's log-likelihoods."""
+    trained = genlab.fit("flow", tiny_28, budget="smoke", steps=3, out=tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"]["levels"] == "auto"
+    assert config["decided"] == {"levels": 3, "logit": True, "actnorm": True}
+    monkeypatch.setattr(genlab.models.flow, "AUTO_LEVELS", 1)
+    assert Flow(trained.config, tiny_28.info).levels == 1  # the rule has changed
+    loaded = genlab.load(tmp_path / "run")
+    assert loaded.levels == 3 and loaded.decisions == config["decided"]
+    x = tiny_28.x_test[:4]
+    torch.testing.assert_close(loaded.log_prob(x), trained.log_prob(x))
 
 
 def test_squeezed_layers_see_each_2x2_patch_as_four_channels():

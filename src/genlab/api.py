@@ -215,6 +215,7 @@ def fit(
         seed=seed,
         versions=versions(),
         threads=choice.to_json(),
+        decided=model.decisions,
     )
     run = RunDirectory.create(out, config, overwrite=overwrite) if main else None
     distributed.barrier()
@@ -299,16 +300,23 @@ def _config_section(directory: RunDirectory, cls: type, values: dict[str, Any], 
 
 
 def _model_from_config(directory: RunDirectory, config: RunConfig) -> GenerativeModel:
+    """The run's model, with what its settings left to the data as it was decided then
+    (``decided``), so that a later genlab whose rule for ``"auto"`` differs builds the same
+    network."""
     try:
         cls = family_class(config.family)
         info = DataInfo.from_json(config.data["info"], "data.info")
     except (ConfigError, DataError) as exc:
         raise CheckpointError(f"{directory.config_path}: {exc}") from None
-    model_config = _config_section(directory, cls.config_class, config.model, "model")
+    decided = config.decided or {}
+    values = {**config.model, **decided}
+    model_config = _config_section(directory, cls.config_class, values, "model")
     try:
-        return build_model(config.family, model_config, info, config.seed)
+        model = build_model(config.family, model_config, info, config.seed)
     except ConfigError as exc:
         raise CheckpointError(f"{directory.config_path}: field 'model': {exc}") from None
+    model.decisions = dict(decided)
+    return model
 
 
 def load(run: str | Path, *, device: str = "cpu") -> GenerativeModel:

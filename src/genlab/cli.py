@@ -366,7 +366,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.dry_run:
         api.resolve_settings(args.family, settings, args.budget)  # errors before the data
         info = data_module.load(args.data).info  # settings depend on the image size
-        print(api.resolve_settings(args.family, settings, args.budget, info).to_text())
+        resolved = api.resolve_settings(args.family, settings, args.budget, info)
+        print(resolved.to_text())
+        decided = api.build_model(args.family, resolved.model, info).decisions
+        if decided:
+            values = ", ".join(f"{name}={value}" for name, value in decided.items())
+            print(
+                f"\ndecided by the data ({info.name}, shape {tuple(info.event_shape)}): {values}"
+            )
         print("\ndry run: nothing trained, no run directory created")
         return
     if args.out is None:

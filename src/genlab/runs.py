@@ -99,7 +99,9 @@ class RunConfig:
     its tensors (:meth:`genlab.data.Dataset.fingerprint`); after a resume on changed data,
     ``"changes"`` lists each change. ``threads`` is ``{"count", "source", "step_flops"}``:
     the CPU threads training used and why (:mod:`genlab.train.threads`); ``None`` in runs of
-    older genlab versions.
+    older genlab versions. ``decided``: what the model settings left to the data became
+    (:attr:`~genlab.models.base.GenerativeModel.decisions`, e.g. a flow's ``levels``);
+    ``None`` in runs of older genlab versions.
     """
 
     family: str
@@ -109,6 +111,7 @@ class RunConfig:
     seed: int
     versions: dict[str, str] = field(default_factory=dict)
     threads: dict[str, Any] | None = None
+    decided: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """What ``config.json`` holds, the ``format`` marker first."""
@@ -121,6 +124,7 @@ class RunConfig:
             "seed": self.seed,
             "versions": self.versions,
             "threads": self.threads,
+            "decided": self.decided,
         }
 
     @classmethod
@@ -138,7 +142,7 @@ class RunConfig:
                 "older genlab (train it again)"
             )
         _check_keys(data, {"format", "family", "model", "train", "data", "seed", "versions"},
-                    fail, "", optional={"threads"})  # fmt: skip
+                    fail, "", optional={"threads", "decided"})  # fmt: skip
         for key, kind in (("family", str), ("model", dict), ("train", dict), ("data", dict)):
             _check_type(data[key], kind, key, fail)
         run_data = data["data"]
@@ -163,6 +167,8 @@ class RunConfig:
             and threads["count"] >= 1
         ):
             raise fail("field 'threads' must be null or an object with a positive 'count'")
+        if not isinstance(data.get("decided", {}), dict | None):
+            raise fail("field 'decided' must be null or an object")
         return cls(
             family=data["family"],
             model=data["model"],
@@ -171,6 +177,7 @@ class RunConfig:
             seed=data["seed"],
             versions=data["versions"],
             threads=threads,
+            decided=data.get("decided"),
         )
 
 

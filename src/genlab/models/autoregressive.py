@@ -201,6 +201,7 @@ class Autoregressive(GenerativeModel):
         d = info.n_features
         self.architecture = resolve_architecture(config.architecture, info)
         self.likelihood_name = resolve_likelihood(config.likelihood, info)
+        self.record_decisions(architecture=self.architecture, likelihood=self.likelihood_name)
         self.likelihood: Likelihood = make_likelihood(
             self.likelihood_name, info, components=config.components
         )

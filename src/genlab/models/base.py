@@ -277,6 +277,16 @@ class GenerativeModel(nn.Module, abc.ABC):
             )
         self.config = config
         self.info = info
+        self.decisions: dict[str, Any] = {}
+
+    def record_decisions(self, **values: Any) -> None:
+        """Record in :attr:`decisions` what the settings left to the data (``"auto"`` or
+        ``None`` in the config) became in this model: of ``values`` (setting name -> the value
+        used), those whose setting was left open. ``genlab train --dry-run`` prints them and a
+        run's ``config.json`` keeps them (``decided``)."""
+        for name, value in values.items():
+            if getattr(self.config, name) in ("auto", None):
+                self.decisions[name] = value
 
     # ------------------------------------------------------------------ the four tasks
 

@@ -380,6 +380,12 @@ class Diffusion(GenerativeModel):
         self.octaves = config.octaves
         if self.octaves is None:
             self.octaves = VECTOR_OCTAVES if info.kind == "vector" else 0
+        self.record_decisions(
+            prediction=self.prediction, architecture=architecture, patch=self.patch,
+            octaves=self.octaves,
+        )  # fmt: skip
+        if log_snr is not None:
+            self.record_decisions(log_snr_max=log_snr[0], log_snr_min=log_snr[1])
         if self.conv:
             self.denoiser: nn.Module = UNet(
                 info.event_shape, config.timesteps, config.channels, config.blocks,

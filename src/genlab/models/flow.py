@@ -272,6 +272,10 @@ class Flow(GenerativeModel):
             f"needs conditioner=conv and image sides divisible by {factor}, got "
             f"conditioner={conditioner} and shape {info.event_shape}; lower levels",
         )
+        self.record_decisions(
+            conditioner=conditioner, levels=self.levels, logit=use_logit,
+            actnorm=self.uses_actnorm,
+        )  # fmt: skip
         # the layers see images as (C, H, W) with conv conditioners, else flattened vectors
         self.layer_shape = info.event_shape if conditioner == "conv" else (info.n_features,)
         self.latent_dim = info.n_features
@@ -302,6 +306,12 @@ class Flow(GenerativeModel):
         """The layers of the model: the average of the trained weights (``ema_decay``)."""
         return self.averaged["layers"]
 
+    @property
+    def uses_actnorm(self) -> bool:
+        """Whether an ActNorm layer precedes each layer (``actnorm``; ``None``: on images)."""
+        actnorm = self.config.actnorm
+        return actnorm if actnorm is not None else self.info.kind == "image"
+
     def _build_layers(self, config: FlowConfig) -> list[Bijection]:
         return self._scale_layers(config, self.layer_shape, self.levels)
 
@@ -316,7 +326,7 @@ class Flow(GenerativeModel):
         d = self.info.n_features
         layers: list[Bijection] = []
         order = torch.arange(1, d + 1)
-        use_actnorm = config.actnorm if config.actnorm is not None else self.info.kind == "image"
+        use_actnorm = self.uses_actnorm
         for i in range(config.n_layers):
             # vectors: alternating parity masks, or a fresh random half per layer (seeded init)
             half = torch.randperm(d) if config.random_masks else torch.arange(d)

@@ -299,6 +299,9 @@ class GAN(GenerativeModel):
             f"{self.family}: architecture=conv needs image data",
         )
         self.conv = info.kind == "image" and config.architecture != "mlp"
+        self.record_decisions(
+            latent_dim=self.latent_dim, architecture="conv" if self.conv else "mlp"
+        )
         self.use_labels(config.conditional)
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
         self.generator_net = self.build_generator()

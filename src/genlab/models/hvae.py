@@ -279,6 +279,7 @@ class HVAE(MixtureCodePrior, GenerativeModel):
         d, shape = info.n_features, info.event_shape
         self.latent_dim = sum(config.latent_dims)
         self.likelihood_name = resolve_decoder_likelihood(config.likelihood, info)
+        self.record_decisions(likelihood=self.likelihood_name)
         self.likelihood: Likelihood = make_likelihood(
             self.likelihood_name, info, config.gaussian_std
         )

@@ -232,6 +232,7 @@ class VAE(MixtureCodePrior, GenerativeModel):
         d, shape = info.n_features, info.event_shape
         k = self.latent_dim = config.latent_dim
         self.likelihood_name = resolve_decoder_likelihood(config.likelihood, info)
+        self.record_decisions(likelihood=self.likelihood_name)
         self.likelihood: Likelihood = make_likelihood(
             self.likelihood_name, info, config.gaussian_std
         )

@@ -246,6 +246,7 @@ class VQVAE(GenerativeModel):
             )
             self.architecture = config.architecture
         self.likelihood_name = resolve_decoder_likelihood(config.likelihood, info)
+        self.record_decisions(likelihood=self.likelihood_name)
         self.likelihood: Likelihood = make_likelihood(
             self.likelihood_name, info, config.gaussian_std
         )
