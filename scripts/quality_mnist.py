@@ -48,13 +48,14 @@ from typing import Any
 import torch
 
 import genlab
-from genlab.compare import first_test_examples, recording_sampler_warnings
+from genlab.compare import first_test_examples
 from genlab.config import parse_assignments
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
 from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.domain import accuracy
 from genlab.metrics.sample_quality import score_samples
 from genlab.report.images import save_image_grid
+from genlab.samplers import recording_sampler_warnings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("pca", "vae", "gan", "flow")

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from genlab.cli import main
-from genlab.compare import SCORE_KEYS, recording_sampler_warnings
+from genlab.compare import SCORE_KEYS
 from genlab.errors import SamplerWarning
 from genlab.models import FAMILIES
+from genlab.samplers import recording_sampler_warnings
 from tests.browser import inspect_page
 
 

@@ -3,12 +3,15 @@ through the Python API, the command line and the scorecard's measures."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 import genlab
 from genlab.cli import main
+from genlab.errors import SamplerWarning
 from genlab.metrics.conditioning import (
     bicubic_mse,
     class_route,
@@ -150,6 +153,25 @@ def test_cli_complete(gan_run, digits, tmp_path, capsys):
     ]:
         code, _, err = run_cli(capsys, "complete", str(gan_run), *args, "--out", str(out))
         assert code == 2 and message in err, err
+
+
+def test_cli_complete_prints_the_samplers_warnings(gan_run, digits, tmp_path, capsys, monkeypatch):
+    """Chains that never moved are one line on the output, not a warning from deep inside."""
+    complete = genlab.api.complete
+
+    def stuck(*args, **kwargs):
+        warnings.warn("MALA: 3 of 3 chains accepted no move in 5 steps", SamplerWarning, 1)
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(genlab.api, "complete", stuck)
+    x = tmp_path / "x.npy"
+    np.save(x, digits.x_test[:1].numpy())
+    args = ["--operator", "downsample:2", "--input", str(x), "--steps", "5"]
+    code, stdout, err = run_cli(
+        capsys, "complete", str(gan_run), *args, "--out", str(tmp_path / "d.npy")
+    )
+    assert code == 0, err
+    assert "warning: draws: MALA: 3 of 3 chains accepted no move in 5 steps" in stdout
 
 
 def test_cli_complete_refuses_a_family_without_posteriors(digits, tmp_path, capsys):

@@ -477,6 +477,7 @@ def _save_npy(out: Path, array: np.ndarray) -> None:
 def cmd_complete(args: argparse.Namespace) -> None:
     from genlab.metrics.sample_distances import read_samples
     from genlab.report.images import grid_layout, save_image_grid
+    from genlab.samplers import recording_sampler_warnings
 
     out = _output_file(Path(args.out))
     model = api.load(args.run, device=args.device)
@@ -490,10 +491,13 @@ def cmd_complete(args: argparse.Namespace) -> None:
     x = x.view(-1, *shape)
     if out.suffix == ".png" and model.info.kind == "image":  # too large to draw: refused first
         grid_layout(len(x) * (args.n + 1), model.info, n_columns=args.n + 1)
-    draws = api.complete(
-        model, x, args.operator, args.n, noise_std=args.noise_std, seed=args.seed,
-        steps=args.steps,
-    ).detach().cpu()  # fmt: skip
+    stuck: list[str] = []
+    with recording_sampler_warnings("draws", stuck):
+        draws = api.complete(
+            model, x, args.operator, args.n, noise_std=args.noise_std, seed=args.seed,
+            steps=args.steps,
+        ).detach().cpu()  # fmt: skip
+    _print_notes(stuck, "warning: ")
     if out.suffix == ".npy":
         _save_npy(out, draws.numpy())
     elif model.info.kind != "image":

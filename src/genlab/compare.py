@@ -45,9 +45,7 @@ import json
 import math
 import statistics
 import time
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +56,7 @@ from genlab import data as data_module
 from genlab.api import fit, load, resume
 from genlab.config import to_dict
 from genlab.data.dataset import DataInfo, Dataset
-from genlab.errors import CheckpointError, ConfigError, SamplerWarning
+from genlab.errors import CheckpointError, ConfigError
 from genlab.io import make_folder, write_json
 from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.conditioning import (
@@ -83,7 +81,7 @@ from genlab.report.family import (
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_markdown, format_mean_spread, format_table
 from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
-from genlab.samplers import Downsample
+from genlab.samplers import Downsample, recording_sampler_warnings
 from genlab.settings import resolve_settings
 from genlab.train.threads import check_threads
 
@@ -338,24 +336,6 @@ def sample_count(n_test: int, budget: str) -> int:
     """Samples behind the sample metrics: the budget's ``n_samples``, at most ``n_test``."""
     n_samples = EVALUATION_SIZES[budget]["n_samples"]
     return n_test if n_samples is None else min(n_samples, n_test)
-
-
-@contextmanager
-def recording_sampler_warnings(stage: str, notes: list[str]) -> Iterator[None]:
-    """Run a stage with its :class:`~genlab.errors.SamplerWarning` s appended to ``notes`` as
-    ``"stage: message"`` (once each); every other warning goes on as it would have."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        if issubclass(warning.category, SamplerWarning):
-            note = f"{stage}: {warning.message}"
-            if note not in notes:
-                notes.append(note)
-        else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
 
 
 def score(

@@ -43,7 +43,7 @@ from genlab.samplers.latent import (
     latent_posterior,
     metropolis_within_gibbs,
 )
-from genlab.samplers.mcmc import mala, sir, sir_mala
+from genlab.samplers.mcmc import mala, recording_sampler_warnings, sir, sir_mala
 from genlab.samplers.operators import (
     Blur,
     Downsample,
@@ -93,6 +93,7 @@ __all__ = [
     "mala",
     "metropolis_within_gibbs",
     "parse_operator",
+    "recording_sampler_warnings",
     "sample_latent_posterior",
     "prefix_length",
     "sample_in_order",

@@ -19,7 +19,9 @@ A chain that accepts no move returns its start, whatever the target: a start whe
 :math:`\log\pi = -\infty` or its gradient is not finite never moves, and the draws are then the
 proposals', not the target's. :func:`warn_if_stuck` raises a :class:`~genlab.errors.SamplerWarning`
 when more than ``STUCK_FRACTION`` of the chains never moved (a chain at the optimal acceptance
-rate stays put for :math:`s` steps with probability :math:`0.426^s`).
+rate stays put for :math:`s` steps with probability :math:`0.426^s`);
+:func:`recording_sampler_warnings` collects those warnings as notes for the scorecard, the
+command line and the quality scripts.
 
 Gradient steps cannot hop between separated modes, so chains start from sampling-importance-
 resampling (SIR, Rubin 1988): ``n_candidates`` draws from a broad Gaussian :math:`g`, resampled
@@ -52,7 +54,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -91,6 +94,24 @@ def warn_if_stuck(sampler: str, moved: Tensor, steps: int, started_finite: Tenso
         SamplerWarning,
         stacklevel=3,
     )
+
+
+@contextmanager
+def recording_sampler_warnings(stage: str, notes: list[str]) -> Iterator[None]:
+    """Run a stage with its :class:`~genlab.errors.SamplerWarning` s appended to ``notes`` as
+    ``"stage: message"`` (once each); every other warning goes on as it would have."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        if issubclass(warning.category, SamplerWarning):
+            note = f"{stage}: {warning.message}"
+            if note not in notes:
+                notes.append(note)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 def _value_and_grad(log_density: LogDensity, u: Tensor) -> tuple[Tensor, Tensor]:
