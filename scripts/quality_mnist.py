@@ -171,7 +171,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
     """A Markdown table: mean ± standard deviation over seeds; a completion whose MCMC chains
-    mostly never moved is marked, with the sampler's warning under the table."""
+    (over a quarter of them) never moved is marked, with the sampler's warning under the table."""
 
     def cell(value: tuple[float, float | None] | None, digits: int) -> str:
         if value is None:

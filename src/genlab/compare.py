@@ -18,9 +18,10 @@ for the budget (``budgets`` on the class), then measures on the test split:
   upsampling (:mod:`genlab.metrics.conditioning`; sizes by budget, :data:`CONDITIONING_SIZES`);
 - training time.
 
-An MCMC sampler whose chains mostly never moved (:class:`~genlab.errors.SamplerWarning`) is named
-in the family's ``sampler_warnings`` (``seed S, stage: message``), in the report and on the
-command line: its numbers are the proposals', not the model's.
+An MCMC sampler more than a quarter of whose chains never moved
+(:class:`~genlab.errors.SamplerWarning`) is named in the family's ``sampler_warnings`` (``seed
+S, stage: message``), in the report and on the command line: its numbers are the proposals',
+not the model's.
 
 A task a family cannot do is ``None`` in ``scorecard.json`` and a dash in the table and report.
 By default every family that models the data's kind takes part (text: the sequence families).
@@ -350,7 +351,7 @@ def score(
 ) -> dict[str, Any]:
     """Every scorecard number the model supports (see module docstring), on ``dataset``'s
     test split as given (see :func:`scoring_split`); ``stage_seconds`` times each stage and
-    ``sampler_warnings`` lists the stages whose MCMC chains mostly never moved."""
+    ``sampler_warnings`` lists the stages whose MCMC chains (over a quarter of them) never moved."""
     timer = timer or StageTimer()
     sampler_warnings: list[str] = []
     caps = model.capabilities

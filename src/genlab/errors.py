@@ -38,4 +38,4 @@ class RunLocked(GenlabError):
 
 
 class SamplerWarning(UserWarning):
-    """An MCMC sampler whose chains mostly never moved: its draws are its starting points."""
+    """An MCMC sampler more than a quarter of whose chains never moved: their draws are their starts."""

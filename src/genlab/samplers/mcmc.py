@@ -178,7 +178,7 @@ def mala(
     """Run MALA chains from ``u``; returns (final states, acceptance rate after burn-in per chain).
 
     With ``burn_in > 0`` the step sizes start at :func:`initial_log_step_sizes` and adapt.
-    Warns (:func:`warn_if_stuck`) when most chains never moved.
+    Warns (:func:`warn_if_stuck`) when more than a quarter of the chains never moved.
 
     Arguments:
         log_density: unnormalised log-density of a batch of states.
