@@ -210,11 +210,11 @@ def test_the_budgets_mcmc_transitions_reach_only_mcmc_samplers(digits):
 
 
 def test_chains_that_never_moved_are_named_in_the_scorecard(tmp_path, capsys, monkeypatch):
-    """A completion stage whose sampler warns of stuck chains: the family's row, the command's
-    output and the report name it with the seed and stage."""
+    """Stages whose sampler warns of stuck chains (the completions, the report's pictures): the
+    family's row, the command's output and the report name each with the seed and stage."""
     import genlab.compare
 
-    scores = genlab.compare.completion_scores
+    scores, pictures = genlab.compare.completion_scores, genlab.compare.family_pictures
     message = "MALA: 7 of 8 chains accepted no move in 5 steps"
 
     def stuck_completions(*args, **kwargs):
@@ -222,12 +222,18 @@ def test_chains_that_never_moved_are_named_in_the_scorecard(tmp_path, capsys, mo
         warnings.warn(message, SamplerWarning, stacklevel=1)  # the same note once
         return scores(*args, **kwargs)
 
+    def stuck_pictures(*args, **kwargs):
+        warnings.warn(message, SamplerWarning, stacklevel=1)
+        return pictures(*args, **kwargs)
+
     monkeypatch.setattr(genlab.compare, "completion_scores", stuck_completions)
+    monkeypatch.setattr(genlab.compare, "family_pictures", stuck_pictures)
     result = run_compare_models("digits", "pca", tmp_path, capsys)
-    note = f"seed 0, completions: {message}"
-    assert result["payload"]["families"]["pca"]["sampler_warnings"] == [note]
-    assert f"warning: pca, {note}" in result["stdout"]
-    assert note in (tmp_path / "report.html").read_text()
+    notes = [f"seed 0, completions: {message}", f"seed 0, pictures: {message}"]
+    assert result["payload"]["families"]["pca"]["sampler_warnings"] == notes
+    page = (tmp_path / "report.html").read_text()
+    for note in notes:
+        assert f"warning: pca, {note}" in result["stdout"] and note in page
 
 
 def test_recording_sampler_warnings_lets_other_warnings_through():

@@ -611,10 +611,11 @@ def _write_scorecard(
     ):
         started = time.perf_counter()
         sizes = CONDITIONING_SIZES[budget]
-        pictures = family_pictures(
-            model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
-            steps=sizes["steps"], per_class=min(N_PER_CLASS, sizes["per_class"]),
-        )  # fmt: skip
+        with recording_sampler_warnings(f"seed {seeds[0]}, pictures", row["sampler_warnings"]):
+            pictures = family_pictures(
+                model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
+                steps=sizes["steps"], per_class=min(N_PER_CLASS, sizes["per_class"]),
+            )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started
         row["eval_seconds"] += row["stage_seconds"]["pictures"]
         curves = RunDirectory(run_path).curves_path

@@ -156,7 +156,8 @@ def metropolis_within_gibbs(
         {p(x_o, x_u \mid z)\, p(z)\, q(z' \mid x_o, x_u)}\Big\},
 
     then redraws :math:`x_u \sim p(x_u \mid z)`. Exact at stationarity whatever :math:`q`.
-    Warns (:func:`~genlab.samplers.mcmc.warn_if_stuck`) when more than a quarter of the chains never moved.
+    Warns (:func:`~genlab.samplers.mcmc.warn_if_stuck`) when more than a quarter of the chains
+    never moved.
 
     Arguments:
         x: ``(chains, D)`` starting completions; only the ``free`` coordinates change.

@@ -82,8 +82,7 @@ def warn_if_stuck(sampler: str, moved: Tensor, steps: int, started_finite: Tenso
         return
     outside = int((~started_finite).sum())
     where = (
-        f" ({outside} started where the target's log-density is not finite: every candidate "
-        "start lay outside its support)"
+        f" ({outside} started where the target's log-density or its gradient is not finite)"
         if outside
         else ""
     )
