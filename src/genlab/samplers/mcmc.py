@@ -98,9 +98,10 @@ def warn_if_stuck(sampler: str, moved: Tensor, steps: int, started_finite: Tenso
 @contextmanager
 def recording_sampler_warnings(stage: str, notes: list[str]) -> Iterator[None]:
     """Run a stage with its :class:`~genlab.errors.SamplerWarning` s appended to ``notes`` as
-    ``"stage: message"`` (once each); every other warning goes on as it would have."""
+    ``"stage: message"`` (once each); every other warning goes on as it would have (the
+    filters in force decide, the recorded ones are shown after the stage)."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", SamplerWarning)
         yield
     for warning in caught:
         if issubclass(warning.category, SamplerWarning):
