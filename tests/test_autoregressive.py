@@ -57,10 +57,13 @@ def test_made_output_depends_only_on_earlier_inputs(connectivity):
             assert torch.all(block[allowed] != 0)  # every earlier input is read
 
 
-def test_pixelcnn_is_causal_without_blind_spot():
-    """Output (i, j) ignores pixel (i, j) and every later pixel, and reads every earlier one."""
-    h = w = 6
-    net = GatedPixelCNN(n_outputs=1, channels=8, n_layers=6).double()
+@pytest.mark.parametrize(("size", "dilation_cycle"), [(6, 1), (9, 3)])
+def test_pixelcnn_is_causal_without_blind_spot(size, dilation_cycle):
+    """Output (i, j) ignores pixel (i, j) and every later pixel, and reads every earlier one;
+    dilations 1, 2, 4, 1, 2, 4 too (their taps interleave: no gaps)."""
+    h = w = size
+    net = GatedPixelCNN(n_outputs=1, channels=8, n_layers=6, dilation_cycle=dilation_cycle)
+    net = net.double()
     x = torch.randn(1, 1, h, w, dtype=torch.double)
     jacobian = torch.autograd.functional.jacobian(lambda v: net(v)[0, 0], x)  # (H, W, 1, 1, H, W)
     jacobian = jacobian.view(h * w, h * w)
@@ -69,15 +72,20 @@ def test_pixelcnn_is_causal_without_blind_spot():
     assert torch.all(jacobian[earlier] != 0), "a blind spot: an earlier pixel is never read"
 
 
-@pytest.mark.parametrize(("kernel", "n_layers"), [(3, 2), (5, 1)])
-def test_pixelcnn_row_from_the_rows_it_reads_is_the_whole_images_row(kernel, n_layers):
+@pytest.mark.parametrize(
+    ("kernel", "n_layers", "dilation_cycle", "rows_above"),
+    [(3, 2, 1, 3), (5, 1, 1, 4), (3, 3, 2, 5)],  # dilations 1, 2, 1: 1 + 1 + 2 + 1 rows
+)
+def test_pixelcnn_row_from_the_rows_it_reads_is_the_whole_images_row(
+    kernel, n_layers, dilation_cycle, rows_above
+):
     """forward_row runs the stack on rows i - rows_above .. i only: the same numbers as the
     whole image (the crop's zero padding never reaches row i's dependencies)."""
     torch.manual_seed(0)
     net = GatedPixelCNN(n_outputs=3, channels=4, n_layers=n_layers, kernel=kernel,
-                        context_features=2).double()  # fmt: skip
+                        context_features=2, dilation_cycle=dilation_cycle).double()  # fmt: skip
     x, context = torch.randn(2, 1, 11, 5, dtype=torch.double), torch.randn(2, 2).double()
-    assert net.rows_above == (n_layers + 1) * (kernel // 2) < 11
+    assert net.rows_above == rows_above
     whole = net(x, context)
     for row in range(11):
         torch.testing.assert_close(net.forward_row(x, row, context), whole[:, :, row])

@@ -108,6 +108,9 @@ class AutoregressiveConfig:
     channels: PixelCNN feature channels per stack.
     n_layers: PixelCNN gated layers.
     kernel: PixelCNN kernel size (odd).
+    dilation_cycle: PixelCNN dilations: gated layer :math:`l` spreads its taps
+        :math:`2^{l \bmod c}` pixels apart (1: none), widening the rows a pixel reads at no
+        cost per layer (:class:`~genlab.nn.pixelcnn.GatedPixelCNN`).
     dropout: dropout in the hidden layers (MADE) or residual branches (PixelCNN).
     conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
         (the one-hot label read by every conditional; module docstring).
@@ -123,6 +126,7 @@ class AutoregressiveConfig:
     channels: int = 64
     n_layers: int = 7
     kernel: int = 3
+    dilation_cycle: int = 1
     dropout: float = 0.0
     conditional: bool = False
 
@@ -146,6 +150,7 @@ class AutoregressiveConfig:
             self.kernel >= 3 and self.kernel % 2 == 1,
             f"kernel must be odd >= 3, got {self.kernel}",
         )
+        check(self.dilation_cycle >= 1, f"dilation_cycle must be >= 1, got {self.dilation_cycle}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
 
 
@@ -221,7 +226,7 @@ class Autoregressive(GenerativeModel):
         if self.architecture == "pixelcnn":
             self.net: torch.nn.Module = GatedPixelCNN(
                 n_params, config.channels, config.n_layers, config.kernel, config.dropout,
-                context_features=classes,
+                context_features=classes, dilation_cycle=config.dilation_cycle,
             )  # fmt: skip
             return
         self.net = MADE(

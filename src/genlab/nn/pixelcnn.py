@@ -16,7 +16,12 @@ PixelCNN (van den Oord et al., 2016) splits it in two:
   sees rows above);
 
 each layer a gated unit :math:`\tanh(W_f * h) \odot \sigma(W_g * h)` with a residual connection
-on the horizontal stack. The output reads the horizontal stack. A type-A first layer then
+on the horizontal stack. A gated layer may be **dilated** by :math:`d` (both stacks' kernels
+spread to every :math:`d`-th row and column, as WaveNet's causal convolutions): its taps lie at
+rows :math:`i - d\,k/2 \dots i` and columns :math:`j - d\,k/2 \dots j` (horizontal) or
+:math:`j \pm d\,k/2` (vertical), so the masks, and with them the ordering, are unchanged, while
+the rows a pixel reads grow to :math:`k/2\,(1 + \sum_l d_l)` at the cost of a 3x3 stack. With
+dilations cycling 1, 2, 4 the taps of consecutive layers interleave, leaving no gaps. The output reads the horizontal stack. A type-A first layer then
 type-B layers make output :math:`(i, j)` independent of input :math:`(i, j)` and everything
 after it, and, with enough layers, dependent on every pixel before it (tested with the
 Jacobian). The input may have several channels (``in_channels``), all of them read or masked
@@ -52,14 +57,19 @@ from torch import Tensor, nn
 class MaskedConv2d(nn.Conv2d):
     """A 'same' convolution whose kernel is multiplied by a fixed 0/1 ``mask`` ``(kh, kw)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, mask: Tensor) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, mask: Tensor, dilation: int = 1
+    ) -> None:
         kh, kw = mask.shape
-        super().__init__(in_channels, out_channels, (kh, kw), padding=0)
+        super().__init__(in_channels, out_channels, (kh, kw), padding=0, dilation=dilation)
         self.register_buffer("mask", mask.float())
-        self.pad = (kw // 2, kw // 2, kh // 2, kh // 2)  # left, right, top, bottom: 'same'
+        # left, right, top, bottom: 'same' for taps spread ``dilation`` apart
+        self.pad = tuple(dilation * (size // 2) for size in (kw, kw, kh, kh))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(F.pad(x, self.pad), self.weight * self.mask, self.bias)
+        return F.conv2d(
+            F.pad(x, self.pad), self.weight * self.mask, self.bias, dilation=self.dilation
+        )
 
 
 def vertical_mask(kernel: int, mask_centre: bool) -> Tensor:
@@ -94,12 +104,21 @@ class GatedBlock(nn.Module):
     """
 
     def __init__(
-        self, channels: int, kernel: int, dropout: float = 0.0, context_features: int = 0
+        self,
+        channels: int,
+        kernel: int,
+        dropout: float = 0.0,
+        context_features: int = 0,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.condition = nn.Linear(context_features, 4 * channels) if context_features else None
-        self.vertical = MaskedConv2d(channels, 2 * channels, vertical_mask(kernel, False))
-        self.horizontal = MaskedConv2d(channels, 2 * channels, horizontal_mask(kernel, False))
+        self.vertical = MaskedConv2d(
+            channels, 2 * channels, vertical_mask(kernel, False), dilation
+        )
+        self.horizontal = MaskedConv2d(
+            channels, 2 * channels, horizontal_mask(kernel, False), dilation
+        )
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         self.dropout = nn.Dropout(dropout)
@@ -154,6 +173,8 @@ class GatedPixelCNN(nn.Module):
         dropout: dropout on the horizontal stack's residual branch.
         in_channels: channels of one input pixel.
         context_features: size of a context vector read by every gated layer (0: none).
+        dilation_cycle: gated layer :math:`l` is dilated by :math:`2^{l \bmod c}`
+            (:math:`c` = ``dilation_cycle``; 1: no dilation; module docstring).
 
     Example:
         >>> GatedPixelCNN(n_outputs=17, channels=8, n_layers=2)(torch.zeros(2, 1, 8, 8)).shape
@@ -169,18 +190,21 @@ class GatedPixelCNN(nn.Module):
         dropout: float = 0.0,
         in_channels: int = 1,
         context_features: int = 0,
+        dilation_cycle: int = 1,
     ) -> None:
         super().__init__()
         self.vertical_in = MaskedConv2d(in_channels, channels, vertical_mask(kernel, True))
         self.horizontal_in = MaskedConv2d(in_channels, channels, horizontal_mask(kernel, True))
+        dilations = [2 ** (layer % dilation_cycle) for layer in range(n_layers)]
         self.blocks = nn.ModuleList(
-            GatedBlock(channels, kernel, dropout, context_features) for _ in range(n_layers)
+            GatedBlock(channels, kernel, dropout, context_features, dilation)
+            for dilation in dilations
         )
         self.head = nn.Sequential(
             nn.ELU(), nn.Conv2d(channels, channels, 1), nn.ELU(), nn.Conv2d(channels, n_outputs, 1)
         )
-        # the rows above a pixel its output can read: k // 2 per vertical convolution
-        self.rows_above = (n_layers + 1) * (kernel // 2)
+        # the rows above a pixel its output can read: d k // 2 per vertical convolution
+        self.rows_above = (1 + sum(dilations)) * (kernel // 2)
         self.n_outputs = n_outputs
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -193,7 +217,7 @@ class GatedPixelCNN(nn.Module):
         r"""What the vertical stack hands row ``row``'s horizontal stack, one ``(B, 2C, 1, W)``
         per gated layer. It reads rows :math:`i - r \dots i - 1` only (:math:`r` =
         :attr:`rows_above`: each of the ``n_layers + 1`` vertical convolutions reaches
-        :math:`k // 2` rows up, the first one not its own row), so it runs on those rows, and
+        :math:`d\,k // 2` rows up, the first one not its own row), so it runs on those rows, and
         it serves every pixel of row :math:`i`: the vertical stack runs once a row. Rows the
         crop's zero padding reaches lie above row :math:`i`'s dependencies.
         """
