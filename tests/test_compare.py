@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from genlab.cli import main
-from genlab.compare import SCORE_KEYS
+from genlab.compare import DOMAIN_NETWORKS, SCORE_KEYS
 from genlab.errors import SamplerWarning
+from genlab.io import read_safetensors
 from genlab.models import FAMILIES
 from genlab.samplers import recording_sampler_warnings
 from tests.browser import inspect_page
@@ -91,6 +92,9 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, kind, tmp_path
     assert len(curves) == sum(FAMILIES[f].fit_method == "gradient" for f in families)
 
     if image:  # exact Gaussian conditioning beats filling in the mean
+        (network,) = tmp_path.glob("domain-net-*.safetensors")  # smoke's narrow domain network
+        key = json.loads(read_safetensors(network)[1]["key"])
+        assert key["config"]["channels"] == DOMAIN_NETWORKS["smoke"].channels == 16
         baseline = saved["baselines"]["mean_fill"]
         pca = families["pca"]
         assert pca["completion_accuracy"] > baseline["completion_accuracy"]
@@ -174,6 +178,7 @@ def test_the_budget_subsamples_the_splits_and_says_so(digits, monkeypatch):
     note = scoring_note(big, scored, "smoke")
     assert "a seeded random 500 of the 898 test examples" in note
     assert "fitted on a seeded 1,000 of the 2,696 training codes" in note
+    assert "the domain network 16 channels wide (32 at other budgets)" in note
     assert "training codes" not in (scoring_note(digits, digits, "fast") or "")
 
     encoded = []
