@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 
+import genlab
 from genlab.cli import main
 from genlab.compare import DOMAIN_NETWORKS, SCORE_KEYS
 from genlab.errors import SamplerWarning
@@ -95,6 +96,10 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, kind, tmp_path
         (network,) = tmp_path.glob("domain-net-*.safetensors")  # smoke's narrow domain network
         key = json.loads(read_safetensors(network)[1]["key"])
         assert key["config"]["channels"] == DOMAIN_NETWORKS["smoke"].channels == 16
+        # what each run's "auto" settings became is in its section (the flow's conditioner...)
+        page = (tmp_path / "report.html").read_text()
+        decided = genlab.load(tmp_path / "flow").decisions_text()
+        assert "conditioner=conv" in decided and f"decided by the data: {decided}" in page
         baseline = saved["baselines"]["mean_fill"]
         pca = families["pca"]
         assert pca["completion_accuracy"] > baseline["completion_accuracy"]

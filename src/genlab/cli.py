@@ -368,11 +368,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         info = data_module.load(args.data).info  # settings depend on the image size
         resolved = api.resolve_settings(args.family, settings, args.budget, info)
         print(resolved.to_text())
-        decided = api.build_model(args.family, resolved.model, info).decisions
+        decided = api.build_model(args.family, resolved.model, info).decisions_text()
         if decided:
-            values = ", ".join(f"{name}={value}" for name, value in decided.items())
             print(
-                f"\ndecided by the data ({info.name}, shape {tuple(info.event_shape)}): {values}"
+                f"\ndecided by the data ({info.name}, shape {tuple(info.event_shape)}): {decided}"
             )
         print("\ndry run: nothing trained, no run directory created")
         return

@@ -653,6 +653,8 @@ def _write_scorecard(
                 Picture("training curves", curves.read_bytes(), wide=True, full_width=True)
             )
         notes = [f"run directory: {run_path}", *(f"warning: {w}" for w in row["sampler_warnings"])]
+        if model.decisions:
+            notes.append(f"decided by the data: {model.decisions_text()}")
         if len(seeds) > 1:
             notes.append(f"pictures of seed {seeds[0]}")
         texts = text_examples(model, dataset, seeds[0]) if dataset.info.kind == "text" else []

@@ -288,6 +288,10 @@ class GenerativeModel(nn.Module, abc.ABC):
             if getattr(self.config, name) in ("auto", None):
                 self.decisions[name] = value
 
+    def decisions_text(self) -> str:
+        """:attr:`decisions` on one line, ``"levels=3, logit=True"`` (empty without any)."""
+        return ", ".join(f"{name}={value}" for name, value in self.decisions.items())
+
     # ------------------------------------------------------------------ the four tasks
 
     def sample(
