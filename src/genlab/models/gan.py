@@ -298,10 +298,11 @@ class GAN(GenerativeModel):
             config.architecture != "conv" or info.kind == "image",
             f"{self.family}: architecture=conv needs image data",
         )
-        self.conv = info.kind == "image" and config.architecture != "mlp"
-        self.record_decisions(
-            latent_dim=self.latent_dim, architecture="conv" if self.conv else "mlp"
+        # the networks' kind: conv nets for images unless the config asks for MLPs
+        self.architecture = (
+            "conv" if info.kind == "image" and config.architecture != "mlp" else "mlp"
         )
+        self.record_decisions(latent_dim=self.latent_dim, architecture=self.architecture)
         self.use_labels(config.conditional)
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
         self.generator_net = self.build_generator()
@@ -323,12 +324,16 @@ class GAN(GenerativeModel):
         return build_decoder(
             self.latent_dim + self.n_classes,
             self.info.event_shape,
-            "conv" if self.conv else "mlp",
+            self.architecture,
             cfg.hidden,
             cfg.channels,
             cfg.activation,
             output_activation=nn.Tanh() if squash else None,
         )
+
+    @property
+    def conv(self) -> bool:
+        return self.architecture == "conv"
 
     @property
     def data_activation(self) -> str:
@@ -339,11 +344,10 @@ class GAN(GenerativeModel):
         """The discriminator's view of data: ``(B, *event_shape) -> (B, out_features)``, an MLP
         with the ``hidden`` layers (default the config's) or a conv net."""
         cfg = self.config
-        architecture = "conv" if self.conv else "mlp"
         return build_encoder(
             self.info.event_shape,
             out_features,
-            architecture,
+            self.architecture,
             cfg.hidden if hidden is None else hidden,
             cfg.channels,
             self.data_activation,
