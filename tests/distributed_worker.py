@@ -10,7 +10,7 @@ import sys
 from safetensors.torch import save_file
 
 import genlab
-from genlab.train.distributed import current
+from genlab.train.distributed import current, exit_worker, shutdown
 
 SETTINGS = dict(latent_dim=4, hidden=(32,), batch_size=64, steps=60, checkpoint_every=20)
 
@@ -41,3 +41,5 @@ if __name__ == "__main__":
     for name in names:
         family, settings = FAMILY_CASES[name]
         train(family, f"{out}/{name}", settings)
+    shutdown()
+    exit_worker(0)  # as the genlab command ends a torchrun worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from safetensors.torch import load_file
 
 import genlab
 from tests.distributed_worker import FAMILY_CASES, SETTINGS
-from tests.processes import kill_after_step
+from tests.processes import checkpoint_step, kill_after_step
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 
@@ -24,9 +25,20 @@ def torchrun(*args: str, nproc: int = 2) -> list[str]:
     ]  # fmt: skip
 
 
+def failure(result: subprocess.CompletedProcess, run: Path | None = None) -> str:
+    """What a failed torchrun said: the start and the end of its stderr (a worker's own last
+    words come before the launcher's traceback), and how far ``run``'s checkpoint got."""
+    stderr = result.stderr
+    text = stderr if len(stderr) <= 6000 else f"{stderr[:3000]}\n[...]\n{stderr[-3000:]}"
+    if run is not None:
+        step = checkpoint_step(run / "checkpoints" / "last.safetensors")
+        text += f"\nlast checkpoint: step {step}; weights written: {(run / 'model.safetensors').exists()}"
+    return text
+
+
 def test_two_processes_match_each_other_and_a_single_process(tmp_path, digits):
     result = subprocess.run(torchrun(str(WORKER), str(tmp_path)), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure(result)
     rank0 = load_file(tmp_path / "rank0.safetensors")
     rank1 = load_file(tmp_path / "rank1.safetensors")
     single = genlab.fit("ae", digits, device="cpu", **SETTINGS).state_dict()
@@ -46,7 +58,7 @@ def family_runs(tmp_path_factory):
     result = subprocess.run(
         torchrun(str(WORKER), str(out), *FAMILY_CASES), capture_output=True, text=True
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure(result)
     return out
 
 
@@ -83,7 +95,7 @@ def _train(run: Path) -> list[str]:
 def test_killed_distributed_run_resumes_to_the_same_parameters(tmp_path):
     reference = tmp_path / "reference"
     result = subprocess.run(_train(reference), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure(result, reference)
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
@@ -100,8 +112,21 @@ def test_killed_distributed_run_resumes_to_the_same_parameters(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, failure(resumed, killed)
     ours = load_file(killed / "model.safetensors")
     theirs = load_file(reference / "model.safetensors")
     for key in theirs:
         assert torch.equal(ours[key], theirs[key]), key
+
+
+def test_a_torchrun_worker_leaves_with_its_code_and_all_of_its_output():
+    """Under torchrun (WORLD_SIZE > 1) the command ends by os._exit after flushing: the same
+    output (to pipes, where it is block-buffered) and the same exit codes as a plain process."""
+    worker = {**os.environ, "WORLD_SIZE": "2"}
+    for args, code in ((["families"], 0), (["train", "nosuch", "--data", "digits"], 2)):
+        command = [sys.executable, "-m", "genlab", *args]
+        plain = subprocess.run(command, capture_output=True, text=True)
+        ended = subprocess.run(command, capture_output=True, text=True, env=worker)
+        assert plain.returncode == ended.returncode == code
+        assert (ended.stdout, ended.stderr) == (plain.stdout, plain.stderr)
+        assert ended.stdout or ended.stderr

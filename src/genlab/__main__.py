@@ -1,3 +1,3 @@
-from genlab.cli import main
+from genlab.cli import run
 
-raise SystemExit(main())
+run()

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from genlab.io import storage_error
 from genlab.report.family import PIXELS
 from genlab.train.acceleration import PRECISIONS
 from genlab.train.distributed import current as current_distributed
+from genlab.train.distributed import exit_worker, launched_by_torchrun
 from genlab.train.distributed import shutdown as shutdown_distributed
 
 MAX_SAMPLES = 1_000_000
@@ -800,3 +801,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutdown_distributed()
     return 0
+
+
+def run() -> NoReturn:
+    """The ``genlab`` command (and ``python -m genlab``): :func:`main` on ``sys.argv``, then
+    exit with its code; a ``torchrun`` worker by :func:`~genlab.train.distributed.exit_worker`."""
+    code = main()
+    if launched_by_torchrun():
+        exit_worker(code)
+    sys.exit(code)
