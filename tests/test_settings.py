@@ -206,6 +206,10 @@ def test_8x8_images_and_vectors_resolve_as_without_data(family, budget):
         assert dict(sized.layers[LAYERS.index("images")].values) == {}
 
 
+# a setting the user overrides at 28x28, and a valid value of it (default: the architecture)
+USER_OVERRIDES = {"flow": ("conditioner", "mlp"), "autoregressive": ("dilation_cycle", 1)}
+
+
 @pytest.mark.parametrize("budget", BUDGETS)
 @pytest.mark.parametrize("family", [f for f, cls in FAMILIES.items() if cls.large_image_budgets])
 def test_28x28_images_get_the_large_image_budget_over_the_budget(family, budget):
@@ -219,9 +223,9 @@ def test_28x28_images_get_the_large_image_budget_over_the_budget(family, budget)
         sources = resolved.model_sources if config is resolved.model else resolved.train_sources
         assert getattr(config, key) == value and sources[key].name == "images"
     # the user's settings still win
-    key = "conditioner" if family == "flow" else "architecture"
-    user = resolve_settings(family, {key: "mlp"}, budget, IMAGES_28)
-    assert (getattr(user.model, key), user.model_sources[key].name) == ("mlp", "user")
+    key, value = USER_OVERRIDES.get(family, ("architecture", "mlp"))
+    user = resolve_settings(family, {key: value}, budget, IMAGES_28)
+    assert (getattr(user.model, key), user.model_sources[key].name) == (value, "user")
 
 
 def test_the_vae_at_28x28_is_a_conv_net_trained_few_epochs():

@@ -199,6 +199,14 @@ class Autoregressive(GenerativeModel):
         "fast": {"epochs": 15, "patience": 5, "channels": 32, "n_layers": 5},
         "full": {"epochs": 1000, "patience": 30},
     }
+    # 28x28 digits, seed 0, fast (one thread, two jobs on the 2 cores): the 5-layer PixelCNN sees
+    # 6 rows above a pixel; dilations 1, 2, 4, 8, 1 (17 rows, the same cost a step) raised the
+    # confident samples from 0.40 to 0.68 and cut the domain FID from 2,955 to 702 at 1.131
+    # bits/dim (1.146); cycling 1, 2, 4 (11 rows) gave 0.68, FID 983, 1.143; 5x5 kernels (12
+    # rows, twice the cost) 0.61, FID 1,212
+    large_image_budgets = {
+        budget: {"dilation_cycle": 4} for budget in (None, "smoke", "fast", "full")
+    }
 
     def __init__(self, config: AutoregressiveConfig, info: DataInfo) -> None:
         super().__init__(config, info)
