@@ -322,7 +322,7 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
             f"; the domain network {config.channels} channels wide "
             f"({DEFAULT_CLASSIFIER.channels} at other budgets)"
         )
-    if n_scored == n_total and n_samples == n_completed == n_scored and not probes + network:
+    if n_scored == n_total and n_samples == n_completed == n_scored and not (probes or network):
         return None
     examples = (
         f"a seeded random {n_scored:,} of the {n_total:,} test examples"

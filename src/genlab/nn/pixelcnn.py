@@ -21,12 +21,13 @@ spread to every :math:`d`-th row and column, as WaveNet's causal convolutions): 
 rows :math:`i - d\,k/2 \dots i` and columns :math:`j - d\,k/2 \dots j` (horizontal) or
 :math:`j \pm d\,k/2` (vertical), so the masks, and with them the ordering, are unchanged, while
 the rows a pixel reads grow to :math:`k/2\,(1 + \sum_l d_l)` at the cost of a 3x3 stack. With
-dilations cycling 1, 2, 4 the taps of consecutive layers interleave, leaving no gaps. The output reads the horizontal stack. A type-A first layer then
-type-B layers make output :math:`(i, j)` independent of input :math:`(i, j)` and everything
-after it, and, with enough layers, dependent on every pixel before it (tested with the
-Jacobian). The input may have several channels (``in_channels``), all of them read or masked
-together as one pixel: grey levels have one, a grid of discrete codes its one-hot vectors (the
-VQ-VAE's prior).
+dilations cycling 1, 2, 4 the taps of consecutive layers interleave, leaving no gaps.
+
+The output reads the horizontal stack. A type-A first layer then type-B layers make output
+:math:`(i, j)` independent of input :math:`(i, j)` and everything after it, and, with enough
+layers, dependent on every pixel before it (tested with the Jacobian). The input may have
+several channels (``in_channels``), all of them read or masked together as one pixel: grey
+levels have one, a grid of discrete codes its one-hot vectors (the VQ-VAE's prior).
 
 A **conditional** PixelCNN (``context_features`` :math:`> 0`) models :math:`p(x \mid y)`: a
 per-channel bias :math:`V^\top y` from the context vector :math:`y` (a one-hot label) is added
