@@ -53,7 +53,7 @@ def current() -> Distributed:
 
 def init_from_env(use_cuda: bool) -> Distributed:
     """Join the group ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``...), once."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    if launched_by_torchrun() and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return current()
 
