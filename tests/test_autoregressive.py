@@ -144,6 +144,21 @@ def test_pixelcnn_sums_to_one_over_every_image():
 
 
 @torch.no_grad()
+def test_log_prob_in_passes_is_the_whole_batchs(monkeypatch):
+    """An ensemble of PixelCNNs scores a batch in passes of at most PASS_VALUES parameters
+    (here 2 images, 9 levels x 4 pixels each) with the whole batch's result."""
+    import genlab.nn.likelihoods as likelihoods_module
+
+    info = tiny_info((1, 2, 2), levels=9, kind="image")
+    model = build(info, architecture="pixelcnn", channels=4, n_layers=1)
+    x = all_configurations(tiny_info((1, 2, 2), kind="image"))[:7] * 4  # levels 0, 4, 8
+    whole = model.log_prob(x)
+    monkeypatch.setattr(likelihoods_module, "PASS_VALUES", 2 * 9 * 4)
+    assert model.likelihood.rows_per_pass() == 2
+    torch.testing.assert_close(model.log_prob(x), whole)
+
+
+@torch.no_grad()
 def test_ensemble_is_the_mixture_in_probability_not_of_logits():
     info = tiny_info()
     model = build(info, architecture="made", hidden=(8,), n_orders=3, order="random")

@@ -16,6 +16,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 import genlab
 from genlab.data import DataInfo, Dataset
 from genlab.errors import ConfigError
+from genlab.nn import likelihoods as likelihoods_module
 from genlab.models.hvae import HVAE, HVAEConfig
 from genlab.objectives import free_bits_kl
 from genlab.runs import read_metrics
@@ -218,10 +219,10 @@ def test_free_bits_keep_a_layer_off_its_prior(ring):
         HVAEConfig(train_samples=3, warmup_steps=0, free_bits=1.0)
 
 
-def test_conv_hierarchy_reads_features_and_decodes_with_a_conv_net(digits, ring):
+def test_conv_hierarchy_reads_features_and_decodes_with_a_conv_net(digits, ring, monkeypatch):
     """``architecture="conv"``: the posteriors read a conv net's features (trained through the
     bound), the decoder is a conv net, and the model's four tasks keep their shapes; vectors
-    are refused before any training."""
+    are refused before any training; the bound is the same in passes of any size."""
     settings = {"architecture": "conv", "channels": 4, "width": 16, "hidden": (16,)}
     untrained = genlab.fit("hvae", digits, budget="smoke", steps=1, seed=0, **settings)
     model = genlab.fit("hvae", digits, budget="smoke", steps=60, seed=0, **settings)
@@ -231,6 +232,13 @@ def test_conv_hierarchy_reads_features_and_decodes_with_a_conv_net(digits, ring)
     assert not torch.equal(trained_first_layer, next(untrained.features.parameters()))
     x = digits.x_test[:64]
     assert model.log_prob(x, k=5).mean() > untrained.log_prob(x, k=5).mean() + 1.0
+    with torch.no_grad():  # in passes of 3, 3 and 1 examples (1, 1 and 3 samples): the same
+        whole = model.log_prob(x[:7], k=5, generator=torch.Generator().manual_seed(0))
+        per_example = (model.likelihood.n_params + 4) * digits.info.n_features
+        monkeypatch.setattr(likelihoods_module, "PASS_VALUES", 3 * per_example)
+        assert model.likelihood.rows_per_pass(hidden_channels=4) == 3
+        chunked = model.log_prob(x[:7], k=5, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(chunked, whole)
     assert model.encode(x[:3]).shape == (3, model.latent_dim)
     assert model.decode(model.encode(x[:3])).shape == (3, *digits.info.event_shape)
     with pytest.raises(ConfigError, match="conv needs image data"):

@@ -177,13 +177,19 @@ def test_log_prob_is_deterministic_and_posterior_is_a_distribution(digits_vae, d
 def test_log_prob_evaluates_in_bounded_chunks_with_the_same_result(
     digits_vae, digits, monkeypatch
 ):
-    import genlab.models.vae as vae_module
+    import genlab.nn.likelihoods as likelihoods_module
 
     x = digits.x_test[:20]
+    generator = torch.Generator()
     with torch.no_grad():
         whole = digits_vae.log_prob(x, k=64)
-        monkeypatch.setattr(vae_module, "MAX_ELEMENTS", 20 * 2 * 64 * 5)  # 5 samples per pass
+        drawn = digits_vae.log_prob(x, k=64, generator=generator.manual_seed(0))
+        # 2 parameters of 64 pixels: passes of 8, 8 and 4 examples, of 1, 1 and 2 samples each
+        monkeypatch.setattr(likelihoods_module, "PASS_VALUES", 8 * 2 * 64)
+        assert digits_vae.likelihood.rows_per_pass() == 8
         torch.testing.assert_close(digits_vae.log_prob(x, k=64), whole)
+        chunked = digits_vae.log_prob(x, k=64, generator=generator.manual_seed(0))
+        torch.testing.assert_close(chunked, drawn)
 
 
 def test_validation_logs_per_dimension_kl_and_active_units(tmp_path, digits):

@@ -309,8 +309,17 @@ class Autoregressive(GenerativeModel):
         """``(B,)`` exact :math:`\\log p(x)` (:math:`\\log p(x \\mid y)` given the labels
         ``context``): the chain rule, ensembles mixed in probability."""
         self.check_input(x, context=context)
-        log_p = self._member_log_probs(
-            self.likelihood.checked_target(x), self.one_hot_labels(context)
+        target, labels = self.likelihood.checked_target(x), self.one_hot_labels(context)
+        examples = self.likelihood.rows_per_pass()  # passes that fit PASS_VALUES parameters
+        log_p = torch.cat(
+            [
+                self._member_log_probs(
+                    target[start : start + examples],
+                    None if labels is None else labels[start : start + examples],
+                )
+                for start in range(0, len(target), examples)
+            ],
+            dim=1,
         )
         return torch.logsumexp(log_p, 0) - math.log(self.config.n_orders)
 

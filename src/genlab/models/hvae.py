@@ -123,7 +123,6 @@ if TYPE_CHECKING:
 HVAEArchitecture = Literal["mlp", "conv", "linear"]
 HVAE_ARCHITECTURES: tuple[str, ...] = get_args(HVAEArchitecture)
 ACTIVE_UNIT_THRESHOLD = 0.01
-MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
 
 @dataclass(frozen=True)
@@ -471,13 +470,20 @@ class HVAE(MixtureCodePrior, GenerativeModel):
         target = self.likelihood.checked_target(x)
         u = self._inputs(x)
         noise_shape = (k, 1 if shared else len(x), self.latent_dim)
-        noise = torch.randn(noise_shape, generator=generator, device=x.device)
-        per_pass = max(1, MAX_ELEMENTS // (len(x) * self.likelihood.n_params * target.shape[1]))
-        log_weights = [
-            self._log_weights(target, u, chunk.to(target.dtype).expand(-1, len(x), -1))
-            for chunk in noise.split(per_pass)
-        ]
-        return iw_bound(torch.cat(log_weights))
+        noise = torch.randn(noise_shape, generator=generator, device=x.device).to(target.dtype)
+        bounds = []  # in passes over examples and samples that fit PASS_VALUES parameters
+        channels = self.config.channels if self.config.architecture == "conv" else 0
+        examples = self.likelihood.rows_per_pass(hidden_channels=channels)
+        for start in range(0, len(x), examples):
+            part = slice(start, start + examples)
+            n = len(target[part])
+            part_noise = (noise if shared else noise[:, part]).expand(-1, n, -1)
+            log_weights = [
+                self._log_weights(target[part], u[part], chunk)
+                for chunk in part_noise.split(self.likelihood.rows_per_pass(n, channels))
+            ]
+            bounds.append(iw_bound(torch.cat(log_weights)))
+        return torch.cat(bounds)
 
     def _log_weights(self, target: Tensor, u: Tensor, noise: Tensor) -> Tensor:
         r"""``(S, B)`` :math:`\log p(x \mid \varepsilon_i) + \log p(\varepsilon_i) - \log

@@ -101,7 +101,6 @@ if TYPE_CHECKING:
     from genlab.train.optim import Optimizers
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-MAX_ELEMENTS = 1 << 24  # decoder outputs per pass when evaluating the bound (memory bound)
 
 
 @dataclass(frozen=True)
@@ -369,18 +368,23 @@ class VAE(MixtureCodePrior, GenerativeModel):
         labels = self.one_hot_labels(context)
         loc, log_scale = self._posterior_params(x, labels)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
-        eps = torch.randn(eps_shape, generator=generator, device=x.device)
-        outputs_per_sample = len(x) * self.likelihood.n_params * self.info.n_features
-        per_pass = max(1, MAX_ELEMENTS // outputs_per_sample)
-        log_weights = torch.cat(
-            [
+        eps = torch.randn(eps_shape, generator=generator, device=x.device).to(loc.dtype)
+        bounds = []  # in passes over examples and samples that fit PASS_VALUES parameters
+        channels = self.config.channels if self.config.architecture == "conv" else 0
+        examples = self.likelihood.rows_per_pass(hidden_channels=channels)
+        for start in range(0, len(x), examples):
+            part = slice(start, start + examples)
+            noise = eps if shared else eps[:, part]
+            samples = self.likelihood.rows_per_pass(len(target[part]), channels)
+            part_labels = None if labels is None else labels[part]
+            log_weights = [
                 self._log_weights(
-                    target, loc, log_scale, eps[i : i + per_pass].to(loc.dtype), labels
+                    target[part], loc[part], log_scale[part], noise[i : i + samples], part_labels
                 )
-                for i in range(0, k, per_pass)
+                for i in range(0, k, samples)
             ]
-        )
-        return iw_bound(log_weights)
+            bounds.append(iw_bound(torch.cat(log_weights)))
+        return torch.cat(bounds)
 
     def _log_weights(
         self,
