@@ -16,8 +16,8 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 import genlab
 from genlab.data import DataInfo, Dataset
 from genlab.errors import ConfigError
-from genlab.nn import likelihoods as likelihoods_module
 from genlab.models.hvae import HVAE, HVAEConfig
+from genlab.nn import likelihoods as likelihoods_module
 from genlab.objectives import free_bits_kl
 from genlab.runs import read_metrics
 from genlab.samplers import gaussian_conditional
