@@ -76,26 +76,31 @@ def test_pixelcnn_is_causal_without_blind_spot(size, dilation_cycle):
     ("kernel", "n_layers", "dilation_cycle", "rows_above"),
     [(3, 2, 1, 3), (5, 1, 1, 4), (3, 3, 2, 5)],  # dilations 1, 2, 1: 1 + 1 + 2 + 1 rows
 )
-def test_pixelcnn_row_from_the_rows_it_reads_is_the_whole_images_row(
+def test_pixelcnn_pixel_from_the_rows_and_columns_it_reads_is_the_whole_images(
     kernel, n_layers, dilation_cycle, rows_above
 ):
-    """forward_row runs the stack on rows i - rows_above .. i only: the same numbers as the
-    whole image (the crop's zero padding never reaches row i's dependencies)."""
+    """forward_pixel runs the vertical stack on rows i - rows_above .. i and the horizontal
+    one on columns j - columns_left .. j of row i only: the same numbers as the whole image
+    (the crops' zero padding never reaches pixel (i, j)'s dependencies)."""
     torch.manual_seed(0)
     net = GatedPixelCNN(n_outputs=3, channels=4, n_layers=n_layers, kernel=kernel,
                         context_features=2, dilation_cycle=dilation_cycle).double()  # fmt: skip
-    x, context = torch.randn(2, 1, 11, 5, dtype=torch.double), torch.randn(2, 2).double()
-    assert net.rows_above == rows_above
+    x, context = torch.randn(2, 1, 11, 12, dtype=torch.double), torch.randn(2, 2).double()
+    assert net.rows_above == net.columns_left == rows_above
+    assert 12 > net.columns_left + 1  # some columns cropped away
     whole = net(x, context)
     for row in range(11):
-        torch.testing.assert_close(net.forward_row(x, row, context), whole[:, :, row])
         # the vertical stack reads the rows above alone: one computation serves the whole row
         changed = x.clone()
         changed[:, :, row:] = torch.randn_like(changed[:, :, row:])
         links = net.row_links(changed, row, context)
         for link, expected in zip(links, net.row_links(x, row, context), strict=True):
             torch.testing.assert_close(link, expected)
-        torch.testing.assert_close(net.forward_row(x, row, context, links), whole[:, :, row])
+        for column in range(12):
+            expected = whole[:, :, row, column]
+            torch.testing.assert_close(net.forward_pixel(x, row, column, context), expected)
+            pixel = net.forward_pixel(x, row, column, context, links)
+            torch.testing.assert_close(pixel, expected)
 
 
 @torch.no_grad()

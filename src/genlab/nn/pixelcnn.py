@@ -204,8 +204,9 @@ class GatedPixelCNN(nn.Module):
         self.head = nn.Sequential(
             nn.ELU(), nn.Conv2d(channels, channels, 1), nn.ELU(), nn.Conv2d(channels, n_outputs, 1)
         )
-        # the rows above a pixel its output can read: d k // 2 per vertical convolution
-        self.rows_above = (1 + sum(dilations)) * (kernel // 2)
+        # the rows above a pixel its output can read: d k // 2 per vertical convolution; the
+        # columns to its left, as many: d k // 2 per horizontal one
+        self.rows_above = self.columns_left = (1 + sum(dilations)) * (kernel // 2)
         self.n_outputs = n_outputs
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -230,19 +231,22 @@ class GatedPixelCNN(nn.Module):
             links.append(link[:, :, -1:])
         return links
 
-    def forward_row(
-        self, x: Tensor, row: int, context: Tensor | None = None,
+    def forward_pixel(
+        self, x: Tensor, row: int, column: int, context: Tensor | None = None,
         links: list[Tensor] | None = None,
     ) -> Tensor:  # fmt: skip
-        """``(B, n_outputs, W)`` row ``row`` of :meth:`forward` (tested against it): the
-        horizontal stack and the head on that row alone, given the row's :meth:`row_links`
-        (computed here when ``None``; an ancestral sampler computes them once a row)."""
+        """``(B, n_outputs)`` pixel ``(row, column)`` of :meth:`forward` (tested against it):
+        the horizontal stack on the columns it reads of that row alone (:attr:`columns_left`;
+        the crop's zero padding lies left of its dependencies, as the rows' does above) and the
+        head on the pixel alone, given the row's :meth:`row_links` (computed here when
+        ``None``; an ancestral sampler computes them once a row)."""
         if links is None:
             links = self.row_links(x, row, context)
-        h = self.horizontal_in(x[:, :, row : row + 1])
+        columns = slice(max(0, column - self.columns_left), column + 1)
+        h = self.horizontal_in(x[:, :, row : row + 1, columns])
         for block, link in zip(self.blocks, links, strict=True):
-            h = block.horizontal_part(h, link, block.biases(context))
-        return self.head(h)[:, :, 0]
+            h = block.horizontal_part(h, link[..., columns], block.biases(context))
+        return self.head(h[..., -1:])[:, :, 0, 0]
 
     def raster_conditionals(
         self, inputs: Callable[[Tensor], Tensor], n: int, height: int, width: int,
@@ -252,21 +256,22 @@ class GatedPixelCNN(nn.Module):
         (:func:`~genlab.samplers.sample_in_order`) over ``n`` grids of ``height x width``.
 
         ``inputs`` maps the sampler's state ``(n, height * width)`` to this network's input
-        ``(n, in_channels, height, width)``. Each pass computes the drawn coordinate's row alone
-        (:meth:`forward_row`; the vertical stack once a row, :meth:`row_links`) into an
-        ``(n, n_outputs, height * width)`` buffer whose other rows are stale (zeros at first).
+        ``(n, in_channels, height, width)``. Each pass computes the drawn coordinate alone
+        (:meth:`forward_pixel`; the vertical stack once a row, :meth:`row_links`) into an
+        ``(n, n_outputs, height * width)`` buffer whose other pixels are stale (zeros at
+        first).
         """
         weight = self.head[-1].weight
         buffer = weight.new_zeros(n, self.n_outputs, height, width)
         links: dict[int, list[Tensor]] = {}  # the current row's vertical stack
 
         def conditionals(state: Tensor, d: int) -> Tensor:
-            row = d // width
+            row, column = divmod(d, width)
             x = inputs(state)
             if row not in links:
                 links.clear()
                 links[row] = self.row_links(x, row, context)
-            buffer[:, :, row] = self.forward_row(x, row, context, links[row])
+            buffer[:, :, row, column] = self.forward_pixel(x, row, column, context, links[row])
             return buffer.flatten(2)
 
         return conditionals
