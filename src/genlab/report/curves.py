@@ -11,6 +11,10 @@ import numpy as np
 
 SKIPPED = ("step", "epoch", "split", "seconds")
 MAX_PANELS = 24
+PANEL_INCHES = (3.4, 2.4)  # width, height of one panel with its labels
+# inches of the grid's margins (left, right, bottom, top, and the title above) and between
+# panels (across, down): laid out by hand, without tight_layout's second drawing pass
+MARGINS, TITLE, GAPS = (0.5, 0.15, 0.45, 0.3), 0.25, (0.5, 0.55)
 
 
 def metric_columns(records: Sequence[dict[str, Any]], split: str) -> dict[str, np.ndarray]:
@@ -59,8 +63,17 @@ def save_training_curves(
 
     n_cols = min(4, len(panels))
     n_rows = math.ceil(len(panels) / n_cols)
-    fig = blank_figure(3.4 * n_cols, 2.4 * n_rows, dpi=100)
+    width, height = PANEL_INCHES[0] * n_cols, PANEL_INCHES[1] * n_rows + (TITLE if title else 0)
+    fig = blank_figure(width, height, dpi=100)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    left, right, bottom, top = MARGINS
+    top += TITLE if title else 0
+    axes_width = (width - left - right - (n_cols - 1) * GAPS[0]) / n_cols
+    axes_height = (height - bottom - top - (n_rows - 1) * GAPS[1]) / n_rows
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height,
+        top=1 - top / height, wspace=GAPS[0] / axes_width, hspace=GAPS[1] / axes_height,
+    )  # fmt: skip
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (split, name, data) in zip(axes.flat, panels, strict=False):
@@ -80,4 +93,4 @@ def save_training_curves(
         ax.set_xlabel("step", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, tight=False)

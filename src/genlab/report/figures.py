@@ -36,16 +36,19 @@ def new_figure(
     return fig, axes[0] if n_panels > 1 else axes[0, 0]
 
 
-def figure_png(fig: Figure) -> bytes:
-    """``fig`` as PNG bytes."""
+def figure_png(fig: Figure, *, tight: bool = True) -> bytes:
+    """``fig`` as PNG bytes; ``tight`` first fits the axes to their labels
+    (``tight_layout``: one more drawing pass), which a figure laid out by hand skips."""
     buffer = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG, atomically (a kill leaves the old picture or the new one)."""
+def save_figure(fig: Figure, path: str | Path, *, tight: bool = True) -> Path:
+    """Write ``fig`` as PNG (``tight`` as :func:`figure_png`), atomically (a kill leaves the
+    old picture or the new one)."""
     path = Path(path)
-    atomic_write_bytes(path, figure_png(fig))
+    atomic_write_bytes(path, figure_png(fig, tight=tight))
     return path
