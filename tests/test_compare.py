@@ -219,6 +219,27 @@ def test_the_budgets_mcmc_transitions_reach_only_mcmc_samplers(digits):
     torch.testing.assert_close(draws[:, :, mask], digits.x_test[:3][:, mask].expand(2, -1, -1))
 
 
+def test_the_smoke_budgets_mcmc_sizes_reach_every_sampler(tmp_path, capsys, monkeypatch):
+    """A smoke scorecard's MCMC samplers (completions, class samples by guidance, the
+    super-resolution posterior, the report's pictures of all three) each run the budget's 5
+    transitions from its 8 SIR candidates."""
+    from genlab.models.vae import VAE
+
+    calls = []
+    for name in ("sample_conditional", "sample_posterior"):
+        method = getattr(VAE, name)
+
+        def recorded(self, *args, _name=name, _method=method, **kwargs):
+            calls.append((_name, kwargs.get("steps"), kwargs.get("n_candidates")))
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(VAE, name, recorded)
+    run_compare_models("digits", "vae", tmp_path, capsys)
+    assert [name for name, *_ in calls].count("sample_conditional") == 2  # scores, pictures
+    assert [name for name, *_ in calls].count("sample_posterior") == 4  # classes, measurement
+    assert {(steps, n_candidates) for _, steps, n_candidates in calls} == {(5, 8)}
+
+
 def test_chains_that_never_moved_are_named_in_the_scorecard(tmp_path, capsys, monkeypatch):
     """Stages whose sampler warns of stuck chains (the completions, the report's pictures): the
     family's row, the command's output and the report name each with the seed and stage."""

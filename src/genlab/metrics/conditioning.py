@@ -57,7 +57,7 @@ def sample_classes(
     weight: float = 1.0,
     generator: torch.Generator | None = None,
     steps: int = 300,
-    n_candidates: int = 64,
+    n_candidates: int | None = None,
 ) -> Tensor:
     """``(len(classes), *event_shape)`` one sample of each asked class (routes: module doc).
 
@@ -65,7 +65,8 @@ def sample_classes(
         classes: ``(N,)`` long, the class of each sample.
         classifier: the domain classifier that guides families without context.
         weight: the guidance weight :math:`w` (1: the posterior itself).
-        steps, n_candidates: the posterior sampler's (guidance only).
+        steps, n_candidates: the posterior sampler's (guidance only; ``None`` candidates:
+            the family's default).
     """
     route = class_route(model, classifier)
     if route is None:
@@ -91,16 +92,19 @@ def class_scores(
     per_class: int = 50,
     seed: int = 0,
     steps: int = 300,
+    n_candidates: int | None = None,
 ) -> dict[str, Any]:
-    """``class_route``, ``class_accuracy``, ``intra_class_fid`` and ``class_cas`` (module doc)."""
+    """``class_route``, ``class_accuracy``, ``intra_class_fid`` and ``class_cas`` (module doc;
+    ``steps`` and ``n_candidates``: as :func:`sample_classes`)."""
     if data.y_test is None or data.info.n_classes is None:
         raise DataError(f"{data.info.name}: samples of a class need a labelled dataset")
     n_classes = data.info.n_classes
     classes = torch.arange(n_classes).repeat_interleave(per_class)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     samples = sample_classes(
-        model, classes, classifier=classifier, generator=generator, steps=steps
-    )
+        model, classes, classifier=classifier, generator=generator, steps=steps,
+        n_candidates=n_candidates,
+    )  # fmt: skip
     samples = to_data_grid(samples.detach().cpu(), data.info)
     predicted = classifier.predict(samples)
     fids = [
@@ -150,14 +154,15 @@ def measurement_scores(
     n_draws: int = 10,
     seed: int = 0,
     steps: int = 300,
+    n_candidates: int | None = None,
 ) -> dict[str, Any]:
-    """``posterior_mse`` and ``posterior_spread`` on :func:`measured`'s examples (module doc)."""
+    """``posterior_mse`` and ``posterior_spread`` on :func:`measured`'s examples (module doc;
+    ``steps`` transitions from ``n_candidates`` SIR candidates where the sampler is MCMC)."""
     truth, y = measured(data, operator, noise_std, n_examples, seed)
     observation = gaussian_measurement(operator, y, noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    draws = model.sample_posterior(
-        observation, n_draws, generator=generator, **model.mcmc_options("posterior", steps)
-    )
+    options = model.mcmc_options("posterior", steps, n_candidates)
+    draws = model.sample_posterior(observation, n_draws, generator=generator, **options)
     draws = draws.detach().cpu().double()
     return {
         "measurement": operator.spec,

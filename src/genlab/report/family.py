@@ -92,17 +92,20 @@ def conditioning_pictures(
     classifier: DomainClassifier | None,
     steps: int = 300,
     per_class: int = N_PER_CLASS,
+    n_candidates: int | None = None,
 ) -> list[Picture]:
     """Ten rows of classes (``per_class`` samples each), and super-resolution posteriors beside
-    the truth and bicubic (``steps``: the MCMC transitions of the samplers that need them)."""
+    the truth and bicubic (``steps`` transitions from ``n_candidates`` SIR candidates where the
+    sampler is MCMC; ``None``: the family's default)."""
     info, pictures = data.info, []
     generator = torch.Generator(device=model.device).manual_seed(seed)
     route = class_route(model, classifier)
     if route is not None and info.n_classes:
         classes = torch.arange(info.n_classes).repeat_interleave(per_class)
         samples = sample_classes(
-            model, classes, classifier=classifier, generator=generator, steps=steps
-        )
+            model, classes, classifier=classifier, generator=generator, steps=steps,
+            n_candidates=n_candidates,
+        )  # fmt: skip
         how = "given the label" if route == "context" else "guided by the domain classifier"
         pictures.append(
             Picture(
@@ -115,9 +118,8 @@ def conditioning_pictures(
         low, high = info.value_range
         truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
         observation = gaussian_measurement(operator, y, 0.05 * (high - low))
-        draws = model.sample_posterior(
-            observation, N_DRAWS, generator=generator, **model.mcmc_options("posterior", steps)
-        )
+        options = model.mcmc_options("posterior", steps, n_candidates)
+        draws = model.sample_posterior(observation, N_DRAWS, generator=generator, **options)
         draws = draws.detach().cpu()
         rows = [truth, operator.upsample(y).view_as(truth), *draws, draws.mean(0)]
         grid = torch.stack(rows, 1).flatten(0, 1)  # one row per example
@@ -138,10 +140,12 @@ def image_pictures(
     seed: int,
     pixels: Pixels = "mean",
     steps: int | None = None,
+    n_candidates: int | None = None,
 ) -> list[Picture]:
     """Samples (as :func:`picture_samples` shows them) beside their nearest training images,
     reconstructions, interpolations and completions, as the model's capabilities allow
-    (``steps``: the MCMC transitions of an MCMC completion sampler; ``None``: its default)."""
+    (``steps`` transitions from ``n_candidates`` SIR candidates of an MCMC completion sampler;
+    ``None``: its default)."""
     caps, info = model.capabilities, data.info
     generator = torch.Generator(device=model.device).manual_seed(seed)
     x = data.x_test
@@ -177,7 +181,7 @@ def image_pictures(
         mask = top_half_mask(info.event_shape)
         grid = completion_grid(
             model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator,
-            **model.mcmc_options("conditional", steps),
+            **model.mcmc_options("conditional", steps, n_candidates),
         )  # fmt: skip
         pictures.append(
             Picture(
@@ -233,15 +237,16 @@ def family_pictures(
     pixels: Pixels = "mean",
     steps: int = 300,
     per_class: int = N_PER_CLASS,
+    n_candidates: int | None = None,
 ) -> list[Picture]:
     """Every picture that fits the model's capabilities and the data's kind (with the domain
     ``classifier`` of labelled images, ``per_class`` samples of each class a family draws;
-    ``pixels``: see :func:`picture_samples`; ``steps`` MCMC transitions where a picture needs a
-    sampler)."""
+    ``pixels``: see :func:`picture_samples`; ``steps`` transitions from ``n_candidates`` SIR
+    candidates where a picture needs an MCMC sampler, ``None``: the family's default)."""
     if data.info.kind == "image":
-        return image_pictures(model, data, seed, pixels, steps) + conditioning_pictures(
-            model, data, seed, classifier, steps, per_class
-        )
+        return image_pictures(
+            model, data, seed, pixels, steps, n_candidates
+        ) + conditioning_pictures(model, data, seed, classifier, steps, per_class, n_candidates)
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
     return []
