@@ -75,6 +75,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
@@ -105,6 +106,7 @@ from genlab.objectives import (
     elbo,
     free_bits_kl,
     iw_bound,
+    iw_bound_in_passes,
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
@@ -471,19 +473,13 @@ class HVAE(MixtureCodePrior, GenerativeModel):
         u = self._inputs(x)
         noise_shape = (k, 1 if shared else len(x), self.latent_dim)
         noise = torch.randn(noise_shape, generator=generator, device=x.device).to(target.dtype)
-        bounds = []  # in passes over examples and samples that fit PASS_VALUES parameters
         channels = self.config.channels if self.config.architecture == "conv" else 0
-        examples = self.likelihood.rows_per_pass(hidden_channels=channels)
-        for start in range(0, len(x), examples):
-            part = slice(start, start + examples)
-            n = len(target[part])
-            part_noise = (noise if shared else noise[:, part]).expand(-1, n, -1)
-            log_weights = [
-                self._log_weights(target[part], u[part], chunk)
-                for chunk in part_noise.split(self.likelihood.rows_per_pass(n, channels))
-            ]
-            bounds.append(iw_bound(torch.cat(log_weights)))
-        return torch.cat(bounds)
+        return iw_bound_in_passes(
+            lambda part, eps: self._log_weights(
+                target[part], u[part], eps.expand(-1, len(target[part]), -1)
+            ),
+            noise, len(x), partial(self.likelihood.rows_per_pass, hidden_channels=channels),
+        )  # fmt: skip
 
     def _log_weights(self, target: Tensor, u: Tensor, noise: Tensor) -> Tensor:
         r"""``(S, B)`` :math:`\log p(x \mid \varepsilon_i) + \log p(\varepsilon_i) - \log

@@ -54,6 +54,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -85,6 +86,7 @@ from genlab.nn.likelihoods import (
 from genlab.objectives import (
     elbo,
     iw_bound,
+    iw_bound_in_passes,
     kl_standard_normal,
     log_importance_weights,
     log_standard_normal,
@@ -369,22 +371,14 @@ class VAE(MixtureCodePrior, GenerativeModel):
         loc, log_scale = self._posterior_params(x, labels)
         eps_shape = (k, 1 if shared else len(x), self.latent_dim)
         eps = torch.randn(eps_shape, generator=generator, device=x.device).to(loc.dtype)
-        bounds = []  # in passes over examples and samples that fit PASS_VALUES parameters
         channels = self.config.channels if self.config.architecture == "conv" else 0
-        examples = self.likelihood.rows_per_pass(hidden_channels=channels)
-        for start in range(0, len(x), examples):
-            part = slice(start, start + examples)
-            noise = eps if shared else eps[:, part]
-            samples = self.likelihood.rows_per_pass(len(target[part]), channels)
-            part_labels = None if labels is None else labels[part]
-            log_weights = [
-                self._log_weights(
-                    target[part], loc[part], log_scale[part], noise[i : i + samples], part_labels
-                )
-                for i in range(0, k, samples)
-            ]
-            bounds.append(iw_bound(torch.cat(log_weights)))
-        return torch.cat(bounds)
+        return iw_bound_in_passes(
+            lambda part, noise: self._log_weights(
+                target[part], loc[part], log_scale[part], noise,
+                None if labels is None else labels[part],
+            ),
+            eps, len(x), partial(self.likelihood.rows_per_pass, hidden_channels=channels),
+        )  # fmt: skip
 
     def _log_weights(
         self,

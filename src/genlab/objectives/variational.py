@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -172,6 +173,33 @@ def iw_bound(log_weights: Tensor) -> Tensor:
     """
     k = log_weights.shape[0]
     return torch.logsumexp(log_weights, dim=0) - math.log(k)
+
+
+def iw_bound_in_passes(
+    log_weights: Callable[[slice, Tensor], Tensor],
+    noise: Tensor,
+    n_examples: int,
+    rows_per_pass: Callable[[int], int],
+) -> Tensor:
+    """``(n_examples,)`` :func:`iw_bound` computed in passes of bounded memory: over the
+    examples, and over the noise draws of each pass's examples (the same numbers as one pass).
+
+    Arguments:
+        log_weights: ``(part, noise)`` -> ``(S, b)`` log weights of the ``b`` examples ``part``
+            (a slice) under ``noise`` ``(S, b, K)`` (or ``(S, 1, K)``: shared by them).
+        noise: ``(k, n_examples, K)``: each example's draws, or ``(k, 1, K)``: shared.
+        rows_per_pass: how many rows one pass may take when a row holds ``b`` examples (1:
+            rows are examples; ``b``: rows are noise draws of ``b`` examples), e.g.
+            :meth:`genlab.nn.likelihoods.Likelihood.rows_per_pass`.
+    """
+    bounds = []
+    examples = rows_per_pass(1)
+    for start in range(0, n_examples, examples):
+        part = slice(start, min(start + examples, n_examples))
+        part_noise = noise if noise.shape[1] == 1 else noise[:, part]
+        draws = part_noise.split(rows_per_pass(part.stop - part.start))
+        bounds.append(iw_bound(torch.cat([log_weights(part, chunk) for chunk in draws])))
+    return torch.cat(bounds)
 
 
 def log_standard_normal(z: Tensor) -> Tensor:
