@@ -397,7 +397,7 @@ def score(
                 sample_quality(
                     model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0,
                     cache_dir=cache_dir, n_samples=sample_count(len(dataset.x_test), budget),
-                    classifier=DOMAIN_NETWORKS[budget],
+                    classifier=classifier.config,  # the network above (cached under its config)
                 ).to_json()
             )  # fmt: skip
     if caps.supports("conditional") and dataset.info.kind != "text":

@@ -100,6 +100,7 @@ class DomainClassifier(nn.Module):
 
     def __init__(self, info: DataInfo, n_classes: int, config: ClassifierConfig) -> None:
         super().__init__()
+        self.config = config  # the architecture and training it was built with
         self.normalizer = AffineNormalizer(info.event_shape, per_feature=info.kind == "vector")
         if info.kind == "image" and len(info.event_shape) == 3:
             self.body: nn.Module = ConvEncoder(
