@@ -204,8 +204,9 @@ class Autoregressive(GenerativeModel):
     # confident samples from 0.40 to 0.68 and cut the domain FID from 2,955 to 702 at 1.131
     # bits/dim (1.146); cycling 1, 2, 4 (11 rows) gave 0.68, FID 983, 1.143; 5x5 kernels (12
     # rows, twice the cost) 0.61, FID 1,212. Seven layers at fast (1, 2, 4, 8, 1, 2, 4: 23 rows,
-    # the whole digit; 1.4 times the cost), seeds 0 and 1: 0.72 and 0.73 confident (0.68, 0.70
-    # with five), FID 518 and 380 (702, 411), 1.127 and 1.125 bits/dim (1.131, 1.136)
+    # the whole digit; 1.4 times the cost), seeds 0, 1, 2: 0.72, 0.73, 0.73 confident (0.68,
+    # 0.70 with five, seeds 0 and 1), FID 518, 380, 593 (702, 411), 1.127, 1.125, 1.131 bits/dim
+    # (1.131, 1.136)
     large_image_budgets = {
         budget: {"dilation_cycle": 4, **({"n_layers": 7} if budget == "fast" else {})}
         for budget in (None, "smoke", "fast", "full")
