@@ -80,7 +80,8 @@ DecoderLikelihood = Literal["auto", LikelihoodName]
 # The most levels a likelihood that sums over every level (its mean, a categorical's outputs)
 # takes: memory grows as batch x D x L (uint8 images have 256).
 MAX_SUMMED_LEVELS = 256
-# Values of a decoder's outputs that one no-grad evaluation pass holds: about 16 MB of float32.
+# Values of a network's outputs (a likelihood's parameters, and a conv decoder's last hidden
+# layer) that one no-grad evaluation pass holds: about 16 MB of float32.
 # Larger passes are memory-bound: a PixelCNN's exact log p of 800 28x28 digits (256 levels, so
 # 200,704 parameters an image) took 4.1-5.9 s in one pass and 1.1-1.3 s in passes of 16-32
 # images, one thread; a smoke VAE's 10-sample bound of 500 digits 2.3 s in passes of 2,674
@@ -263,10 +264,10 @@ class Likelihood(nn.Module):
         """Fit data-dependent constants (the Gaussian's normaliser)."""
 
     def rows_per_pass(self, examples_per_row: int = 1, hidden_channels: int = 0) -> int:
-        """Rows one no-grad evaluation pass should take so that the decoder's outputs hold
-        about :data:`PASS_VALUES` values: ``(n_params + hidden_channels) D`` an example (its
-        parameters, and a conv decoder's last hidden layer of ``hidden_channels`` values a
-        pixel), ``examples_per_row`` examples a row (a row: an example, or an importance
+        """Rows one no-grad evaluation pass should take so that the network's outputs hold
+        about :data:`PASS_VALUES` values: ``(n_params + hidden_channels) D`` an example (the
+        likelihood's parameters, and a conv decoder's last hidden layer of ``hidden_channels``
+        values a pixel; a PixelCNN's stacks are not counted, its parameters dominate), ``examples_per_row`` examples a row (a row: an example, or an importance
         sample of that many examples); at least 1."""
         per_example = (self.n_params + hidden_channels) * self.info.n_features
         return max(1, PASS_VALUES // (examples_per_row * per_example))
