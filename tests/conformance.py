@@ -13,7 +13,7 @@ import torch
 
 from genlab.data import Dataset
 from genlab.errors import DataError, UnsupportedCapability
-from genlab.models import GenerativeModel, family_class
+from genlab.models import GenerativeModel, MCMCSizes, family_class
 from genlab.samplers import Mask, gaussian_measurement
 from genlab.train.checkpoint import load_model, save_model
 
@@ -108,7 +108,9 @@ def check_generative_model(model: GenerativeModel, data: Dataset, tmp_path) -> N
 
         # posterior sampling given a measurement: the observed half, with noise
         observation = gaussian_measurement(Mask(mask), Mask(mask)(x.cpu()), noise_std=0.5)
-        options = model.mcmc_options("posterior", 4, 4)  # MCMC families: few transitions
+        options = model.mcmc_options(
+            "posterior", MCMCSizes(steps=4, n_candidates=4)
+        )  # MCMC families: few transitions
         if caps.supports("posterior"):
             post = model.sample_posterior(
                 observation, 2, generator=_generator(4, model), **ctx(6), **options

@@ -14,7 +14,7 @@ from genlab.cli import main
 from genlab.compare import DOMAIN_NETWORKS, SCORE_KEYS
 from genlab.errors import SamplerWarning
 from genlab.io import read_safetensors
-from genlab.models import FAMILIES
+from genlab.models import FAMILIES, MCMCSizes
 from genlab.samplers import recording_sampler_warnings
 from tests.browser import inspect_page
 
@@ -206,14 +206,15 @@ def test_the_budgets_mcmc_transitions_reach_only_mcmc_samplers(digits):
     vae = genlab.fit("vae", digits, budget="smoke")
     pca = genlab.fit("pca", digits, latent_dim=4)
     assert vae.capabilities.conditional == "mcmc" and pca.capabilities.conditional == "exact"
-    assert vae.mcmc_options("conditional", 5) == {"steps": 5}
-    assert vae.mcmc_options("posterior", 5, 8) == {"steps": 5, "n_candidates": 8}
-    assert pca.mcmc_options("conditional", 5) == {} == pca.mcmc_options("posterior", 5, 8)
-    assert vae.mcmc_options("conditional", None) == {}
+    five, five_of_eight = MCMCSizes(steps=5), MCMCSizes(steps=5, n_candidates=8)
+    assert vae.mcmc_options("conditional", five) == {"steps": 5}
+    assert vae.mcmc_options("posterior", five_of_eight) == {"steps": 5, "n_candidates": 8}
+    assert pca.mcmc_options("conditional", five) == {} == pca.mcmc_options("posterior", five)
+    assert vae.mcmc_options("conditional", MCMCSizes()) == {}
     mask = torch.zeros(digits.info.event_shape, dtype=torch.bool)
     mask[..., :4, :] = True
     draws = vae.sample_conditional(
-        digits.x_test[:3], mask, 2, **vae.mcmc_options("conditional", 5)
+        digits.x_test[:3], mask, 2, **vae.mcmc_options("conditional", five)
     )
     assert draws.shape == (2, 3, *digits.info.event_shape)
     torch.testing.assert_close(draws[:, :, mask], digits.x_test[:3][:, mask].expand(2, -1, -1))

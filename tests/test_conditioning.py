@@ -19,6 +19,7 @@ from genlab.metrics.conditioning import (
     measurement_scores,
 )
 from genlab.metrics.domain import domain_network
+from genlab.models import MCMCSizes
 from genlab.samplers import Downsample
 
 
@@ -66,7 +67,9 @@ def test_a_conditional_model_draws_the_asked_class(conditional_vae_run, digits, 
 
 def test_guidance_lifts_an_unconditional_model_above_chance(gan_run, digits, classifier):
     model = genlab.load(gan_run)
-    scores = class_scores(model, digits, classifier, per_class=10, seed=0, steps=100)
+    scores = class_scores(
+        model, digits, classifier, per_class=10, seed=0, mcmc=MCMCSizes(steps=100)
+    )
     assert scores["class_route"] == "guidance"
     assert scores["class_accuracy"] > 0.3
 

@@ -34,7 +34,7 @@ from genlab.metrics.evaluate import evaluate
 from genlab.metrics.feature_spaces import parse_features
 from genlab.metrics.features import FeatureExtractor
 from genlab.metrics.sample_quality import SampleQualityResult, parse_metrics, score_samples
-from genlab.models import GenerativeModel, family_class
+from genlab.models import GenerativeModel, MCMCSizes, family_class
 from genlab.report.curves import save_training_curves
 from genlab.report.family import PIXELS, Pixels, picture_samples
 from genlab.report.images import save_samples
@@ -498,8 +498,9 @@ def sample_class(
         classifier = domain_network(data, seed=seed, cache_dir=cache_dir)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     return sample_classes(
-        model, classes, classifier=classifier, weight=weight, generator=generator, steps=steps
-    )
+        model, classes, classifier=classifier, weight=weight, generator=generator,
+        mcmc=MCMCSizes(steps=steps),
+    )  # fmt: skip
 
 
 def complete(
@@ -527,5 +528,5 @@ def complete(
         noise_std = 0.05 * (high - low)
     observation = gaussian_measurement(op, op(x.to(model.device)), noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    options = model.mcmc_options("posterior", steps)
+    options = model.mcmc_options("posterior", MCMCSizes(steps=steps))
     return model.sample_posterior(observation, n, generator=generator, **options)

@@ -75,7 +75,7 @@ from genlab.metrics.domain import (
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.sample_quality import sample_quality
 from genlab.metrics.stages import StageTimer
-from genlab.models import FAMILIES, GenerativeModel
+from genlab.models import FAMILIES, GenerativeModel, MCMCSizes
 from genlab.report.family import (
     N_PER_CLASS,
     PIXELS,
@@ -129,34 +129,43 @@ COLUMNS = [
 ]
 
 
-# per budget: samples per class, examples and draws of the super-resolution posterior, and the
-# MCMC transitions and SIR candidates of the samplers of both and of the report's pictures
-# (None: the family's default; smoke's 8 as the completions', below)
-CONDITIONING_SIZES: dict[str, dict[str, int | None]] = {
-    "smoke": {"per_class": 2, "n_examples": 4, "n_draws": 2, "steps": 5, "n_candidates": 8},
-    "fast": {"per_class": 10, "n_examples": 30, "n_draws": 6, "steps": 100, "n_candidates": None},
-    "full": {"per_class": 50, "n_examples": 200, "n_draws": 10, "steps": 300,
-             "n_candidates": None},
-}  # fmt: skip
+# per budget: samples per class, examples and draws of the super-resolution posterior
+CONDITIONING_SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"per_class": 2, "n_examples": 4, "n_draws": 2},
+    "fast": {"per_class": 10, "n_examples": 30, "n_draws": 6},
+    "full": {"per_class": 50, "n_examples": 200, "n_draws": 10},
+}
+# per budget: the MCMC transitions and SIR candidates of the samplers of both and of the
+# report's pictures (None: the family's default; smoke's 8 as the completions', below)
+CONDITIONING_MCMC: dict[str, MCMCSizes] = {
+    "smoke": MCMCSizes(steps=5, n_candidates=8),
+    "fast": MCMCSizes(steps=100),
+    "full": MCMCSizes(steps=300),
+}
 SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
 # per budget: the test examples scored (a seeded subsample of a larger test split; None: all),
 # the most model passes a sampled likelihood bound may take over them, k x n_test (its k is
 # the family's default, or less: at least 1), and the samples behind FID and precision/recall
 # (None: as many as test examples scored), and the test examples whose bottom halves are
-# completed (the first of the scored ones; None: all of them), the training examples whose
-# codes fit the linear probe and k-NN (a seeded subsample; None: all), and the MCMC transitions
-# and SIR candidates of an MCMC completion sampler (None: the family's default). Smoke's 8
-# candidates (32 or 64 by default) made a smoke scorecard's MCMC completions of 28x28 digits
-# 2-4x faster, their accuracies within the noise of 100 examples (flow 0.35 -> 0.38, GAN 0.51
-# -> 0.51, VAE 0.48 -> 0.47)
+# completed (the first of the scored ones; None: all of them), and the training examples whose
+# codes fit the linear probe and k-NN (a seeded subsample; None: all)
 EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
     "smoke": {"n_test": 500, "bound_passes": 5_000, "n_samples": 100, "n_completed": 100,
-              "n_probe": 1_000, "completion_steps": 5, "completion_candidates": 8},
+              "n_probe": 1_000},
     "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500,
-             "n_probe": None, "completion_steps": None, "completion_candidates": None},
+             "n_probe": None},
     "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None,
-             "n_probe": None, "completion_steps": None, "completion_candidates": None},
+             "n_probe": None},
 }  # fmt: skip
+# per budget: the MCMC transitions and SIR candidates of an MCMC completion sampler (None: the
+# family's default). Smoke's 8 candidates (32 or 64 by default) made a smoke scorecard's MCMC
+# completions of 28x28 digits 2-4x faster, their accuracies within the noise of 100 examples
+# (flow 0.35 -> 0.38, GAN 0.51 -> 0.51, VAE 0.48 -> 0.47)
+COMPLETION_MCMC: dict[str, MCMCSizes] = {
+    "smoke": MCMCSizes(steps=5, n_candidates=8),
+    "fast": MCMCSizes(),
+    "full": MCMCSizes(),
+}
 # per budget: the domain network behind domain FID, precision/recall, class accuracy and CAS.
 # Smoke's is half as wide: on 10,000 real 28x28 digits it trains in under a third of the time
 # (13.8 s against 46.7 s, one thread, a busy machine) to 95% test accuracy against 97%
@@ -405,11 +414,8 @@ def score(
             timer.stage("completions"),
             recording_sampler_warnings("completions", sampler_warnings),
         ):
-            evaluation = EVALUATION_SIZES[budget]
-            completed = first_test_examples(dataset, evaluation["n_completed"])
-            options = model.mcmc_options(
-                "conditional", evaluation["completion_steps"], evaluation["completion_candidates"]
-            )
+            completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
+            options = model.mcmc_options("conditional", COMPLETION_MCMC[budget])
             row.update(
                 completion_scores(model, completed, classifier=classifier, seed=seed, **options)
             )
@@ -423,7 +429,7 @@ def score(
                 row.update(
                     class_scores(
                         model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
-                        steps=sizes["steps"], n_candidates=sizes["n_candidates"],
+                        mcmc=CONDITIONING_MCMC[budget],
                     )
                 )  # fmt: skip
         if caps.supports("posterior"):
@@ -435,8 +441,7 @@ def score(
                 row.update(
                     measurement_scores(
                         model, dataset, operator, noise, n_examples=sizes["n_examples"],
-                        n_draws=sizes["n_draws"], seed=seed, steps=sizes["steps"],
-                        n_candidates=sizes["n_candidates"],
+                        n_draws=sizes["n_draws"], seed=seed, mcmc=CONDITIONING_MCMC[budget],
                     )
                 )  # fmt: skip
     row["stage_seconds"] = dict(timer.seconds)
@@ -651,8 +656,8 @@ def _write_scorecard(
         with recording_sampler_warnings(f"seed {seeds[0]}, pictures", row["sampler_warnings"]):
             pictures = family_pictures(
                 model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
-                steps=sizes["steps"], per_class=min(N_PER_CLASS, sizes["per_class"]),
-                n_candidates=sizes["n_candidates"],
+                mcmc=CONDITIONING_MCMC[budget],
+                per_class=min(N_PER_CLASS, sizes["per_class"]),
             )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started
         row["eval_seconds"] += row["stage_seconds"]["pictures"]

@@ -36,7 +36,7 @@ from genlab.metrics.classifier_scores import classification_accuracy_score
 from genlab.metrics.domain import DomainClassifier
 from genlab.metrics.frechet import frechet_feature_distance
 from genlab.metrics.sample_quality import to_data_grid
-from genlab.models.base import GenerativeModel
+from genlab.models.base import FAMILY_MCMC, GenerativeModel, MCMCSizes
 from genlab.samplers import Downsample, Operator, classifier_guidance, gaussian_measurement
 
 
@@ -56,8 +56,7 @@ def sample_classes(
     classifier: DomainClassifier | None = None,
     weight: float = 1.0,
     generator: torch.Generator | None = None,
-    steps: int = 300,
-    n_candidates: int | None = None,
+    mcmc: MCMCSizes = FAMILY_MCMC,
 ) -> Tensor:
     """``(len(classes), *event_shape)`` one sample of each asked class (routes: module doc).
 
@@ -65,8 +64,7 @@ def sample_classes(
         classes: ``(N,)`` long, the class of each sample.
         classifier: the domain classifier that guides families without context.
         weight: the guidance weight :math:`w` (1: the posterior itself).
-        steps, n_candidates: the posterior sampler's (guidance only; ``None`` candidates:
-            the family's default).
+        mcmc: the posterior sampler's transitions and candidates (guidance only).
     """
     route = class_route(model, classifier)
     if route is None:
@@ -79,7 +77,7 @@ def sample_classes(
     classifier = classifier.to(device).eval().requires_grad_(False)
     observation = classifier_guidance(lambda x: classifier(x).log_softmax(1), classes, weight)
     draws = model.sample_posterior(
-        observation, 1, generator=generator, **model.mcmc_options("posterior", steps, n_candidates)
+        observation, 1, generator=generator, **model.mcmc_options("posterior", mcmc)
     )
     return draws[0]
 
@@ -91,20 +89,16 @@ def class_scores(
     *,
     per_class: int = 50,
     seed: int = 0,
-    steps: int = 300,
-    n_candidates: int | None = None,
+    mcmc: MCMCSizes = FAMILY_MCMC,
 ) -> dict[str, Any]:
     """``class_route``, ``class_accuracy``, ``intra_class_fid`` and ``class_cas`` (module doc;
-    ``steps`` and ``n_candidates``: as :func:`sample_classes`)."""
+    ``mcmc``: as :func:`sample_classes`)."""
     if data.y_test is None or data.info.n_classes is None:
         raise DataError(f"{data.info.name}: samples of a class need a labelled dataset")
     n_classes = data.info.n_classes
     classes = torch.arange(n_classes).repeat_interleave(per_class)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    samples = sample_classes(
-        model, classes, classifier=classifier, generator=generator, steps=steps,
-        n_candidates=n_candidates,
-    )  # fmt: skip
+    samples = sample_classes(model, classes, classifier=classifier, generator=generator, mcmc=mcmc)
     samples = to_data_grid(samples.detach().cpu(), data.info)
     predicted = classifier.predict(samples)
     fids = [
@@ -153,15 +147,14 @@ def measurement_scores(
     n_examples: int = 100,
     n_draws: int = 10,
     seed: int = 0,
-    steps: int = 300,
-    n_candidates: int | None = None,
+    mcmc: MCMCSizes = FAMILY_MCMC,
 ) -> dict[str, Any]:
     """``posterior_mse`` and ``posterior_spread`` on :func:`measured`'s examples (module doc;
-    ``steps`` transitions from ``n_candidates`` SIR candidates where the sampler is MCMC)."""
+    ``mcmc``: the sizes of an MCMC posterior sampler)."""
     truth, y = measured(data, operator, noise_std, n_examples, seed)
     observation = gaussian_measurement(operator, y, noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    options = model.mcmc_options("posterior", steps, n_candidates)
+    options = model.mcmc_options("posterior", mcmc)
     draws = model.sample_posterior(observation, n_draws, generator=generator, **options)
     draws = draws.detach().cpu().double()
     return {

@@ -13,6 +13,7 @@ from genlab.models.base import (
     ConditionalKind,
     GenerativeModel,
     LogProbKind,
+    MCMCSizes,
     Task,
 )
 from genlab.models.bigan import BiGAN
@@ -72,6 +73,7 @@ __all__ = [
     "SequenceModel",
     "Transformer",
     "LogProbKind",
+    "MCMCSizes",
     "SimCLR",
     "Task",
     "capability_table",

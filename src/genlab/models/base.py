@@ -111,6 +111,18 @@ TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 
 
 @dataclass(frozen=True)
+class MCMCSizes:
+    """The work of an MCMC sampler: ``steps`` transitions from ``n_candidates`` SIR candidates
+    a chain (:func:`~genlab.samplers.sir_mala`); ``None``: the family's default."""
+
+    steps: int | None = None
+    n_candidates: int | None = None
+
+
+FAMILY_MCMC = MCMCSizes()  # every size the family's own default
+
+
+@dataclass(frozen=True)
 class Capabilities:
     r"""What a family can do, and how exactly.
 
@@ -362,16 +374,15 @@ class GenerativeModel(nn.Module, abc.ABC):
         raise self.unsupported("sample_conditional")
 
     def mcmc_options(
-        self, task: Literal["conditional", "posterior"], steps: int | None,
-        n_candidates: int | None = None,
-    ) -> dict[str, int]:  # fmt: skip
+        self, task: Literal["conditional", "posterior"], sizes: MCMCSizes
+    ) -> dict[str, int]:
         """The keyword arguments that size the sampler of ``task`` (:meth:`sample_conditional`
         or :meth:`sample_posterior`) where it is MCMC (``capabilities.<task>`` is ``"mcmc"``):
-        ``steps`` transitions from ``n_candidates`` SIR candidates; none for exact and SMC
-        samplers, which have neither, and none given as ``None`` (the family's default)."""
+        ``sizes``' transitions and SIR candidates; none for exact and SMC samplers, which have
+        neither, and none given as ``None`` (the family's default)."""
         if getattr(self.capabilities, task) != "mcmc":
             return {}
-        options = {"steps": steps, "n_candidates": n_candidates}
+        options = dataclasses.asdict(sizes)
         return {key: value for key, value in options.items() if value is not None}
 
     def sample_posterior(

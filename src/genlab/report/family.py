@@ -14,7 +14,7 @@ from genlab.errors import ConfigError
 from genlab.explore import completion_grid, interpolate, nearest_neighbours
 from genlab.metrics.conditioning import class_route, measured, sample_classes
 from genlab.metrics.domain import DomainClassifier
-from genlab.models.base import TASKS, GenerativeModel
+from genlab.models.base import FAMILY_MCMC, TASKS, GenerativeModel, MCMCSizes
 from genlab.report.figures import figure_png, new_figure
 from genlab.report.html import Picture
 from genlab.report.images import image_grid_png
@@ -90,22 +90,19 @@ def conditioning_pictures(
     data: Dataset,
     seed: int,
     classifier: DomainClassifier | None,
-    steps: int = 300,
+    mcmc: MCMCSizes = FAMILY_MCMC,
     per_class: int = N_PER_CLASS,
-    n_candidates: int | None = None,
 ) -> list[Picture]:
     """Ten rows of classes (``per_class`` samples each), and super-resolution posteriors beside
-    the truth and bicubic (``steps`` transitions from ``n_candidates`` SIR candidates where the
-    sampler is MCMC; ``None``: the family's default)."""
+    the truth and bicubic (``mcmc``: the sizes of the samplers that are MCMC)."""
     info, pictures = data.info, []
     generator = torch.Generator(device=model.device).manual_seed(seed)
     route = class_route(model, classifier)
     if route is not None and info.n_classes:
         classes = torch.arange(info.n_classes).repeat_interleave(per_class)
         samples = sample_classes(
-            model, classes, classifier=classifier, generator=generator, steps=steps,
-            n_candidates=n_candidates,
-        )  # fmt: skip
+            model, classes, classifier=classifier, generator=generator, mcmc=mcmc
+        )
         how = "given the label" if route == "context" else "guided by the domain classifier"
         pictures.append(
             Picture(
@@ -118,7 +115,7 @@ def conditioning_pictures(
         low, high = info.value_range
         truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
         observation = gaussian_measurement(operator, y, 0.05 * (high - low))
-        options = model.mcmc_options("posterior", steps, n_candidates)
+        options = model.mcmc_options("posterior", mcmc)
         draws = model.sample_posterior(observation, N_DRAWS, generator=generator, **options)
         draws = draws.detach().cpu()
         rows = [truth, operator.upsample(y).view_as(truth), *draws, draws.mean(0)]
@@ -139,13 +136,11 @@ def image_pictures(
     data: Dataset,
     seed: int,
     pixels: Pixels = "mean",
-    steps: int | None = None,
-    n_candidates: int | None = None,
+    mcmc: MCMCSizes = FAMILY_MCMC,
 ) -> list[Picture]:
     """Samples (as :func:`picture_samples` shows them) beside their nearest training images,
     reconstructions, interpolations and completions, as the model's capabilities allow
-    (``steps`` transitions from ``n_candidates`` SIR candidates of an MCMC completion sampler;
-    ``None``: its default)."""
+    (``mcmc``: the sizes of an MCMC completion sampler)."""
     caps, info = model.capabilities, data.info
     generator = torch.Generator(device=model.device).manual_seed(seed)
     x = data.x_test
@@ -181,7 +176,7 @@ def image_pictures(
         mask = top_half_mask(info.event_shape)
         grid = completion_grid(
             model, x[:N_COMPLETED], mask, N_COMPLETIONS, generator=generator,
-            **model.mcmc_options("conditional", steps, n_candidates),
+            **model.mcmc_options("conditional", mcmc),
         )  # fmt: skip
         pictures.append(
             Picture(
@@ -235,18 +230,17 @@ def family_pictures(
     seed: int,
     classifier: DomainClassifier | None = None,
     pixels: Pixels = "mean",
-    steps: int = 300,
+    mcmc: MCMCSizes = FAMILY_MCMC,
     per_class: int = N_PER_CLASS,
-    n_candidates: int | None = None,
 ) -> list[Picture]:
     """Every picture that fits the model's capabilities and the data's kind (with the domain
     ``classifier`` of labelled images, ``per_class`` samples of each class a family draws;
-    ``pixels``: see :func:`picture_samples`; ``steps`` transitions from ``n_candidates`` SIR
-    candidates where a picture needs an MCMC sampler, ``None``: the family's default)."""
+    ``pixels``: see :func:`picture_samples`; ``mcmc``: the sizes of the samplers a picture
+    needs that are MCMC)."""
     if data.info.kind == "image":
-        return image_pictures(
-            model, data, seed, pixels, steps, n_candidates
-        ) + conditioning_pictures(model, data, seed, classifier, steps, per_class, n_candidates)
+        return image_pictures(model, data, seed, pixels, mcmc) + conditioning_pictures(
+            model, data, seed, classifier, mcmc, per_class
+        )
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
     return []
