@@ -52,7 +52,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     digits = genlab.data.load("digits")
     config = resolve_settings("autoregressive", {}, None, digits.info).model
     pixelcnn = build_model("autoregressive", config, digits.info).eval()
-    net = pixelcnn.model_net  # the network the model samples with
+    net = pixelcnn.net
     passes = 0
 
     def counted(method: Any) -> Any:

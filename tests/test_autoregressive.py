@@ -26,9 +26,8 @@ def build(info: DataInfo, **settings) -> Autoregressive:
     torch.manual_seed(0)
     model = Autoregressive(AutoregressiveConfig(**settings), info).double().eval()
     with torch.no_grad():  # random, non-trivial weights
-        for p in model.net.parameters():
+        for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
-    model.averaged.reset_({"net": model.net})
     return model
 
 
@@ -312,86 +311,3 @@ def test_temperature_one_is_the_models_own_draw_and_others_are_checked(likelihoo
     assert mixture.likelihood_name == "gaussian_mixture"
     with pytest.raises(ConfigError, match="use likelihood=categorical"):
         mixture.sample(2, temperature=0.7)
-
-
-@pytest.mark.parametrize(
-    "settings",
-    [
-        {"architecture": "pixelcnn", "channels": 4, "n_layers": 2},
-        {"architecture": "made", "hidden": (8,), "n_orders": 2, "order": "random"},
-    ],
-)
-def test_the_model_is_the_average_of_the_trained_network(settings):
-    """A training step moves the network by Adam and its average by the EMA rule
-    avg <- b avg + (1 - b) net, b = min(decay, (1 + t) / (10 + t)); log_prob and sample are the
-    average's, with each MADE member's masks in both networks."""
-    from genlab.train import Optimizers, TrainConfig
-
-    shape, kind = (
-        ((1, 3, 3), "image") if settings["architecture"] == "pixelcnn" else ((4,), "vector")
-    )
-    info = tiny_info(shape, levels=4, kind=kind)
-    model = build(info, ema_decay=0.1, **settings).train()
-    x = torch.randint(4, (32, *shape)).double()
-    optimizers = Optimizers(model.configure_optimizers(TrainConfig(steps=1, lr=0.05)))
-    before = [p.detach().clone() for p in model.model_net.parameters()]
-    model.training_step(x, optimizers, torch.Generator().manual_seed(0))
-    beta = min(0.1, 2 / 11)
-    trained = list(model.net.parameters())
-    assert any(not torch.equal(p, b) for p, b in zip(trained, before, strict=True))
-    for average, b, p in zip(model.model_net.parameters(), before, trained, strict=True):
-        torch.testing.assert_close(average, beta * b + (1 - beta) * p)
-    model.eval()
-    with torch.no_grad():
-        target = model.likelihood.checked_target(x)
-        for k in range(model.config.n_orders):
-            by_net = {
-                name: model.likelihood.log_prob(model._params(target, k, net=net), target)
-                for name, net in (("average", model.model_net), ("trained", model.net))
-            }
-            torch.testing.assert_close(model._member_log_probs(target)[k], by_net["average"])
-            assert not torch.allclose(by_net["average"], by_net["trained"])
-        if model.architecture == "pixelcnn":  # the raster sampler reads the average too
-            generator = torch.Generator().manual_seed(3)
-            torch.randint(1, (6,), generator=generator)  # sample's draw of each row's member
-            whole = sample_in_order(
-                lambda current, d: model._params(model.likelihood.target(current)),
-                model.likelihood.sample_coordinate,
-                torch.zeros(6, 9, dtype=torch.double),
-                model.orders[0],
-                generator=generator,
-            )
-            own = model.sample(6, generator=torch.Generator().manual_seed(3))
-            torch.testing.assert_close(own.flatten(1).double(), whole)
-
-
-def test_a_run_saved_before_averaging_loads_with_its_network_as_the_average(tmp_path):
-    """A run written before ``ema_decay`` existed (no ``averaged.*``/``steps`` tensors, no field
-    in its config) loads, and its model is its trained network."""
-    import json
-
-    from safetensors.torch import save_file
-
-    from genlab.io import read_safetensors
-
-    run = tmp_path / "run"
-    trained = genlab.fit(
-        "autoregressive", "digits", out=run, budget="smoke", steps=3, ema_decay=0.5,
-        progress=False,
-    )  # fmt: skip
-    config = json.loads((run / "config.json").read_text())
-    del config["model"]["ema_decay"]
-    (run / "config.json").write_text(json.dumps(config))
-    tensors, metadata = read_safetensors(run / "model.safetensors")
-    old = {
-        k: v for k, v in tensors.items() if not k.startswith(("model.averaged.", "model.steps"))
-    }
-    assert len(old) < len(tensors)
-    save_file(old, run / "model.safetensors", metadata=metadata)
-    loaded = genlab.load(run)
-    x = genlab.data.load("digits").x_test[:4]
-    target = trained.likelihood.checked_target(x.flatten(1))
-    with torch.no_grad():
-        by_trained = trained.likelihood.log_prob(trained._params(target, net=trained.net), target)
-        torch.testing.assert_close(loaded.log_prob(x), by_trained)
-        assert not torch.allclose(trained.log_prob(x), by_trained)  # the average was not it

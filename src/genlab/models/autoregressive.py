@@ -72,7 +72,6 @@ from genlab.data.dataset import DataInfo
 from genlab.errors import UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation
-from genlab.nn.averaging import AveragedCopies
 from genlab.nn.likelihoods import (
     MAX_SUMMED_LEVELS,
     Likelihood,
@@ -115,8 +114,6 @@ class AutoregressiveConfig:
     dropout: dropout in the hidden layers (MADE) or residual branches (PixelCNN).
     conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
         (the one-hot label read by every conditional; module docstring).
-    ema_decay: decay :math:`\\beta` of the average of the network's weights that is the model
-        (:mod:`genlab.nn.averaging`; 0: the last weights).
     """
 
     architecture: ARArchitecture = "auto"
@@ -132,7 +129,6 @@ class AutoregressiveConfig:
     dilation_cycle: int = 1
     dropout: float = 0.0
     conditional: bool = False
-    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         check(
@@ -156,7 +152,6 @@ class AutoregressiveConfig:
         )
         check(self.dilation_cycle >= 1, f"dilation_cycle must be >= 1, got {self.dilation_cycle}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 def resolve_architecture(name: str, info: DataInfo) -> str:
@@ -245,41 +240,22 @@ class Autoregressive(GenerativeModel):
                 n_params, config.channels, config.n_layers, config.kernel, config.dropout,
                 context_features=classes, dilation_cycle=config.dilation_cycle,
             )  # fmt: skip
-        else:
-            self.net = MADE(
-                self.degrees(0), config.hidden, n_params, config.activation, config.dropout,
-                context_features=classes,
-            )  # fmt: skip
-            self._draw_members(config, classes)
-        self.averaged = AveragedCopies({"net": self.net})
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-
-    def _draw_members(self, config: AutoregressiveConfig, classes: int) -> None:
-        """The hidden degrees of every member of a connectivity-agnostic MADE ensemble."""
+            return
+        self.net = MADE(
+            self.degrees(0), config.hidden, n_params, config.activation, config.dropout,
+            context_features=classes,
+        )  # fmt: skip
+        # connectivity-agnostic ensembles draw the hidden degrees of every member
         draw = torch.Generator().manual_seed(int(torch.randint(2**31, ())))
         for layer, size in enumerate(config.hidden):
             self.register_buffer(f"hidden_degrees_{layer}", torch.empty(0, size, dtype=torch.long))
         if config.n_orders > 1:
             members = [
-                hidden_degrees(self.info.n_features, config.hidden, draw, context=classes > 0)
+                hidden_degrees(d, config.hidden, draw, context=classes > 0)
                 for _ in range(config.n_orders)
             ]
             for layer in range(len(config.hidden)):
                 setattr(self, f"hidden_degrees_{layer}", torch.stack([m[layer] for m in members]))
-
-    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
-        """A model saved before its weights were averaged: the average starts as its network."""
-        upgraded = dict(state)
-        for key, value in state.items():
-            if key.startswith("net."):
-                upgraded.setdefault("averaged." + key, value)
-        upgraded.setdefault("steps", torch.zeros((), dtype=torch.long))
-        return upgraded
-
-    @property
-    def model_net(self) -> torch.nn.Module:
-        """The network of the model: the average of the trained weights (``ema_decay``)."""
-        return self.averaged["net"]
 
     # ------------------------------------------------------------------ the network
 
@@ -293,9 +269,9 @@ class Autoregressive(GenerativeModel):
             return
         layers = range(len(self.config.hidden))
         degrees = [getattr(self, f"hidden_degrees_{layer}")[k] for layer in layers]
-        masks = made_masks(self.degrees(k), degrees, self.likelihood.n_params, self.n_classes)
-        for net in (self.net, self.model_net):
-            net.set_masks(masks)
+        self.net.set_masks(
+            made_masks(self.degrees(k), degrees, self.likelihood.n_params, self.n_classes)
+        )
         self.active = k
 
     def _inputs(self, target: Tensor) -> Tensor:
@@ -304,26 +280,18 @@ class Autoregressive(GenerativeModel):
             return target * (2.0 / (self.info.levels - 1)) - 1.0
         return target
 
-    def _params(
-        self,
-        target: Tensor,
-        k: int = 0,
-        labels: Tensor | None = None,
-        net: torch.nn.Module | None = None,
-    ) -> Tensor:
+    def _params(self, target: Tensor, k: int = 0, labels: Tensor | None = None) -> Tensor:
         """``(B, n_params, D)`` every coordinate's conditional parameters under member ``k``
-        (given the one-hot ``labels`` ``(B, C)`` of a conditional model), by ``net``: the
-        trained network (the training step), by default the model's averaged one."""
-        net = self.model_net if net is None else net
+        (given the one-hot ``labels`` ``(B, C)`` of a conditional model)."""
         inputs = self._inputs(target)
         labels = None if labels is None else labels.to(inputs.dtype)
         if self.architecture == "pixelcnn":  # (B, n_params, H, W)
-            out = net(inputs.view(-1, *self.info.event_shape), labels)
+            out = self.net(inputs.view(-1, *self.info.event_shape), labels)
             return out.flatten(2)
         self._use(k)
         if labels is not None:  # the context inputs of degree 0 follow the data's
             inputs = torch.cat([inputs, labels], 1)
-        return net(inputs).view(len(target), self.likelihood.n_params, -1)
+        return self.net(inputs).view(len(target), self.likelihood.n_params, -1)
 
     def _member_log_probs(self, target: Tensor, labels: Tensor | None = None) -> Tensor:
         """``(K, B)`` :math:`\\log p_k(x)` (or :math:`\\log p_k(x \\mid y)`) of each member."""
@@ -372,7 +340,7 @@ class Autoregressive(GenerativeModel):
         (given one-hot ``labels`` ``(B, C)``), each coordinate drawn at ``temperature``."""
         if self.architecture == "pixelcnn":  # single-channel images, raster order
             shape = self.info.event_shape
-            conditionals = self.model_net.raster_conditionals(
+            conditionals = self.net.raster_conditionals(
                 lambda state: self._inputs(self.likelihood.target(state)).view(-1, *shape),
                 len(x), shape[-2], shape[-1],
                 None if labels is None else labels.to(next(self.net.parameters()).dtype),
@@ -500,11 +468,9 @@ class Autoregressive(GenerativeModel):
         """Maximum likelihood of one ensemble member, drawn per step (order-agnostic training)."""
         k = int(torch.randint(self.config.n_orders, (), generator=generator))
         target = self.likelihood.target(x.flatten(1))
-        params = self._params(target, k, self.one_hot_labels(context), self.net)
+        params = self._params(target, k, self.one_hot_labels(context))
         loss = -self.likelihood.total_log_prob(params, target) / len(x)
         optimizers.minimize(loss)
-        self.steps += 1
-        self.averaged.update_({"net": self.net}, int(self.steps), self.config.ema_decay)
         return {"loss": loss.detach()}
 
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
