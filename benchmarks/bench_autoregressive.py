@@ -1,5 +1,5 @@
 """Autoregressive sampling: the transformer's key/value cache against recomputing the prefix,
-and the PixelCNN's forward passes per image.
+and the PixelCNN's network passes per pixel.
 
 - transformer: 1,000 items (``--quick``: 200) of the embedded census surnames (``names``,
   14 positions) from the family's default network (untrained weights: the cost does not depend
