@@ -267,8 +267,9 @@ class Likelihood(nn.Module):
         """Rows one no-grad evaluation pass should take so that the network's outputs hold
         about :data:`PASS_VALUES` values: ``(n_params + hidden_channels) D`` an example (the
         likelihood's parameters, and a conv decoder's last hidden layer of ``hidden_channels``
-        values a pixel; a PixelCNN's stacks are not counted, its parameters dominate), ``examples_per_row`` examples a row (a row: an example, or an importance
-        sample of that many examples); at least 1."""
+        values a pixel; a PixelCNN's stacks are not counted, its parameters dominate),
+        ``examples_per_row`` examples a row (a row: an example, or an importance sample of that
+        many examples); at least 1."""
         per_example = (self.n_params + hidden_channels) * self.info.n_features
         return max(1, PASS_VALUES // (examples_per_row * per_example))
 
