@@ -17,6 +17,7 @@ from genlab.metrics.likelihood import bits_per_dim, log_likelihood
 from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.nn.denoisers import FourierFeatures
 from genlab.objectives import simple_loss
+from genlab.samplers.diffusion import bound_term
 from genlab.samplers.schedules import ImportanceTimesteps, NoiseSchedule, make_betas
 
 SMALL = {"timesteps": 100, "ddim_steps": 20, "hidden": (64, 64), "particles": 4}
@@ -180,16 +181,56 @@ def test_data_of_many_levels_is_modelled_as_continuous(tmp_path):
     assert torch.isfinite(model.log_prob(wide.x_test)).all()
 
 
-def test_level_logits_only_for_few_levels(tmp_path):
-    """``prediction="auto"`` predicts level logits up to 32 levels (digits: 17) and epsilon for
-    8-bit images, whose 257 outputs a pixel would make the output layer 257 times wider."""
+@pytest.fixture()
+def bytes_path(tmp_path):
+    """40 random 4x4 images of 256 levels, both ends present."""
     x = np.random.default_rng(0).integers(0, 256, size=(40, 1, 4, 4), dtype=np.uint8)
     x[0, 0, 0, 0], x[1, 0, 0, 0] = 0, 255
     np.savez(tmp_path / "bytes.npz", x=x)
-    assert genlab.fit("diffusion", str(tmp_path / "bytes.npz"), steps=1, **SMALL).prediction == (
-        "epsilon"
-    )
-    assert genlab.fit("diffusion", "digits", steps=1, **SMALL).prediction == "levels"
+    return str(tmp_path / "bytes.npz")
+
+
+def test_level_logits_only_for_few_levels_and_snapping_for_more(bytes_path, ring):
+    """``prediction="auto"`` predicts level logits up to 32 levels (digits: 17) and epsilon for
+    8-bit images, whose 257 outputs a pixel would make the output layer 257 times wider; there
+    ``snap`` is on (one output more: log tau^2), and never for logits or continuous data."""
+    bytes_model = genlab.fit("diffusion", bytes_path, steps=1, **SMALL)
+    assert bytes_model.prediction == "epsilon" and bytes_model.snap
+    assert bytes_model.outputs == 3 and bytes_model.decisions["snap"] is True
+    digits_model = genlab.fit("diffusion", "digits", steps=1, **SMALL)
+    assert digits_model.prediction == "levels" and not digits_model.snap
+    assert not genlab.fit("diffusion", ring, steps=1, **SMALL).snap
+    assert genlab.fit("diffusion", bytes_path, steps=1, snap=False, **SMALL).outputs == 2
+    for data, settings in ((ring, {}), ("digits", {"prediction": "levels"})):
+        with pytest.raises(ConfigError, match="snap=true needs discrete data"):
+            genlab.fit("diffusion", data, steps=1, snap=True, **settings, **SMALL)
+
+
+def test_snapping_removes_the_low_noise_terms_of_an_untrained_network(bytes_path):
+    """Where the noise is far below a level's width, x_t says which level each pixel is on:
+    snapped, even an untrained network's x0-hat is that level, and the bound's terms there
+    (each step's KL and the decoder's) all but vanish; unsnapped they are the network's
+    error, amplified by the signal-to-noise ratio. (Fixed variances: an untrained learned
+    variance would add its own mismatch, about 0.01 nats a coordinate and step.)"""
+    data = genlab.data.load(bytes_path)
+    low_noise = {}
+    for snap in (True, False):
+        model = genlab.fit(
+            "diffusion", data, steps=1, seed=0, snap=snap, variance="fixed_small",
+            loss="simple", **SMALL,
+        )  # fmt: skip
+        process = model.process
+        x0 = model.to_model(data.x_train)
+        generator = torch.Generator().manual_seed(0)
+        terms = []
+        for step in range(5):  # noise std 0.0007-0.0011 (lambda 14.7-13.6): 3.5 stds to mid-level
+            t = torch.full((len(x0),), step)
+            xt = model.schedule.q_sample(x0, t, torch.randn(x0.shape, generator=generator))
+            with torch.no_grad():
+                terms.append(bound_term(process, x0, xt, t, process.denoise(xt, t)).mean())
+        low_noise[snap] = float(torch.stack(terms).sum()) / data.info.n_features
+    assert low_noise[False] > 0.25  # nats per coordinate: the network's error, magnified
+    assert low_noise[True] < 1e-4
 
 
 def test_evaluation_in_blocks_of_rows_gives_the_same_numbers(trained, digits, monkeypatch):

@@ -23,6 +23,7 @@ from genlab.samplers.diffusion import (
     bound_estimate,
     bound_term,
     prior_kl,
+    snap_to_levels,
     stratified_timesteps,
     variational_bound,
 )
@@ -127,6 +128,44 @@ def test_the_level_decoder_reads_every_value_of_a_bin_as_its_level():
         decoder.coordinate_log_prob(mean, log_var, inside),
         decoder.coordinate_log_prob(mean, log_var, centre),
     )
+
+
+@pytest.mark.parametrize(
+    ("std_in_levels", "centre"),
+    [(0.08, 0.0), (0.30, 0.0), (0.47, 0.0), (2.3, 0.0), (10.5, 0.0), (0.30, 0.97), (0.30, -1.1)],
+)
+def test_snapping_is_the_posterior_mean_over_every_level(std_in_levels, centre):
+    """Brute force over all 256 levels: with x_t / sqrt(alpha-bar) ~ N(x_0, e^-lambda) and the
+    belief x_0 ~ N(x0-hat, tau^2), p(y_j | x_t) is proportional to the product of the two
+    Gaussian densities at y_j; snapping's mean over nine levels is it wherever the posterior's
+    width s is at most half a level, and so is its continuous mean for s of two levels and more
+    away from the ends (the band in between is a blend, not tested). At the ends of the range
+    (centre 0.97, -1.1) the window slides inward and stays exact."""
+    levels, n, step = 256, 400, 0.8
+    spacing = 2 / (levels - 1)
+    schedule = NoiseSchedule(make_betas("log_snr", 1000, log_snr=(12.0, -8.0)))
+    generator = torch.Generator().manual_seed(0)
+    t = torch.randint(0, 1000, (n,), generator=generator)
+    x0 = torch.rand(n, 1, generator=generator, dtype=F64) * 0.2 - 0.1 + centre
+    log_snr = schedule.log_snr[t].view(n, 1)
+    # the tau^2 that gives s = std_in_levels * spacing: s^2 = 1 / (e^lambda + 1 / tau^2)
+    precision = (std_in_levels * spacing) ** -2 - log_snr.exp()
+    keep = (precision > 0)[:, 0]
+    t, x0, log_snr, precision = t[keep], x0[keep], log_snr[keep], precision[keep]
+    alpha_bar = schedule.alphas_cumprod[t].view(-1, 1)
+    truth = x0 + step * spacing * torch.randn(x0.shape, generator=generator, dtype=F64)
+    xt = alpha_bar.sqrt() * truth + (1 - alpha_bar).sqrt() * torch.randn(
+        x0.shape, generator=generator, dtype=F64
+    )
+    log_tau2 = -precision.log()
+    grid = torch.linspace(-1, 1, levels, dtype=F64)
+    log_p = Normal(xt / alpha_bar.sqrt(), (-log_snr / 2).exp()).log_prob(grid) + Normal(
+        x0, (log_tau2 / 2).exp()
+    ).log_prob(grid)
+    expected = (torch.softmax(log_p, 1) * grid).sum(1, keepdim=True)
+    snapped = snap_to_levels(schedule, xt, t, x0, log_tau2, levels)
+    assert len(t) > 100
+    torch.testing.assert_close(snapped, expected, rtol=0, atol=1e-9)
 
 
 # ----------------------------------------------------------------- 1-D Gaussian data, exactly

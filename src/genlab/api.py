@@ -302,14 +302,15 @@ def _config_section(directory: RunDirectory, cls: type, values: dict[str, Any], 
 def _model_from_config(directory: RunDirectory, config: RunConfig) -> GenerativeModel:
     """The run's model, with what its settings left to the data as it was decided then
     (``decided``), so that a later genlab whose rule for ``"auto"`` differs builds the same
-    network."""
+    network; a field the run's config lacks (added since) takes the family's
+    ``settings_before``."""
     try:
         cls = family_class(config.family)
         info = DataInfo.from_json(config.data["info"], "data.info")
     except (ConfigError, DataError) as exc:
         raise CheckpointError(f"{directory.config_path}: {exc}") from None
     decided = config.decided or {}
-    values = {**config.model, **decided}
+    values = {**cls.settings_before, **config.model, **decided}
     model_config = _config_section(directory, cls.config_class, values, "model")
     try:
         model = build_model(config.family, model_config, info, config.seed)

@@ -236,6 +236,9 @@ class GenerativeModel(nn.Module, abc.ABC):
 
         large_image_budgets: for images of side 16 and more (28x28 MNIST), budget (``None``:
             none named) -> the settings that replace the 8x8-tuned ones (conv nets...).
+        settings_before: config fields added after runs were saved without them -> the value
+            that reproduces those runs (a run's ``config.json`` lacking the field loads with
+            it, not with the new default).
 
     The settings layers, in the order :func:`genlab.settings.resolve_settings` applies them:
     the config dataclasses' defaults, ``default_train``, the recipe, the budget, the large
@@ -271,6 +274,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     recipes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     large_image_budgets: ClassVar[dict[str | None, dict[str, Any]]] = {}
+    settings_before: ClassVar[dict[str, Any]] = {}
     default_importance_samples: ClassVar[int | None] = None
     data_kinds: ClassVar[tuple[str, ...]] = ("vector", "image")
     description: ClassVar[str] = ""

@@ -12,7 +12,12 @@ Data is scaled to the model's units: discrete data (``info.levels`` = :math:`L`)
 value range onto :math:`[-1, 1]`, so the levels sit at :math:`y_j = 2j/(L-1) - 1`, and the
 decoder :math:`p_\theta(x \mid x_0)` is a Gaussian discretised to those levels with exact normal
 CDFs and open edge bins (:class:`~genlab.nn.likelihoods.DiscretizedGaussian`); continuous data
-is standardised and the decoder is a Gaussian density (its log-Jacobian included).
+is standardised and the decoder is a Gaussian density (its log-Jacobian included). On discrete
+data the network's :math:`\hat x_0` is snapped to the levels (``snap``,
+:func:`~genlab.samplers.diffusion.snap_to_levels`: the posterior mean over the levels given
+:math:`x_t` and the network's :math:`\hat x_0 \pm \tau`), or, for a few levels, predicted as a
+logit per level (``prediction="levels"``): either way the low-noise steps, where a pixel's
+level is plain to see in :math:`x_t`, cost the bound nothing.
 
 **The four tasks.**
 
@@ -171,6 +176,10 @@ class DiffusionConfig:
         ``levels`` for discrete data of up to :data:`AUTO_LEVEL_LOGITS` levels, ``epsilon``
         otherwise (a logit per level makes the network's output layer ``L`` times wider: 257
         outputs a pixel on 8-bit images, where DDPM predicts :math:`\\epsilon`).
+    snap: snap the network's :math:`\\hat x_0` to the data's levels
+        (:func:`~genlab.samplers.diffusion.snap_to_levels`; the network outputs a
+        :math:`\\log\\tau^2` beside its prediction): ``None`` does for discrete data unless
+        ``prediction`` is ``"levels"`` (whose logits already do); ``True`` needs discrete data.
     variance: the reverse steps' variances: ``"fixed_small"`` (:math:`\\tilde\\beta_t`),
         ``"fixed_large"`` (:math:`\\beta_t`) or ``"learned_range"`` (Nichol & Dhariwal).
     loss: ``"simple"``, ``"vlb"`` or ``"hybrid"`` (module docstring); learned variances need
@@ -212,6 +221,7 @@ class DiffusionConfig:
     log_snr_max: float | None = None
     log_snr_min: float | None = None
     prediction: Prediction | Literal["auto"] = "auto"
+    snap: bool | None = None
     variance: VarianceKind = "learned_range"
     loss: DiffusionLoss = "hybrid"
     hybrid_weight: float = 0.001
@@ -331,6 +341,8 @@ class Diffusion(GenerativeModel):
         for budget, settings in {None: {}, "fast": {"steps": 4_000}, "full": {}}.items()
     }
 
+    settings_before = {"snap": False}  # runs saved before snapping existed trained without it
+
     def __init__(self, config: DiffusionConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         classes = self.use_labels(config.conditional)
@@ -360,8 +372,18 @@ class Diffusion(GenerativeModel):
             f"levels (one logit per level), got {info.levels or 'continuous data'}; use "
             "prediction=epsilon",
         )
-        per_prediction = info.levels if self.prediction == "levels" else 1
-        self.outputs = per_prediction + (config.variance == "learned_range")
+        self.snap = config.snap
+        if self.snap is None:
+            self.snap = info.levels is not None and self.prediction != "levels"
+        check(
+            not self.snap or (info.levels is not None and self.prediction != "levels"),
+            "diffusion: snap=true needs discrete data and another prediction than levels (got "
+            f"{info.levels or 'continuous'} levels, prediction={self.prediction}); use "
+            "snap=false",
+        )
+        # the network's outputs per coordinate: the prediction, log tau^2, the variance
+        self.per_prediction = info.levels if self.prediction == "levels" else 1
+        self.outputs = self.per_prediction + self.snap + (config.variance == "learned_range")
         architecture = config.architecture
         if architecture == "auto":
             architecture = "mlp"
@@ -381,8 +403,8 @@ class Diffusion(GenerativeModel):
         if self.octaves is None:
             self.octaves = VECTOR_OCTAVES if info.kind == "vector" else 0
         self.record_decisions(
-            prediction=self.prediction, architecture=architecture, patch=self.patch,
-            octaves=self.octaves,
+            prediction=self.prediction, snap=self.snap, architecture=architecture,
+            patch=self.patch, octaves=self.octaves,
         )  # fmt: skip
         if log_snr is not None:
             self.record_decisions(log_snr_max=log_snr[0], log_snr_min=log_snr[1])
@@ -436,7 +458,8 @@ class Diffusion(GenerativeModel):
         (given ``labels`` ``(N,)``, the null token :math:`C` among them, if conditional).
 
         The network's outputs per coordinate: the prediction (``L`` logits for ``"levels"``),
-        then the variance interpolation when it is learned. Without gradients, in blocks of
+        then :math:`\\log\\tau^2` when it snaps, then the variance interpolation when it is
+        learned. Without gradients, in blocks of
         at most :data:`EVALUATION_OUTPUTS` outputs.
         """
         rows = max(1, EVALUATION_OUTPUTS // (self.outputs * self.info.n_features))
@@ -463,12 +486,13 @@ class Diffusion(GenerativeModel):
         else:
             out = net(xt.flatten(1), t, labels).view(len(xt), self.outputs, *shape)
         learned = cfg.variance == "learned_range"
-        mean_out = out[:, : self.outputs - learned]
+        mean_out = out[:, : self.per_prediction]
         if self.prediction != "levels":
             mean_out = mean_out[:, 0]
         return denoised(
             self.schedule, xt, t, mean_out, self.prediction, cfg.variance,
             out[:, -1] if learned else None,
+            out[:, self.per_prediction] if self.snap else None, self.info.levels,
         )  # fmt: skip
 
     def denoise_with(

@@ -18,7 +18,8 @@ the data's levels for discrete data (:class:`LevelDecoder`).
 What lives here, each a function of a :class:`ReverseProcess`:
 
 - reading a network's output as :math:`\hat x_0`, :math:`\hat\epsilon` and a variance
-  (:func:`denoised`; for discrete data :func:`level_posterior_mean`), and classifier-free
+  (:func:`denoised`; for discrete data :func:`level_posterior_mean` and
+  :func:`snap_to_levels`), and classifier-free
   guidance of a class-conditional one (:func:`guide`);
 - the variational bound (:func:`variational_bound`, every term; :func:`bound_estimate`, an
   unbiased estimate from a few timesteps) and its terms (:func:`bound_term`, :func:`prior_kl`);
@@ -73,6 +74,7 @@ Prediction = Literal["epsilon", "x0", "v", "levels"]
 PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 VarianceKind = Literal["fixed_small", "fixed_large", "learned_range"]
 VARIANCES: tuple[str, ...] = get_args(VarianceKind)
+SNAP_WINDOW = 4  # levels each side of the nearest one that snapping sums over
 BOUND_ROWS = 8192  # network evaluations per pass when every term of the bound is computed
 LOG_2PI = math.log(2 * math.pi)
 Item = TypeVar("Item")
@@ -143,6 +145,66 @@ def level_posterior_mean(
     return (torch.softmax(logits + log_likelihood, 1) * grid).sum(1)
 
 
+def snap_to_levels(
+    schedule: NoiseSchedule, xt: Tensor, t: Tensor, x0: Tensor, log_tau2: Tensor, levels: int
+) -> Tensor:
+    r""":math:`\hat x_0` of data on :math:`L` levels: the posterior mean of each coordinate
+    over the levels, given :math:`x_t` and a Gaussian belief :math:`\mathcal N(\hat x_0,
+    \tau^2)` about it from the network.
+
+    Coordinate :math:`i` of :math:`x_t` says :math:`x_{t,i}/\sqrt{\bar\alpha_t} \sim
+    \mathcal N(x_{0,i}, e^{-\lambda_t})`, :math:`\lambda_t = \log(\bar\alpha_t / (1 -
+    \bar\alpha_t))`; with the network's belief (its :math:`\hat x_0` and a predicted
+    :math:`\log\tau^2`, both read from the rest of :math:`x_t` as well) the posterior is
+    Gaussian,
+
+    .. math::
+        m = g\, \frac{x_t}{\sqrt{\bar\alpha_t}} + (1 - g)\, \hat x_0, \qquad
+        s^2 = g\, e^{-\lambda_t}, \qquad
+        g = \operatorname{sigmoid}(\lambda_t + \log\tau^2),
+
+    and restricted to the levels :math:`y_j = 2j/(L-1) - 1` it is
+    :math:`p(y_j) \propto \exp(-(y_j - m)^2 / 2s^2)`. The result is
+
+    .. math::
+        \hat x_0' = (1 - w)\, \sum_j p(y_j)\, y_j + w\, m, \qquad
+        w = \operatorname{clip}\big(2s/\Delta - 1, 0, 1\big),
+
+    with :math:`\Delta = 2/(L - 1)` the spacing: the sum over the :data:`SNAP_WINDOW` levels
+    each side of the nearest one where :math:`s \le \Delta/2` (what lies further weighs
+    less than :math:`e^{-24}`), the continuous mean :math:`m` where :math:`s \ge \Delta`
+    (the levels' mean then differs from it by :math:`O(e^{-2\pi^2 s^2/\Delta^2})`, under
+    :math:`10^{-8}`, away from the ends of the range), a linear blend between. At low noise
+    :math:`\hat x_0'` is the level :math:`x_t` points to, exactly, whatever the network
+    says: the terms of the bound there, which a network predicting :math:`\epsilon` pays
+    dearly for (it must learn the saw-tooth of rounding), vanish; at high noise it is the
+    network's :math:`\hat x_0`. :func:`level_posterior_mean` is the same idea with a logit
+    per level instead of :math:`(\hat x_0, \tau^2)`, :math:`L` times the outputs.
+
+    Arguments:
+        xt: ``(N, *event_shape)``; t: ``(N,)``.
+        x0, log_tau2: ``(N, *event_shape)`` the network's :math:`\hat x_0` and
+            :math:`\log\tau^2`.
+        levels: :math:`L \ge 2`.
+    """
+    log_snr = schedule.at(schedule.log_snr, t, xt)
+    alpha_bar = schedule.at(schedule.alphas_cumprod, t, xt)
+    g = torch.sigmoid(log_snr + log_tau2)
+    mean = g * xt / alpha_bar.sqrt() + (1 - g) * x0
+    std = (g * torch.exp(-log_snr)).sqrt()
+    spacing = 2 / (levels - 1)
+    width = min(2 * SNAP_WINDOW + 1, levels)
+    nearest = torch.round((mean.detach() + 1) / spacing)
+    first = (nearest - SNAP_WINDOW).clamp(0, levels - width)
+    offsets = torch.arange(width, device=xt.device, dtype=xt.dtype)
+    grid = (first + offsets.view(-1, *(1,) * xt.dim())) * spacing - 1  # (width, N, ...)
+    logits = -((grid - mean) / std).square() / 2
+    weights = torch.exp(logits - logits.max(0).values)  # a softmax over the leading dim,
+    snapped = (weights * grid).sum(0) / weights.sum(0)  # written out: twice as fast here
+    blend = (2 * std / spacing - 1).clamp(0, 1)
+    return snapped + blend * (mean - snapped)
+
+
 def denoised(
     schedule: NoiseSchedule,
     xt: Tensor,
@@ -151,6 +213,8 @@ def denoised(
     prediction: Prediction,
     variance: VarianceKind,
     variance_output: Tensor | None = None,
+    log_tau2: Tensor | None = None,
+    levels: int | None = None,
 ) -> Denoised:
     r"""Read a network's ``output`` at :math:`(x_t, t)` as :math:`\hat x_0`, :math:`\hat\epsilon`
     and the reverse step's log-variance.
@@ -162,13 +226,16 @@ def denoised(
     ``"fixed_small"`` (:math:`\tilde\beta_t`, its value at :math:`t = 1` for :math:`t = 0`),
     ``"fixed_large"`` (:math:`\beta_t`) or ``"learned_range"``: ``variance_output`` :math:`v`
     gives :math:`\exp(f \log\beta_t + (1 - f)\log\tilde\beta_t)`, :math:`f = (v + 1)/2`
-    (Nichol & Dhariwal, eq. 15; not clamped, as theirs).
+    (Nichol & Dhariwal, eq. 15; not clamped, as theirs). Given ``log_tau2`` and ``levels``
+    :math:`L` (data on :math:`L` levels, another prediction than ``"levels"``), the
+    :math:`\hat x_0` so read is snapped to the levels (:func:`snap_to_levels`) and
+    :math:`\hat\epsilon` follows it.
 
     Arguments:
         xt: ``(N, *event_shape)`` :math:`x_t`.
         t: ``(N,)`` long timesteps.
-        output, variance_output: ``(N, *event_shape)`` network outputs (``output`` is
-            ``(N, L, *event_shape)`` for ``"levels"``).
+        output, variance_output, log_tau2: ``(N, *event_shape)`` network outputs (``output``
+            is ``(N, L, *event_shape)`` for ``"levels"``).
     """
     if prediction == "epsilon":
         eps, x0 = output, schedule.x0_from_epsilon(xt, t, output)
@@ -179,6 +246,10 @@ def denoised(
         eps = schedule.epsilon_from_x0(xt, t, x0)
     else:
         x0 = level_posterior_mean(schedule, xt, t, output, output.shape[1])
+        eps = schedule.epsilon_from_x0(xt, t, x0)
+    if log_tau2 is not None:
+        check(levels is not None and prediction != "levels", "snapping needs levels, not logits")
+        x0 = snap_to_levels(schedule, xt, t, x0, log_tau2, levels)  # type: ignore[arg-type]
         eps = schedule.epsilon_from_x0(xt, t, x0)
     if variance == "learned_range":
         check(variance_output is not None, "learned_range needs the network's variance output")

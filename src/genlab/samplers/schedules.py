@@ -194,6 +194,7 @@ class NoiseSchedule(nn.Module):
     posterior_log_variance: Tensor
     posterior_coef_x0: Tensor
     posterior_coef_xt: Tensor
+    log_snr: Tensor
 
     def __init__(self, betas: Tensor) -> None:
         super().__init__()
@@ -212,6 +213,8 @@ class NoiseSchedule(nn.Module):
             "posterior_log_variance": torch.log(torch.cat([variance[1:2], variance[1:]])),
             "posterior_coef_x0": betas * prev.sqrt() / (1 - alphas_cumprod),
             "posterior_coef_xt": (1 - betas).sqrt() * (1 - prev) / (1 - alphas_cumprod),
+            # lambda_t = log(alpha-bar / (1 - alpha-bar)), without cancellation near 1
+            "log_snr": alphas_cumprod.log() - torch.log1p(-alphas_cumprod),
         }
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
