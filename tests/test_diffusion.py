@@ -3,6 +3,7 @@ sampling and completion options, the importance sampler of timesteps, configurat
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -231,6 +232,27 @@ def test_snapping_removes_the_low_noise_terms_of_an_untrained_network(bytes_path
         low_noise[snap] = float(torch.stack(terms).sum()) / data.info.n_features
     assert low_noise[False] > 0.25  # nats per coordinate: the network's error, magnified
     assert low_noise[True] < 1e-4
+
+
+def test_a_run_saved_before_snapping_existed_loads_as_it_was_trained(bytes_path, tmp_path):
+    """A run whose config.json predates ``snap`` (no such field, nothing decided about it) was
+    trained without snapping: it loads with ``snap=False`` (``settings_before``), the network
+    it saved and the same bound; a new run records what ``snap`` became and loads with it."""
+    old = genlab.fit("diffusion", bytes_path, steps=2, snap=False, out=tmp_path / "old", **SMALL)
+    config_path = tmp_path / "old" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["model"]["snap"]
+    assert "snap" not in (config.get("decided") or {})
+    config_path.write_text(json.dumps(config))
+    loaded = genlab.load(tmp_path / "old")
+    assert not loaded.snap and loaded.outputs == 2
+    x = genlab.data.load(bytes_path).x_test
+    generator = torch.Generator().manual_seed(0)
+    expected = old.log_prob(x, generator=generator)
+    torch.testing.assert_close(loaded.log_prob(x, generator=generator.manual_seed(0)), expected)
+    genlab.fit("diffusion", bytes_path, steps=2, out=tmp_path / "new", **SMALL)
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["decided"]["snap"] is True
+    assert genlab.load(tmp_path / "new").snap
 
 
 def test_evaluation_in_blocks_of_rows_gives_the_same_numbers(trained, digits, monkeypatch):
