@@ -1,9 +1,10 @@
 """Where a diffusion model's bound goes: its terms summed by band of log signal-to-noise ratio.
 
 The variational bound (:func:`genlab.samplers.diffusion.variational_bound`) is the prior term
-plus one term :math:`L_t` per step; this script draws one :math:`x_t` per step and test image,
-as the bound does, and prints each band's share in bits/dim with its number of steps and its
-nats per step, the decoder's term (:math:`t = 0`) and the prior's apart. On discrete data a
+plus one term :math:`L_t` per step; this script draws one :math:`x_t` per step and test image
+(:func:`genlab.samplers.diffusion.bound_terms`, as the bound does) and prints each band's share
+in bits/dim with its number of steps and its nats per step, the decoder's term
+(:math:`t = 0`) and the prior's apart. On discrete data a
 network that must learn the rounding to the levels pays most at high :math:`\\lambda_t`, where
 the noise is below a level's width (``snap`` removes that: ``genlab.samplers.diffusion
 .snap_to_levels``).
@@ -21,10 +22,9 @@ import math
 import torch
 
 import genlab
-from genlab.samplers.diffusion import bound_term, prior_kl
+from genlab.samplers.diffusion import bound_terms, prior_kl
 
 BANDS = (11.0, 9.0, 6.0, 3.0, 0.0, -3.0)  # lower edges of the bands of lambda_t, high to low
-ROWS_PER_PASS = 512
 
 
 def band_name(index: int) -> str:
@@ -41,24 +41,6 @@ def band_of(log_snr: float) -> int:
     return next((i for i, edge in enumerate(BANDS) if log_snr > edge), len(BANDS))
 
 
-@torch.no_grad()
-def term_means(model: genlab.models.GenerativeModel, x0: torch.Tensor, seed: int) -> torch.Tensor:
-    """``(T,)`` nats: each step's term of the bound, averaged over the images ``x0`` (model
-    units), one draw of :math:`x_t` per image and step."""
-    process, total, n = model.process, model.schedule.total, len(x0)
-    generator = torch.Generator().manual_seed(seed)
-    per_pass = max(1, ROWS_PER_PASS // n)
-    means = torch.zeros(total, dtype=torch.float64)
-    for start in range(0, total, per_pass):
-        steps = torch.arange(start, min(start + per_pass, total))
-        t = steps.repeat_interleave(n)
-        rows = x0.repeat(len(steps), *(1,) * (x0.dim() - 1))
-        xt = model.schedule.q_sample(rows, t, torch.randn(rows.shape, generator=generator))
-        terms = bound_term(process, rows, xt, t, process.denoise(xt, t))
-        means[steps] = terms.view(len(steps), n).double().mean(1)
-    return means
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -70,7 +52,9 @@ def main() -> None:
     data = genlab.data.load(args.data) if args.data else genlab.api.run_dataset(args.run)
     x0 = model.to_model(data.x_test[: args.images])
     to_bits = 1 / (model.info.n_features * math.log(2))
-    terms = term_means(model, x0, args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():  # as log_prob(x, generator=...) draws them: the same total
+        terms = bound_terms(model.process, x0, generator=generator).double().mean(1)
     log_snr = model.schedule.log_snr.tolist()
     rows = [("prior KL", 0, float(prior_kl(model.schedule, x0).double().mean()))]
     rows.append(("t = 0 (decoder)", 1, float(terms[0])))

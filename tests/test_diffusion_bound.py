@@ -22,6 +22,7 @@ from genlab.samplers.diffusion import (
     ReverseProcess,
     bound_estimate,
     bound_term,
+    bound_terms,
     prior_kl,
     snap_to_levels,
     stratified_timesteps,
@@ -234,6 +235,30 @@ def test_the_bound_of_the_optimal_denoiser_is_within_a_hundredth_of_a_nat_at_lar
     assert 0 <= gap_optimal < 1e-4
     # beta-tilde is the wrong variance for data broad against the noise: Ho et al.'s remark
     assert expected_bound_gap(_schedule(name, 100), "fixed_small") > 0.3
+
+
+def test_the_bound_is_the_prior_term_plus_each_term_drawn_alike():
+    """``bound_terms`` gives every step's term, drawn as ``variational_bound`` draws them (the
+    same generator, shared noise or not): the bound is exactly the prior term plus their sum,
+    and each term is ``bound_term`` at its own draw of x_t."""
+    schedule = _schedule("linear", 30)
+    process = optimal_process(schedule, "fixed_large")
+    x0 = torch.linspace(-0.5, 1.0, 5, dtype=F64).view(5, 1)
+    for shared in (False, True):
+        terms = bound_terms(
+            process, x0, generator=torch.Generator().manual_seed(3), shared_noise=shared
+        )
+        bound = variational_bound(
+            process, x0, generator=torch.Generator().manual_seed(3), shared_noise=shared
+        )
+        assert terms.shape == (30, 5)
+        torch.testing.assert_close(bound, prior_kl(schedule, x0) + terms.sum(0))
+    noise = torch.randn(30, 5, 1, generator=torch.Generator().manual_seed(3), dtype=F64)
+    step = torch.full((5,), 17)
+    xt = schedule.q_sample(x0, step, noise[17])
+    expected = bound_term(process, x0, xt, step, process.denoise(xt, step))
+    terms = bound_terms(process, x0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(terms[17], expected)
 
 
 def test_the_sampled_bound_and_its_cheap_estimate_are_unbiased():

@@ -16,8 +16,9 @@ is standardised and the decoder is a Gaussian density (its log-Jacobian included
 data the network's :math:`\hat x_0` is snapped to the levels (``snap``,
 :func:`~genlab.samplers.diffusion.snap_to_levels`: the posterior mean over the levels given
 :math:`x_t` and the network's :math:`\hat x_0 \pm \tau`), or, for a few levels, predicted as a
-logit per level (``prediction="levels"``): either way the low-noise steps, where a pixel's
-level is plain to see in :math:`x_t`, cost the bound nothing.
+logit per level (``prediction="levels"``): either way, at the steps whose noise is far below
+a level's width, :math:`\hat x_0` is the level :math:`x_t` shows and those terms of the bound
+all but vanish.
 
 **The four tasks.**
 
@@ -459,8 +460,7 @@ class Diffusion(GenerativeModel):
 
         The network's outputs per coordinate: the prediction (``L`` logits for ``"levels"``),
         then :math:`\\log\\tau^2` when it snaps, then the variance interpolation when it is
-        learned. Without gradients, in blocks of
-        at most :data:`EVALUATION_OUTPUTS` outputs.
+        learned. Without gradients, in blocks of at most :data:`EVALUATION_OUTPUTS` outputs.
         """
         rows = max(1, EVALUATION_OUTPUTS // (self.outputs * self.info.n_features))
         if torch.is_grad_enabled() or len(xt) <= rows:

@@ -19,10 +19,11 @@ What lives here, each a function of a :class:`ReverseProcess`:
 
 - reading a network's output as :math:`\hat x_0`, :math:`\hat\epsilon` and a variance
   (:func:`denoised`; for discrete data :func:`level_posterior_mean` and
-  :func:`snap_to_levels`), and classifier-free
-  guidance of a class-conditional one (:func:`guide`);
-- the variational bound (:func:`variational_bound`, every term; :func:`bound_estimate`, an
-  unbiased estimate from a few timesteps) and its terms (:func:`bound_term`, :func:`prior_kl`);
+  :func:`snap_to_levels`), and classifier-free guidance of a class-conditional one
+  (:func:`guide`);
+- the variational bound (:func:`variational_bound`, every term; :func:`bound_terms`, each
+  apart; :func:`bound_estimate`, an unbiased estimate from a few timesteps) and its terms
+  (:func:`bound_term`, :func:`prior_kl`);
 - ancestral sampling (:func:`ancestral_sample`, DDPM), DDIM (:func:`ddim_sample`, any
   :math:`\eta` and number of steps) and its deterministic inversion (:func:`ddim_invert`);
 - completion of a partly observed example: by replacement (:func:`complete_by_replacement`,
@@ -469,9 +470,28 @@ def variational_bound(
         + \sum_{t=0}^{T-1} L_t(x_0, x_t), \qquad x_t \sim q(x_t \mid x_0)
 
     (Sohl-Dickstein et al., 2015; Ho et al., 2020, eq. 5; :func:`bound_term`): one draw of
-    :math:`x_t` per term, so the value is an unbiased estimate of the bound (whose expectation
-    lies above :math:`-\log p_\theta`). The :math:`T N` network evaluations run in passes of
-    about :data:`BOUND_ROWS`, many timesteps per pass.
+    :math:`x_t` per term (:func:`bound_terms`, whose arguments these are), so the value is an
+    unbiased estimate of the bound (whose expectation lies above :math:`-\log p_\theta`).
+    """
+    terms = bound_terms(
+        process, x0, generator=generator, shared_noise=shared_noise, progress=progress
+    )
+    return prior_kl(process.schedule, x0) + terms.sum(0)
+
+
+def bound_terms(
+    process: ReverseProcess,
+    x0: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    shared_noise: bool = False,
+    progress: bool | None = None,
+) -> Tensor:
+    r"""``(T, N)`` every term :math:`L_t(x_0, x_t)` of the bound (:func:`bound_term`), in nats,
+    one draw of :math:`x_t \sim q(x_t \mid x_0)` each.
+
+    The :math:`T N` network evaluations run in passes of about :data:`BOUND_ROWS`, many
+    timesteps per pass.
 
     Arguments:
         x0: ``(N, *event_shape)`` data in model units.
@@ -482,13 +502,13 @@ def variational_bound(
     """
     n, total, event = len(x0), process.total, x0.shape[1:]
     per_pass = max(1, BOUND_ROWS // n)
-    out = prior_kl(process.schedule, x0)
     shared = None
     if shared_noise:  # drawn at once: the same numbers whatever the batch size and passes
         shared = torch.randn(
             total, 1, *event, generator=generator, device=x0.device, dtype=x0.dtype
         )
     passes = range(0, total, per_pass)
+    out = []
     for start in _progress(passes, progress, "bound", len(passes)):
         steps = torch.arange(start, min(start + per_pass, total), device=x0.device)
         m = len(steps)
@@ -500,9 +520,8 @@ def variational_bound(
             noise = shared[start : start + m]
         noise = noise.expand(m, n, *event).reshape(m * n, *event)
         rows = x0.repeat(m, *(1,) * (x0.dim() - 1))  # (m * n, ...): timestep-major
-        terms = _term_at(process, rows, steps.repeat_interleave(n), noise)
-        out = out + terms.view(m, n).sum(0)
-    return out
+        out.append(_term_at(process, rows, steps.repeat_interleave(n), noise).view(m, n))
+    return torch.cat(out)
 
 
 def stratified_timesteps(
