@@ -19,7 +19,12 @@ from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.nn.denoisers import FourierFeatures
 from genlab.objectives import simple_loss
 from genlab.samplers.diffusion import bound_term
-from genlab.samplers.schedules import ImportanceTimesteps, NoiseSchedule, make_betas
+from genlab.samplers.schedules import (
+    ImportanceTimesteps,
+    NoiseSchedule,
+    log_normal_timestep_probabilities,
+    make_betas,
+)
 
 SMALL = {"timesteps": 100, "ddim_steps": 20, "hidden": (64, 64), "particles": 4}
 
@@ -104,6 +109,32 @@ def test_importance_timesteps_weigh_the_terms_without_bias():
     torch.testing.assert_close(p, expected.double())
     t, w = sampler.draw(200_000, g)
     assert float((w * terms.double()[t]).mean()) == pytest.approx(float(terms.mean()), rel=0.01)
+
+
+def test_log_normal_timesteps_follow_edm_on_the_log_snr_and_weigh_back_to_uniform():
+    log_snr = torch.linspace(14.7, -6.9, 250, dtype=torch.float64)  # the 28x28 schedule's
+    p = log_normal_timestep_probabilities(log_snr, mean=2.4, std=2.4, uniform=0.25)
+    assert float(p.sum()) == pytest.approx(1.0, abs=1e-12)
+    # the closed form: a quarter uniform, three quarters the normal density of lambda_t
+    density = torch.exp(-((log_snr - 2.4) ** 2) / (2 * 2.4**2))
+    torch.testing.assert_close(p, 0.25 / 250 + 0.75 * density / density.sum())
+    assert abs(float(log_snr[p.argmax()]) - 2.4) < 0.1  # the mode at EDM's noise level
+    middle = (log_snr > -5) & (log_snr < 5)  # where a digit's shape is decided
+    assert float(p[middle].sum()) > 0.75 > float(middle.double().mean())  # uniform: 0.46
+    assert float(p.min()) >= 0.25 / 250  # every term still trains: weights below 4
+    # E_p[w_t L_t] = mean_t L_t exactly for any terms (the bound's term stays unbiased)
+    terms = torch.rand(250, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = 1 / (250 * p)
+    assert float((p * weights * terms).sum()) == pytest.approx(float(terms.mean()), rel=1e-12)
+
+
+def test_log_normal_timesteps_train_with_the_hybrid_loss(digits):
+    model = genlab.fit(
+        "diffusion", digits, steps=3, val_fraction=0.0, seed=0, timestep_sampling="log_normal",
+        **SMALL,
+    )  # fmt: skip
+    assert model.config.timestep_sampling == "log_normal"
+    assert math.isfinite(genlab.evaluate(model, digits)["bits_per_dim"])
 
 
 @pytest.mark.parametrize(

@@ -42,14 +42,16 @@ all but vanish.
   under a classifier): twisted SMC (``method="smc"``, the default, ``capabilities.posterior =
   "smc"``) or diffusion posterior sampling (``method="dps"``: approximate).
 
-**Training** (:meth:`Diffusion.training_step`): :math:`t` uniform (or importance-sampled for the
-bound), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`, and one of
+**Training** (:meth:`Diffusion.training_step`): :math:`t` uniform (``timestep_sampling``:
+or importance-sampled for the bound, or ``"log_normal"``, most draws on the middle noise levels
+as EDM's), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilon`, and one of
 
 - ``"simple"``: :math:`\lVert \text{target} - \text{output} \rVert^2` per coordinate (target
   :math:`\epsilon`, :math:`x_0` or :math:`v`: ``prediction``; :math:`\epsilon` for
   ``"levels"``), Ho et al.'s :math:`L_\text{simple}` (:func:`~genlab.objectives.simple_loss`);
-- ``"vlb"``: the bound's term :math:`T L_t / D` (importance-weighted when
-  ``timestep_sampling="importance"``);
+- ``"vlb"``: the bound's term :math:`T L_t / D`, weighted by :math:`1/(T p_t)` when
+  :math:`t \sim p` is not uniform (an unbiased estimate of the bound's average, for
+  ``hybrid`` too);
 - ``"hybrid"``: :math:`L_\text{simple} + \lambda T L_t / D` with no gradient from the bound
   term to the mean, :math:`\lambda` = ``hybrid_weight`` (Nichol & Dhariwal's
   :math:`L_\text{hybrid}`, which trains the learned variances).
@@ -136,6 +138,8 @@ from genlab.samplers.schedules import (
     ImportanceTimesteps,
     NoiseSchedule,
     Spacing,
+    draw_timesteps,
+    log_normal_timestep_probabilities,
     log_snr_range,
     make_betas,
 )
@@ -145,7 +149,7 @@ if TYPE_CHECKING:
 
 DiffusionLoss = Literal["simple", "vlb", "hybrid"]
 DIFFUSION_LOSSES: tuple[str, ...] = get_args(DiffusionLoss)
-TimestepSampling = Literal["uniform", "importance"]
+TimestepSampling = Literal["uniform", "importance", "log_normal"]
 TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)
 VECTOR_OCTAVES = 6  # octaves of the MLP input for vector data (``octaves=None``)
 DenoiserArchitecture = Literal["auto", "mlp", "unet"]
@@ -186,7 +190,11 @@ class DiffusionConfig:
     loss: ``"simple"``, ``"vlb"`` or ``"hybrid"`` (module docstring); learned variances need
         the bound in the loss (``vlb`` or ``hybrid``).
     hybrid_weight: :math:`\\lambda` of the hybrid loss.
-    timestep_sampling: ``"uniform"``, or ``"importance"`` (loss-aware, for ``loss="vlb"``).
+    timestep_sampling: ``"uniform"``; ``"importance"`` (loss-aware, for ``loss="vlb"``); or
+        ``"log_normal"``: most draws on the middle noise levels, EDM's training distribution
+        with a quarter of uniform draws (:func:`~genlab.samplers.schedules.log_normal_timestep_probabilities`):
+        the simple loss trains where samples take their shapes, the bound's term is weighted
+        back to the uniform average.
     architecture: ``"mlp"`` (residual MLP on flattened data), ``"unet"`` (images) or
         ``"auto"`` (the MLP: on 8x8 images it is many times faster than the U-Net per step;
         28x28 images get the U-Net on 2x2 patches from the ``images`` settings layer).
@@ -267,7 +275,7 @@ class DiffusionConfig:
             "variance=learned_range is trained by the bound: use loss=hybrid or loss=vlb",
         )
         check(
-            self.timestep_sampling == "uniform" or self.loss == "vlb",
+            self.timestep_sampling != "importance" or self.loss == "vlb",
             "timestep_sampling=importance weighs the bound's terms: it needs loss=vlb",
         )
         check(self.hybrid_weight > 0, f"hybrid_weight must be positive, got {self.hybrid_weight}")
@@ -850,6 +858,10 @@ class Diffusion(GenerativeModel):
         if cfg.timestep_sampling == "importance":
             t, weights = self.importance.draw(n, generator)
             weights = weights.to(x0.dtype)
+        elif cfg.timestep_sampling == "log_normal":
+            p = log_normal_timestep_probabilities(self.schedule.log_snr)
+            t, weights = draw_timesteps(p, n, generator)
+            weights = weights.to(x0.dtype)
         else:
             t = torch.randint(total, (n,), generator=generator, device=x0.device)
             weights = torch.ones(n, device=x0.device, dtype=x0.dtype)
@@ -869,7 +881,7 @@ class Diffusion(GenerativeModel):
         if cfg.loss == "simple":
             loss = simple.mean()
         elif cfg.loss == "hybrid":
-            loss = (simple + cfg.hybrid_weight * vlb).mean()
+            loss = (simple + cfg.hybrid_weight * weights * vlb).mean()
         else:
             loss = (weights * vlb).mean()
         optimizers.minimize(loss)

@@ -47,6 +47,10 @@ References:
     Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021, arXiv:2010.02502.
     Lin, Liu, Li & Yang, "Common Diffusion Noise Schedules and Sample Steps are Flawed",
     WACV 2024, arXiv:2305.08891 (timestep spacings).
+    Karras, Aittala, Aila & Laine, "Elucidating the Design Space of Diffusion-Based
+    Generative Models", NeurIPS 2022, arXiv:2206.00364 (training noise levels).
+    Kingma & Gao, "Understanding Diffusion Objectives as the ELBO with Simple Data
+    Augmentation", NeurIPS 2023, arXiv:2303.00848 (weightings over noise levels).
 """
 
 from __future__ import annotations
@@ -284,6 +288,11 @@ class NoiseSchedule(nn.Module):
         return fraction * log_large + (1 - fraction) * log_small
 
 
+# EDM's training noise levels (Karras et al., 2022) as log-SNR: mean 2.4, standard deviation 2.4
+MID_NOISE_LOG_SNR = (2.4, 2.4)
+MID_NOISE_UNIFORM_SHARE = 0.25  # the share of uniform draws beside them
+
+
 class ImportanceTimesteps(nn.Module):
     r"""Loss-aware sampling of training timesteps for the variational bound (Nichol & Dhariwal, sec. 3.3).
 
@@ -319,9 +328,7 @@ class ImportanceTimesteps(nn.Module):
 
     def draw(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """``(n,)`` timesteps and their weights :math:`1/(T p_t)`."""
-        p = self.probabilities()
-        t = torch.multinomial(p, n, replacement=True, generator=generator)
-        return t, 1.0 / (len(p) * p[t])
+        return draw_timesteps(self.probabilities(), n, generator)
 
     @torch.no_grad()
     def update_(self, t: Tensor, terms: Tensor) -> None:
@@ -330,3 +337,37 @@ class ImportanceTimesteps(nn.Module):
         for step, value in zip(t.tolist(), terms.double().tolist(), strict=True):
             self.history[step, self.seen[step] % size] = value
             self.seen[step] += 1
+
+
+def draw_timesteps(p: Tensor, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    r"""``(n,)`` training timesteps drawn with probabilities ``p`` ``(T,)``, and their weights
+    :math:`w_t = 1/(T p_t)`, so that :math:`\mathbb E_{t \sim p}[w_t L_t] = \frac1T \sum_t L_t`:
+    a term weighted by :math:`w_t` stays an unbiased estimate of the bound's average."""
+    t = torch.multinomial(p, n, replacement=True, generator=generator)
+    return t, 1.0 / (len(p) * p[t])
+
+
+def log_normal_timestep_probabilities(
+    log_snr: Tensor,
+    mean: float = MID_NOISE_LOG_SNR[0],
+    std: float = MID_NOISE_LOG_SNR[1],
+    uniform: float = MID_NOISE_UNIFORM_SHARE,
+) -> Tensor:
+    r"""``(T,)`` probabilities of training timesteps that put most draws on the middle noise
+    levels, where a sample's shapes are decided (Karras et al., 2022, sec. 5: their
+    :math:`\ln\sigma \sim \mathcal N(P_\text{mean}, P_\text{std}^2)` with
+    :math:`\sigma^2 = 1/\text{SNR}`, i.e. :math:`\lambda = -2\ln\sigma`):
+
+    .. math::
+        p_t = \frac{u}{T} + (1 - u)\,\frac{\mathcal N(\lambda_t;\ \mu, s^2)}
+        {\sum_{t'} \mathcal N(\lambda_{t'};\ \mu, s^2)},
+
+    with :math:`\lambda_t` the schedule's log-SNR (``log_snr``), :math:`(\mu, s)` = (``mean``,
+    ``std``) (EDM's :math:`P_\text{mean} = -1.2`, :math:`P_\text{std} = 1.2`: :math:`\mu = 2.4`,
+    :math:`s = 2.4`) and a share :math:`u` (``uniform``) of uniform draws, so every term still
+    trains and the weights :math:`1/(T p_t)` (:func:`draw_timesteps`) stay below :math:`1/u`.
+    The schedule, the bound and the samplers are unchanged: only the weighting of the training
+    loss over noise levels moves (Kingma & Gao, 2023, arXiv:2303.00848).
+    """
+    density = torch.exp(-0.5 * ((log_snr.double() - mean) / std) ** 2)
+    return uniform / len(log_snr) + (1 - uniform) * density / density.sum()
