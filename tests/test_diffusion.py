@@ -22,9 +22,12 @@ from genlab.samplers.diffusion import bound_term
 from genlab.samplers.schedules import (
     ImportanceTimesteps,
     NoiseSchedule,
+    draw_timesteps,
     log_normal_timestep_probabilities,
     make_betas,
 )
+from genlab.train.config import TrainConfig
+from genlab.train.optim import Optimizers
 
 SMALL = {"timesteps": 100, "ddim_steps": 20, "hidden": (64, 64), "particles": 4}
 
@@ -122,19 +125,37 @@ def test_log_normal_timesteps_follow_edm_on_the_log_snr_and_weigh_back_to_unifor
     middle = (log_snr > -5) & (log_snr < 5)  # where a digit's shape is decided
     assert float(p[middle].sum()) > 0.75 > float(middle.double().mean())  # uniform: 0.46
     assert float(p.min()) >= 0.25 / 250  # every term still trains: weights below 4
-    # E_p[w_t L_t] = mean_t L_t exactly for any terms (the bound's term stays unbiased)
-    terms = torch.rand(250, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    weights = 1 / (250 * p)
-    assert float((p * weights * terms).sum()) == pytest.approx(float(terms.mean()), rel=1e-12)
+    # the draws follow p, their weights are 1/(T p_t), and the weighted terms average to the
+    # uniform mean (the bound's term stays unbiased)
+    t, w = draw_timesteps(p, 400_000, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(w, 1 / (250 * p[t]))
+    assert float(log_snr[t].mean()) == pytest.approx(float((p * log_snr).sum()), abs=0.02)
+    terms = torch.rand(250, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert float((w * terms[t]).mean()) == pytest.approx(float(terms.mean()), rel=0.01)
 
 
-def test_log_normal_timesteps_train_with_the_hybrid_loss(digits):
+def test_log_normal_timesteps_drive_the_training_step(digits, monkeypatch):
     model = genlab.fit(
-        "diffusion", digits, steps=3, val_fraction=0.0, seed=0, timestep_sampling="log_normal",
+        "diffusion", digits, steps=1, val_fraction=0.0, seed=0, timestep_sampling="log_normal",
         **SMALL,
     )  # fmt: skip
-    assert model.config.timestep_sampling == "log_normal"
-    assert math.isfinite(genlab.evaluate(model, digits)["bits_per_dim"])
+    expected = log_normal_timestep_probabilities(model.schedule.log_snr)
+    draws = []
+
+    def zero_weights(p, n, generator):  # the law the step draws from; weights that mute the bound
+        draws.append(p)
+        return torch.randint(len(p), (n,), generator=generator), torch.zeros(n)
+
+    monkeypatch.setattr(genlab.models.diffusion, "draw_timesteps", zero_weights)
+    optimizers = Optimizers(model.configure_optimizers(TrainConfig(steps=1, lr=1e-4)))
+    x = digits.x_train[:16]
+    out = model.training_step(x, optimizers, torch.Generator().manual_seed(0))
+    assert len(draws) == 1
+    torch.testing.assert_close(draws[0], expected)
+    # hybrid = simple + lambda * weighted bound term: with zero weights it is the simple loss
+    assert model.config.loss == "hybrid"
+    assert float(out["vlb_nats_per_dim"]) > 0
+    assert float(out["loss"]) == pytest.approx(float(out["simple"]), rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -430,6 +430,12 @@ class Diffusion(GenerativeModel):
             )  # fmt: skip
         self.averaged = AveragedCopies({"denoiser": self.denoiser})
         self.importance = ImportanceTimesteps(config.timesteps)
+        # timestep_sampling="log_normal": the schedule is fixed, so its draw law is too
+        self.register_buffer(
+            "log_normal_timesteps",
+            log_normal_timestep_probabilities(self.schedule.log_snr),
+            persistent=False,
+        )
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ units and the network
@@ -857,14 +863,12 @@ class Diffusion(GenerativeModel):
         n, total = len(x0), cfg.timesteps
         if cfg.timestep_sampling == "importance":
             t, weights = self.importance.draw(n, generator)
-            weights = weights.to(x0.dtype)
         elif cfg.timestep_sampling == "log_normal":
-            p = log_normal_timestep_probabilities(self.schedule.log_snr)
-            t, weights = draw_timesteps(p, n, generator)
-            weights = weights.to(x0.dtype)
+            t, weights = draw_timesteps(self.log_normal_timesteps, n, generator)
         else:
             t = torch.randint(total, (n,), generator=generator, device=x0.device)
-            weights = torch.ones(n, device=x0.device, dtype=x0.dtype)
+            weights = torch.ones(n, device=x0.device)
+        weights = weights.to(x0.dtype)  # 1/(T p_t): the bound's term stays unbiased
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         xt = self.schedule.q_sample(x0, t, noise)
         labels = self.class_labels(context)
