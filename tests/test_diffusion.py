@@ -18,6 +18,7 @@ from genlab.metrics.likelihood import bits_per_dim, log_likelihood
 from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.nn.denoisers import FourierFeatures
 from genlab.objectives import simple_loss
+from genlab.report.family import picture_samples
 from genlab.samplers.diffusion import bound_term
 from genlab.samplers.schedules import (
     ImportanceTimesteps,
@@ -166,6 +167,9 @@ def test_log_normal_timesteps_drive_the_training_step(digits, monkeypatch):
         ({"ddim_steps": 2000}, "ddim_steps"),
         ({"schedule": "quadratic"}, "schedule"),
         ({"octaves": -1}, "octaves"),
+        ({"autoguidance": 1.0}, "set guide_step"),
+        ({"guide_step": 0}, "guide_step must be"),
+        ({"guide_step": 10, "conditional": True}, "conditional model is guided by its labels"),
     ],
 )
 def test_configuration_errors_name_the_problem(settings, match):
@@ -354,3 +358,75 @@ def test_the_simple_loss_of_each_target():
     torch.testing.assert_close(
         simple_loss("epsilon", x0, wrong, x0, noise, a), torch.full((5,), 0.01, dtype=x0.dtype)
     )
+
+
+def guided_run(digits, steps: int, **settings):
+    return genlab.fit(
+        "diffusion", digits, steps=steps, val_fraction=0.0, seed=0, lr_schedule="constant",
+        guide_step=10, **SMALL, **settings,
+    )  # fmt: skip
+
+
+def test_the_guiding_copy_is_the_averaged_network_at_guide_step(digits):
+    """Autoguidance's weak model is the average of the weights as it stood at ``guide_step``:
+    a run stopped there holds the same network as its average; training on leaves the copy."""
+    at_step = guided_run(digits, 10)
+    longer = guided_run(digits, 25)
+    copy, then = longer.guide_network.state_dict(), at_step.averaged["denoiser"].state_dict()
+    for name, value in then.items():
+        torch.testing.assert_close(copy[name], value)
+    now = longer.averaged["denoiser"].state_dict()
+    assert any(not torch.equal(copy[k], now[k]) for k in now)
+
+
+def test_autoguidance_moves_the_samples_and_is_void_when_the_copy_is_the_model(digits):
+    """The guided prediction is (1 + w) D - w D_weak (``guide``): with w = 0 the samples are
+    the model's own, and a copy taken at the last step (D_weak = D) leaves every w's samples as
+    they are; a copy from earlier changes them, through DDPM and DDIM alike."""
+    longer = guided_run(digits, 25)
+    last = guided_run(digits, 10)  # guide_step = 10: the copy is its own averaged network
+
+    def draw(model, **options):
+        return model.sample(6, generator=torch.Generator().manual_seed(3), **options)
+
+    for method in ("ddpm", "ddim"):
+        own = draw(longer, method=method, autoguidance=0.0)
+        moved = (draw(longer, method=method, autoguidance=2.0) - own).abs().max()
+        assert moved > 0.1  # data units: the digits' pixels run from 0 to 16
+        assert torch.equal(draw(longer, method=method), own)  # the config's default w is 0
+        same = draw(last, method=method, autoguidance=0.0)
+        # equal up to the rounding of (1 + w) D - w D over the chain's steps
+        torch.testing.assert_close(
+            draw(last, method=method, autoguidance=2.0), same, atol=1e-3, rtol=0
+        )
+
+
+def test_autoguidance_by_default_survives_the_run_directory(digits, tmp_path):
+    model = guided_run(digits, 15, autoguidance=1.5, out=tmp_path / "run")
+    loaded = genlab.load(tmp_path / "run")
+    assert loaded.has_guide_copy
+    expected = model.sample(4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(
+        loaded.sample(4, generator=torch.Generator().manual_seed(0)), expected
+    )
+    unguided = model.sample(4, generator=torch.Generator().manual_seed(0), autoguidance=0.0)
+    assert not torch.equal(expected, unguided)
+    _, caption = picture_samples(loaded, 4, generator=torch.Generator().manual_seed(0))
+    assert caption.startswith(
+        "samples (autoguided: w = 1.5 away from the network at training step 10"
+    )
+    assert guided_run(digits, 2).sample_note is None  # no copy taken, no default weight
+
+
+def test_a_run_shorter_than_guide_step_warns_and_samples_unguided(digits):
+    with pytest.warns(UserWarning, match="guide_step=10.*unguided"):
+        model = guided_run(digits, 5, autoguidance=1.0)
+    assert not model.has_guide_copy
+    generator = torch.Generator().manual_seed(0)
+    unguided = model.sample(3, generator=generator, autoguidance=0.0)
+    torch.testing.assert_close(model.sample(3, generator=generator.manual_seed(0)), unguided)
+    with pytest.raises(ConfigError, match="selected at training step 5, before it"):
+        model.sample(3, autoguidance=1.0)
+    plain = genlab.fit("diffusion", digits, steps=2, val_fraction=0.0, **SMALL)
+    with pytest.raises(ConfigError, match="without one"):
+        plain.sample(3, autoguidance=1.0)

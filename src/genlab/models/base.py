@@ -320,6 +320,12 @@ class GenerativeModel(nn.Module, abc.ABC):
         """``(n, *event_shape)`` draws from the model (given ``context``, ``(n, ...)``, if any)."""
         raise self.unsupported("sample")
 
+    @property
+    def sample_note(self) -> str | None:
+        """How ``sample`` draws by default when that is not from the model's own distribution
+        (words for a picture's caption, e.g. a guided chain); ``None``: its own draws."""
+        return None
+
     def sample_means(
         self,
         n: int,

@@ -56,6 +56,17 @@ as EDM's), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilo
   term to the mean, :math:`\lambda` = ``hybrid_weight`` (Nichol & Dhariwal's
   :math:`L_\text{hybrid}`, which trains the learned variances).
 
+**Autoguidance** (``guide_step``, ``autoguidance``; Karras et al., 2024): at training step
+``guide_step`` the averaged network is copied and frozen, a less trained version of the model
+:math:`D_\text{weak}` whose errors are the model's own, larger. ``sample`` with weight
+:math:`w > 0` runs the reverse process of :math:`\tilde D = (1 + w) D - w D_\text{weak}`
+(:func:`~genlab.samplers.diffusion.guide`, in :math:`\epsilon` or :math:`\hat x_0` alike; two
+network calls per step): it pushes each step away from what the weaker network would do, which
+takes draws off the low-density regions where both err, without labels. The guided chain has
+no normalised density: ``log_prob``, ``encode``/``decode`` and completion use the model
+itself, and ``sample(autoguidance=0)`` gives its own draws. A run selected before
+``guide_step`` has no copy: it warns, and samples unguided.
+
 **Class-conditional diffusion** (``conditional=true``, classifier-free guidance): one denoiser
 learns :math:`\hat\epsilon(x_t, y)` and, with each training label replaced by a null token
 :math:`\varnothing` with probability ``label_dropout`` (0.1, Ho & Salimans), the unconditional
@@ -82,12 +93,14 @@ References:
     arXiv:2006.11239; Nichol & Dhariwal, ICML 2021, arXiv:2102.09672; Song, Meng & Ermon,
     ICLR 2021, arXiv:2010.02502; Kingma et al., NeurIPS 2021, arXiv:2107.00630; Cardoso et
     al., ICLR 2024, arXiv:2308.07983 (see :mod:`genlab.samplers.diffusion`); Ho & Salimans,
-    "Classifier-Free Diffusion Guidance", 2021, arXiv:2207.12598.
+    "Classifier-Free Diffusion Guidance", 2021, arXiv:2207.12598; Karras et al., "Guiding a
+    Diffusion Model with a Bad Version of Itself", NeurIPS 2024, arXiv:2406.02507.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -99,7 +112,7 @@ from genlab.data.dataset import DataInfo, is_large_image
 from genlab.errors import UnsupportedCapability
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
-from genlab.nn.averaging import AveragedCopies
+from genlab.nn.averaging import AveragedCopies, frozen_copy
 from genlab.nn.denoisers import MLPDenoiser, UNet
 from genlab.nn.likelihoods import MAX_SUMMED_LEVELS
 from genlab.objectives import simple_loss
@@ -223,6 +236,11 @@ class DiffusionConfig:
         for classifier-free guidance (module docstring).
     label_dropout: the probability that a training label is replaced by the null token.
     guidance: the default guidance weight :math:`w \\ge 0` of ``sample`` given labels.
+    guide_step: autoguidance (module docstring): the training step at which the averaged
+        network is copied, frozen, as the guiding model (a less trained version of the model);
+        ``None``: no copy.
+    autoguidance: the default weight :math:`w \\ge 0` of ``sample``'s guidance away from that
+        copy (0: the model's own draws); needs ``guide_step``.
     """
 
     timesteps: int = 1000
@@ -252,6 +270,8 @@ class DiffusionConfig:
     conditional: bool = False
     label_dropout: float = 0.1
     guidance: float = 1.0
+    guide_step: int | None = None
+    autoguidance: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.timesteps >= 2, f"timesteps must be >= 2, got {self.timesteps}")
@@ -301,6 +321,20 @@ class DiffusionConfig:
             f"label_dropout must be in [0, 1), got {self.label_dropout}",
         )
         check(self.guidance >= 0, f"guidance must be >= 0, got {self.guidance}")
+        check(
+            self.guide_step is None or self.guide_step >= 1,
+            f"guide_step must be >= 1 or None, got {self.guide_step}",
+        )
+        check(self.autoguidance >= 0, f"autoguidance must be >= 0, got {self.autoguidance}")
+        check(
+            self.autoguidance == 0 or self.guide_step is not None,
+            "autoguidance > 0 guides away from the copy taken at guide_step: set guide_step",
+        )
+        check(
+            self.guide_step is None or not self.conditional,
+            "autoguidance is for a model of p(x); a conditional model is guided by its labels "
+            "(guidance): drop guide_step or conditional",
+        )
         check(
             not self.conditional or self.label_dropout > 0 or self.guidance == 0,
             "guidance > 0 needs the unconditional prediction, trained by label_dropout > 0",
@@ -429,6 +463,8 @@ class Diffusion(GenerativeModel):
                 config.embed, dropout=config.dropout, octaves=self.octaves, classes=classes,
             )  # fmt: skip
         self.averaged = AveragedCopies({"denoiser": self.denoiser})
+        # autoguidance's guiding model: the averaged network as it was at guide_step
+        self.guide_network = None if config.guide_step is None else frozen_copy(self.denoiser)
         self.importance = ImportanceTimesteps(config.timesteps)
         # timestep_sampling="log_normal": the schedule is fixed, so its draw law is too
         self.register_buffer(
@@ -449,6 +485,8 @@ class Diffusion(GenerativeModel):
         else:
             self.normalizer.fit(x_train)
         self.averaged.reset_({"denoiser": self.denoiser})
+        if self.guide_network is not None:
+            self.guide_network.load_state_dict(self.denoiser.state_dict())
 
     @property
     def needs_dequantization(self) -> bool:
@@ -617,6 +655,7 @@ class Diffusion(GenerativeModel):
         progress: bool | None = None,
         context: Tensor | None = None,
         guidance: float | None = None,
+        autoguidance: float | None = None,
     ) -> Tensor:
         r"""``(n, *event_shape)`` samples in data units.
 
@@ -626,12 +665,19 @@ class Diffusion(GenerativeModel):
         (:func:`~genlab.samplers.schedules.timesteps`), returning the last prediction of
         :math:`x_0` (continuous values). A conditional model samples given the labels
         ``context`` ``(n,)`` with classifier-free guidance of weight ``guidance`` :math:`w`
-        (default: the config's; 0: the conditional model; module docstring).
+        (default: the config's; 0: the conditional model; module docstring). A model with a
+        guiding copy (``guide_step``) samples guided away from it with weight ``autoguidance``
+        (default: the config's; 0: the model's own draws; module docstring).
         """
         self.check_context(context, n)
         check(method in SAMPLE_METHODS, f"method must be one of {SAMPLE_METHODS}, got {method!r}")
         check(spacing in SPACINGS, f"spacing must be one of {SPACINGS}, got {spacing!r}")
         process = self.process_given(context, self.guidance_weight(guidance))
+        weight = autoguidance
+        if weight is None:  # the config's, where training got as far as the copy
+            weight = self.config.autoguidance if self.has_guide_copy else 0.0
+        if weight:
+            process = self.autoguided(process, weight)
         x = torch.randn(n, *self.info.event_shape, generator=generator, device=self.device)
         if method == "ddim":
             u = ddim_sample(
@@ -641,6 +687,58 @@ class Diffusion(GenerativeModel):
         else:
             u, _ = ancestral_sample(process, x, generator=generator, progress=progress)
         return self.to_data(u).float()
+
+    def autoguided(self, process: ReverseProcess, weight: float) -> ReverseProcess:
+        """``process`` guided away from the guiding copy with weight ``weight``
+        (:func:`~genlab.samplers.diffusion.guide`; module docstring)."""
+        check(weight >= 0, f"autoguidance must be >= 0, got {weight}")
+        check(
+            self.has_guide_copy,
+            f"diffusion: autoguidance needs the copy of the network taken at guide_step "
+            f"({self.config.guide_step}), and this model {self.missing_guide_copy()}: sample "
+            "with autoguidance=0, or train with a guide_step below the steps trained",
+        )
+        weak = self.denoise_with(self.guide_network)
+
+        def denoise(xt: Tensor, t: Tensor) -> Denoised:
+            return guide(process.denoise(xt, t), weak.denoise(xt, t), weight)
+
+        return ReverseProcess(self.schedule, denoise, self.decoder)
+
+    @property
+    def has_guide_copy(self) -> bool:
+        """Whether training took the guiding copy (it reached ``guide_step``)."""
+        step = self.config.guide_step
+        return self.guide_network is not None and int(self.steps) >= step  # type: ignore[operator]
+
+    @property
+    def sample_note(self) -> str | None:
+        """The autoguidance of the default samples, when they have it."""
+        if not (self.config.autoguidance and self.has_guide_copy):
+            return None
+        return (
+            f"autoguided: w = {self.config.autoguidance:g} away from the network at training "
+            f"step {self.config.guide_step:,}; autoguidance=0 draws the model's own"
+        )
+
+    def missing_guide_copy(self) -> str:
+        """Why there is no guiding copy, as the end of a sentence."""
+        if self.guide_network is None:
+            return "was trained without one (guide_step=None)"
+        return f"was selected at training step {int(self.steps)}, before it"
+
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
+        """Say so when the selected weights predate the guiding copy: samples are unguided."""
+        if self.config.autoguidance and not self.has_guide_copy:
+            warnings.warn(
+                f"diffusion: autoguidance={self.config.autoguidance} needs the copy of the "
+                f"network taken at guide_step={self.config.guide_step}, and this model "
+                f"{self.missing_guide_copy()}: its samples are unguided (train longer, or set "
+                "a smaller guide_step)",
+                stacklevel=2,
+            )
 
     def guidance_weight(self, guidance: float | None) -> float:
         """The guidance weight of a sample: ``guidance``, or the config's; 0 for a model of p(x)
@@ -893,6 +991,8 @@ class Diffusion(GenerativeModel):
             self.importance.update_(t, vlb.detach() * d / total)
         self.steps += 1
         self.averaged.update_({"denoiser": self.denoiser}, int(self.steps), cfg.ema_decay)
+        if self.guide_network is not None and int(self.steps) == cfg.guide_step:
+            self.guide_network.load_state_dict(self.averaged["denoiser"].state_dict())
         return {
             "loss": loss.detach(),
             "simple": simple.detach().mean(),

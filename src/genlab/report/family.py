@@ -49,14 +49,18 @@ def picture_samples(
     the means :math:`\mathbb E[x \mid z]`, :math:`z \sim \mathcal N(0, I)` (what the model
     means; the noise would only speckle them) and ``"sample"`` the draws
     :math:`x \sim p(x \mid z)`. Other families' samples have no such noise: they are shown as
-    they are, whatever ``pixels``. Vector data always gets samples (a scatter compares them
-    with the data).
+    they are, whatever ``pixels``, and the caption says how they were drawn when that is not
+    from the model's own distribution (:attr:`~genlab.models.GenerativeModel.sample_note`:
+    diffusion's autoguidance). Vector data always gets samples (a scatter compares them with
+    the data).
     """
     if pixels not in PIXELS:
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     extra = {} if context is None else {"context": context}
     if not (model.pixel_noise and model.info.kind == "image"):
-        return model.sample(n, generator=generator, **extra), "samples"
+        note = model.sample_note
+        caption = "samples" if note is None else f"samples ({note})"
+        return model.sample(n, generator=generator, **extra), caption
     if pixels == "mean":
         means = model.sample_means(n, generator=generator, **extra)
         return means, "decoder means E[x | z], z ~ N(0, I) (pixels=sample shows draws)"
