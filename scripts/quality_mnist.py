@@ -27,7 +27,8 @@ their samples ``x ~ p(x | z)`` (the model's draws, the main row) and their decod
 ``E[x | z]`` (what the pictures show; row ``FAMILY (means)``). With ``--temperatures``, families
 whose ``sample`` takes a ``temperature`` (the flow, the autoregressive family) are also scored
 on draws at each of them (rows ``FAMILY (T=t)``: not the model's own draws, which are the main
-row's).
+row's); with ``--autoguidance``, diffusion is also scored on draws at each guidance weight (rows
+``diffusion (w=w)``; ``0`` is the model's own draws, the main row's the default weight).
 
 Run (after ``python scripts/prepare_mnist.py``)::
 
@@ -88,12 +89,13 @@ def sample_scores(
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
     classifier: Any, settings: dict[str, str], pictures: Path | None, completions: int,
-    runs: Path | None, temperatures: list[float],
+    runs: Path | None, temperatures: list[float], weights: list[float],
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Train one model; its row (and a ``(means)`` row for families with per-pixel noise, a
-    ``(T=t)`` row per temperature for families that sample at one); with ``pictures``, a grid of
-    its first 64 samples (and means, and draws at each temperature) there; with ``runs``, its
-    run directory (metrics, checkpoint) there."""
+    ``(T=t)`` row per temperature for families that sample at one, a ``(w=w)`` row per
+    autoguidance weight for diffusion); with ``pictures``, a grid of its first 64 samples (and
+    means, and the draws of each extra row) there; with ``runs``, its run directory (metrics,
+    checkpoint) there."""
     name = f"{family}-{budget}-seed{seed}"
     out = None if runs is None else runs / name
     started = time.perf_counter()
@@ -135,17 +137,18 @@ def run_family(
                 {"model": f"{family} (means)", "seed": seed,
                  **sample_scores(means, data, classifier, seed, cache)}
             )  # fmt: skip
-        if "temperature" not in inspect.signature(model.sample).parameters:
-            return rows
-        for temperature in temperatures:
+        options = inspect.signature(model.sample).parameters
+        variants = [("temperature", "T", t) for t in temperatures if "temperature" in options]
+        variants += [("autoguidance", "w", w) for w in weights if "autoguidance" in options]
+        for option, symbol, value in variants:
             generator = torch.Generator().manual_seed(seed)
             with torch.no_grad():
-                cooled = model.sample(n, generator=generator, temperature=temperature)
+                drawn = model.sample(n, generator=generator, **{option: value})
             if pictures is not None:
-                save_image_grid(cooled[:64], pictures / f"{name}-T{temperature}.png", data.info)
+                save_image_grid(drawn[:64], pictures / f"{name}-{symbol}{value}.png", data.info)
             rows.append(
-                {"model": f"{family} (T={temperature})", "seed": seed,
-                 **sample_scores(cooled, data, classifier, seed, cache)}
+                {"model": f"{family} ({symbol}={value})", "seed": seed,
+                 **sample_scores(drawn, data, classifier, seed, cache)}
             )  # fmt: skip
     return rows
 
@@ -224,6 +227,10 @@ def main() -> None:
         help="also score draws at these temperatures (families whose sample takes one)",
     )  # fmt: skip
     parser.add_argument(
+        "--autoguidance", nargs="+", type=float, default=[], metavar="W",
+        help="also score draws at these autoguidance weights (diffusion; 0: the model's own)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for every family, as genlab train --set (to try variants)",
     )  # fmt: skip
@@ -270,6 +277,7 @@ def main() -> None:
             new = run_family(
                 family, data, args.budget, seed, args.importance_samples, cache, classifier,
                 settings, args.pictures, args.completions, args.runs, args.temperatures,
+                args.autoguidance,
             )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)
