@@ -169,7 +169,6 @@ def test_log_normal_timesteps_drive_the_training_step(digits, monkeypatch):
         ({"octaves": -1}, "octaves"),
         ({"autoguidance": 1.0}, "set guide_step"),
         ({"guide_step": 0}, "guide_step must be"),
-        ({"guide_step": 10, "conditional": True}, "conditional model is guided by its labels"),
     ],
 )
 def test_configuration_errors_name_the_problem(settings, match):
@@ -402,6 +401,27 @@ def test_autoguidance_moves_the_samples_and_is_void_when_the_copy_is_the_model(d
         torch.testing.assert_close(
             draw(last, method=method, autoguidance=2.0), same, atol=1e-3, rtol=0
         )
+
+
+def test_a_conditional_model_is_autoguided_by_its_copy_given_the_same_labels(digits):
+    model = guided_run(digits, 15, conditional=True)
+    labels = torch.tensor([3, 3, 7, 7])
+
+    def draw(w: float) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return model.sample(4, generator=generator, context=labels, autoguidance=w)
+
+    own, guided = draw(0.0), draw(2.0)
+    assert guided.shape == own.shape and (guided - own).abs().max() > 0.1
+    # by hand: the guided chain's first prediction is (1 + w) D(x, y) - w D_copy(x, y)
+    x = torch.randn(4, *digits.info.event_shape, generator=torch.Generator().manual_seed(1))
+    t = torch.full((4,), model.config.timesteps - 1)
+    strong = model.denoise_with(model.averaged["denoiser"], labels, 1.0).denoise(x, t)
+    weak = model.denoise_with(model.guide_network, labels, 1.0).denoise(x, t)
+    process = model.autoguided(
+        model.process_given(labels, 1.0), model.denoise_with(model.guide_network, labels, 1.0), 2.0
+    )
+    torch.testing.assert_close(process.denoise(x, t).eps, 3 * strong.eps - 2 * weak.eps)
 
 
 def test_autoguidance_by_default_survives_the_run_directory(digits, tmp_path):
