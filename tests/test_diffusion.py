@@ -221,7 +221,7 @@ def test_28x28_images_get_the_unet_on_patches_by_default():
         assert resolved.model.architecture == "unet" and resolved.model.patch == "auto"
         # autoguided by the network at a quarter of its training steps
         steps = resolved.train.steps
-        assert resolved.model.autoguidance == 2.0 and resolved.model.guide_step == steps // 4
+        assert resolved.model.autoguidance == 3.0 and resolved.model.guide_step == steps // 4
     smoke = genlab.api.resolve_settings("diffusion", {}, budget="smoke", info=info).model
     assert smoke.architecture == "auto" and smoke.patch == 1  # the cheap MLP
 
