@@ -403,9 +403,22 @@ def test_autoguidance_moves_the_samples_and_is_void_when_the_copy_is_the_model(d
         )
 
 
-def test_a_conditional_model_is_autoguided_by_its_copy_given_the_same_labels(digits):
+def test_a_conditional_model_is_autoguided_by_its_copy_given_the_same_labels(digits, monkeypatch):
     model = guided_run(digits, 15, conditional=True)
     labels = torch.tensor([3, 3, 7, 7])
+    calls = []
+    denoise_with = model.denoise_with
+
+    def spy(net, given=None, guidance=0.0):  # which network each chain reads, and its labels
+        calls.append((net, given, guidance))
+        return denoise_with(net, given, guidance)
+
+    monkeypatch.setattr(model, "denoise_with", spy)
+    model.sample(4, context=labels, autoguidance=2.0)
+    ((copy_net, copy_labels, copy_guidance),) = [c for c in calls if c[0] is model.guide_network]
+    torch.testing.assert_close(copy_labels, labels)
+    assert copy_guidance == model.config.guidance
+    monkeypatch.undo()
 
     def draw(w: float) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)

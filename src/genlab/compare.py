@@ -667,6 +667,8 @@ def _write_scorecard(
                 Picture("training curves", curves.read_bytes(), wide=True, full_width=True)
             )
         notes = [f"run directory: {run_path}", *(f"warning: {w}" for w in row["sampler_warnings"])]
+        if model.sample_note:  # the sample metrics score the default draws, as shown
+            notes.append(f"samples scored and shown: {model.sample_note}")
         if model.decisions:
             notes.append(f"decided by the data: {model.decisions_text()}")
         if len(seeds) > 1:

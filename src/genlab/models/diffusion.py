@@ -1007,8 +1007,9 @@ class Diffusion(GenerativeModel):
         if cfg.timestep_sampling == "importance":
             self.importance.update_(t, vlb.detach() * d / total)
         self.steps += 1
-        self.averaged.update_({"denoiser": self.denoiser}, int(self.steps), cfg.ema_decay)
-        if self.guide_network is not None and int(self.steps) == cfg.guide_step:
+        step = int(self.steps)
+        self.averaged.update_({"denoiser": self.denoiser}, step, cfg.ema_decay)
+        if self.guide_network is not None and step == cfg.guide_step:
             self.guide_network.load_state_dict(self.averaged["denoiser"].state_dict())
         return {
             "loss": loss.detach(),
