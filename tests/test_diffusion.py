@@ -454,6 +454,40 @@ def test_autoguidance_by_default_survives_the_run_directory(digits, tmp_path):
     assert guided_run(digits, 2).sample_note is None  # no copy taken, no default weight
 
 
+def test_genlab_sample_passes_sampler_options_typed(digits, tmp_path, capsys):
+    """``genlab sample RUN --set method=ddim --set steps=5 --set autoguidance=0`` draws what
+    ``sample(method="ddim", steps=5, autoguidance=0.0)`` draws; unknown options and values that
+    do not fit their type are refused, naming the options there are."""
+    from genlab.cli import main
+
+    run = tmp_path / "run"
+    model = guided_run(digits, 15, autoguidance=1.5, out=run)
+    out = tmp_path / "s.npy"
+    settings = ["--set", "method=ddim", "--set", "steps=5", "--set", "autoguidance=0"]
+    assert main(["sample", str(run), "-n", "4", "--out", str(out), *settings]) == 0
+    expected = model.sample(
+        4, generator=torch.Generator().manual_seed(0), method="ddim", steps=5, autoguidance=0.0
+    )
+    np.testing.assert_allclose(np.load(out), expected.numpy(), atol=1e-5, rtol=0)
+    guided = model.sample(4, generator=torch.Generator().manual_seed(0), method="ddim", steps=5)
+    assert not np.allclose(np.load(out), guided.numpy(), atol=1e-3)  # the option took effect
+    capsys.readouterr()
+    for setting, message in (
+        ("temperature=0.5", "no option 'temperature'; its options: method, steps, eta"),
+        ("steps=many", "steps must be an integer, got 'many'"),
+        ("method=euler", "method must be one of ddpm, ddim"),
+    ):
+        assert main(["sample", str(run), "--out", str(out), "--set", setting]) == 2
+        assert message in capsys.readouterr().err
+    pca = tmp_path / "pca"
+    assert main(["train", "pca", "--out", str(pca)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(pca), "--out", str(out), "--set", "steps=5"]) == 2
+    assert "pca's sampler has no option 'steps'; it takes no options" in capsys.readouterr().err
+    assert main(["sample", str(run), "--out", str(out), "--class", "3", "--set", "steps=5"]) == 2
+    assert "train with conditional=true" in capsys.readouterr().err
+
+
 def test_a_run_shorter_than_guide_step_warns_and_samples_unguided(digits):
     with pytest.warns(UserWarning, match="guide_step=10.*unguided"):
         model = guided_run(digits, 5, autoguidance=1.0)

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from genlab.config import build, to_dict
 from genlab.data.dataset import DataInfo, Dataset
 from genlab.data.samples import SampleSet, SampleSource, read_sample_set
 from genlab.errors import CheckpointError, ConfigError, DataError
-from genlab.metrics.conditioning import sample_classes
+from genlab.metrics.conditioning import check_class_options, sample_classes
 from genlab.metrics.domain import domain_network
 from genlab.metrics.evaluate import evaluate
 from genlab.metrics.feature_spaces import parse_features
@@ -479,16 +479,19 @@ def sample_class(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     steps: int = 300,
+    options: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """``(n, *event_shape)`` draws of class ``label`` (or of each label of a tensor of ``n``).
 
-    A model of :math:`p(x \\mid y)` (``capabilities.context``) samples given the label; any
+    A model of :math:`p(x \\mid y)` (``capabilities.context``) samples given the label, with
+    its sampler's ``options`` (:meth:`~genlab.models.GenerativeModel.sampler_options`); any
     other model that samples posteriors is guided by the domain classifier of ``data``
     (:func:`genlab.metrics.domain.domain_network`, cached in ``cache_dir``), with weight
     ``weight`` (:mod:`genlab.metrics.conditioning`).
     """
     classes = torch.as_tensor(label).long()
     classes = classes.expand(n).clone() if classes.dim() == 0 else classes
+    check_class_options(model, options)
     classifier = None
     if not model.capabilities.context:
         if data is None:
@@ -500,7 +503,7 @@ def sample_class(
     generator = torch.Generator(device=model.device).manual_seed(seed)
     return sample_classes(
         model, classes, classifier=classifier, weight=weight, generator=generator,
-        mcmc=MCMCSizes(steps=steps),
+        mcmc=MCMCSizes(steps=steps), options=options,
     )  # fmt: skip
 
 

@@ -171,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PIXELS,
         help=PIXELS_HELP + "; default: mean for a .png, sample for a .npy",
     )
+    sample.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a sampler option of the family (repeatable), e.g. diffusion's --set method=ddim "
+        "--set steps=50 --set autoguidance=0, the flow's --set temperature=0.8",
+    )
 
     complete = sub.add_parser(
         "complete", help="draw x given a measurement y = f(x) of each input (posterior samples)"
@@ -417,6 +425,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     model = api.load(args.run, device=args.device)
     if not model.capabilities.sample:
         raise model.unsupported("sample")
+    options = model.sampler_options(parse_assignments(args.set))
     if model.info.kind != "text" and out.suffix == ".txt":
         raise ConfigError(
             f"--out {out}: use a .npy (array) or .png (picture) file name (.txt is for text)"
@@ -436,7 +445,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         run = Path(args.run)
         x = api.sample_class(
             model, args.label, args.n, data=data, weight=args.guidance_weight, seed=args.seed,
-            cache_dir=run / "cache" if writable_folder(run) else None,
+            cache_dir=run / "cache" if writable_folder(run) else None, options=options,
         ).detach().cpu()  # fmt: skip
     else:
         context = {}
@@ -445,7 +454,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         generator = torch.Generator(device=model.device).manual_seed(args.seed)
         pixels = args.pixels or ("mean" if out.suffix == ".png" else "sample")
         with torch.no_grad():
-            x = picture_samples(model, args.n, pixels, generator=generator, **context)[0].cpu()
+            x = picture_samples(
+                model, args.n, pixels, generator=generator, options=options, **context
+            )[0].cpu()
     if out.suffix == ".npy":
         _save_npy(out, x.numpy())
     else:

@@ -25,13 +25,14 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from genlab.data.dataset import Dataset
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.metrics.classifier_scores import classification_accuracy_score
 from genlab.metrics.domain import DomainClassifier
 from genlab.metrics.frechet import frechet_feature_distance
@@ -49,6 +50,17 @@ def class_route(model: GenerativeModel, classifier: DomainClassifier | None) -> 
     return None  # PPCA's exact posteriors are for linear measurements only
 
 
+def check_class_options(model: GenerativeModel, options: Mapping[str, Any] | None) -> None:
+    """Refuse sampler ``options`` for class draws that do not run the model's own sampler (the
+    classifier-guided route), before any classifier is trained."""
+    if options and not model.capabilities.context:
+        raise ConfigError(
+            f"sampler options ({', '.join(options)}) apply to {model.family}'s own sampler, and "
+            "a class is drawn by guiding its posterior sampler with the domain classifier: "
+            "leave them out, or train with conditional=true to sample given the label"
+        )
+
+
 def sample_classes(
     model: GenerativeModel,
     classes: Tensor,
@@ -57,6 +69,7 @@ def sample_classes(
     weight: float = 1.0,
     generator: torch.Generator | None = None,
     mcmc: MCMCSizes = FAMILY_MCMC,
+    options: Mapping[str, Any] | None = None,
 ) -> Tensor:
     """``(len(classes), *event_shape)`` one sample of each asked class (routes: module doc).
 
@@ -65,6 +78,7 @@ def sample_classes(
         classifier: the domain classifier that guides families without context.
         weight: the guidance weight :math:`w` (1: the posterior itself).
         mcmc: the posterior sampler's transitions and candidates (guidance only).
+        options: keyword options of the model's own ``sample`` (given the labels only).
     """
     route = class_route(model, classifier)
     if route is None:
@@ -72,7 +86,10 @@ def sample_classes(
     device = model.device
     if route == "context":
         with torch.no_grad():
-            return model.sample(len(classes), generator=generator, context=classes.to(device))
+            return model.sample(
+                len(classes), generator=generator, context=classes.to(device), **(options or {})
+            )
+    check_class_options(model, options)
     assert classifier is not None
     classifier = classifier.to(device).eval().requires_grad_(False)
     observation = classifier_guidance(lambda x: classifier(x).log_softmax(1), classes, weight)

@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
@@ -53,9 +55,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from genlab.config import check
+from genlab.config import check, coerce
 from genlab.data.dataset import DataInfo
-from genlab.errors import DataError, UnsupportedCapability
+from genlab.errors import ConfigError, DataError, UnsupportedCapability
 from genlab.optim import adam
 from genlab.samplers.posterior import LatentGenerator, Observation, sample_latent_posterior
 
@@ -108,6 +110,8 @@ TASKS: tuple[Task, ...] = (
     ),
 )
 TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
+# keywords of ``sample`` that its callers fill in, not options of the sampler
+NOT_SAMPLER_OPTIONS = frozenset({"generator", "context", "progress"})
 
 
 @dataclass(frozen=True)
@@ -325,6 +329,34 @@ class GenerativeModel(nn.Module, abc.ABC):
         """How ``sample`` draws by default when that is not from the model's own distribution
         (words for a picture's caption, e.g. a guided chain); ``None``: its own draws."""
         return None
+
+    def sampler_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` (option name -> value, often a string from ``genlab sample --set``) as
+        keyword arguments of this family's :meth:`sample`, each coerced to its declared type
+        (:func:`~genlab.config.coerce`): e.g. diffusion's ``method``, ``steps`` and
+        ``autoguidance``, the flow's ``temperature``.
+
+        Raises:
+            ConfigError: on an option this family's ``sample`` does not take (naming those it
+                does) or a value that does not fit its type.
+        """
+        hints = typing.get_type_hints(type(self).sample)
+        signature = inspect.signature(type(self).sample)
+        names = [
+            name
+            for name, parameter in signature.parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in NOT_SAMPLER_OPTIONS
+        ]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            offered = f"its options: {', '.join(names)}" if names else "it takes no options"
+            raise ConfigError(
+                f"{self.family}'s sampler has no option {', '.join(map(repr, unknown))}; {offered}"
+            )
+        return {
+            name: coerce(value, hints[name], f"{self.family} sample option {name}")
+            for name, value in values.items()
+        }
 
     def sample_means(
         self,

@@ -3,7 +3,8 @@ completions, and for 2-D data the samples over the data and the learned density.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -41,6 +42,7 @@ def picture_samples(
     *,
     generator: torch.Generator | None = None,
     context: Tensor | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Tensor, str]:
     r"""``n`` images to show of what ``model`` generates, and a caption saying what they are.
 
@@ -51,16 +53,22 @@ def picture_samples(
     :math:`x \sim p(x \mid z)`. Other families' samples have no such noise: they are shown as
     they are, whatever ``pixels``, and the caption says how they were drawn when that is not
     from the model's own distribution (:attr:`~genlab.models.GenerativeModel.sample_note`:
-    diffusion's autoguidance). Vector data always gets samples (a scatter compares them with
-    the data).
+    diffusion's autoguidance), or which sampler ``options`` (keyword options of ``sample``,
+    :meth:`~genlab.models.GenerativeModel.sampler_options`) drew them. Vector data always gets
+    samples (a scatter compares them with the data).
     """
     if pixels not in PIXELS:
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     extra = {} if context is None else {"context": context}
     if not (model.pixel_noise and model.info.kind == "image"):
-        note = model.sample_note
+        if options:
+            note = "sampler: " + ", ".join(f"{key}={value}" for key, value in options.items())
+        else:
+            note = model.sample_note
         caption = "samples" if note is None else f"samples ({note})"
-        return model.sample(n, generator=generator, **extra), caption
+        return model.sample(n, generator=generator, **extra, **(options or {})), caption
+    if options:  # the families with per-pixel noise take no sampler options
+        raise ConfigError(f"{model.family}'s sampler takes no options, got {', '.join(options)}")
     if pixels == "mean":
         means = model.sample_means(n, generator=generator, **extra)
         return means, "decoder means E[x | z], z ~ N(0, I) (pixels=sample shows draws)"
