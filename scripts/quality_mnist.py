@@ -27,8 +27,10 @@ their samples ``x ~ p(x | z)`` (the model's draws, the main row) and their decod
 ``E[x | z]`` (what the pictures show; row ``FAMILY (means)``). With ``--temperatures``, families
 whose ``sample`` takes a ``temperature`` (the flow, the autoregressive family) are also scored
 on draws at each of them (rows ``FAMILY (T=t)``: not the model's own draws, which are the main
-row's); with ``--autoguidance``, diffusion is also scored on draws at each guidance weight (rows
-``diffusion (w=w)``; ``0`` is the model's own draws, the main row's the default weight).
+row's); with ``--autoguidance``, families whose ``sample`` takes an ``autoguidance`` (diffusion,
+the autoregressive family) are also scored on draws at each guidance weight (rows ``FAMILY
+(w=w)``; ``0`` is the model's own draws, the main row's the default weight; a PixelCNN needs a
+``--set guide_step=S`` unless its defaults take the copy).
 
 Run (after ``python scripts/prepare_mnist.py``)::
 
@@ -93,7 +95,7 @@ def run_family(
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Train one model; its row (and a ``(means)`` row for families with per-pixel noise, a
     ``(T=t)`` row per temperature for families that sample at one, a ``(w=w)`` row per
-    autoguidance weight for diffusion); with ``pictures``, a grid of its first 64 samples (and
+    autoguidance weight for families that guide); with ``pictures``, a grid of its first 64 samples (and
     means, and the draws of each extra row) there; with ``runs``, its run directory (metrics,
     checkpoint) there."""
     name = f"{family}-{budget}-seed{seed}"
@@ -228,7 +230,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--autoguidance", nargs="+", type=float, default=[], metavar="W",
-        help="also score draws at these autoguidance weights (diffusion; 0: the model's own)",
+        help="also score draws at these autoguidance weights (diffusion, autoregressive; 0: own)",
     )  # fmt: skip
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",

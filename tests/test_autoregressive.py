@@ -311,3 +311,94 @@ def test_temperature_one_is_the_models_own_draw_and_others_are_checked(likelihoo
     assert mixture.likelihood_name == "gaussian_mixture"
     with pytest.raises(ConfigError, match="use likelihood=categorical"):
         mixture.sample(2, temperature=0.7)
+
+
+@torch.no_grad()
+def test_autoguided_pixelcnn_samples_follow_the_guided_conditionals():
+    """sample(autoguidance=w) of a PixelCNN with a guiding copy follows, by enumeration of the
+    81 images of 2x2 pixels with 3 levels, prod_d softmax((1 + w) l_d(x) - w l_weak_d(x))[x_d]:
+    each pixel's conditional pushed away from the copy's and renormalised."""
+    info = tiny_info((1, 2, 2), kind="image")
+    model = build(info, architecture="pixelcnn", channels=4, n_layers=1, guide_step=1)
+    model.steps.fill_(1)  # the copy was taken (build perturbed it apart from the network)
+    x = all_configurations(info)  # (81, 1, 2, 2)
+    target = model.likelihood.target(x.flatten(1))
+    inputs = model._inputs(target).view(-1, *info.event_shape)
+    strong, weak = (net(inputs, None).flatten(2) for net in (model.net, model.guide_network))
+    w = 1.5
+    logits = ((1 + w) * strong - w * weak).log_softmax(1)  # (81, L, D)
+    guided = logits.gather(1, target.long()[:, None])[:, 0].sum(1).exp()
+    own = model.log_prob(x).exp()
+    n = 20_000
+    draws = model.sample(n, generator=torch.Generator().manual_seed(1), autoguidance=w)
+    index = (draws.flatten(1) * torch.tensor([27.0, 9.0, 3.0, 1.0])).sum(1).long()
+    frequency = torch.bincount(index, minlength=81).double() / n
+    assert float(guided.sum()) == pytest.approx(1.0)
+    assert float((frequency - guided).abs().max()) < 0.015
+    assert float((own - guided).abs().max()) > 0.05  # far from the model's own joint
+    own_draws = model.sample(6, generator=torch.Generator().manual_seed(2), autoguidance=0.0)
+    torch.testing.assert_close(
+        own_draws,
+        model.sample(
+            6, generator=torch.Generator().manual_seed(2), temperature=1.0, autoguidance=0
+        ),
+    )
+
+
+def guided_pixelcnn(digits, steps: int, **settings) -> Autoregressive:
+    return genlab.fit(
+        "autoregressive", digits, steps=steps, val_fraction=0.0, seed=0, channels=4, n_layers=2,
+        lr_schedule="constant", guide_step=3, **settings,
+    )  # fmt: skip
+
+
+def test_the_pixelcnn_guiding_copy_is_the_network_at_guide_step_and_survives_the_run(
+    digits, tmp_path
+):
+    """The copy is the network as it stood after ``guide_step`` steps (a run stopped there), the
+    default weight guides the draws, and the run directory keeps both."""
+    stopped = guided_pixelcnn(digits, 3)
+    longer = guided_pixelcnn(digits, 6, autoguidance=2.0, out=tmp_path / "run")
+    copy, at_three, last = (
+        m.state_dict() for m in (longer.guide_network, stopped.net, longer.net)
+    )
+    assert all(torch.equal(copy[k], at_three[k]) for k in copy)
+    assert not all(torch.equal(copy[k], last[k]) for k in copy)
+    draw = lambda m, **o: m.sample(4, generator=torch.Generator().manual_seed(0), **o)  # noqa: E731
+    assert not torch.equal(draw(longer), draw(longer, autoguidance=0.0))
+    loaded = genlab.load(tmp_path / "run")
+    torch.testing.assert_close(draw(loaded), draw(longer))
+    assert loaded.sample_note.startswith(
+        "autoguided: w = 2 away from the network at training step 3"
+    )
+    assert (
+        genlab.fit(
+            "autoregressive", digits, steps=2, val_fraction=0.0, channels=4, n_layers=2
+        ).sample_note
+        is None
+    )
+
+
+def test_pixelcnn_autoguidance_errors_and_the_short_run_warning(digits):
+    from genlab.errors import ConfigError
+
+    with pytest.warns(UserWarning, match="guide_step=3.*unguided"):
+        short = guided_pixelcnn(digits, 2, autoguidance=1.0)
+    torch.testing.assert_close(
+        short.sample(3, generator=torch.Generator().manual_seed(0)),
+        short.sample(3, generator=torch.Generator().manual_seed(0), autoguidance=0.0),
+    )
+    with pytest.raises(
+        ConfigError,
+        match="autoregressive: autoguidance needs the copy.*selected at training step 2",
+    ):
+        short.sample(3, autoguidance=1.0)
+    with pytest.raises(ConfigError, match="set guide_step"):
+        AutoregressiveConfig(autoguidance=1.0)
+    with pytest.raises(ConfigError, match="needs architecture=pixelcnn"):
+        Autoregressive(AutoregressiveConfig(architecture="made", guide_step=3), tiny_info())
+    real = DataInfo("line", (1, 2, 2), "image", value_range=(-1.0, 1.0))
+    with pytest.raises(
+        ConfigError, match="likelihood=gaussian_mixture is a density on continuous"
+    ):
+        Autoregressive(AutoregressiveConfig(guide_step=3), real)

@@ -46,6 +46,20 @@ other masks the conditional has no closed form (the observed part's marginal wou
 over the unobserved coordinates before it), and :meth:`Autoregressive.sample_conditional`
 refuses them with a clear error rather than approximate under an ``"exact"`` label.
 
+**Autoguidance** (``guide_step``, ``autoguidance``; PixelCNN on data with levels;
+:mod:`genlab.models.autoguidance`): at training step ``guide_step`` the network is copied and
+frozen, a less trained PixelCNN :math:`p_\text{weak}`; ``sample`` with weight :math:`w > 0`
+draws each pixel from
+
+.. math::
+    \tilde p(x_d \mid x_{<d}) \propto p(x_d \mid x_{<d})^{1 + w}\,
+    p_\text{weak}(x_d \mid x_{<d})^{-w}
+
+over the levels (two network passes a pixel; the same labels for a conditional model), which
+favours the levels the trained model prefers over its early self, the structure learned late.
+The guided draws have no normalised joint density: ``log_prob`` and completion are the
+model's, and ``sample(autoguidance=0)`` gives its own draws.
+
 References:
     Germain, Gregor, Murray & Larochelle, "MADE: Masked Autoencoder for Distribution
     Estimation", ICML 2015, arXiv:1502.03509.
@@ -55,11 +69,14 @@ References:
     Generation with PixelCNN Decoders", NeurIPS 2016, arXiv:1606.05328.
     Salimans, Karpathy, Chen & Kingma, "PixelCNN++", ICLR 2017, arXiv:1701.05517
     (discretised logistic mixture).
+    Karras et al., "Guiding a Diffusion Model with a Bad Version of Itself", NeurIPS 2024,
+    arXiv:2406.02507 (autoguidance).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal, get_args
@@ -70,6 +87,7 @@ from torch import Tensor
 from genlab.config import check
 from genlab.data.dataset import DataInfo
 from genlab.errors import UnsupportedCapability
+from genlab.models.autoguidance import Autoguided, check_autoguidance
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import ACTIVATIONS, Activation
 from genlab.nn.likelihoods import (
@@ -114,6 +132,10 @@ class AutoregressiveConfig:
     dropout: dropout in the hidden layers (MADE) or residual branches (PixelCNN).
     conditional: model :math:`p(x \\mid y)` with the data's class labels as ``context=``
         (the one-hot label read by every conditional; module docstring).
+    guide_step: autoguidance (PixelCNN; module docstring): the training step at which the
+        network is copied, frozen, as the guiding model; ``None``: no copy.
+    autoguidance: the default weight :math:`w \\ge 0` of ``sample``'s guidance away from that
+        copy (0: the model's own draws); needs ``guide_step``.
     """
 
     architecture: ARArchitecture = "auto"
@@ -129,6 +151,8 @@ class AutoregressiveConfig:
     dilation_cycle: int = 1
     dropout: float = 0.0
     conditional: bool = False
+    guide_step: int | None = None
+    autoguidance: float = 0.0
 
     def __post_init__(self) -> None:
         check(
@@ -152,6 +176,7 @@ class AutoregressiveConfig:
         )
         check(self.dilation_cycle >= 1, f"dilation_cycle must be >= 1, got {self.dilation_cycle}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        check_autoguidance(self.guide_step, self.autoguidance)
 
 
 def resolve_architecture(name: str, info: DataInfo) -> str:
@@ -173,7 +198,7 @@ def resolve_likelihood(name: str, info: DataInfo) -> str:
     return "categorical"
 
 
-class Autoregressive(GenerativeModel):
+class Autoregressive(Autoguided, GenerativeModel):
     """MADE (ensembles over orderings) or gated PixelCNN with exact likelihood (see module)."""
 
     family = "autoregressive"
@@ -240,12 +265,26 @@ class Autoregressive(GenerativeModel):
         )
         self.register_buffer("orders", orders)  # (K, D) coordinates in drawing order
         self.active: int | None = None  # the ensemble member whose masks the MADE holds
+        check(
+            config.guide_step is None or self.likelihood.discrete,
+            f"autoregressive: autoguidance (guide_step) combines the conditionals over the "
+            f"levels, and likelihood={self.likelihood_name} is a density on continuous values: "
+            "use data with levels (categorical or discretized_logistic_mixture)",
+        )
         if self.architecture == "pixelcnn":
             self.net: torch.nn.Module = GatedPixelCNN(
                 n_params, config.channels, config.n_layers, config.kernel, config.dropout,
                 context_features=classes, dilation_cycle=config.dilation_cycle,
             )  # fmt: skip
+            self.make_guide_copy(self.net)
+            if config.guide_step is not None:  # saved only by runs with a copy
+                self.register_buffer("steps", torch.zeros((), dtype=torch.long))
             return
+        check(
+            config.guide_step is None,
+            "autoregressive: autoguidance (guide_step) needs architecture=pixelcnn",
+        )
+        self.guide_network = None
         self.net = MADE(
             self.degrees(0), config.hidden, n_params, config.activation, config.dropout,
             context_features=classes,
@@ -340,23 +379,39 @@ class Autoregressive(GenerativeModel):
         generator: torch.Generator | None,
         labels: Tensor | None = None,
         temperature: float = 1.0,
+        autoguidance: float = 0.0,
     ) -> Tensor:
         """Fill ``x`` ``(B, D)`` (data units) in member ``k``'s order from position ``start``
-        (given one-hot ``labels`` ``(B, C)``), each coordinate drawn at ``temperature``."""
-        if self.architecture == "pixelcnn":  # single-channel images, raster order
-            shape = self.info.event_shape
-            conditionals = self.net.raster_conditionals(
-                lambda state: self._inputs(self.likelihood.target(state)).view(-1, *shape),
-                len(x), shape[-2], shape[-1],
-                None if labels is None else labels.to(next(self.net.parameters()).dtype),
-            )  # fmt: skip
-        else:
+        (given one-hot ``labels`` ``(B, C)``), each coordinate drawn at ``temperature``, guided
+        away from the guiding copy with weight ``autoguidance`` (PixelCNN; module docstring)."""
+        draw = partial(self.likelihood.sample_coordinate, temperature=temperature)
+        if self.architecture != "pixelcnn":
 
             def conditionals(current: Tensor, d: int) -> Tensor:
                 return self._params(self.likelihood.target(current), k, labels)
 
-        draw = partial(self.likelihood.sample_coordinate, temperature=temperature)
-        return sample_in_order(conditionals, draw, x, self.orders[k], start, generator)
+            return sample_in_order(conditionals, draw, x, self.orders[k], start, generator)
+        shape = self.info.event_shape  # single-channel images, raster order
+
+        def raster(net: torch.nn.Module) -> Callable[[Tensor, int], Tensor]:
+            return net.raster_conditionals(
+                lambda state: self._inputs(self.likelihood.target(state)).view(-1, *shape),
+                len(x), shape[-2], shape[-1],
+                None if labels is None else labels.to(next(net.parameters()).dtype),
+            )  # fmt: skip
+
+        model = raster(self.net)
+        if not autoguidance:
+            return sample_in_order(model, draw, x, self.orders[k], start, generator)
+        weak = raster(self.guide_copy())
+
+        def both(current: Tensor, d: int) -> tuple[Tensor, Tensor]:
+            return model(current, d), weak(current, d)
+
+        def guided(params: tuple[Tensor, Tensor], d: int, gen: torch.Generator | None) -> Tensor:
+            return draw(params[0], d, gen, weak=params[1], weight=autoguidance)
+
+        return sample_in_order(both, guided, x, self.orders[k], start, generator)
 
     def _sample_members(
         self,
@@ -366,14 +421,17 @@ class Autoregressive(GenerativeModel):
         generator: torch.Generator | None,
         labels: Tensor | None = None,
         temperature: float = 1.0,
+        autoguidance: float = 0.0,
     ) -> Tensor:
         """Rows of ``x`` filled by the member each row drew (``members`` ``(B,)``), given
-        their one-hot ``labels`` ``(B, C)``, if any, at ``temperature``."""
+        their one-hot ``labels`` ``(B, C)``, if any, at ``temperature`` and ``autoguidance``."""
         out = x.clone()
         for k in members.unique().tolist():
             rows = (members == k).nonzero().squeeze(1)
             given = None if labels is None else labels[rows]
-            out[rows] = self._sample_member(x[rows], k, start, generator, given, temperature)
+            out[rows] = self._sample_member(
+                x[rows], k, start, generator, given, temperature, autoguidance
+            )
         return out
 
     @torch.no_grad()
@@ -384,9 +442,14 @@ class Autoregressive(GenerativeModel):
         generator: torch.Generator | None = None,
         context: Tensor | None = None,
         temperature: float = 1.0,
+        autoguidance: float | None = None,
     ) -> Tensor:
         """``(n, *event_shape)`` ancestral samples (of :math:`p(x \\mid y)` given the labels
         ``context`` ``(n,)``); an ensemble draws a member per sample first.
+
+        A PixelCNN with a guiding copy (``guide_step``) draws each pixel guided away from it
+        with weight ``autoguidance`` (default: the config's; 0: the model's own draws; module
+        docstring), at ``temperature`` after the guidance.
 
         ``temperature`` :math:`T \\ne 1` draws every coordinate from its tempered conditional
         :math:`p(x_d \\mid x_{<d})^{1/T}`, renormalised over the levels (for the categorical,
@@ -400,12 +463,13 @@ class Autoregressive(GenerativeModel):
         """
         self.likelihood.check_temperature(temperature)
         self.check_context(context, n)
+        weight = self.autoguidance_weight(autoguidance)
         labels = self.one_hot_labels(context)
         device = self.orders.device
         members = torch.randint(self.config.n_orders, (n,), generator=generator, device=device)
         dtype = next(self.parameters()).dtype
         x = torch.zeros(n, self.info.n_features, device=device, dtype=dtype)
-        x = self._sample_members(x, members, 0, generator, labels, temperature)
+        x = self._sample_members(x, members, 0, generator, labels, temperature, weight)
         return x.view(n, *self.info.event_shape).float()
 
     @torch.no_grad()
@@ -476,7 +540,16 @@ class Autoregressive(GenerativeModel):
         params = self._params(target, k, self.one_hot_labels(context))
         loss = -self.likelihood.total_log_prob(params, target) / len(x)
         optimizers.minimize(loss)
+        if self.guide_network is not None:
+            self.steps += 1
+            self.take_guide_copy_(self.net)
         return {"loss": loss.detach()}
+
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
+        """Say so when the selected weights predate the guiding copy: samples are unguided."""
+        self.warn_if_unguided()
 
     def prepare(self, x_train: Tensor, *, context: Tensor | None = None) -> None:
         self.likelihood.prepare(x_train)

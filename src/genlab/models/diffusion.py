@@ -101,7 +101,6 @@ References:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -111,9 +110,10 @@ from torch import Tensor, nn
 from genlab.config import check
 from genlab.data.dataset import DataInfo, is_large_image
 from genlab.errors import UnsupportedCapability
+from genlab.models.autoguidance import Autoguided, check_autoguidance
 from genlab.models.base import Capabilities, GenerativeModel
 from genlab.nn import AffineNormalizer
-from genlab.nn.averaging import AveragedCopies, frozen_copy
+from genlab.nn.averaging import AveragedCopies
 from genlab.nn.denoisers import MLPDenoiser, UNet
 from genlab.nn.likelihoods import MAX_SUMMED_LEVELS
 from genlab.objectives import simple_loss
@@ -322,22 +322,14 @@ class DiffusionConfig:
             f"label_dropout must be in [0, 1), got {self.label_dropout}",
         )
         check(self.guidance >= 0, f"guidance must be >= 0, got {self.guidance}")
-        check(
-            self.guide_step is None or self.guide_step >= 1,
-            f"guide_step must be >= 1 or None, got {self.guide_step}",
-        )
-        check(self.autoguidance >= 0, f"autoguidance must be >= 0, got {self.autoguidance}")
-        check(
-            self.autoguidance == 0 or self.guide_step is not None,
-            "autoguidance > 0 guides away from the copy taken at guide_step: set guide_step",
-        )
+        check_autoguidance(self.guide_step, self.autoguidance)
         check(
             not self.conditional or self.label_dropout > 0 or self.guidance == 0,
             "guidance > 0 needs the unconditional prediction, trained by label_dropout > 0",
         )
 
 
-class Diffusion(GenerativeModel):
+class Diffusion(Autoguided, GenerativeModel):
     """DDPM/DDIM with the full variational bound and all four tasks (see module docstring)."""
 
     family = "diffusion"
@@ -473,7 +465,7 @@ class Diffusion(GenerativeModel):
             )  # fmt: skip
         self.averaged = AveragedCopies({"denoiser": self.denoiser})
         # autoguidance's guiding model: the averaged network as it was at guide_step
-        self.guide_network = None if config.guide_step is None else frozen_copy(self.denoiser)
+        self.make_guide_copy(self.denoiser)
         self.importance = ImportanceTimesteps(config.timesteps)
         # timestep_sampling="log_normal": the schedule is fixed, so its draw law is too
         self.register_buffer(
@@ -683,9 +675,7 @@ class Diffusion(GenerativeModel):
         check(spacing in SPACINGS, f"spacing must be one of {SPACINGS}, got {spacing!r}")
         guidance = self.guidance_weight(guidance)
         process = self.process_given(context, guidance)
-        weight = autoguidance
-        if weight is None:  # the config's, where training got as far as the copy
-            weight = self.config.autoguidance if self.has_guide_copy else 0.0
+        weight = self.autoguidance_weight(autoguidance)
         if weight:
             weak = self.denoise_with(self.guide_copy(), self.class_labels(context), guidance)
             process = self.autoguided(process, weak, weight)
@@ -699,63 +689,23 @@ class Diffusion(GenerativeModel):
             u, _ = ancestral_sample(process, x, generator=generator, progress=progress)
         return self.to_data(u).float()
 
-    def guide_copy(self) -> nn.Module:
-        """The guiding copy of the network (``guide_step``), or a clear error without one."""
-        check(
-            self.has_guide_copy,
-            f"diffusion: autoguidance needs the copy of the network taken at guide_step "
-            f"({self.config.guide_step}), and this model {self.missing_guide_copy()}: sample "
-            "with autoguidance=0, or train with a guide_step below the steps trained",
-        )
-        return self.guide_network  # type: ignore[return-value]
-
     def autoguided(
         self, process: ReverseProcess, weak: ReverseProcess, weight: float
     ) -> ReverseProcess:
         """``process`` guided away from ``weak`` (the guiding copy's, given the same labels and
         classifier-free guidance) with weight ``weight``
         (:func:`~genlab.samplers.diffusion.guide`; module docstring)."""
-        check(weight >= 0, f"autoguidance must be >= 0, got {weight}")
 
         def denoise(xt: Tensor, t: Tensor) -> Denoised:
             return guide(process.denoise(xt, t), weak.denoise(xt, t), weight)
 
         return ReverseProcess(self.schedule, denoise, self.decoder)
 
-    @property
-    def has_guide_copy(self) -> bool:
-        """Whether training took the guiding copy (it reached ``guide_step``)."""
-        step = self.config.guide_step
-        return self.guide_network is not None and int(self.steps) >= step  # type: ignore[operator]
-
-    @property
-    def sample_note(self) -> str | None:
-        """The autoguidance of the default samples, when they have it."""
-        if not (self.config.autoguidance and self.has_guide_copy):
-            return None
-        return (
-            f"autoguided: w = {self.config.autoguidance:g} away from the network at training "
-            f"step {self.config.guide_step:,}; autoguidance=0 draws the model's own"
-        )
-
-    def missing_guide_copy(self) -> str:
-        """Why there is no guiding copy, as the end of a sentence."""
-        if self.guide_network is None:
-            return "was trained without one (guide_step=None)"
-        return f"was selected at training step {int(self.steps)}, before it"
-
     def finish_training(
         self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
     ) -> None:
         """Say so when the selected weights predate the guiding copy: samples are unguided."""
-        if self.config.autoguidance and not self.has_guide_copy:
-            warnings.warn(
-                f"diffusion: autoguidance={self.config.autoguidance} needs the copy of the "
-                f"network taken at guide_step={self.config.guide_step}, and this model "
-                f"{self.missing_guide_copy()}: its samples are unguided (train longer, or set "
-                "a smaller guide_step)",
-                stacklevel=2,
-            )
+        self.warn_if_unguided()
 
     def guidance_weight(self, guidance: float | None) -> float:
         """The guidance weight of a sample: ``guidance``, or the config's; 0 for a model of p(x)
@@ -1009,8 +959,7 @@ class Diffusion(GenerativeModel):
         self.steps += 1
         step = int(self.steps)
         self.averaged.update_({"denoiser": self.denoiser}, step, cfg.ema_decay)
-        if self.guide_network is not None and step == cfg.guide_step:
-            self.guide_network.load_state_dict(self.averaged["denoiser"].state_dict())
+        self.take_guide_copy_(self.averaged["denoiser"])
         return {
             "loss": loss.detach(),
             "simple": simple.detach().mean(),

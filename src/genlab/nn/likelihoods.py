@@ -357,12 +357,21 @@ class Likelihood(nn.Module):
         d: int,
         generator: torch.Generator | None,
         temperature: float = 1.0,
+        *,
+        weak: Tensor | None = None,
+        weight: float = 0.0,
     ) -> Tensor:
         """``(*batch,)`` one draw of coordinate ``d`` in data units, from ``params``
         ``(*batch, n_params, D)``: here every coordinate is drawn and ``d`` kept (the map to
         data units may differ per coordinate); likelihoods on levels draw ``d`` alone, and
-        they alone at a ``temperature`` other than 1 (:meth:`check_temperature`)."""
+        they alone at a ``temperature`` other than 1 (:meth:`check_temperature`) or guided
+        away from a ``weak`` model's parameters with ``weight`` :math:`w > 0`."""
         self.check_temperature(temperature)
+        check(
+            not weight,
+            f"autoguidance needs a likelihood over discrete levels; {type(self).__name__} is a "
+            "density on continuous values",
+        )
         return self.sample(params, generator)[..., d]
 
 
@@ -403,6 +412,9 @@ class _LevelLikelihood(Likelihood):
         d: int,
         generator: torch.Generator | None,
         temperature: float = 1.0,
+        *,
+        weak: Tensor | None = None,
+        weight: float = 0.0,
     ) -> Tensor:
         r"""Coordinate ``d`` alone: the level map is the same for every coordinate, so its
         parameters suffice (an autoregressive sampler's pass then draws one value per example,
@@ -410,14 +422,22 @@ class _LevelLikelihood(Likelihood):
 
         At ``temperature`` :math:`T \ne 1`, a draw of the tempered conditional over the
         levels, :math:`P_T(j) = P(j)^{1/T} / \sum_i P(i)^{1/T}`, i.e. :math:`\mathrm{softmax}`
-        of :meth:`level_logits` divided by :math:`T` (exact: the levels are enumerated). At
-        :math:`T = 1`, the likelihood's own draw, unchanged.
+        of :meth:`level_logits` divided by :math:`T` (exact: the levels are enumerated). With
+        a ``weak`` model's parameters and ``weight`` :math:`w > 0` (autoguidance,
+        :mod:`genlab.models.autoguidance`), the guided conditional
+        :math:`\tilde P(j) \propto \big(P(j)^{1 + w} P_\text{weak}(j)^{-w}\big)^{1/T}`:
+        the softmax of :math:`((1 + w)\,\ell_j - w\,\ell^\text{weak}_j) / T`. At
+        :math:`T = 1` and :math:`w = 0`, the likelihood's own draw, unchanged.
         """
         self.check_temperature(temperature)
         params = params[..., d : d + 1]
-        if temperature == 1:
+        if temperature == 1 and not weight:
             return self.sample(params, generator)[..., 0]
-        level = _gumbel_argmax(self.level_logits(params) / temperature, generator)
+        logits = self.level_logits(params)
+        if weight:
+            check(weak is not None, "autoguidance needs the weak model's parameters (weak=)")
+            logits = (1 + weight) * logits - weight * self.level_logits(weak[..., d : d + 1])
+        level = _gumbel_argmax(logits / temperature, generator)
         return self.from_target(level[..., 0, 0].to(params.dtype))
 
     @property

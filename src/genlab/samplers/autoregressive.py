@@ -23,7 +23,7 @@ so the same generator gives the same tokens whatever computed the logits.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -32,6 +32,7 @@ from genlab.data.dataset import END_TOKEN, PAD_TOKEN
 
 # (new tokens (B, s), state or None) -> (logits (B, s, V) of the token after each, new state)
 TokenStep = Callable[[Tensor, Any], tuple[Tensor, Any]]
+P = TypeVar("P")  # the parameters a pass hands to the draw (a tensor, or a pair when guided)
 
 
 def draw_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -56,8 +57,8 @@ def prefix_length(observed: Tensor, order: Tensor) -> int | None:
 
 @torch.no_grad()
 def sample_in_order(
-    conditionals: Callable[[Tensor, int], Tensor],
-    draw: Callable[[Tensor, int, torch.Generator | None], Tensor],
+    conditionals: Callable[[Tensor, int], P],
+    draw: Callable[[P, int, torch.Generator | None], Tensor],
     x: Tensor,
     order: Tensor,
     start: int = 0,
