@@ -51,9 +51,10 @@ class Autoguided:
     ``autoguidance``): the guiding copy, whether the selected weights reached it, the default
     weight, the caption note and the warning of a run selected before it.
 
-    The family calls :meth:`make_guide_copy` from ``__init__`` (after building the network and
-    its ``steps`` counter, a long buffer of the optimiser steps taken), :meth:`take_guide_copy_`
-    after every training step and :meth:`warn_if_unguided` from ``finish_training``.
+    The family keeps ``steps``, a long buffer of the optimiser steps taken (saved with the
+    weights, so a selected checkpoint's count is its own), calls :meth:`make_guide_copy` from
+    ``__init__``, counts a step and calls :meth:`take_guide_copy_` after every training step,
+    and :meth:`warn_if_unguided` from ``finish_training``.
     """
 
     config: Any
