@@ -68,9 +68,10 @@ class Autoguided:
         guide_step = self.config.guide_step
         self.guide_network = None if guide_step is None else frozen_copy(network)
 
-    def take_guide_copy_(self, network: nn.Module) -> None:
-        """Copy ``network``'s weights into the guiding copy if training is at ``guide_step``."""
-        if self.guide_network is not None and int(self.steps) == self.config.guide_step:
+    def take_guide_copy_(self, network: nn.Module, step: int) -> None:
+        """Copy ``network``'s weights into the guiding copy if ``step`` (the optimiser steps
+        taken) is ``guide_step``."""
+        if self.guide_network is not None and step == self.config.guide_step:
             self.guide_network.load_state_dict(network.state_dict())
 
     @property

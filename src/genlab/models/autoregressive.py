@@ -542,7 +542,7 @@ class Autoregressive(Autoguided, GenerativeModel):
         optimizers.minimize(loss)
         if self.guide_network is not None:
             self.steps += 1
-            self.take_guide_copy_(self.net)
+            self.take_guide_copy_(self.net, int(self.steps))
         return {"loss": loss.detach()}
 
     def finish_training(

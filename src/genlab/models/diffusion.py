@@ -959,7 +959,7 @@ class Diffusion(Autoguided, GenerativeModel):
         self.steps += 1
         step = int(self.steps)
         self.averaged.update_({"denoiser": self.denoiser}, step, cfg.ema_decay)
-        self.take_guide_copy_(self.averaged["denoiser"])
+        self.take_guide_copy_(self.averaged["denoiser"], step)
         return {
             "loss": loss.detach(),
             "simple": simple.detach().mean(),
