@@ -336,13 +336,10 @@ def test_autoguided_pixelcnn_samples_follow_the_guided_conditionals():
     assert float(guided.sum()) == pytest.approx(1.0)
     assert float((frequency - guided).abs().max()) < 0.015
     assert float((own - guided).abs().max()) > 0.05  # far from the model's own joint
-    own_draws = model.sample(6, generator=torch.Generator().manual_seed(2), autoguidance=0.0)
-    torch.testing.assert_close(
-        own_draws,
-        model.sample(
-            6, generator=torch.Generator().manual_seed(2), temperature=1.0, autoguidance=0
-        ),
-    )
+    unguided = model.sample(n, generator=torch.Generator().manual_seed(1), autoguidance=0.0)
+    index = (unguided.flatten(1) * torch.tensor([27.0, 9.0, 3.0, 1.0])).sum(1).long()
+    frequency = torch.bincount(index, minlength=81).double() / n
+    assert float((frequency - own).abs().max()) < 0.015  # w = 0: the model's own joint
 
 
 def guided_pixelcnn(digits, steps: int, **settings) -> Autoregressive:

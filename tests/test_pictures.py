@@ -61,6 +61,8 @@ def test_families_without_pixel_noise_show_their_samples(tiny_28):
 def test_bad_pixels_is_a_clear_error(vae, tiny_28):
     with pytest.raises(ConfigError, match="pixels must be one of"):
         picture_samples(vae, 4, "median")
+    with pytest.raises(ConfigError, match="vae's sampler has no option 'steps'; it takes no"):
+        picture_samples(vae, 4, options={"steps": 5})  # checked as genlab sample checks them
     with pytest.raises(ConfigError, match="pixels must be one of"):
         genlab.fit("vae", tiny_28, budget="smoke", pixels="median")
 

@@ -486,8 +486,6 @@ class Diffusion(Autoguided, GenerativeModel):
         else:
             self.normalizer.fit(x_train)
         self.averaged.reset_({"denoiser": self.denoiser})
-        if self.guide_network is not None:
-            self.guide_network.load_state_dict(self.denoiser.state_dict())
 
     @property
     def needs_dequantization(self) -> bool:

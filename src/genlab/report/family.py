@@ -60,15 +60,14 @@ def picture_samples(
     if pixels not in PIXELS:
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     extra = {} if context is None else {"context": context}
+    options = model.sampler_options(options or {})  # checked and typed as sample declares them
     if not (model.pixel_noise and model.info.kind == "image"):
         if options:
             note = "sampler: " + ", ".join(f"{key}={value}" for key, value in options.items())
         else:
             note = model.sample_note
         caption = "samples" if note is None else f"samples ({note})"
-        return model.sample(n, generator=generator, **extra, **(options or {})), caption
-    if options:  # the families with per-pixel noise take no sampler options
-        raise ConfigError(f"{model.family}'s sampler takes no options, got {', '.join(options)}")
+        return model.sample(n, generator=generator, **extra, **options), caption
     if pixels == "mean":
         means = model.sample_means(n, generator=generator, **extra)
         return means, "decoder means E[x | z], z ~ N(0, I) (pixels=sample shows draws)"
