@@ -235,7 +235,10 @@ def test_fused_adam_shortcut_matches_torch_adam_bit_for_bit(weight_decay):
                 p.grad = None if (step == 3 and i == 1) else torch.randn(5, 3, generator=generator)
             if cls is FusedAdam:  # the direct call, except on state creation and a missing grad
                 assert (optimizer._shortcut() is None) == (step in (0, 3))
-            optimizer.step()
+            if cls is FusedAdam and step % 2:  # the optimizer's step without torch's wrapper
+                optimizer.take_step()
+            else:
+                optimizer.step()
             if step == 2:
                 state = optimizer.state_dict()
                 optimizer = cls(params, lr=1e-2, weight_decay=weight_decay, fused=True)
@@ -248,3 +251,26 @@ def test_fused_adam_shortcut_matches_torch_adam_bit_for_bit(weight_decay):
     for key in ("step", "exp_avg", "exp_avg_sq"):
         assert torch.equal(our_state["state"][0][key], their_state["state"][0][key])
     assert isinstance(adam([torch.nn.Parameter(torch.zeros(2))], lr=1e-3), FusedAdam)
+
+
+def test_fused_adam_take_step_runs_registered_hooks_and_zero_grad_clears():
+    from torch.optim import optimizer as optimizer_module
+
+    from genlab.optim import FusedAdam
+
+    p = torch.nn.Parameter(torch.ones(3))
+    optimizer = FusedAdam([p], lr=0.1, fused=True)
+    calls = []
+    p.grad = torch.ones(3)
+    optimizer.take_step()  # no hook: the direct step
+    handle = optimizer.register_step_post_hook(lambda *args: calls.append("local"))
+    glob = optimizer_module.register_optimizer_step_pre_hook(lambda *args: calls.append("global"))
+    try:
+        optimizer.take_step()
+    finally:
+        handle.remove()
+        glob.remove()
+    assert calls == ["global", "local"]
+    torch.testing.assert_close(p.detach(), torch.full((3,), 0.8))  # two steps of lr 0.1
+    optimizer.zero_grad()
+    assert p.grad is None

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.nn.context import append_context
+from genlab.nn.fused_couplings import FusedCoupling, fused_affine_couplings
 from genlab.nn.made import MADE
 from genlab.nn.mlp import ACTIVATIONS, MLP
 from genlab.nn.normalizer import AffineNormalizer
@@ -122,13 +123,35 @@ class Bijection(nn.Module):
 
 
 class Chain(Bijection):
-    """Composition :math:`f_L \\circ \\dots \\circ f_1` (x -> z); the inverse runs backwards."""
+    """Composition :math:`f_L \\circ \\dots \\circ f_1` (x -> z); the inverse runs backwards.
+
+    A chain of affine couplings with ReLU MLP conditioners on vectors (a flow's default layers on
+    the plane) runs its training passes (gradients on, no context, no autocast, not compiled) as
+    one autograd node with a hand-written backward
+    (:func:`~genlab.nn.fused_couplings.fused_affine_couplings`): the same numbers, a faster step.
+    ``fused = False`` runs the layers one by one.
+    """
 
     def __init__(self, layers: Sequence[Bijection]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        conditioners = [fusable_conditioner(layer) for layer in self.layers]
+        self.fused = bool(conditioners) and all(linears is not None for linears in conditioners)
+        self.fused_conditioners = conditioners
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if (
+            self.fused
+            and context is None
+            and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(x.device.type)
+            and not torch.compiler.is_compiling()
+        ):
+            couplings = [
+                FusedCoupling(layer.mask, layer.free, layer.bound, linears)
+                for layer, linears in zip(self.layers, self.fused_conditioners, strict=True)
+            ]
+            return fused_affine_couplings(x, couplings)
         log_dets = []
         for layer in self.layers:
             x, log_det = layer(x, context)
@@ -314,6 +337,24 @@ class AffineCoupling(Bijection):
         # the masked part of z is x's
         raw_scale, shift = self.conditioner(append_context(z * self.mask, context)).chunk(2, 1)
         return (z - shift * self.free) * torch.exp(-soft_clamp(raw_scale, self.bound) * self.free)
+
+
+def fusable_conditioner(layer: nn.Module) -> list[nn.Linear] | None:
+    """The linear layers of ``layer``'s conditioner when ``layer`` is what
+    :func:`~genlab.nn.fused_couplings.fused_affine_couplings` runs: an :class:`AffineCoupling` on
+    vectors whose conditioner is an :class:`~genlab.nn.MLP` of linear layers and ReLUs taking
+    no context; ``None`` for any other layer."""
+    if not isinstance(layer, AffineCoupling) or not isinstance(layer.conditioner, MLP):
+        return None
+    modules = list(layer.conditioner)
+    linears, activations = modules[0::2], modules[1::2]
+    fits = (
+        layer.mask.dim() == 2
+        and all(type(m) is nn.Linear for m in linears)
+        and all(type(m) is nn.ReLU for m in activations)
+        and linears[0].in_features == layer.mask.shape[1]
+    )
+    return linears if fits else None  # type: ignore[return-value]
 
 
 def rational_quadratic_spline(

@@ -82,4 +82,5 @@ class Optimizers:
                 self.grad_norms[name] = nn.utils.clip_grad_norm_(
                     self.parameters(name), self.grad_clip
                 )
-            optimizer.step()
+            take_step = getattr(optimizer, "take_step", optimizer.step)  # FusedAdam's
+            take_step()
