@@ -63,7 +63,11 @@ class FusedCoupling:
 
 
 class _AffineCouplings(torch.autograd.Function):
-    """Forward: the couplings in order; backward: the formulas of the module docstring."""
+    """Forward: the couplings in order; backward: the formulas of the module docstring.
+
+    The activations are kept on ``ctx`` (a nested structure ``save_for_backward`` does not take),
+    so an in-place change of the input between forward and backward goes unnoticed: the trainer
+    never makes one."""
 
     @staticmethod
     def forward(  # type: ignore[override]
