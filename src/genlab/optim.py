@@ -65,7 +65,8 @@ class FusedAdam(torch.optim.Adam):
         ):
             self.step()
         else:
-            type(self).step.__wrapped__(self)  # FusedAdam.step itself
+            step = type(self).step
+            getattr(step, "__wrapped__", step)(self)  # FusedAdam.step itself
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """torch's ``zero_grad``; ``set_to_none`` (the default) by a plain loop, without the

@@ -86,11 +86,13 @@ class _AffineCouplings(torch.autograd.Function):
                 h = narrow_matmul(h, weight.t(), bias).relu_()
                 inputs.append(h)
             raw_scale, shift = narrow_matmul(h, layers[-1][0].t(), layers[-1][1]).chunk(2, 1)
-            tanh = torch.tanh(raw_scale * (1.0 / coupling.bound))
-            scale = tanh * (coupling.free * coupling.bound)
+            # soft_clamp of genlab.nn.flows (which imports this module), on the free coordinates
+            scale = torch.tanh(raw_scale * (1.0 / coupling.bound)) * (
+                coupling.free * coupling.bound
+            )
             exp_scale = torch.exp(scale)
             log_dets.append(scale.sum(1))
-            saved.append((x, inputs, tanh, exp_scale, layers))
+            saved.append((x, inputs, scale, exp_scale, layers))
             x = torch.addcmul(shift * coupling.free, x, exp_scale)
         ctx.saved = saved  # type: ignore[attr-defined]
         ctx.couplings = couplings  # type: ignore[attr-defined]
@@ -105,9 +107,10 @@ class _AffineCouplings(torch.autograd.Function):
         grad = grad_z
         for index in reversed(range(len(ctx.couplings))):  # type: ignore[attr-defined]
             coupling = ctx.couplings[index]  # type: ignore[attr-defined]
-            x, inputs, tanh, exp_scale, layers = ctx.saved[index]  # type: ignore[attr-defined]
+            x, inputs, scale, exp_scale, layers = ctx.saved[index]  # type: ignore[attr-defined]
             grad_x = grad * exp_scale
-            slope = torch.addcmul(coupling.free, tanh.square(), coupling.free, value=-1)
+            # ds/ds~ = f (1 - tanh^2) = f - (s / c)^2, as s = f c tanh(s~ / c) with f in {0, 1}
+            slope = torch.addcmul(coupling.free, scale, scale, value=-1.0 / coupling.bound**2)
             grad_raw = torch.addcmul(grad_log_det, grad_x, x).mul_(slope)
             grad_h = torch.cat([grad_raw, grad * coupling.free], 1)
             layer_grads: list[Tensor] = []
