@@ -260,9 +260,9 @@ def test_flow_measurement_posterior_matches_its_density_on_a_grid(moons_flow):
         return log_p + observation.log_likelihood(x, torch.zeros(len(x), dtype=torch.long))
 
     cdf = grid_posterior_cdf(log_posterior, lambda x: x[:, 0], grid)
-    # close, not exact at 2,000 draws: on two trainings of this flow (float rounding apart) and
-    # five sampler seeds the KS distance was 0.026-0.065 (0.036 is the p = 0.01 level)
-    assert stats.kstest(draws[:, 0, 0].numpy(), cdf).statistic < 0.08
+    # sampler seeds 3-7: KS distance 0.016-0.025 (0.036 is the p = 0.01 level); 0.031-0.073
+    # when each chain's MALA step was found from its own start (mcmc.shared_by_copies)
+    assert stats.kstest(draws[:, 0, 0].numpy(), cdf).pvalue > 0.01
 
 
 def test_families_without_a_generator_refuse(digits):

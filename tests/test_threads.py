@@ -58,6 +58,24 @@ def test_step_flops_are_those_of_the_matrix_products_of_one_step(digits, batch_s
     assert step_flops(model, digits, train) == expected
 
 
+def test_flops_of_a_step_that_differentiates_in_its_input_are_counted(tmp_path, monkeypatch):
+    """WGAN-GP's penalty differentiates the critic at interpolated points (leaves requiring
+    gradients): torch's per-module flop tracking failed on it, so a user's plain
+    ``genlab train gan --set loss=wasserstein-gp`` crashed before training. The penalty's
+    double backward costs more than the plain critic's step."""
+    ring = genlab.data.load("ring")
+    flops = {}
+    for loss in ("wasserstein", "wasserstein-gp"):
+        resolved = resolve_settings("gan", {"loss": loss, "batch_size": 64}, None)
+        model = build_model("gan", resolved.model, ring.info, 0)
+        flops[loss] = step_flops(model, ring, resolved.train)
+    assert flops["wasserstein-gp"] > flops["wasserstein"] > 0
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    genlab.fit("gan", ring, out=tmp_path / "run", loss="wasserstein-gp", steps=2, batch_size=64)
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["threads"]
+    assert recorded["source"] == "rule" and recorded["step_flops"] == flops["wasserstein-gp"]
+
+
 def test_counting_the_flops_changes_neither_the_model_nor_the_random_streams(digits):
     model, train = _autoencoder(digits)
     before = {k: v.clone() for k, v in model.state_dict().items()}

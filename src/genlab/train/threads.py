@@ -99,6 +99,32 @@ def threads_for_flops(step_flops: float, available: int) -> int:
     return max(1, min(available, int(step_flops // FLOPS_PER_THREAD)))
 
 
+class _GlobalTotalOnly:
+    """Stands in for :class:`FlopCounterMode`'s module tracker: every count goes to the global
+    total only (``parents``), and nothing hooks the modules."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _GlobalTotalOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def flop_counter() -> FlopCounterMode:
+    """A :class:`FlopCounterMode` that counts the global total only.
+
+    Its per-module breakdown hooks each module's inputs for the backward pass, and torch 2.13
+    refuses those hooks when a step differentiates with respect to a module's leaf input
+    (``torch.autograd.grad``: WGAN-GP's penalty at interpolated points raised "A leaf node was
+    passed to _will_engine_execute_node"); the total is all the rule needs.
+    """
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalTotalOnly()  # type: ignore[assignment]
+    return counter
+
+
 def step_flops(model: GenerativeModel, data: Dataset, config: TrainConfig, seed: int = 0) -> float:
     """Floating-point operations of one training step of ``model`` on a batch of ``data``.
 
@@ -116,7 +142,7 @@ def step_flops(model: GenerativeModel, data: Dataset, config: TrainConfig, seed:
     with torch.random.fork_rng(devices=devices):
         trial.prepare(x, **context)
         optimizers = Optimizers(trial.configure_optimizers(config), config.grad_clip)
-        with FlopCounterMode(display=False) as counter:
+        with flop_counter() as counter:
             trial.training_step(x, optimizers, generator, **context)
     return float(counter.get_total_flops())
 
