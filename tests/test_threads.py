@@ -89,7 +89,7 @@ KINDS = {"image": "digits", "vector": "ring", "text": "first-names"}
         if kind in KINDS
     ],
 )
-def test_every_family_s_step_can_be_counted(family, dataset):
+def test_one_step_of_every_family_can_be_counted(family, dataset):
     """The suite runs with ``OMP_NUM_THREADS`` set, so no fit in it reaches the rule: a
     user's plain command does, and counts one step of each family (closed forms excepted)."""
     data = genlab.data.load(dataset)
