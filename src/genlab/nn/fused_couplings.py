@@ -4,7 +4,7 @@ A training step of a flow on vectors is hundreds of small operators (8 couplings
 2-D data: 48 matrix products and about 300 elementwise ones), and on a CPU the cost of each,
 not the arithmetic, sets the step's time. :func:`fused_affine_couplings` computes exactly what
 the layers compute one by one (:class:`~genlab.nn.flows.AffineCoupling`,
-:func:`~genlab.nn.flows.affine_transform`), without recording a graph, and its backward is
+:func:`~genlab.nn.affine.affine_transform`), without recording a graph, and its backward is
 written out, coupling by coupling in reverse: with :math:`m` the conditioning mask,
 :math:`f = 1 - m`, :math:`s = f \odot c \tanh(\tilde s / c)`, :math:`z = x \odot e^{s} + f \odot
 t` and :math:`\ell = \sum_d s_d`, given :math:`\bar z = \partial L / \partial z` and
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from genlab.nn.affine import soft_clamp
 
 # an output with fewer columns than this is computed as the transpose of the transposed product
 NARROW_COLUMNS = 16
@@ -86,10 +88,7 @@ class _AffineCouplings(torch.autograd.Function):
                 h = narrow_matmul(h, weight.t(), bias).relu_()
                 inputs.append(h)
             raw_scale, shift = narrow_matmul(h, layers[-1][0].t(), layers[-1][1]).chunk(2, 1)
-            # soft_clamp of genlab.nn.flows (which imports this module), on the free coordinates
-            scale = torch.tanh(raw_scale * (1.0 / coupling.bound)) * (
-                coupling.free * coupling.bound
-            )
+            scale = soft_clamp(raw_scale, coupling.bound).mul_(coupling.free)
             exp_scale = torch.exp(scale)
             log_dets.append(scale.sum(1))
             saved.append((x, inputs, scale, exp_scale, layers))
