@@ -14,7 +14,7 @@ from genlab.data.dataset import DataInfo, Dataset
 from genlab.errors import UnsupportedCapability
 from genlab.models.autoregressive import Autoregressive, AutoregressiveConfig
 from genlab.nn.made import MADE, hidden_degrees, made_masks
-from genlab.nn.pixelcnn import GatedPixelCNN
+from genlab.nn.pixelcnn import GatedPixelCNN, MaskedConv2d, horizontal_mask, vertical_mask
 from genlab.samplers import sample_in_order
 
 
@@ -55,6 +55,30 @@ def test_made_output_depends_only_on_earlier_inputs(connectivity):
         assert torch.all(block[~allowed] == 0)
         if connectivity == "fixed":  # random degrees may leave a path out; these cover all
             assert torch.all(block[allowed] != 0)  # every earlier input is read
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+@pytest.mark.parametrize("make_mask", [vertical_mask, horizontal_mask])
+@pytest.mark.parametrize("type_a", [True, False])
+def test_masked_convolution_is_the_whole_masked_kernel_with_same_padding(
+    kernel, dilation, make_mask, type_a
+):
+    """Run on the box around the mask's ones, it equals the full kernel times the mask with
+    'same' zero padding, at every output (an odd-sized, non-square input)."""
+    g = torch.Generator().manual_seed(0)
+    mask = make_mask(kernel, type_a)
+    conv = MaskedConv2d(3, 4, mask, dilation)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+    x = torch.randn(2, 3, 9, 7, generator=g, dtype=torch.float64)
+    conv = conv.double()
+    kh, kw = mask.shape
+    padding = (dilation * (kh // 2), dilation * (kw // 2))
+    expected = torch.nn.functional.conv2d(
+        x, conv.weight * conv.mask, conv.bias, padding=padding, dilation=dilation
+    )
+    torch.testing.assert_close(conv(x), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("size", "dilation_cycle"), [(6, 1), (9, 3)])

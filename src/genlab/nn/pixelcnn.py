@@ -56,7 +56,16 @@ from torch import Tensor, nn
 
 
 class MaskedConv2d(nn.Conv2d):
-    """A 'same' convolution whose kernel is multiplied by a fixed 0/1 ``mask`` ``(kh, kw)``."""
+    r"""A 'same' convolution whose kernel is multiplied by a fixed 0/1 ``mask`` ``(kh, kw)``.
+
+    It runs as the convolution of the kernel's rows :math:`r_0 \dots r_1` and columns
+    :math:`c_0 \dots c_1`, the box around the mask's ones, over the input padded by
+    :math:`d\,(k_w/2 - c_0)` on the left, :math:`d\,(c_1 - k_w/2)` on the right,
+    :math:`d\,(k_h/2 - r_0)` above and :math:`d\,(r_1 - k_h/2)` below (a negative pad crops): the
+    same outputs as the whole masked kernel with 'same' padding, without the products with its
+    zeros (a vertical 3x3 kernel is 2x3, a horizontal 1x3 one 1x2, for type B; fewer for type A).
+    The weight keeps its whole ``(kh, kw)`` shape, so saved models load unchanged.
+    """
 
     def __init__(
         self, in_channels: int, out_channels: int, mask: Tensor, dilation: int = 1
@@ -64,13 +73,19 @@ class MaskedConv2d(nn.Conv2d):
         kh, kw = mask.shape
         super().__init__(in_channels, out_channels, (kh, kw), padding=0, dilation=dilation)
         self.register_buffer("mask", mask.float())
-        # left, right, top, bottom: 'same' for taps spread ``dilation`` apart
-        self.pad = tuple(dilation * (size // 2) for size in (kw, kw, kh, kh))
+        rows, columns = (mask.any(dim).nonzero().squeeze(1) for dim in (1, 0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(columns[0]), int(columns[-1])
+        self.box = (slice(r0, r1 + 1), slice(c0, c1 + 1))
+        # left, right, top, bottom
+        self.pad = tuple(
+            dilation * extent
+            for extent in (kw // 2 - c0, c1 - kw // 2, kh // 2 - r0, r1 - kh // 2)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(
-            F.pad(x, self.pad), self.weight * self.mask, self.bias, dilation=self.dilation
-        )
+        rows, columns = self.box
+        kernel = self.weight[:, :, rows, columns] * self.mask[rows, columns]
+        return F.conv2d(F.pad(x, self.pad), kernel, self.bias, dilation=self.dilation)
 
 
 def vertical_mask(kernel: int, mask_centre: bool) -> Tensor:
