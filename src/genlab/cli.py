@@ -25,6 +25,7 @@ from genlab.train.acceleration import PRECISIONS
 from genlab.train.distributed import current as current_distributed
 from genlab.train.distributed import exit_worker, launched_by_torchrun
 from genlab.train.distributed import shutdown as shutdown_distributed
+from genlab.train.memory import reusing_freed_memory
 
 MAX_SAMPLES = 1_000_000
 BIRTHDAY_PICTURE = "birthday_pairs.png"
@@ -789,7 +790,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
     try:
-        COMMANDS[args.command](args)
+        with reusing_freed_memory():
+            COMMANDS[args.command](args)
     except GenlabError as exc:
         print(f"genlab: error: {exc}", file=sys.stderr)
         return 2

@@ -41,6 +41,7 @@ from genlab.train import distributed
 from genlab.train.acceleration import autocast, check_compilable, compiling, eager
 from genlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from genlab.train.config import TrainConfig
+from genlab.train.memory import reusing_freed_memory
 from genlab.train.optim import Optimizers, lr_factor
 
 logger = logging.getLogger(__name__)
@@ -334,10 +335,11 @@ class _Loop:
     def run(self, progress: bool) -> TrainState:
         """Train until the last step or an early stop, :meth:`finish`, then
         :meth:`write_final_files` (also for a run killed after its final checkpoint)."""
-        if not self.state.finished:
-            self.train(progress)
-            self.finish()
-        self.write_final_files()
+        with reusing_freed_memory():
+            if not self.state.finished:
+                self.train(progress)
+                self.finish()
+            self.write_final_files()
         return self.state
 
     def train(self, progress: bool) -> None:
