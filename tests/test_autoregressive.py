@@ -14,7 +14,13 @@ from genlab.data.dataset import DataInfo, Dataset
 from genlab.errors import UnsupportedCapability
 from genlab.models.autoregressive import Autoregressive, AutoregressiveConfig
 from genlab.nn.made import MADE, hidden_degrees, made_masks
-from genlab.nn.pixelcnn import GatedPixelCNN, MaskedConv2d, horizontal_mask, vertical_mask
+from genlab.nn.pixelcnn import (
+    GatedPixelCNN,
+    MaskedConv2d,
+    gated_unit,
+    horizontal_mask,
+    vertical_mask,
+)
 from genlab.samplers import sample_in_order
 
 
@@ -55,6 +61,18 @@ def test_made_output_depends_only_on_earlier_inputs(connectivity):
         assert torch.all(block[~allowed] == 0)
         if connectivity == "fixed":  # random degrees may leave a path out; these cover all
             assert torch.all(block[allowed] != 0)  # every earlier input is read
+
+
+def test_gated_unit_is_tanh_times_sigmoid_in_value_and_gradient():
+    value = torch.linspace(-40, 40, 2001, dtype=torch.float64).requires_grad_(True)
+    gate = torch.linspace(3, -3, 2001, dtype=torch.float64).requires_grad_(True)
+    ours = gated_unit(value, gate)
+    reference = torch.tanh(value) * torch.sigmoid(gate)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-14)
+    grads = torch.autograd.grad(ours.sum(), (value, gate))
+    expected = torch.autograd.grad(reference.sum(), (value, gate))
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
