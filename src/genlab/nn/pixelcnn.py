@@ -64,7 +64,9 @@ class MaskedConv2d(nn.Conv2d):
     :math:`d\,(k_h/2 - r_0)` above and :math:`d\,(r_1 - k_h/2)` below (a negative pad crops): the
     same outputs as the whole masked kernel with 'same' padding, without the products with its
     zeros (a vertical 3x3 kernel is 2x3, a horizontal 1x3 one 1x2, for type B; fewer for type A).
-    The weight keeps its whole ``(kh, kw)`` shape, so saved models load unchanged.
+    The weight keeps its whole ``(kh, kw)`` shape, so saved models load unchanged. The box is
+    read from ``mask``, a CPU tensor (:func:`vertical_mask`, :func:`horizontal_mask`), also when
+    the layer is built on another device (the meta device counts parameters).
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class MaskedConv2d(nn.Conv2d):
     ) -> None:
         kh, kw = mask.shape
         super().__init__(in_channels, out_channels, (kh, kw), padding=0, dilation=dilation)
-        self.register_buffer("mask", mask.float())
+        self.register_buffer("mask", mask.float().to(self.weight.device))
         rows, columns = (mask.any(dim).nonzero().squeeze(1) for dim in (1, 0))
         r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(columns[0]), int(columns[-1])
         self.box = (slice(r0, r1 + 1), slice(c0, c1 + 1))
@@ -98,7 +100,7 @@ def gated_unit(value: Tensor, gate: Tensor) -> Tensor:
 
 def vertical_mask(kernel: int, mask_centre: bool) -> Tensor:
     """``(k, k)``: the rows at and above the centre (the centre row too unless masked)."""
-    mask = torch.ones(kernel, kernel)
+    mask = torch.ones(kernel, kernel, device="cpu")
     mask[kernel // 2 + 1 :] = 0
     if mask_centre:
         mask[kernel // 2] = 0
@@ -107,7 +109,7 @@ def vertical_mask(kernel: int, mask_centre: bool) -> Tensor:
 
 def horizontal_mask(kernel: int, mask_centre: bool) -> Tensor:
     """``(1, k)``: the columns left of the centre (and the centre unless masked)."""
-    mask = torch.ones(1, kernel)
+    mask = torch.ones(1, kernel, device="cpu")
     mask[0, kernel // 2 + 1 :] = 0
     if mask_centre:
         mask[0, kernel // 2] = 0
