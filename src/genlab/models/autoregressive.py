@@ -235,9 +235,9 @@ class Autoregressive(Autoguided, GenerativeModel):
     # loss still fell 2 nats an epoch at the end), seeds 0 and 1: FID 386, 319 (518, 380), 1.125,
     # 1.123 bits/dim (1.127, 1.125), 0.715, 0.728 confident (0.718, 0.729), the same cost
     # full at 28x28: the fast network for 20 epochs, about an hour of one core (the 8x8 setting,
-    # 64 channels for up to 1,000 epochs, is many CPU hours there); seeds 0 and 1: 1.112 and
-    # 1.110 bits/dim, FID 303 and 268, 0.747 and 0.730 confident (fast: 1.125, 1.123; 386, 319;
-    # 0.715, 0.728), 3,440 and 3,404 s
+    # 64 channels for up to 1,000 epochs, is many CPU hours there); seeds 0, 1, 2: 1.112, 1.110,
+    # 1.114 bits/dim, FID 303, 268, 419, 0.747, 0.730, 0.729 confident (fast: 1.125, 1.123,
+    # 1.126; 386, 319, 523; 0.715, 0.728, 0.722), 3,440, 3,404, 2,496 s
     large_image_budgets = {
         None: {"dilation_cycle": 4},
         "smoke": {"dilation_cycle": 4},
