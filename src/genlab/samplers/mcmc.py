@@ -11,12 +11,17 @@ and accept with probability :math:`\min\{1, \frac{\pi(u') q(u \mid u')}{\pi(u) q
 The accept/reject step makes :math:`\pi` exactly invariant whatever the step size. During burn-in
 :math:`\log\epsilon` follows a Robbins-Monro recursion towards the acceptance rate 0.574, optimal
 for MALA (Roberts & Rosenthal, 1998); afterwards it is frozen. It starts, per target, from the
-median over the target's chains of the largest of :math:`\epsilon_0, \epsilon_0/2, \dots` whose
-first proposal from the chain would be accepted with probability at least 1/2
+median over at least ``STEP_PROBES`` probe states of the largest of :math:`\epsilon_0, \epsilon_0/2, \dots`
+whose first proposal from the probe would be accepted with probability at least 1/2
 (:func:`initial_log_step_sizes`, :func:`shared_by_copies`), so that short chains on sharp targets
-(a GAN's code given half an image) move from their first steps. A step chosen from each chain's
-own start would make the chains drift between modes (:func:`shared_by_copies`); a target sampled
-by one chain has no other chain to share with and keeps that drift.
+(a GAN's code given half an image) move from their first steps. The probes are the target's
+chains' starts when it has at least ``STEP_PROBES`` of them, else a second SIR's draws
+(:func:`sir_mala`), independent of the starts: a step chosen from each chain's own start would
+make the chains drift between modes (:func:`shared_by_copies`). Until its first
+accepted move, a chain steps with the size searched at its own start instead (shared by the
+target's chains): SIR's draws of a GAN's code given half an image differ so much that a probe's
+step can be too long to move from the start in a few transitions, and one transition's
+dependence on the start is a start's bias, which the chain then forgets, not a drift that grows.
 
 A chain that accepts no move returns its start, whatever the target: a start where
 :math:`\log\pi = -\infty` or its gradient is not finite never moves, and the draws are then the
@@ -70,6 +75,7 @@ LogDensity = Callable[[Tensor], Tensor]  # (chains, d) -> (chains,)
 TARGET_ACCEPTANCE = 0.574
 STUCK_FRACTION = 0.25
 MAX_HALVINGS = 16
+STEP_PROBES = 8  # a target with fewer chains searches its first step size at probes
 
 
 def warn_if_stuck(sampler: str, moved: Tensor, steps: int, started_finite: Tensor) -> None:
@@ -169,21 +175,25 @@ def initial_log_step_sizes(
     return log_eps
 
 
-def shared_by_copies(log_eps: Tensor, pool: int) -> Tensor:
-    r"""``(chains, 1)``: each target's median of its ``pool`` copies' log step sizes, for all of them.
+def shared_by_copies(log_eps: Tensor, pool: int, chains: int) -> Tensor:
+    r"""``(chains, 1)``: each target's median of the log step sizes found for it, for its chains.
 
-    Chain ``i * chains / pool + r`` is copy ``i`` of target ``r`` (:func:`sir`'s layout). A step
-    size chosen from a chain's own state would tie the step to where the chain is: each fixed
-    step keeps :math:`\pi` invariant, but their mixture over starts does not. Between modes of
-    unequal width, the chains that started in the wide mode (long steps) and those in the narrow
-    one (short steps) cross between them at different rates, so mass drifts from one mode to the
-    other the longer the chains run (a flow's bimodal conditional on moons: KS distance to its
-    exact CDF 0.02 after SIR, 0.035 after 60 transitions, 0.07-0.085 after 240). Shared by many
-    copies, the step is nearly a constant of the target, and the chains keep :math:`\pi`.
+    ``log_eps`` holds ``S = len(log_eps) / chains`` values per chain (row ``c * S + j``), and
+    chain ``i * chains / pool + r`` is copy ``i`` of target ``r`` (:func:`sir`'s layout), so a
+    target has ``pool * S`` values. A step size chosen from a chain's own state would tie the
+    step to where the chain is: each fixed step keeps :math:`\pi` invariant, but their mixture
+    over starts does not. Between modes of unequal width, the chains that started in the wide
+    mode (long steps) and those in the narrow one (short steps) cross between them at different
+    rates, so mass drifts from one mode to the other the longer the chains run (a flow's bimodal
+    conditional on moons: KS distance to its exact CDF 0.02 after SIR, 0.035 after 60
+    transitions, 0.07-0.085 after 240). Found at probes independent of the chains' starts
+    (:func:`sir_mala`) or shared by many copies, the step is a constant of the target, and the
+    chains keep :math:`\pi`.
     """
-    targets = len(log_eps) // pool
-    median = log_eps.view(pool, targets).median(0).values
-    return median.repeat(pool).unsqueeze(1)
+    targets = chains // pool
+    per_chain = len(log_eps) // chains
+    values = log_eps.view(pool, targets, per_chain).transpose(0, 1).reshape(targets, -1)
+    return values.median(1).values.repeat(pool).unsqueeze(1)
 
 
 def mala(
@@ -194,12 +204,16 @@ def mala(
     burn_in: int,
     step_size: float = 0.01,
     pool: int = 1,
+    probes: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run MALA chains from ``u``; returns (final states, acceptance rate after burn-in per chain).
 
-    With ``burn_in > 0`` the step sizes start at :func:`initial_log_step_sizes` and adapt.
-    Warns (:func:`warn_if_stuck`) when more than a quarter of the chains never moved.
+    With ``burn_in > 0`` the step sizes start at :func:`initial_log_step_sizes`, found at
+    ``probes`` (or, without them, at the chains' starts) and shared by each target's chains
+    (:func:`shared_by_copies`), and adapt; a chain that has not moved yet steps with the size
+    found at the starts (module doc). Warns (:func:`warn_if_stuck`) when more than a quarter
+    of the chains never moved.
 
     Arguments:
         log_density: unnormalised log-density of a batch of states.
@@ -208,20 +222,30 @@ def mala(
         burn_in: transitions during which step sizes adapt (must be < steps).
         step_size: initial :math:`\\epsilon` (the largest the search tries).
         pool: the chains are ``pool`` stacked copies of ``chains / pool`` targets (as in
-            :func:`sir`); the copies of a target share its step size
-            (:func:`shared_by_copies`).
+            :func:`sir`); the copies of a target share its step size.
+        probes: ``(chains * S, d)``, row ``c * S + j`` a state of chain ``c``'s target drawn
+            independently of ``u`` (a second SIR): the step is searched there, so that it does
+            not depend on where the chains start (:func:`shared_by_copies`).
     """
     value, grad = _value_and_grad(log_density, u)
     log_eps = torch.full((u.shape[0], 1), math.log(step_size), device=u.device, dtype=u.dtype)
+    until_moved = log_eps
     if burn_in > 0:
-        log_eps = initial_log_step_sizes(log_density, u, value, grad, step_size, generator)
-        log_eps = shared_by_copies(log_eps, pool)
+        found = initial_log_step_sizes(log_density, u, value, grad, step_size, generator)
+        until_moved = log_eps = shared_by_copies(found, pool, len(u))
+        if probes is not None:
+            value_at, grad_at = _value_and_grad(log_density, probes)
+            found = initial_log_step_sizes(
+                log_density, probes, value_at, grad_at, step_size, generator
+            )
+            log_eps = shared_by_copies(found, pool, len(u))
     accepted = torch.zeros(u.shape[0], device=u.device, dtype=u.dtype)
     started_finite = torch.isfinite(value) & torch.isfinite(grad).all(1)
     moved = torch.zeros(u.shape[0], device=u.device, dtype=torch.bool)
     for t in range(steps):
+        chain_log_eps = torch.where(moved[:, None], log_eps, until_moved)
         proposal, value_p, grad_p, log_ratio = _propose(
-            log_density, u, value, grad, log_eps, generator
+            log_density, u, value, grad, chain_log_eps, generator
         )
         uniform = torch.rand(u.shape[0], generator=generator, device=u.device, dtype=u.dtype)
         accept = uniform.log() < log_ratio
@@ -231,7 +255,8 @@ def mala(
         moved |= accept
         if t < burn_in:  # Robbins-Monro on the shared log step size
             rate = log_ratio.clamp(max=0).exp().mean()
-            log_eps = log_eps + (rate - TARGET_ACCEPTANCE) / math.sqrt(t + 1)
+            shift = (rate - TARGET_ACCEPTANCE) / math.sqrt(t + 1)
+            log_eps, until_moved = log_eps + shift, until_moved + shift
         else:
             accepted += accept.to(u.dtype)
     warn_if_stuck("MALA", moved, steps, started_finite)
@@ -246,9 +271,10 @@ def sir(
     *,
     n_candidates: int,
     pool: int = 1,
+    draws: int = 1,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    r"""``(chains, d)`` draws by sampling-importance-resampling from :math:`g = \mathcal N(loc, scale^2)`.
+    r"""``(chains * draws, d)`` draws by sampling-importance-resampling from :math:`g = \mathcal N(loc, scale^2)`.
 
     Each chain draws ``n_candidates`` from :math:`g` and keeps one with probability
     :math:`\propto \pi(u)/g(u)`. ``log_density`` is called on ``(chains * n_candidates, d)``
@@ -257,7 +283,8 @@ def sir(
     candidates, so chains with the same target pool theirs: with ``pool = P``, the chains are
     ``P`` stacked copies of ``chains / P`` targets (chain ``i * chains / P + r`` is copy ``i`` of
     target ``r``, with the same ``loc``, ``scale`` and :math:`\pi`) and each copy draws, with
-    replacement, from all :math:`P M` candidates of its target.
+    replacement, from all :math:`P M` candidates of its target. With ``draws = S``, each chain
+    draws ``S`` times (rows ``c * S ... c * S + S - 1``).
 
     Arguments:
         loc, scale: ``(d,)`` (shared by the chains) or ``(chains, d)``; ``scale > 0``.
@@ -277,10 +304,10 @@ def sir(
     candidates = candidates.reshape(targets, pool * n_candidates, d)  # (targets, P * M, d)
     log_w = torch.where(torch.isinf(log_w).all(1, keepdim=True), torch.zeros_like(log_w), log_w)
     pick = torch.multinomial(
-        torch.softmax(log_w, dim=1), pool, replacement=True, generator=generator
-    )  # (targets, P)
+        torch.softmax(log_w, dim=1), pool * draws, replacement=True, generator=generator
+    )  # (targets, P * S)
     chosen = candidates[torch.arange(targets, device=loc.device)[:, None], pick]
-    return chosen.transpose(0, 1).reshape(chains, d)
+    return chosen.view(targets, pool, draws, d).transpose(0, 1).reshape(chains * draws, d)
 
 
 def sir_mala(
@@ -310,7 +337,10 @@ def sir_mala(
         widen: :math:`w`.
         step_size: initial MALA step size in whitened units.
         pool: the chains are ``pool`` stacked copies of ``chains / pool`` targets (see
-            :func:`sir`), which pool their SIR candidates and share MALA's step size.
+            :func:`sir`), which pool their SIR candidates and share MALA's step size; with
+            fewer than ``STEP_PROBES`` copies, the step is searched at a second SIR's draws
+            (module doc: for ``pool = 1`` it costs a second SIR, 40% of a 2-D flow's default
+            completion).
 
     Returns:
         ``(chains, d)`` final states :math:`u` and ``(chains,)`` MALA acceptance rates after
@@ -324,23 +354,35 @@ def sir_mala(
         scaled = v * scale_diag.unsqueeze(1) if scale_diag is not None else v @ scale_tril.T
         return (loc.unsqueeze(1) + scaled).flatten(0, 1)
 
+    def whitened(v: Tensor) -> Tensor:
+        return log_density(unwhiten(v))
+
     zero = torch.zeros(loc.shape[-1], device=loc.device, dtype=loc.dtype)
-    v = sir(
-        lambda v: log_density(unwhiten(v)),
-        zero,
-        torch.full_like(zero, widen),
-        len(loc),
-        n_candidates=n_candidates,
-        pool=pool,
-        generator=generator,
-    )
+
+    def resample(draws: int) -> Tensor:
+        return sir(
+            whitened,
+            zero,
+            torch.full_like(zero, widen),
+            len(loc),
+            n_candidates=n_candidates,
+            pool=pool,
+            draws=draws,
+            generator=generator,
+        )
+
+    v = resample(1)
+    probes = None
+    if burn_in > 0 and pool < STEP_PROBES:  # too few starts: search the step apart from them
+        probes = resample(-(-STEP_PROBES // pool))
     v, acceptance = mala(
-        lambda v: log_density(unwhiten(v)),
+        whitened,
         v,
         steps=steps,
         burn_in=burn_in,
         step_size=step_size,
         pool=pool,
+        probes=probes,
         generator=generator,
     )
     return unwhiten(v), acceptance
