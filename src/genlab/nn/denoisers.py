@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from genlab.nn.conv import nearest_upsampled_conv
 from genlab.nn.mlp import ACTIVATIONS, Activation
 
 REFERENCE_STEPS = 1000  # timesteps are embedded as t * 1000 / T, whatever T is
@@ -362,6 +363,5 @@ class UNet(nn.Module):
             for _ in range(self.blocks + 1):
                 h = next(up)(torch.cat([h, skips.pop()], 1), e)
             if i > 0:
-                h = nn.functional.interpolate(h, size=self.sizes[i - 1], mode="nearest")
-                h = next(upsample)(h)
+                h = nearest_upsampled_conv(h, next(upsample), self.sizes[i - 1])
         return nn.functional.pixel_shuffle(self.output(h), self.patch)
