@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -123,15 +127,76 @@ def test_sources_in_order_argument_environment_recorded_rule(digits, monkeypatch
     monkeypatch.setattr(threads_module, "spare_cores", lambda: 8)
     choice = choose_threads(model, digits, train)
     assert choice.source == "rule"
-    assert choice.count == threads_for_flops(step_flops(model, digits, train), 8) == 1
+    assert choice.count == threads_for_flops(step_flops(model, digits, train), 8)
     assert "GFLOP" in choice.reason
 
 
-@pytest.mark.parametrize(("load", "expected"), [(0.0, 4), (0.4, 4), (1.6, 2), (3.0, 1), (9.5, 1)])
-def test_spare_cores_leave_out_the_busy_ones(load, expected, monkeypatch):
+@pytest.fixture
+def four_cores(monkeypatch):
+    """4 cores and no busy-core measurement kept from an earlier call."""
     monkeypatch.setattr(threads_module, "cores", lambda: 4)
-    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(threads_module, "_busy_measured", None)
+
+
+@pytest.mark.parametrize(("busy", "expected"), [(0.0, 4), (0.4, 4), (1.6, 2), (3.0, 1), (9.5, 1)])
+def test_spare_cores_leave_out_the_busy_ones(busy, expected, four_cores, monkeypatch):
+    monkeypatch.setattr(threads_module, "busy_cores", lambda: busy)
     assert threads_module.spare_cores() == expected
+
+
+def test_without_proc_stat_the_load_average_counts_the_busy_cores(four_cores, monkeypatch):
+    monkeypatch.setattr(threads_module, "busy_cores", lambda: None)
+    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (1.6, 1.0, 1.0))
+    assert threads_module.spare_cores() == 2
+
+
+def test_busy_cores_are_measured_once_for_a_while(four_cores, monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads_module, "busy_cores", lambda: calls.append(1) or 1.0)
+    assert threads_module.spare_cores() == threads_module.spare_cores() == 3
+    assert len(calls) == 1
+    measured_at, busy = threads_module._busy_measured
+    monkeypatch.setattr(
+        threads_module, "_busy_measured", (measured_at - threads_module.BUSY_REUSE_S - 1, busy)
+    )
+    threads_module.spare_cores()
+    assert len(calls) == 2
+
+
+SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass"
+
+
+def test_another_process_spinning_is_one_busy_core():
+    before = threads_module.busy_cores(0.3)
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=2)])
+    try:
+        time.sleep(0.3)  # started
+        during = threads_module.busy_cores(0.5)
+    finally:
+        spinner.wait()
+    assert before is not None and during is not None
+    assert 0.5 < during - before < 1.5, (before, during)
+
+
+def test_this_process_own_work_is_not_busy_cores():
+    """A thread of this process multiplying matrices (the GIL released) is not other work."""
+    stop = threading.Event()
+
+    def multiply():
+        a = torch.randn(400, 400)
+        while not stop.is_set():
+            a @ a
+
+    before = threads_module.busy_cores(0.3)
+    worker = threading.Thread(target=multiply)
+    with threads_module.using_threads(1):
+        worker.start()
+        try:
+            during = threads_module.busy_cores(0.5)
+        finally:
+            stop.set()
+            worker.join()
+    assert abs(during - before) < 0.5, (before, during)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "2", True, 10**6])
@@ -143,11 +208,12 @@ def test_bad_thread_counts_are_refused_before_training(bad, tmp_path):
 
 def test_run_records_the_choice_and_restores_the_thread_count(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads_module, "spare_cores", lambda: 2)
     before = torch.get_num_threads()
     genlab.fit("ae", "digits", out=tmp_path / "rule", steps=2)
     recorded = json.loads((tmp_path / "rule" / "config.json").read_text())["threads"]
-    assert recorded["source"] == "rule" and recorded["count"] == 1
-    assert recorded["step_flops"] > 0
+    assert recorded["source"] == "rule" and recorded["step_flops"] > 0
+    assert recorded["count"] == threads_for_flops(recorded["step_flops"], 2)
     assert torch.get_num_threads() == before
     genlab.fit("ae", "digits", out=tmp_path / "given", steps=2, threads=2)
     recorded = json.loads((tmp_path / "given" / "config.json").read_text())["threads"]

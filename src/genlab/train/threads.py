@@ -1,22 +1,25 @@
 r"""How many CPU threads a training run uses, and why.
 
-torch's default is one thread per core. For small models that is slower than one thread: each
-kernel is too small to split, and the idle threads spin (on a busy machine a two-thread run of
-the GAN on ``ring`` took four times as long as a one-thread run). So unless the user sets the
+torch's default is one thread per core. On a core that other work keeps busy, that is slower
+than one thread: the thread that waits for the busy core spins (with another job on a 2-core
+machine, a two-thread run of the GAN on ``ring`` took four times as long as a one-thread run; at
+load 9.5 even the conv GAN's 28x28 step ran 1.5 times faster on one thread than on two). On idle
+cores a second thread paid for every family measured, from a 55-MFLOP step (the flow on moons,
+1.02-1.11 times the steps/s of one thread) to the PixelCNN (1.6 times). So unless the user sets the
 count (``--threads N`` / ``threads=N``, or the ``OMP_NUM_THREADS`` environment variable, in
-that order), genlab picks it by a rule on the size of one training step:
+that order), genlab takes the idle cores, one per :math:`F_1` of a step:
 
 .. math::
     n = \min\left(\text{spare},\ \max\left(1,\ \left\lfloor F / F_1 \right\rfloor\right)
-    \right), \qquad \text{spare} = \max(1,\ \text{cores} - \mathrm{round}(\ell)),
+    \right), \qquad \text{spare} = \max(1,\ \text{cores} - \mathrm{round}(b)),
 
 where :math:`F` is the number of floating-point operations of one training step (counted by
 :class:`torch.utils.flop_counter.FlopCounterMode` on a throwaway copy of the model and one
-batch: matrix products and convolutions, forward and backward) and :math:`F_1`
-(:data:`FLOPS_PER_THREAD`) is the step size from which a second thread paid for itself in
-``benchmarks/bench_threads.py``, and :math:`\ell` is the one-minute load average: cores busy with
-other work are not counted, since a thread that waits for a busy core spins (at load 9.5 on 2
-cores even a 180-GFLOP conv step ran 1.5 times faster on one thread than on two).
+batch: matrix products and convolutions, forward and backward), :math:`F_1`
+(:data:`FLOPS_PER_THREAD`) the step size from which a second thread paid for itself in
+``benchmarks/bench_threads.py``, and :math:`b` the cores busy with other processes' work,
+measured over a tenth of a second (:func:`busy_cores`; the one-minute load average where
+``/proc/stat`` is missing, which also counts this process's own recent work).
 Closed-form fits (one large decomposition) use the spare cores.
 The choice and its reason are recorded in the run's ``config.json`` (``threads``), and a resumed
 run uses the recorded count, so that it computes the same numbers.
@@ -27,8 +30,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -41,8 +46,12 @@ from genlab.train.config import TrainConfig
 from genlab.train.loop import context_rows, dequantizes
 from genlab.train.optim import Optimizers
 
-# A step of 2 GFLOP per thread: below it, a second thread was slower (benchmarks/bench_threads.py)
-FLOPS_PER_THREAD = 2e9
+# A step of 25 MFLOP per thread: from a 55-MFLOP step (the flow on moons) up, a second thread
+# paid on an idle core (1.02-1.6 times the steps/s of one; benchmarks/bench_threads.py)
+FLOPS_PER_THREAD = 2.5e7
+BUSY_WINDOW_S = 0.1  # busy_cores' sampling window: 10 clock ticks of each CPU
+BUSY_REUSE_S = 30.0  # spare_cores measures again after this long
+_busy_measured: tuple[float, float] | None = None  # (time.monotonic(), busy cores)
 MAX_THREADS = 1024
 ThreadSource = Literal["argument", "OMP_NUM_THREADS", "rule", "run"]
 
@@ -79,10 +88,59 @@ def cores() -> int:
     )
 
 
+def _cpu_ticks(cpus: set[int]) -> tuple[int, int] | None:
+    """``(busy, total)`` clock ticks of ``cpus`` since boot (``/proc/stat``), None without it."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    busy = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name[:3] != "cpu" or not name[3:].isdigit() or int(name[3:]) not in cpus:
+            continue
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[:8])
+        total += user + nice + system + idle + iowait + irq + softirq + steal
+        busy += user + nice + system + irq + softirq + steal
+    return (busy, total) if total else None
+
+
+def busy_cores(window: float = BUSY_WINDOW_S) -> float | None:
+    r"""Cores busy with other processes' work now, or None where ``/proc/stat`` is missing.
+
+    Over ``window`` seconds: :math:`b = s \cdot n - c`, where :math:`s` is the busy share of the
+    clock ticks of the :math:`n` CPUs this process may run on and :math:`c` the CPU seconds this
+    process used per second of the window (its own threads are not other work). Unlike the load
+    average, it leaves out this process's own past work (a benchmark's or a script's earlier
+    trainings kept the one-minute load near 1 on an idle 2-core machine, and the rule chose one
+    thread where two ran 1.1-1.6 times faster).
+    """
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    before = _cpu_ticks(cpus)
+    if before is None:
+        return None
+    own_before, started = sum(os.times()[:2]), time.monotonic()
+    time.sleep(window)
+    after = _cpu_ticks(cpus)
+    own = (sum(os.times()[:2]) - own_before) / (time.monotonic() - started)
+    if after is None or after[1] <= before[1]:
+        return None
+    share = (after[0] - before[0]) / (after[1] - before[1])
+    return max(0.0, share * len(cpus) - own)
+
+
 def spare_cores() -> int:
-    """:func:`cores` less the one-minute load average (rounded), at least 1."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, cores() - round(load))
+    """:func:`cores` less those busy with other work (rounded), at least 1: measured by
+    :func:`busy_cores` (at most once every ``BUSY_REUSE_S`` seconds in a process), or the
+    one-minute load average where that cannot be measured."""
+    global _busy_measured
+    now = time.monotonic()
+    if _busy_measured is None or now - _busy_measured[0] > BUSY_REUSE_S:
+        busy = busy_cores()
+        if busy is None:
+            busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        _busy_measured = (now, busy)
+    return max(1, cores() - round(_busy_measured[1]))
 
 
 def check_threads(threads: Any) -> int:
@@ -184,6 +242,7 @@ def using_threads(count: int) -> Iterator[None]:
 __all__ = [
     "FLOPS_PER_THREAD",
     "ThreadChoice",
+    "busy_cores",
     "check_threads",
     "choose_threads",
     "cores",
