@@ -15,7 +15,7 @@ from genlab.nn.conv import ConvDecoder, nearest_upsampled_conv
 )
 def test_upsampled_convolution_is_the_convolution_of_the_upsampled_map(size, bias, height, width):
     """Float64 values and gradients against ``conv(interpolate(h))``: the exact doublings take
-    the four 2x2 phase kernels, the other sizes (4 -> 7, as 28x28 decoders have) the plain
+    the transposed convolution, the other sizes (4 -> 7, as 28x28 decoders have) the plain
     path."""
     generator = torch.Generator().manual_seed(0)
     conv = nn.Conv2d(6, 5, 3, padding=1, bias=bias).double()

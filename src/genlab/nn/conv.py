@@ -17,28 +17,28 @@ from torch import Tensor, nn
 from genlab.errors import ConfigError
 from genlab.nn.mlp import ACTIVATIONS
 
-# _PHASE_ROWS[a, u, r]: which of a 3x3 kernel's rows r fall on low-resolution row i - 1 + a + u
-# for output row 2i + a of a 2x nearest upsampling (nearest_upsampled_conv)
-_PHASE_ROWS = torch.tensor([[[1.0, 0, 0], [0, 1, 1]], [[1.0, 1, 0], [0, 0, 1]]])
+# _TAPS[k, r]: the rows r of a 3x3 kernel that a stride-2 transposed convolution's tap k carries
+# (nearest_upsampled_conv)
+_TAPS = torch.tensor([[0.0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]])
 
 
 def nearest_upsampled_conv(h: Tensor, conv: nn.Conv2d, size: tuple[int, int]) -> Tensor:
     r"""``conv(interpolate(h, size, mode="nearest"))``, without the upsampled copy when ``size``
     doubles ``h``'s and ``conv`` is a 3x3 convolution with padding 1.
 
-    Output pixel :math:`(2i + a, 2j + b)` of the convolution sees rows :math:`2i + a - 1 \dots
-    2i + a + 1` of the upsampled map, which are rows :math:`i - 1 + a` and :math:`i + a` of
-    ``h`` (the upsampled map's zero padding is ``h``'s). So each of the four phases
-    :math:`(a, b)` is a 2x2 convolution of ``h`` with the kernel
-    :math:`K_{ab} = R_a W R_b^\top`, where :math:`R_0 = \begin{pmatrix}1&0&0\\0&1&1\end{pmatrix}`
-    and :math:`R_1 = \begin{pmatrix}1&1&0\\0&0&1\end{pmatrix}` sum the kernel rows (and
-    columns) that land on the same input row: one convolution with padding 1 computes all four
-    on the ``(H + 1, W + 1)`` grid, phase :math:`(a, b)` reading its ``(H, W)`` window at
-    offset :math:`(a, b)`, and the phases interleave into the output. The same function of
-    ``conv``'s weights (tested to rounding), 4 taps instead of 9 per output pixel, and no
-    copy of the upsampled input. Any other size or convolution runs as written.
+    Output row :math:`2i + a` of the convolution sees rows :math:`2i + a - 1 \dots 2i + a + 1`
+    of the upsampled map, which are rows of ``h``: for :math:`a = 0`, row :math:`i - 1` (through
+    kernel row :math:`W_0`) and row :math:`i` (through :math:`W_1 + W_2`); for :math:`a = 1`, row
+    :math:`i` (:math:`W_0 + W_1`) and row :math:`i + 1` (:math:`W_2`); the same for columns, and
+    the upsampled map's zero padding is ``h``'s. A transposed convolution of stride 2 and padding
+    1 sends row :math:`i` of its input to output row :math:`o` through its tap
+    :math:`k = o + 1 - 2i \in \{0, 1, 2, 3\}`, so with the 4x4 kernel
+    :math:`T = S W S^\top`, whose 4x3 matrix :math:`S` of zeros and ones (``_TAPS``) makes the
+    taps :math:`W_2,\ W_1 + W_2,\ W_0 + W_1,\ W_0`, it computes the same function of ``conv``'s
+    weights (tested to rounding): 16 taps per input pixel where the upsampled convolution has 36, and no copy of the
+    upsampled input. Any other size or convolution runs as written.
     """
-    batch, _, height, width = h.shape
+    height, width = h.shape[-2:]
     standard = (3, 3), (1, 1), (1, 1), (1, 1)
     if (
         tuple(size) != (2 * height, 2 * width)
@@ -47,18 +47,9 @@ def nearest_upsampled_conv(h: Tensor, conv: nn.Conv2d, size: tuple[int, int]) ->
         or conv.padding_mode != "zeros"
     ):
         return conv(torch.nn.functional.interpolate(h, size=size, mode="nearest"))
-    rows = _PHASE_ROWS.to(conv.weight)
-    kernels = torch.einsum("aur,oirs,bvs->aboiuv", rows, conv.weight, rows)
-    out_channels = conv.out_channels
-    phases = torch.nn.functional.conv2d(
-        h, kernels.reshape(4 * out_channels, -1, 2, 2), padding=1
-    ).view(batch, 2, 2, out_channels, height + 1, width + 1)
-    out = phases.new_empty(batch, out_channels, height, 2, width, 2)
-    for a in (0, 1):
-        for b in (0, 1):
-            out[:, :, :, a, :, b] = phases[:, a, b, :, a : a + height, b : b + width]
-    out = out.view(batch, out_channels, 2 * height, 2 * width)
-    return out if conv.bias is None else out + conv.bias.to(out.dtype).view(1, -1, 1, 1)
+    taps = _TAPS.to(conv.weight)
+    kernel = torch.einsum("ur,oirs,vs->iouv", taps, conv.weight, taps)  # (in, out, 4, 4)
+    return torch.nn.functional.conv_transpose2d(h, kernel, conv.bias, stride=2, padding=1)
 
 
 def spatial_sizes(height: int, width: int, smallest: int = 4) -> list[tuple[int, int]]:
