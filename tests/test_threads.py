@@ -131,6 +131,19 @@ def test_sources_in_order_argument_environment_recorded_rule(digits, monkeypatch
     assert "GFLOP" in choice.reason
 
 
+def test_torchrun_workers_of_one_machine_share_its_spare_cores(digits, monkeypatch):
+    model, train = _autoencoder(digits)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads_module, "spare_cores", lambda: 8)
+    monkeypatch.setattr(threads_module, "threads_for_flops", lambda flops, available: available)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert choose_threads(model, digits, train).count == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert choose_threads(model, digits, train).count == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert choose_threads(model, digits, train).count == 8
+
+
 @pytest.fixture
 def four_cores(monkeypatch):
     """4 cores and no busy-core measurement kept from an earlier call."""

@@ -19,7 +19,8 @@ batch: matrix products and convolutions, forward and backward), :math:`F_1`
 (:data:`FLOPS_PER_THREAD`) the step size from which a second thread paid for itself in
 ``benchmarks/bench_threads.py``, and :math:`b` the cores busy with other processes' work,
 measured over a tenth of a second (:func:`busy_cores`; the one-minute load average where
-``/proc/stat`` is missing, which also counts this process's own recent work).
+``/proc/stat`` is missing, which also counts this process's own recent work), divided among the
+``torchrun`` workers of the machine (:func:`local_workers`).
 Closed-form fits (one large decomposition) use the spare cores.
 The choice and its reason are recorded in the run's ``config.json`` (``threads``), and a resumed
 run uses the recorded count, so that it computes the same numbers.
@@ -222,10 +223,18 @@ def choose_threads(
         return ThreadChoice(torch.get_num_threads(), "OMP_NUM_THREADS")
     if recorded is not None:
         return ThreadChoice(check_threads(recorded), "run")
+    available = max(1, spare_cores() // local_workers())
     if model.fit_method == "closed_form":
-        return ThreadChoice(spare_cores(), "rule")
+        return ThreadChoice(available, "rule")
     flops = step_flops(model, data, config, seed)
-    return ThreadChoice(threads_for_flops(flops, spare_cores()), "rule", flops)
+    return ThreadChoice(threads_for_flops(flops, available), "rule", flops)
+
+
+def local_workers() -> int:
+    """The training processes ``torchrun`` started on this machine (``LOCAL_WORLD_SIZE``, 1
+    without it): they share its spare cores, each measuring them before the others compute.
+    (``torchrun`` itself sets ``OMP_NUM_THREADS=1`` for several workers unless the user set it.)"""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 @contextlib.contextmanager
@@ -246,6 +255,7 @@ __all__ = [
     "check_threads",
     "choose_threads",
     "cores",
+    "local_workers",
     "spare_cores",
     "step_flops",
     "threads_for_flops",
