@@ -11,8 +11,9 @@ and accept with probability :math:`\min\{1, \frac{\pi(u') q(u \mid u')}{\pi(u) q
 The accept/reject step makes :math:`\pi` exactly invariant whatever the step size. During burn-in
 :math:`\log\epsilon` follows a Robbins-Monro recursion towards the acceptance rate 0.574, optimal
 for MALA (Roberts & Rosenthal, 1998); afterwards it is frozen. It starts, per target, from the
-median over at least ``STEP_PROBES`` probe states of the largest of :math:`\epsilon_0, \epsilon_0/2, \dots`
-whose first proposal from the probe would be accepted with probability at least 1/2
+median over at least ``STEP_PROBES`` probe states of the largest of
+:math:`\epsilon_0, \epsilon_0/2, \dots` whose first proposal from the probe would be accepted
+with probability at least 1/2
 (:func:`initial_log_step_sizes`, :func:`shared_by_copies`), so that short chains on sharp targets
 (a GAN's code given half an image) move from their first steps. The probes are the target's
 chains' starts when it has at least ``STEP_PROBES`` of them, else a second SIR's draws
