@@ -191,7 +191,7 @@ def genlab_bound(model: Any, x: torch.Tensor, k: int, seed: int) -> float:
 def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
     """Train genlab, pythae and the hand-written loop ``repeats`` times (interleaved)."""
     n_train, n_test, epochs, repeats, k = (
-        (2000, 500, 1, 5, 20) if quick else (8000, 2000, 5, 2, 100)
+        (2000, 500, 1, 11, 20) if quick else (8000, 2000, 5, 2, 100)
     )
     train, test = synthetic_mnist(n_train, n_test, seed)
     data = genlab_dataset(train, test)
