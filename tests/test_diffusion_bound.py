@@ -78,6 +78,27 @@ def test_the_prior_term_is_the_kl_to_the_standard_normal():
     torch.testing.assert_close(prior_kl(schedule, x0), expected)
 
 
+def test_the_discretised_decoders_gradient_is_exact_and_finite_at_the_end_bins():
+    """The end bins' open side is taken at -inf inside the two-CDF formula: its gradient must
+    be the numerical one, and finite even far in the tails."""
+    g = torch.Generator().manual_seed(0)
+    levels = 17
+    value = torch.tensor([0.0, 16.0, 5.0, 0.0, 16.0, 8.0], dtype=F64)
+    loc = (0.8 * torch.randn(6, generator=g, dtype=F64)).requires_grad_()
+    log_scale = (torch.rand(6, generator=g, dtype=F64) - 2.0).requires_grad_()
+    torch.autograd.gradcheck(
+        lambda m, s: DiscretizedGaussian(m, s, levels).log_prob(value), (loc, log_scale)
+    )
+    far_loc = torch.tensor([3.0, -3.0, 3.0, -3.0], dtype=F64, requires_grad=True)
+    tiny = torch.full((4,), -9.0, dtype=F64, requires_grad=True)
+    ends = torch.tensor([0.0, 16.0, 16.0, 0.0], dtype=F64)
+    log_p = DiscretizedGaussian(far_loc, tiny, levels).log_prob(ends)
+    assert torch.isfinite(log_p).all()
+    assert all(
+        torch.isfinite(grad).all() for grad in torch.autograd.grad(log_p.sum(), (far_loc, tiny))
+    )
+
+
 @pytest.mark.parametrize("levels", [2, 17, 256])
 def test_the_discretised_decoder_sums_to_one_with_exact_normal_cdfs(levels):
     g = torch.Generator().manual_seed(levels)
