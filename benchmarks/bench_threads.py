@@ -38,13 +38,8 @@ from benchmarks.report import ratio
 from genlab.api import build_model
 from genlab.data import Dataset
 from genlab.settings import resolve_settings
-from genlab.train.threads import (
-    FLOPS_PER_THREAD,
-    busy_cores,
-    cores,
-    step_flops,
-    threads_for_flops,
-)
+from genlab.train import threads as threads_module
+from genlab.train.threads import FLOPS_PER_THREAD, busy_cores, choose_threads, cores
 
 NAME = "threads"
 TITLE = "training steps/s: genlab's thread count against the best count, same run"
@@ -93,11 +88,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         resolved = resolve_settings(family, {"steps": steps}, None, data.info)
         model = build_model(family, resolved.model, data.info, 0)
         train_seconds(family, data, 2, 1)  # warm-up (first optimizer step imports)
+        threads_module._busy_measured = None  # a fresh busy-core measurement, as a new run makes
         started = time.perf_counter()
-        flops = step_flops(model, data, resolved.train)
-        spare = cores() - round(busy_cores() or 0.0)  # a fresh measurement, timed
+        with no_thread_variable():  # genlab's own choice, as its runs below make it
+            choice = choose_threads(model, data, resolved.train)
         choice_seconds = time.perf_counter() - started  # what a run spends choosing, once
-        chosen = threads_for_flops(flops, max(1, spare))  # as genlab's run will choose
+        flops, chosen = choice.step_flops or 0.0, choice.count
         best: dict[int | None, float] = {}
         for _ in range(repeats):
             for threads in [*counts, None]:

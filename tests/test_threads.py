@@ -128,7 +128,7 @@ def test_sources_in_order_argument_environment_recorded_rule(digits, monkeypatch
     choice = choose_threads(model, digits, train)
     assert choice.source == "rule"
     assert choice.count == threads_for_flops(step_flops(model, digits, train), 8)
-    assert "GFLOP" in choice.reason
+    assert "GFLOP" in choice.reason and "at most the 8 spare cores" in choice.reason
 
 
 def test_torchrun_workers_of_one_machine_share_its_spare_cores(digits, monkeypatch):
@@ -137,7 +137,8 @@ def test_torchrun_workers_of_one_machine_share_its_spare_cores(digits, monkeypat
     monkeypatch.setattr(threads_module, "spare_cores", lambda: 8)
     monkeypatch.setattr(threads_module, "threads_for_flops", lambda flops, available: available)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert choose_threads(model, digits, train).count == 4
+    choice = choose_threads(model, digits, train)
+    assert choice.count == 4 and "at most the 4 spare cores" in choice.reason
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert choose_threads(model, digits, train).count == 1
     monkeypatch.delenv("LOCAL_WORLD_SIZE")

@@ -64,6 +64,7 @@ class ThreadChoice:
     count: int
     source: ThreadSource
     step_flops: float | None = None
+    available: int | None = None  # the rule's bound: spare cores for this process (not saved)
 
     def to_json(self) -> dict[str, Any]:
         return {"count": self.count, "source": self.source, "step_flops": self.step_flops}
@@ -75,7 +76,7 @@ class ThreadChoice:
             return (
                 f"{self.count} thread(s): a training step of {self.step_flops / 1e9:.3g} GFLOP "
                 f"(one thread per {FLOPS_PER_THREAD / 1e9:.3g} GFLOP, at most the "
-                f"{spare_cores()} spare cores)"
+                f"{self.available} spare cores)"
             )
         if self.source == "rule":
             return f"{self.count} thread(s): a closed-form fit uses the spare cores"
@@ -225,9 +226,9 @@ def choose_threads(
         return ThreadChoice(check_threads(recorded), "run")
     available = max(1, spare_cores() // local_workers())
     if model.fit_method == "closed_form":
-        return ThreadChoice(available, "rule")
+        return ThreadChoice(available, "rule", available=available)
     flops = step_flops(model, data, config, seed)
-    return ThreadChoice(threads_for_flops(flops, available), "rule", flops)
+    return ThreadChoice(threads_for_flops(flops, available), "rule", flops, available)
 
 
 def local_workers() -> int:
