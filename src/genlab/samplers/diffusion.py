@@ -202,7 +202,8 @@ def snap_to_levels(
     logits = -((grid - mean) / std).square() / 2
     # a softmax over the leading dim, written out (twice as fast here), shifted by the largest
     # logit, the in-range level nearest the mean's (any constant shift gives the same softmax)
-    top = -((nearest.clamp(0, levels - 1) * spacing - 1 - mean) / std).square().detach() / 2
+    with torch.no_grad():
+        top = -((nearest.clamp(0, levels - 1) * spacing - 1 - mean) / std).square() / 2
     weights = torch.exp(logits - top)
     snapped = (weights * grid).sum(0) / weights.sum(0)
     blend = (2 * std / spacing - 1).clamp(0, 1)
