@@ -35,8 +35,8 @@ def nearest_upsampled_conv(h: Tensor, conv: nn.Conv2d, size: tuple[int, int]) ->
     :math:`k = o + 1 - 2i \in \{0, 1, 2, 3\}`, so with the 4x4 kernel
     :math:`T = S W S^\top`, whose 4x3 matrix :math:`S` of zeros and ones (``_TAPS``) makes the
     taps :math:`W_2,\ W_1 + W_2,\ W_0 + W_1,\ W_0`, it computes the same function of ``conv``'s
-    weights (tested to rounding): 16 taps per input pixel where the upsampled convolution has 36, and no copy of the
-    upsampled input. Any other size or convolution runs as written.
+    weights (tested to rounding): 16 taps per input pixel where the upsampled convolution has
+    36, and no copy of the upsampled input. Any other size or convolution runs as written.
     """
     height, width = h.shape[-2:]
     standard = (3, 3), (1, 1), (1, 1), (1, 1)

@@ -275,7 +275,8 @@ def sir(
     draws: int = 1,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    r"""``(chains * draws, d)`` draws by sampling-importance-resampling from :math:`g = \mathcal N(loc, scale^2)`.
+    r"""``(chains * draws, d)`` draws by sampling-importance-resampling from
+    :math:`g = \mathcal N(loc, scale^2)`.
 
     Each chain draws ``n_candidates`` from :math:`g` and keeps one with probability
     :math:`\propto \pi(u)/g(u)`. ``log_density`` is called on ``(chains * n_candidates, d)``
