@@ -232,7 +232,7 @@ class DiscretizedGaussian(_DiscretizedLevels):
         lower = (centred - half) * inv_scale  # l
         first, last = value <= 0, value >= self.levels - 1
         # the bin lies above the mean (the last one always): use Phi(-l) - Phi(-u)
-        flip = (centred > 0) & ~first | last
+        flip = ((centred > 0) & ~first) | last
         a = torch.special.log_ndtr(torch.where(flip, -lower, upper))
         # an end bin's other side is at infinity: Phi(-inf) = 0 leaves log Phi(u) (or Phi(-l))
         b = torch.special.log_ndtr(
