@@ -549,6 +549,19 @@ def test_fused_couplings_equal_the_layers_and_pass_gradcheck(d, hidden):
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
 
 
+def test_the_fused_couplings_follow_the_chain_to_a_new_dtype():
+    """The fused pass keeps its view of the couplings between steps; a move (``to``, ``double``)
+    replaces the masks, and the view is rebuilt from the new ones."""
+    chain = coupling_chain(3, (8,)).float()
+    chain(torch.randn(5, 3, requires_grad=True))  # builds the view
+    chain.double()
+    z, log_det = chain(torch.randn(5, 3, dtype=torch.float64, requires_grad=True))
+    assert z.grad_fn.name() == "_AffineCouplingsBackward" and log_det.dtype == torch.float64
+    for coupling, layer in zip(chain._fused_couplings(), chain.layers, strict=True):
+        assert coupling.mask is layer.mask and coupling.free is layer.free
+        assert coupling.mask.dtype == torch.float64
+
+
 @pytest.mark.parametrize(("rows", "inner", "columns"), [(512, 64, 2), (512, 2, 64), (3, 5, 4)])
 def test_narrow_matmul_is_the_product(rows, inner, columns):
     a, b, bias = torch.randn(rows, inner), torch.randn(inner, columns), torch.randn(columns)

@@ -248,8 +248,13 @@ def test_fused_adam_shortcut_matches_torch_adam_bit_for_bit(weight_decay):
     (ours, our_state), (theirs, their_state) = run(FusedAdam), run(torch.optim.Adam)
     for a, b in zip(ours, theirs, strict=True):
         assert torch.equal(a, b)
-    for key in ("step", "exp_avg", "exp_avg_sq"):
-        assert torch.equal(our_state["state"][0][key], their_state["state"][0][key])
+    for index in (0, 1):  # the second parameter missed a step: its count is its own
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(our_state["state"][index][key], their_state["state"][index][key])
+    assert [float(s["step"]) for s in our_state["state"].values()] == [6.0, 5.0]
+    # the counts are views of one tensor, counted up by one operation
+    storages = {s["step"].untyped_storage().data_ptr() for s in our_state["state"].values()}
+    assert len(storages) == 1
     assert isinstance(adam([torch.nn.Parameter(torch.zeros(2))], lr=1e-3), FusedAdam)
 
 

@@ -23,7 +23,13 @@ class FusedAdam(torch.optim.Adam):
     only when it must: the first step (state creation), several groups, devices or dtypes, a
     missing gradient, tensor hyper-parameters or the options the shortcut does not cover fall
     back to ``torch.optim.Adam.step``. Step hooks run either way (torch wraps every ``step``).
+
+    The parameters' step counts (one scalar tensor each in torch's state) are views of one
+    tensor, counted up by one operation (:meth:`_shared_step_counts`): on CPU, torch's
+    ``_foreach_add_`` over 48 scalar tensors took 0.1 ms, 4% of a small flow's step.
     """
+
+    _shared_steps: tuple[Tensor, tuple[Tensor, ...]] | None = None
 
     def step(self, closure=None):  # noqa: ANN001, ANN201 (torch's signature)
         shortcut = self._shortcut() if closure is None else None
@@ -31,9 +37,9 @@ class FusedAdam(torch.optim.Adam):
             return super().step(closure)
         group, params, grads = shortcut
         states = [self.state[p] for p in params]
-        steps = [s["step"] for s in states]
+        counts, steps = self._shared_step_counts(states)
         with torch.no_grad():
-            torch._foreach_add_(steps, 1)
+            counts.add_(1)
             torch._fused_adam_(
                 params,
                 grads,
@@ -50,6 +56,21 @@ class FusedAdam(torch.optim.Adam):
                 maximize=group["maximize"],
             )
         return None
+
+    def _shared_step_counts(self, states: list[dict]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """(one tensor of the step counts, each state's ``"step"``: a view of it), the states
+        re-pointed at a new tensor when they hold other ones (state creation, ``load_state_dict``).
+        The counts are torch's (a fallback ``step`` counts the views up in place)."""
+        shared = self._shared_steps
+        if shared is None or len(shared[1]) != len(states) or any(
+            s["step"] is not view for s, view in zip(states, shared[1], strict=False)
+        ):
+            counts = torch.stack([s["step"] for s in states])
+            views = counts.unbind(0)
+            for state, view in zip(states, views, strict=True):
+                state["step"] = view
+            shared = self._shared_steps = counts, views
+        return shared
 
     def take_step(self) -> None:
         """:meth:`step` without torch's wrapper around every optimizer's ``step`` (a profiler

@@ -96,6 +96,7 @@ class Chain(Bijection):
         conditioners = [fusable_conditioner(layer) for layer in self.layers]
         self.fused = bool(conditioners) and all(linears is not None for linears in conditioners)
         self.fused_conditioners = conditioners
+        self._fused: list[FusedCoupling] | None = None
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if (
@@ -105,16 +106,26 @@ class Chain(Bijection):
             and not torch.is_autocast_enabled(x.device.type)
             and not torch.compiler.is_compiling()
         ):
-            couplings = [
-                FusedCoupling(layer.mask, layer.free, layer.bound, linears)
-                for layer, linears in zip(self.layers, self.fused_conditioners, strict=True)
-            ]
-            return fused_affine_couplings(x, couplings)
+            return fused_affine_couplings(x, self._fused_couplings())
         log_dets = []
         for layer in self.layers:
             x, log_det = layer(x, context)
             log_dets.append(log_det)
         return x, torch.stack(log_dets).sum(0)  # two ops instead of one addition per layer
+
+    def _fused_couplings(self) -> list[FusedCoupling]:
+        """What the fused pass needs of each coupling, built once (each step rebuilt it: 0.05 ms
+        of a small flow's step) and again after ``to()`` and its kin, which replace buffers."""
+        if self._fused is None:
+            self._fused = [
+                FusedCoupling(layer.mask, layer.free, layer.bound, linears)
+                for layer, linears in zip(self.layers, self.fused_conditioners, strict=True)
+            ]
+        return self._fused
+
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (torch's)
+        self._fused = None  # the masks may be new tensors after a device or dtype move
+        return super()._apply(fn, *args, **kwargs)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         for layer in reversed(self.layers):
