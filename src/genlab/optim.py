@@ -62,8 +62,10 @@ class FusedAdam(torch.optim.Adam):
         re-pointed at a new tensor when they hold other ones (state creation, ``load_state_dict``).
         The counts are torch's (a fallback ``step`` counts the views up in place)."""
         shared = self._shared_steps
-        if shared is None or len(shared[1]) != len(states) or any(
-            s["step"] is not view for s, view in zip(states, shared[1], strict=False)
+        if (
+            shared is None
+            or len(shared[1]) != len(states)
+            or any(s["step"] is not view for s, view in zip(states, shared[1], strict=False))
         ):
             counts = torch.stack([s["step"] for s in states])
             views = counts.unbind(0)
