@@ -38,8 +38,13 @@ from benchmarks.report import ratio
 from genlab.api import build_model
 from genlab.data import Dataset
 from genlab.settings import resolve_settings
-from genlab.train import threads as threads_module
-from genlab.train.threads import FLOPS_PER_THREAD, busy_cores, choose_threads, cores
+from genlab.train.threads import (
+    FLOPS_PER_THREAD,
+    busy_cores,
+    choose_threads,
+    cores,
+    forget_busy_cores,
+)
 
 NAME = "threads"
 TITLE = "training steps/s: genlab's thread count against the best count, same run"
@@ -88,7 +93,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         resolved = resolve_settings(family, {"steps": steps}, None, data.info)
         model = build_model(family, resolved.model, data.info, 0)
         train_seconds(family, data, 2, 1)  # warm-up (first optimizer step imports)
-        threads_module._busy_measured = None  # a fresh busy-core measurement, as a new run makes
+        forget_busy_cores()  # a fresh busy-core measurement, as a new run makes
         started = time.perf_counter()
         with no_thread_variable():  # genlab's own choice, as its runs below make it
             choice = choose_threads(model, data, resolved.train)
@@ -135,7 +140,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             f"{FLOPS_PER_THREAD / 1e9:g} GFLOP of a step, at most the spare cores (cores less "
             f"those busy with other work; {available} cores here); its time "
             "includes the FLOP count that chooses it; cores busy with other work at the end "
-            f"{busy_cores():.1f}, load average {os.getloadavg()[0]:.1f}"
+            f"{busy_cores() or 0.0:.1f}, load average {os.getloadavg()[0]:.1f}"
         ],
         "ratios": ratios,
     }

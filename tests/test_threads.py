@@ -175,6 +175,11 @@ def test_busy_cores_are_measured_once_for_a_while(four_cores, monkeypatch):
     )
     threads_module.spare_cores()
     assert len(calls) == 2
+    threads_module.spare_cores()
+    assert len(calls) == 2
+    threads_module.forget_busy_cores()  # as a benchmark does before timing a run's choice
+    threads_module.spare_cores()
+    assert len(calls) == 3
 
 
 SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass"

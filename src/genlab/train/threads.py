@@ -131,6 +131,13 @@ def busy_cores(window: float = BUSY_WINDOW_S) -> float | None:
     return max(0.0, share * len(cpus) - own)
 
 
+def forget_busy_cores() -> None:
+    """Make the next :func:`spare_cores` measure the busy cores again, as a new process would
+    (a benchmark that times the choice a run makes)."""
+    global _busy_measured
+    _busy_measured = None
+
+
 def spare_cores() -> int:
     """:func:`cores` less those busy with other work (rounded), at least 1: measured by
     :func:`busy_cores` (at most once every ``BUSY_REUSE_S`` seconds in a process), or the
@@ -256,6 +263,7 @@ __all__ = [
     "check_threads",
     "choose_threads",
     "cores",
+    "forget_busy_cores",
     "local_workers",
     "spare_cores",
     "step_flops",
