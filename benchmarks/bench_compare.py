@@ -11,7 +11,9 @@ Each budget is one ``genlab compare --data DATA.npz --budget B`` in a fresh proc
 whole command and, from ``scorecard.json``'s ``stage_seconds``, each family's seconds by stage
 (training, likelihood, sample metrics, completions, class samples, posterior, pictures...) and
 the stages the families share (the domain network, the baselines). ``--quick`` runs the
-``smoke`` budget alone.
+``smoke`` budget alone. At ``fast`` on these images each family's steps are fitted to
+``compare``'s default share of training time (``genlab.compare.TRAIN_SECONDS``), and scoring
+uses the budget's sizes for large images (``genlab.compare.sizes_key``).
 
 Run: ``python -m benchmarks --only compare``.
 """
@@ -80,8 +82,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                         "stages": stages,
                     }
                 )
+            share = card["train_seconds"]
+            fitted = f"; each family's steps fitted to {share:g} s" if share else ""
             notes.append(
-                f"{budget}: scored {card['n_test_scored']:,} of {card['n_test']:,} test images"
+                f"{budget}: scored {card['n_test_scored']:,} of {card['n_test']:,} test "
+                f"images{fitted}"
             )
             ratios.append(
                 ratio(

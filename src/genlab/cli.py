@@ -42,6 +42,17 @@ def _positive(text: str) -> int:
     return int(value)
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (``inf`` allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _seeds(text: str) -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``."""
     try:
@@ -282,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--device", default="auto")
     compare.add_argument("--threads", type=_positive, help=THREADS_HELP)
+    compare.add_argument(
+        "--train-seconds",
+        type=_seconds,
+        help="fit each family's steps to about this many seconds of training steps, from a "
+        "step timed before it trains (default: 60 at --budget fast on images 16 pixels a side "
+        "or more, else the budget's own steps; inf: always the budget's own steps)",
+    )
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--no-progress", action="store_true")
     compare.add_argument("--pixels", choices=PIXELS, default="mean", help=PIXELS_HELP)
@@ -683,6 +701,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         pixels=args.pixels,
         threads=args.threads,
+        train_seconds=args.train_seconds,
     )
     print(scorecard_table(scorecard, markdown=args.markdown))
     for note in (scorecard.note, baseline_note(scorecard)):

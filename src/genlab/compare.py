@@ -1,7 +1,11 @@
 """``genlab compare``: the scorecard. Every family on the same split, every task it can do.
 
 For each family and seed, :func:`compare` trains a model with the family's documented settings
-for the budget (``budgets`` on the class), then measures on the test split:
+for the budget (``budgets`` on the class), its steps fitted to a share of training time where
+one is given (``train_seconds``, by default :data:`TRAIN_SECONDS`: a minute a family at
+``fast`` on large images, whose own ``fast`` runs take up to an hour each; see
+:mod:`genlab.train.time_share`), then measures on the test split, with the budget's sizes
+for the data (:func:`sizes_key`):
 
 - generation: domain FID, precision and recall (labelled image data: features of the domain
   network, :mod:`genlab.metrics.sample_quality`); modes captured and high-quality fraction
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import statistics
 import time
@@ -54,9 +59,9 @@ from typing import Any
 import torch
 
 from genlab import data as data_module
-from genlab.api import fit, load, resume
+from genlab.api import build_model, fit, load, resolve_device, resume
 from genlab.config import to_dict
-from genlab.data.dataset import DataInfo, Dataset
+from genlab.data.dataset import DataInfo, Dataset, is_large_image
 from genlab.errors import CheckpointError, ConfigError
 from genlab.io import make_folder, write_json
 from genlab.metrics.completion import completion_scores, mean_fill_scores
@@ -86,10 +91,13 @@ from genlab.report.family import (
 )
 from genlab.report.html import Column, Picture, Section, render_report, write_report
 from genlab.report.table import format_markdown, format_mean_spread, format_table
-from genlab.runs import LOCK_FILE, RunDirectory, RunLock, check_seed, read_json
+from genlab.runs import LOCK_FILE, RunConfig, RunDirectory, RunLock, check_seed, read_json
 from genlab.samplers import Downsample, recording_sampler_warnings
-from genlab.settings import resolve_settings
-from genlab.train.threads import check_threads
+from genlab.settings import ResolvedSettings, resolve_settings
+from genlab.train.threads import check_threads, choose_threads, using_threads
+from genlab.train.time_share import fitted_settings
+
+logger = logging.getLogger(__name__)
 
 COMPARE_FORMAT = "genlab-compare"
 MARKER_FILE = "compare.json"
@@ -129,10 +137,12 @@ COLUMNS = [
 ]
 
 
+FAST_LARGE = "fast on large images"  # the tables' key for the fast budget on large images
 # per budget: samples per class, examples and draws of the super-resolution posterior
 CONDITIONING_SIZES: dict[str, dict[str, int]] = {
     "smoke": {"per_class": 2, "n_examples": 4, "n_draws": 2},
     "fast": {"per_class": 10, "n_examples": 30, "n_draws": 6},
+    FAST_LARGE: {"per_class": 4, "n_examples": 10, "n_draws": 4},
     "full": {"per_class": 50, "n_examples": 200, "n_draws": 10},
 }
 # per budget: the MCMC transitions and SIR candidates of the samplers of both and of the
@@ -140,6 +150,7 @@ CONDITIONING_SIZES: dict[str, dict[str, int]] = {
 CONDITIONING_MCMC: dict[str, MCMCSizes] = {
     "smoke": MCMCSizes(steps=5, n_candidates=8),
     "fast": MCMCSizes(steps=100),
+    FAST_LARGE: MCMCSizes(steps=30),
     "full": MCMCSizes(steps=300),
 }
 SUPER_RESOLUTION = 2  # the measurement: a copy downsampled by this factor, with noise
@@ -154,6 +165,8 @@ EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
               "n_probe": 1_000},
     "fast": {"n_test": 2_000, "bound_passes": 500_000, "n_samples": 1_000, "n_completed": 500,
              "n_probe": None},
+    FAST_LARGE: {"n_test": 500, "bound_passes": 50_000, "n_samples": 500, "n_completed": 100,
+                 "n_probe": 2_000},
     "full": {"n_test": None, "bound_passes": None, "n_samples": None, "n_completed": None,
              "n_probe": None},
 }  # fmt: skip
@@ -164,6 +177,7 @@ EVALUATION_SIZES: dict[str, dict[str, int | None]] = {
 COMPLETION_MCMC: dict[str, MCMCSizes] = {
     "smoke": MCMCSizes(steps=5, n_candidates=8),
     "fast": MCMCSizes(),
+    FAST_LARGE: MCMCSizes(steps=50),
     "full": MCMCSizes(),
 }
 # per budget: the domain network behind domain FID, precision/recall, class accuracy and CAS.
@@ -172,8 +186,27 @@ COMPLETION_MCMC: dict[str, MCMCSizes] = {
 DOMAIN_NETWORKS: dict[str, ClassifierConfig] = {
     "smoke": dataclasses.replace(DEFAULT_CLASSIFIER, channels=DEFAULT_CLASSIFIER.channels // 2),
     "fast": DEFAULT_CLASSIFIER,
+    FAST_LARGE: DEFAULT_CLASSIFIER,
     "full": DEFAULT_CLASSIFIER,
 }
+# per budget: the wall-clock seconds of training steps each family gets by default (its steps
+# fitted to them before it trains: genlab.train.time_share; None: the budget's own steps).
+# The families' own `fast` runs on 28x28 digits take 1 to 50 minutes each; a twelfth of the
+# 20 minutes a `fast` scorecard may take, less its scoring, is about a minute
+TRAIN_SECONDS: dict[str, float | None] = {
+    "smoke": None,
+    "fast": None,
+    FAST_LARGE: 60.0,
+    "full": None,
+}
+
+
+def sizes_key(budget: str, info: DataInfo) -> str:
+    """The key of the tables above for ``budget`` on data ``info``: their own entry for large
+    images (:func:`~genlab.data.dataset.is_large_image`) where they have one (``fast``: the
+    families' 28x28 `fast` runs and scoring would take hours), else ``budget``."""
+    key = f"{budget} on large images"
+    return key if is_large_image(info) and key in EVALUATION_SIZES else budget
 
 
 def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
@@ -204,8 +237,9 @@ class Scorecard:
     columns: list[Column]
     baseline_spreads: dict[str, dict[str, float]] = field(default_factory=dict)
     n_test: tuple[int, int] = (0, 0)  # (test examples scored, in the test split)
-    note: str | None = None  # the subsampling of the test split, stated
+    note: str | None = None  # the subsampling of the test split and the time share, stated
     setup_seconds: dict[str, float] = field(default_factory=dict)
+    train_seconds: float | None = None  # the time share each family's steps were fitted to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,6 +250,7 @@ class Scorecard:
             "n_test_scored": self.n_test[0],
             "n_test": self.n_test[1],
             "note": self.note,
+            "train_seconds": self.train_seconds,
             "setup_seconds": self.setup_seconds,
             "families": {row["family"]: row for row in self.rows},
             "baselines": self.baselines,
@@ -267,23 +302,18 @@ def _columns_for(dataset: Dataset) -> list[Column]:
 
 def _trained(
     family: str, dataset: Dataset, run_path: Path, budget: str, seed: int, device: str,
-    progress: bool, threads: int | None,
+    progress: bool, threads: int | None, share: float | None, fitted_before: bool,
 ) -> tuple[GenerativeModel, float]:  # fmt: skip
     """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
-    same settings, seed and data (finished if it was stopped), else a new one."""
+    same settings, seed and data (finished if it was stopped), else a new one. With a time
+    ``share`` the new run's steps are fitted to it (:mod:`genlab.train.time_share`), and a run
+    fitted to the same share before (``fitted_before``) is the same run whatever its steps."""
     resolved = resolve_settings(family, {}, budget, dataset.info)
     run = RunDirectory(run_path)
-    if run.config_path.exists():
+    if run.config_path.exists() and (share is None or fitted_before):
         saved = run.read_config()  # not a genlab run: refused, never replaced
-        same = (
-            saved.family == family
-            and saved.model == _as_json(to_dict(resolved.model))
-            and saved.train == _as_json(to_dict(resolved.train))
-            and saved.data["fingerprint"] == dataset.fingerprint()
-            and not saved.data.get("changes")
-            and saved.seed == seed
-        )
-        if same:
+        fitted = _step_keys(FAMILIES[family]) if share is not None else ((), ())
+        if _same_run(saved, family, resolved, dataset, seed, fitted):
             model = (
                 load(run_path, device=device)
                 if run.complete
@@ -292,11 +322,56 @@ def _trained(
                 )
             )
             return model, float(run.read_summary()["elapsed_seconds"])
+    settings = (
+        {}
+        if share is None
+        else _fitted_to(share, family, resolved, dataset, seed, device, threads)
+    )
     model = fit(
         family, dataset, out=run_path, seed=seed, device=device, budget=budget,
-        progress=progress, overwrite=True, threads=threads,
+        progress=progress, overwrite=True, threads=threads, **settings,
     )  # fmt: skip
     return model, float(run.read_summary()["elapsed_seconds"])
+
+
+def _step_keys(cls: type[GenerativeModel]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (model, training) settings a time share may change: the steps and what counts them."""
+    return cls.step_settings, ("steps", "epochs", "eval_every")
+
+
+def _same_run(
+    saved: RunConfig, family: str, resolved: ResolvedSettings, dataset: Dataset, seed: int,
+    ignored: tuple[tuple[str, ...], tuple[str, ...]],
+) -> bool:  # fmt: skip
+    """Whether the saved run is the one asked for: the family, seed and data, and the settings
+    but for the ``ignored`` (model, training) keys."""
+
+    def kept(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k not in keys}
+
+    model_keys, train_keys = ignored
+    return (
+        saved.family == family
+        and kept(saved.model, model_keys) == kept(_as_json(to_dict(resolved.model)), model_keys)
+        and kept(saved.train, train_keys) == kept(_as_json(to_dict(resolved.train)), train_keys)
+        and saved.data["fingerprint"] == dataset.fingerprint()
+        and not saved.data.get("changes")
+        and saved.seed == seed
+    )
+
+
+def _fitted_to(
+    share: float, family: str, resolved: ResolvedSettings, dataset: Dataset, seed: int,
+    device: str, threads: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The settings that fit ``family``'s run into ``share`` seconds of training steps, its
+    step timed on a copy at the thread count the run will use (:mod:`genlab.train.time_share`)."""
+    model = build_model(family, resolved.model, dataset.info, seed).to(resolve_device(device))
+    choice = choose_threads(model, dataset, resolved.train, threads, seed=seed)
+    with using_threads(choice.count):
+        settings = fitted_settings(model, dataset, resolved.train, share, seed)
+    logger.info("%s: %s for %g s of training steps", family, settings or "its own steps", share)
+    return settings
 
 
 def _as_json(value: Any) -> Any:
@@ -308,7 +383,8 @@ def scoring_split(dataset: Dataset, budget: str, seed: int) -> Dataset:
     """``dataset`` with a test split of at most the budget's ``n_test`` examples: a seeded
     subsample (stratified by nothing: a uniform draw without replacement), or the whole split
     when it is small enough. Training never sees the test split, so only scoring uses this."""
-    n_test, total = EVALUATION_SIZES[budget]["n_test"], len(dataset.x_test)
+    n_test = EVALUATION_SIZES[sizes_key(budget, dataset.info)]["n_test"]
+    total = len(dataset.x_test)
     if n_test is None or total <= n_test:
         return dataset
     generator = torch.Generator().manual_seed(seed + 15_485_863)
@@ -322,15 +398,16 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     a larger split), the samples behind FID and precision/recall, the training codes behind
     the probes and a domain network narrower than the default; ``None`` when all are whole
     splits and the network is the default."""
+    key = sizes_key(budget, dataset.info)
     n_scored, n_total = len(scored.x_test), len(dataset.x_test)
-    n_samples = sample_count(n_scored, budget)
-    n_completed = len(first_test_examples(scored, EVALUATION_SIZES[budget]["n_completed"]).x_test)
-    n_train, n_probe = len(dataset.x_train), EVALUATION_SIZES[budget]["n_probe"]
+    n_samples = sample_count(n_scored, key)
+    n_completed = len(first_test_examples(scored, EVALUATION_SIZES[key]["n_completed"]).x_test)
+    n_train, n_probe = len(dataset.x_train), EVALUATION_SIZES[key]["n_probe"]
     probes = ""
     if dataset.y_train is not None and n_probe is not None and n_probe < n_train:
         probes = f"; linear probe and k-NN fitted on a seeded {n_probe:,} of the {n_train:,} training codes"
     network = ""
-    config = DOMAIN_NETWORKS[budget]
+    config = DOMAIN_NETWORKS[key]
     if uses_domain_network(dataset) and config != DEFAULT_CLASSIFIER:
         network = (
             f"; the domain network {config.channels} channels wide "
@@ -350,16 +427,27 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     )
 
 
+def share_note(share: float | None) -> str | None:
+    """The sentence that states the time share the families' steps were fitted to."""
+    if share is None:
+        return None
+    return (
+        f"Each family's steps were fitted to about {share:g} s of training steps, timed before "
+        "it trained, its stages scaled alike (its run's config.json has them; --train-seconds "
+        "inf: the budget's own steps); 'train s' adds its validation passes."
+    )
+
+
 def uses_domain_network(dataset: Dataset) -> bool:
     """Labelled images: the scorecard trains a domain network on them."""
     return dataset.info.kind == "image" and dataset.y_train is not None
 
 
-def importance_samples(model: GenerativeModel, n_test: int, budget: str) -> int | None:
+def importance_samples(model: GenerativeModel, n_test: int, key: str) -> int | None:
     """The ``k`` of a sampled likelihood bound: the family's default, lowered so that
-    ``k * n_test`` stays within the budget's ``bound_passes`` (at least 1); ``None`` for a
-    density that needs no sampling."""
-    default, passes = model.default_importance_samples, EVALUATION_SIZES[budget]["bound_passes"]
+    ``k * n_test`` stays within the ``bound_passes`` of ``EVALUATION_SIZES[key]`` (at least
+    1; ``key``: :func:`sizes_key`); ``None`` for a density that needs no sampling."""
+    default, passes = model.default_importance_samples, EVALUATION_SIZES[key]["bound_passes"]
     if default is None or passes is None:
         return default
     return max(1, min(default, passes // max(n_test, 1)))
@@ -373,9 +461,10 @@ def first_test_examples(dataset: Dataset, n: int | None) -> Dataset:
     return dataclasses.replace(dataset, x_test=dataset.x_test[:n], y_test=y_test)
 
 
-def sample_count(n_test: int, budget: str) -> int:
-    """Samples behind the sample metrics: the budget's ``n_samples``, at most ``n_test``."""
-    n_samples = EVALUATION_SIZES[budget]["n_samples"]
+def sample_count(n_test: int, key: str) -> int:
+    """Samples behind the sample metrics: the ``n_samples`` of ``EVALUATION_SIZES[key]``
+    (``key``: :func:`sizes_key`), at most ``n_test``."""
+    n_samples = EVALUATION_SIZES[key]["n_samples"]
     return n_test if n_samples is None else min(n_samples, n_test)
 
 
@@ -395,17 +484,18 @@ def score(
     timer = timer or StageTimer()
     sampler_warnings: list[str] = []
     caps = model.capabilities
-    k = importance_samples(model, len(dataset.x_test), budget)
+    key = sizes_key(budget, dataset.info)
+    k = importance_samples(model, len(dataset.x_test), key)
     row = evaluate(
         model, dataset, seed=seed, importance_samples=k, timer=timer,
-        probe_examples=EVALUATION_SIZES[budget]["n_probe"],
+        probe_examples=EVALUATION_SIZES[key]["n_probe"],
     )  # fmt: skip
     if caps.sample and classifier is not None:
         with timer.stage("sample metrics"):
             row.update(
                 sample_quality(
                     model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0,
-                    cache_dir=cache_dir, n_samples=sample_count(len(dataset.x_test), budget),
+                    cache_dir=cache_dir, n_samples=sample_count(len(dataset.x_test), key),
                     classifier=classifier.config,  # the network above (cached under its config)
                 ).to_json()
             )  # fmt: skip
@@ -414,13 +504,13 @@ def score(
             timer.stage("completions"),
             recording_sampler_warnings("completions", sampler_warnings),
         ):
-            completed = first_test_examples(dataset, EVALUATION_SIZES[budget]["n_completed"])
-            options = model.mcmc_options("conditional", COMPLETION_MCMC[budget])
+            completed = first_test_examples(dataset, EVALUATION_SIZES[key]["n_completed"])
+            options = model.mcmc_options("conditional", COMPLETION_MCMC[key])
             row.update(
                 completion_scores(model, completed, classifier=classifier, seed=seed, **options)
             )
     if classifier is not None:  # labelled images
-        sizes = CONDITIONING_SIZES[budget]
+        sizes = CONDITIONING_SIZES[key]
         if class_route(model, classifier) is not None:
             with (
                 timer.stage("class samples"),
@@ -429,7 +519,7 @@ def score(
                 row.update(
                     class_scores(
                         model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
-                        mcmc=CONDITIONING_MCMC[budget],
+                        mcmc=CONDITIONING_MCMC[key],
                     )
                 )  # fmt: skip
         if caps.supports("posterior"):
@@ -441,7 +531,7 @@ def score(
                 row.update(
                     measurement_scores(
                         model, dataset, operator, noise, n_examples=sizes["n_examples"],
-                        n_draws=sizes["n_draws"], seed=seed, mcmc=CONDITIONING_MCMC[budget],
+                        n_draws=sizes["n_draws"], seed=seed, mcmc=CONDITIONING_MCMC[key],
                     )
                 )  # fmt: skip
     row["stage_seconds"] = dict(timer.seconds)
@@ -460,12 +550,16 @@ def compare(
     progress: bool = True,
     pixels: Pixels = "mean",
     threads: int | None = None,
+    train_seconds: float | None = None,
 ) -> Scorecard:
     """Train (or reuse) and score each family for each seed; write ``scorecard.json`` and
     ``report.html`` (see the module docstring for seeds, layout and reuse; ``pixels``: what
     the report's sample grids show, :func:`~genlab.report.family.picture_samples`).
     ``threads``: CPU threads of each training (default: chosen per family,
-    :mod:`genlab.train.threads`).
+    :mod:`genlab.train.threads`). ``train_seconds``: each family's steps fitted to about this
+    many seconds of training steps (:mod:`genlab.train.time_share`; a shorter run is kept as
+    it is); ``None``: the budget's default for the data (:data:`TRAIN_SECONDS`); ``math.inf``:
+    every family's own steps.
 
     Raises:
         ConfigError: an unknown family or budget, or bad seeds (before any training).
@@ -479,6 +573,11 @@ def compare(
     seeds = [check_seed(s) for s in seeds]
     if threads is not None:
         check_threads(threads)
+    if train_seconds is not None and not train_seconds > 0:
+        raise ConfigError(
+            f"train_seconds must be a positive number of seconds (inf: each family's own "
+            f"steps), got {train_seconds}"
+        )
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     dataset = data_module.load(data)
@@ -486,19 +585,33 @@ def compare(
     families = list(families or (f for f, cls in FAMILIES.items() if kind in cls.data_kinds))
     for family in families:
         resolve_settings(family, {}, budget)
+    share = (
+        TRAIN_SECONDS[sizes_key(budget, dataset.info)] if train_seconds is None else train_seconds
+    )
+    share = None if share == math.inf else share
     out = Path(out)
     lock = _claim(out)
     try:
+        before = read_json(out / MARKER_FILE) if (out / MARKER_FILE).exists() else {}
+        fitted_before = share is not None and before.get("train_seconds") == share
         write_json(
             out / MARKER_FILE,
             {"format": COMPARE_FORMAT, "data": dataset.info.name, "budget": budget,
-             "families": families, "seeds": seeds},
+             "families": families, "seeds": seeds, "train_seconds": share},
         )  # fmt: skip
         results = []
         for seed in seeds:
             folder = out if len(seeds) == 1 else out / f"seed-{seed}"
             result = _compare_seed(
-                dataset, families, folder, budget, seed, device, progress, threads
+                dataset,
+                families,
+                folder,
+                budget,
+                seed,
+                device,
+                progress,
+                threads,
+                (share, fitted_before),
             )
             if len(seeds) > 1:  # each seed keeps its own numbers beside its runs
                 write_json(
@@ -507,7 +620,7 @@ def compare(
                      "baselines": result.baselines},
                 )  # fmt: skip
             results.append(result)
-        return _write_scorecard(dataset, families, budget, seeds, results, out, pixels)
+        return _write_scorecard(dataset, families, budget, seeds, results, out, pixels, share)
     finally:
         lock.release()
 
@@ -533,16 +646,19 @@ def _claim(out: Path) -> RunLock:
 
 def _compare_seed(
     dataset: Dataset, families: list[str], out: Path, budget: str, seed: int, device: str,
-    progress: bool, threads: int | None,
+    progress: bool, threads: int | None, share: tuple[float | None, bool],
 ) -> _SeedResult:  # fmt: skip
-    """Train or reuse, then score, every family for one seed (runs in ``out/<family>``)."""
+    """Train or reuse, then score, every family for one seed (runs in ``out/<family>``;
+    ``share``: the seconds of training steps each family gets, and whether runs were fitted
+    to them before: :func:`_trained`)."""
+    key = sizes_key(budget, dataset.info)
     scored = scoring_split(dataset, budget, seed)
     setup = StageTimer("compare", progress=progress)
     classifier = None
     if uses_domain_network(dataset):
         with setup.stage("domain network"):
             classifier = domain_network(
-                dataset, config=DOMAIN_NETWORKS[budget], seed=seed, cache_dir=make_folder(out)
+                dataset, config=DOMAIN_NETWORKS[key], seed=seed, cache_dir=make_folder(out)
             )
     text = dataset.info.kind == "text"
     with setup.stage("baselines"):
@@ -550,7 +666,7 @@ def _compare_seed(
         bicubic = None
         if classifier is not None:
             operator, noise = super_resolution(scored)
-            n_examples = CONDITIONING_SIZES[budget]["n_examples"]
+            n_examples = CONDITIONING_SIZES[key]["n_examples"]
             bicubic = bicubic_mse(scored, operator, noise, n_examples=n_examples, seed=seed)
     setup.close()
     baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
@@ -559,7 +675,7 @@ def _compare_seed(
         run_path = out / family
         started = time.perf_counter()
         model, seconds = _trained(
-            family, dataset, run_path, budget, seed, device, progress, threads
+            family, dataset, run_path, budget, seed, device, progress, threads, *share
         )
         run_seconds = time.perf_counter() - started
         timer = StageTimer(family, progress=progress)
@@ -626,7 +742,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _write_scorecard(
     dataset: Dataset, families: list[str], budget: str, seeds: list[int],
-    results: list[_SeedResult], out: Path, pixels: Pixels,
+    results: list[_SeedResult], out: Path, pixels: Pixels, share: float | None,
 ) -> Scorecard:  # fmt: skip
     rows = [_aggregate([r.rows[i] for r in results]) for i in range(len(families))]
     baselines: dict[str, dict[str, Any]] = {}
@@ -638,13 +754,16 @@ def _write_scorecard(
             if spread is not None:
                 baseline_spreads.setdefault(name, {})[key] = spread
     columns = _columns_for(dataset)
+    key = sizes_key(budget, dataset.info)
     scored = scoring_split(dataset, budget, seeds[0])
     scorecard = Scorecard(
         dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
         out / "scorecard.json", columns, baseline_spreads,
         n_test=(len(scored.x_test), len(dataset.x_test)),
-        note=scoring_note(dataset, scored, budget),
+        note=" ".join(filter(None, [scoring_note(dataset, scored, budget), share_note(share)]))
+        or None,
         setup_seconds=results[0].setup_seconds,
+        train_seconds=share,
     )  # fmt: skip
     first = results[0]
     sections = []
@@ -652,11 +771,11 @@ def _write_scorecard(
         rows, families, first.models, first.run_paths, strict=True
     ):
         started = time.perf_counter()
-        sizes = CONDITIONING_SIZES[budget]
+        sizes = CONDITIONING_SIZES[key]
         with recording_sampler_warnings(f"seed {seeds[0]}, pictures", row["sampler_warnings"]):
             pictures = family_pictures(
                 model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
-                mcmc=CONDITIONING_MCMC[budget],
+                mcmc=CONDITIONING_MCMC[key],
                 per_class=min(N_PER_CLASS, sizes["per_class"]),
             )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started

@@ -238,6 +238,7 @@ class Autoregressive(Autoguided, GenerativeModel):
     # 64 channels for up to 1,000 epochs, is many CPU hours there); seeds 0, 1, 2: 1.112, 1.110,
     # 1.114 bits/dim, FID 303, 268, 419, 0.747, 0.730, 0.729 confident (fast: 1.125, 1.123,
     # 1.126; 386, 319, 523; 0.715, 0.728, 0.722), 3,440, 3,404, 2,496 s
+    step_settings = ("guide_step",)
     large_image_budgets = {
         None: {"dilation_cycle": 4},
         "smoke": {"dilation_cycle": 4},

@@ -243,6 +243,9 @@ class GenerativeModel(nn.Module, abc.ABC):
         settings_before: config fields added after runs were saved without them -> the value
             that reproduces those runs (a run's ``config.json`` lacking the field loads with
             it, not with the new default).
+        step_settings: config fields counted in training steps that mark a stage of the run
+            (a warm-up's end, the prior's stage, the autoguided copy): scaled with the run's
+            steps when a run is fitted to a time share (:mod:`genlab.train.time_share`).
 
     The settings layers, in the order :func:`genlab.settings.resolve_settings` applies them:
     the config dataclasses' defaults, ``default_train``, the recipe, the budget, the large
@@ -279,6 +282,7 @@ class GenerativeModel(nn.Module, abc.ABC):
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     large_image_budgets: ClassVar[dict[str | None, dict[str, Any]]] = {}
     settings_before: ClassVar[dict[str, Any]] = {}
+    step_settings: ClassVar[tuple[str, ...]] = ()
     default_importance_samples: ClassVar[int | None] = None
     data_kinds: ClassVar[tuple[str, ...]] = ("vector", "image")
     description: ClassVar[str] = ""

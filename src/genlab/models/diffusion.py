@@ -373,6 +373,7 @@ class Diffusion(Autoguided, GenerativeModel):
     # Autoguidance by the network at a quarter of training, w = 3 (seeds 0 and 1, fast, 1,000
     # samples): 0.785 and 0.625 confident, FID 539 and 1,000, where the model's own draws gave
     # 0.579 and 0.567, 1,337 and 1,498 (w = 2: 0.734 and 0.609)
+    step_settings = ("guide_step",)
     large_image_budgets = {
         budget: {
             "architecture": "unet", "patch": "auto", "channels": 16, "autoguidance": 3.0,

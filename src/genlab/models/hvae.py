@@ -268,6 +268,7 @@ class HVAE(MixtureCodePrior, GenerativeModel):
     # 28x28 images: the VAE's conv nets, without dropout and longer (real MNIST, seed 0, fast:
     # test bound 1.536 bits/dim with dropout 0.1 and 25 epochs, 1.525 without, 1.467 at 50
     # epochs, its validation loss still falling at 25; README); the mixture prior, as the VAE's
+    step_settings = ("warmup_steps",)
     large_image_budgets = {
         None: {**CONV_IMAGE_BUDGETS[None], "dropout": 0.0, "prior": "mixture"},
         "smoke": {**CONV_IMAGE_BUDGETS["smoke"], "prior": "mixture"},

@@ -230,6 +230,7 @@ class VQVAE(GenerativeModel):
     # grid with the autoencoder trained 1,000 steps gives 1.46 but a 4-layer prior sees a few
     # codes of the grid (0.71 of the samples confidently classified, 0.81 with 4x4); 8 gated
     # layers of 64 channels: 1.45 and 0.74
+    step_settings = ("autoencoder_steps",)
     large_image_budgets = {
         budget: {"grid": (7, 7), "prior_layers": 8, "prior_channels": 64, **settings}
         for budget, settings in {None: {}, "fast": {"autoencoder_steps": 1000}, "full": {}}.items()

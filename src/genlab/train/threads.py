@@ -32,7 +32,7 @@ import contextlib
 import copy
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -192,12 +192,14 @@ def flop_counter() -> FlopCounterMode:
     return counter
 
 
-def step_flops(model: GenerativeModel, data: Dataset, config: TrainConfig, seed: int = 0) -> float:
-    """Floating-point operations of one training step of ``model`` on a batch of ``data``.
-
-    Runs the step on a deep copy (its own optimizers, a throwaway generator, torch's global
-    generator restored after), so ``model`` and every random stream of the run are untouched.
-    """
+@contextlib.contextmanager
+def trial_step(
+    model: GenerativeModel, data: Dataset, config: TrainConfig, seed: int = 0
+) -> Iterator[Callable[[], object]]:
+    """A function that runs one training step of a deep copy of ``model`` on the first batch
+    of ``data`` (its own optimizers, a throwaway generator), for measuring a step: ``model``
+    and every random stream of the run are untouched (torch's global generator is restored
+    when the block ends)."""
     trial = copy.deepcopy(model).train()
     generator = torch.Generator(device=model.device).manual_seed(seed)
     x = data.x_train[: config.batch_size].to(model.device)
@@ -209,8 +211,14 @@ def step_flops(model: GenerativeModel, data: Dataset, config: TrainConfig, seed:
     with torch.random.fork_rng(devices=devices):
         trial.prepare(x, **context)
         optimizers = Optimizers(trial.configure_optimizers(config), config.grad_clip)
-        with flop_counter() as counter:
-            trial.training_step(x, optimizers, generator, **context)
+        yield lambda: trial.training_step(x, optimizers, generator, **context)
+
+
+def step_flops(model: GenerativeModel, data: Dataset, config: TrainConfig, seed: int = 0) -> float:
+    """Floating-point operations of one training step of ``model`` on a batch of ``data``
+    (on a copy: :func:`trial_step`)."""
+    with trial_step(model, data, config, seed) as run_step, flop_counter() as counter:
+        run_step()
     return float(counter.get_total_flops())
 
 
