@@ -44,7 +44,7 @@ scorecard: $(VENV)/.installed
 data/mnist.npz: scripts/prepare_mnist.py | $(VENV)/.installed
 	$(BIN)/python scripts/prepare_mnist.py --out $@
 
-# The coffee-break scorecard of real 28x28 digits: every family, each trained for about a minute
+# The coffee-break scorecard of real 28x28 digits: every family, each trained for about half a minute
 # of steps (compare's default share at the fast budget on large images), one seed.
 compare-mnist: data/mnist.npz $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/genlab compare --data data/mnist.npz --budget fast --out runs/compare-mnist

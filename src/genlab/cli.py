@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-seconds",
         type=_seconds,
         help="fit each family's steps to about this many seconds of training steps, from a "
-        "step timed before it trains (default: 60 at --budget fast on images 16 pixels a side "
+        "step timed before it trains (default: 30 at --budget fast on images 16 pixels a side "
         "or more, else the budget's own steps; inf: always the budget's own steps)",
     )
     compare.add_argument("--json", action="store_true")
