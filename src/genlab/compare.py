@@ -191,9 +191,9 @@ DOMAIN_NETWORKS: dict[str, ClassifierConfig] = {
 }
 # per budget: the wall-clock seconds of training steps each family gets by default (its steps
 # fitted to them before it trains: genlab.train.time_share; None: the budget's own steps).
-# The families' own `fast` runs on 28x28 digits take 1 to 50 minutes each. At 60 s a family,
-# `compare --budget fast` on real MNIST took 25 minutes (scoring 11 of them, diffusion's 7);
-# the issue's bar for the whole command is 20
+# The families' own `fast` runs on 28x28 digits take 1 to 50 minutes each. On real MNIST, one
+# thread, `compare --budget fast` took 25 minutes at 60 s a family (scoring 11 of them,
+# diffusion's 7) and 17 at 30 s; issue 18's bar for the whole command is 20 (README)
 TRAIN_SECONDS: dict[str, float | None] = {
     "smoke": None,
     "fast": None,
