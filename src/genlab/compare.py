@@ -281,6 +281,7 @@ class _SeedResult:
     run_paths: list[Path]
     classifier: DomainClassifier | None
     setup_seconds: dict[str, float]  # the stages every family shares (domain network...)
+    drawn: list[dict[str, Any]] = field(default_factory=list)  # per family, for its pictures
 
 
 def _columns_for(dataset: Dataset) -> list[Column]:
@@ -478,10 +479,13 @@ def score(
     seed: int,
     budget: str = "fast",
     timer: StageTimer | None = None,
+    drawn: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every scorecard number the model supports (see module docstring), on ``dataset``'s
     test split as given (see :func:`scoring_split`); ``stage_seconds`` times each stage and
-    ``sampler_warnings`` lists the stages whose MCMC chains (over a quarter of them) never moved."""
+    ``sampler_warnings`` lists the stages whose MCMC chains (over a quarter of them) never moved.
+    ``drawn`` receives the class samples and posterior draws scored, which the report shows
+    (:func:`~genlab.report.family.conditioning_pictures`) rather than drawing them again."""
     timer = timer or StageTimer()
     sampler_warnings: list[str] = []
     caps = model.capabilities
@@ -520,7 +524,7 @@ def score(
                 row.update(
                     class_scores(
                         model, dataset, classifier, per_class=sizes["per_class"], seed=seed,
-                        mcmc=CONDITIONING_MCMC[key],
+                        mcmc=CONDITIONING_MCMC[key], drawn=drawn,
                     )
                 )  # fmt: skip
         if caps.supports("posterior"):
@@ -533,6 +537,7 @@ def score(
                     measurement_scores(
                         model, dataset, operator, noise, n_examples=sizes["n_examples"],
                         n_draws=sizes["n_draws"], seed=seed, mcmc=CONDITIONING_MCMC[key],
+                        drawn=drawn,
                     )
                 )  # fmt: skip
     row["stage_seconds"] = dict(timer.seconds)
@@ -680,9 +685,10 @@ def _compare_seed(
         )
         run_seconds = time.perf_counter() - started
         timer = StageTimer(family, progress=progress)
+        drawn: dict[str, Any] = {}
         measured = score(
             model, scored, classifier=classifier, cache_dir=out, seed=seed, budget=budget,
-            timer=timer,
+            timer=timer, drawn=drawn,
         )  # fmt: skip
         timer.close()
         row = {"family": family, **{key: measured.get(key) for key in SCORE_KEYS}}
@@ -704,6 +710,7 @@ def _compare_seed(
         result.rows.append(row)
         result.models.append(model)
         result.run_paths.append(run_path)
+        result.drawn.append(drawn)
     return result
 
 
@@ -768,8 +775,8 @@ def _write_scorecard(
     )  # fmt: skip
     first = results[0]
     sections = []
-    for row, family, model, run_path in zip(
-        rows, families, first.models, first.run_paths, strict=True
+    for row, family, model, run_path, drawn in zip(
+        rows, families, first.models, first.run_paths, first.drawn, strict=True
     ):
         started = time.perf_counter()
         sizes = CONDITIONING_SIZES[key]
@@ -777,7 +784,7 @@ def _write_scorecard(
             pictures = family_pictures(
                 model, dataset, seeds[0], classifier=first.classifier, pixels=pixels,
                 mcmc=CONDITIONING_MCMC[key],
-                per_class=min(N_PER_CLASS, sizes["per_class"]),
+                per_class=min(N_PER_CLASS, sizes["per_class"]), drawn=drawn,
             )  # fmt: skip
         row["stage_seconds"]["pictures"] = time.perf_counter() - started
         row["eval_seconds"] += row["stage_seconds"]["pictures"]

@@ -107,9 +107,11 @@ def class_scores(
     per_class: int = 50,
     seed: int = 0,
     mcmc: MCMCSizes = FAMILY_MCMC,
+    drawn: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``class_route``, ``class_accuracy``, ``intra_class_fid`` and ``class_cas`` (module doc;
-    ``mcmc``: as :func:`sample_classes`)."""
+    ``mcmc``: as :func:`sample_classes`). ``drawn`` receives the samples scored, ``per_class``
+    of each class in turn, as ``"class samples"`` (for pictures of them)."""
     if data.y_test is None or data.info.n_classes is None:
         raise DataError(f"{data.info.name}: samples of a class need a labelled dataset")
     n_classes = data.info.n_classes
@@ -117,6 +119,8 @@ def class_scores(
     generator = torch.Generator(device=model.device).manual_seed(seed)
     samples = sample_classes(model, classes, classifier=classifier, generator=generator, mcmc=mcmc)
     samples = to_data_grid(samples.detach().cpu(), data.info)
+    if drawn is not None:
+        drawn["class samples"] = samples
     predicted = classifier.predict(samples)
     fids = [
         frechet_feature_distance(
@@ -165,15 +169,20 @@ def measurement_scores(
     n_draws: int = 10,
     seed: int = 0,
     mcmc: MCMCSizes = FAMILY_MCMC,
+    drawn: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``posterior_mse`` and ``posterior_spread`` on :func:`measured`'s examples (module doc;
-    ``mcmc``: the sizes of an MCMC posterior sampler)."""
+    ``mcmc``: the sizes of an MCMC posterior sampler). ``drawn`` receives ``"posterior"``:
+    the examples, their measurements and the ``(n_draws, n_examples, ...)`` draws scored."""
     truth, y = measured(data, operator, noise_std, n_examples, seed)
     observation = gaussian_measurement(operator, y, noise_std)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     options = model.mcmc_options("posterior", mcmc)
     draws = model.sample_posterior(observation, n_draws, generator=generator, **options)
-    draws = draws.detach().cpu().double()
+    draws = draws.detach().cpu()
+    if drawn is not None:
+        drawn["posterior"] = (truth, y, draws)
+    draws = draws.double()
     return {
         "measurement": operator.spec,
         "measurement_noise": noise_std,

@@ -103,17 +103,26 @@ def conditioning_pictures(
     classifier: DomainClassifier | None,
     mcmc: MCMCSizes = FAMILY_MCMC,
     per_class: int = N_PER_CLASS,
+    drawn: Mapping[str, Any] | None = None,
 ) -> list[Picture]:
     """Ten rows of classes (``per_class`` samples each), and super-resolution posteriors beside
-    the truth and bicubic (``mcmc``: the sizes of the samplers that are MCMC)."""
-    info, pictures = data.info, []
+    the truth and bicubic (``mcmc``: the sizes of the samplers that are MCMC). ``drawn``: the
+    draws a scorecard scored (``"class samples"``, ``"posterior"``: see
+    :func:`~genlab.metrics.conditioning.class_scores` and
+    :func:`~genlab.metrics.conditioning.measurement_scores`), shown instead of new ones."""
+    info, pictures, drawn = data.info, [], drawn or {}
     generator = torch.Generator(device=model.device).manual_seed(seed)
     route = class_route(model, classifier)
     if route is not None and info.n_classes:
-        classes = torch.arange(info.n_classes).repeat_interleave(per_class)
-        samples = sample_classes(
-            model, classes, classifier=classifier, generator=generator, mcmc=mcmc
-        )
+        scored = drawn.get("class samples")
+        if scored is not None:  # the first per_class of each class's samples
+            per_class = min(per_class, len(scored) // info.n_classes)
+            samples = scored.unflatten(0, (info.n_classes, -1))[:, :per_class].flatten(0, 1)
+        else:
+            classes = torch.arange(info.n_classes).repeat_interleave(per_class)
+            samples = sample_classes(
+                model, classes, classifier=classifier, generator=generator, mcmc=mcmc
+            )
         how = "given the label" if route == "context" else "guided by the domain classifier"
         pictures.append(
             Picture(
@@ -123,18 +132,22 @@ def conditioning_pictures(
         )
     if model.capabilities.supports("posterior") and len(info.event_shape) == 3:
         operator = Downsample(info.event_shape, 2)
-        low, high = info.value_range
-        truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
-        observation = gaussian_measurement(operator, y, 0.05 * (high - low))
-        options = model.mcmc_options("posterior", mcmc)
-        draws = model.sample_posterior(observation, N_DRAWS, generator=generator, **options)
-        draws = draws.detach().cpu()
+        if "posterior" in drawn:
+            truth, y, draws = drawn["posterior"]
+            truth, y, draws = truth[:N_MEASURED], y[:N_MEASURED], draws[:N_DRAWS, :N_MEASURED]
+        else:
+            low, high = info.value_range
+            truth, y = measured(data, operator, 0.05 * (high - low), N_MEASURED, seed)
+            observation = gaussian_measurement(operator, y, 0.05 * (high - low))
+            options = model.mcmc_options("posterior", mcmc)
+            draws = model.sample_posterior(observation, N_DRAWS, generator=generator, **options)
+            draws = draws.detach().cpu()
         rows = [truth, operator.upsample(y).view_as(truth), *draws, draws.mean(0)]
         grid = torch.stack(rows, 1).flatten(0, 1)  # one row per example
         pictures.append(
             Picture(
                 "super-resolution: the truth, bicubic upsampling of its noisy 2x downsampled "
-                f"copy, {N_DRAWS} posterior draws and their mean",
+                f"copy, {len(draws)} posterior draws and their mean",
                 image_grid_png(grid, info, n_columns=len(rows)),
             )
         )
@@ -243,14 +256,15 @@ def family_pictures(
     pixels: Pixels = "mean",
     mcmc: MCMCSizes = FAMILY_MCMC,
     per_class: int = N_PER_CLASS,
+    drawn: Mapping[str, Any] | None = None,
 ) -> list[Picture]:
     """Every picture that fits the model's capabilities and the data's kind (with the domain
     ``classifier`` of labelled images, ``per_class`` samples of each class a family draws;
     ``pixels``: see :func:`picture_samples`; ``mcmc``: the sizes of the samplers a picture
-    needs that are MCMC)."""
+    needs that are MCMC; ``drawn``: draws already scored, see :func:`conditioning_pictures`)."""
     if data.info.kind == "image":
         return image_pictures(model, data, seed, pixels, mcmc) + conditioning_pictures(
-            model, data, seed, classifier, mcmc, per_class
+            model, data, seed, classifier, mcmc, per_class, drawn
         )
     if data.info.n_features == 2:
         return plane_pictures(model, data, seed)
