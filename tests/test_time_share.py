@@ -109,3 +109,18 @@ def test_compare_fits_every_run_to_the_share_and_reuses_it(tmp_path, capsys, dig
 def test_a_share_that_is_not_a_positive_number_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train_seconds must be a positive"):
         compare("digits", ["pca"], out=tmp_path, budget="smoke", train_seconds=0)
+
+
+def test_train_fits_one_run_to_the_share_over_the_users_epochs(tmp_path, capsys, digits):
+    """``genlab train --train-seconds``: the run's steps fitted to the share replace the user's
+    epochs and are recorded in config.json; an infinite share keeps the run's own steps."""
+    args = ["train", "vae", "--budget", "smoke", "--epochs", "50", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--train-seconds", "0.01"]) == 0
+    capsys.readouterr()
+    own_steps = run_steps(digits, resolve_settings("vae", {"epochs": 50}, "smoke").train)
+    run = RunDirectory(tmp_path / "a")
+    config = run.read_config().train
+    assert config["epochs"] is None and 1 <= config["steps"] < own_steps
+    assert run.read_summary()["step"] == config["steps"]
+    model, config = vae_and_config(digits)
+    assert steps_within(math.inf, 0.01, model, config, steps=1_000) == {}

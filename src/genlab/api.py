@@ -46,6 +46,7 @@ from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
 from genlab.train.loop import Callback
 from genlab.train.threads import check_threads, choose_threads, using_threads
+from genlab.train.time_share import fitted_settings
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def fit(
     callback: Callback | None = None,
     pixels: Pixels = "mean",
     threads: int | None = None,
+    train_seconds: float | None = None,
     **settings: Any,
 ) -> GenerativeModel:
     """Train a model of ``family`` on ``data`` and return it (in eval mode).
@@ -182,6 +184,9 @@ def fit(
         threads: CPU threads for training; ``None``: ``OMP_NUM_THREADS`` if set, else the
             count :func:`genlab.train.threads.choose_threads` picks for the step's size
             (recorded in the run's ``config.json``; torch's count is restored after).
+        train_seconds: fit the run's steps to about this many seconds of training steps, from
+            a step timed on a copy before training (:mod:`genlab.train.time_share`; the fitted
+            ``steps`` and stages are recorded as settings); ``None`` or ``inf``: its own steps.
         **settings: model or training options, as ``--set`` gives them (``latent_dim=8``...).
     """
     check_seed(seed)
@@ -190,8 +195,18 @@ def fit(
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     if threads is not None:
         check_threads(threads)
+    if train_seconds is not None and not train_seconds > 0:
+        raise ConfigError(
+            f"train_seconds must be a positive number of seconds (inf: the run's own steps), "
+            f"got {train_seconds}"
+        )
     resolve_settings(family, settings, budget)  # bad settings fail before the data is read
     torch_device = resolve_device(device)  # under torchrun, joins the process group
+    if train_seconds is not None and distributed.current().enabled:
+        raise ConfigError(
+            "train_seconds times one process's step, and the processes of a torchrun would "
+            "each fit their own steps: give --steps instead"
+        )
     main = distributed.current().is_main
     if out is not None and main:
         RunDirectory(out).check_free(overwrite)  # before the data is read or a model built
@@ -201,6 +216,17 @@ def fit(
     model = build_model(family, model_config, dataset.info, seed).to(torch_device)
     choice = choose_threads(model, dataset, train_config, threads, seed=seed)
     logger.info("%s: %s", family, choice.reason)
+    if train_seconds is not None:
+        with using_threads(choice.count):
+            fitted = fitted_settings(model, dataset, train_config, train_seconds, seed)
+        logger.info(
+            "%s: %s for %g s of training steps", family, fitted or "own steps", train_seconds
+        )
+        if fitted:  # the fitted steps and stages, on top of the user's settings
+            kept = {k: v for k, v in settings.items() if k != "epochs"}  # the steps replace it
+            resolved = resolve_settings(family, {**kept, **fitted}, budget, dataset.info)
+            model_config, train_config = resolved.model, resolved.train
+            model = build_model(family, model_config, dataset.info, seed).to(torch_device)
     if out is None:
         with using_threads(choice.count):
             train_fit(

@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--threads", type=_positive, help=THREADS_HELP)
     train.add_argument(
+        "--train-seconds",
+        type=_seconds,
+        help="fit the run's steps (and the stages counted in steps) to about this many seconds "
+        "of training steps, from a step timed before training; the fitted steps are in "
+        "config.json",
+    )
+    train.add_argument(
         "--precision",
         choices=PRECISIONS,
         help="fp32 (default), or bf16: the training steps' forward passes under bfloat16 autocast",
@@ -416,6 +423,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         pixels=args.pixels,
         threads=args.threads,
+        train_seconds=args.train_seconds,
         **settings,
     )
     if current_distributed().is_main:

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import statistics
 import time
@@ -59,7 +58,7 @@ from typing import Any
 import torch
 
 from genlab import data as data_module
-from genlab.api import build_model, fit, load, resolve_device, resume
+from genlab.api import fit, load, resume
 from genlab.config import to_dict
 from genlab.data.dataset import DataInfo, Dataset, is_large_image
 from genlab.errors import CheckpointError, ConfigError
@@ -94,10 +93,7 @@ from genlab.report.table import format_markdown, format_mean_spread, format_tabl
 from genlab.runs import LOCK_FILE, RunConfig, RunDirectory, RunLock, check_seed, read_json
 from genlab.samplers import Downsample, recording_sampler_warnings
 from genlab.settings import ResolvedSettings, resolve_settings
-from genlab.train.threads import check_threads, choose_threads, using_threads
-from genlab.train.time_share import fitted_settings
-
-logger = logging.getLogger(__name__)
+from genlab.train.threads import check_threads
 
 COMPARE_FORMAT = "genlab-compare"
 MARKER_FILE = "compare.json"
@@ -202,12 +198,14 @@ TRAIN_SECONDS: dict[str, float | None] = {
 }
 
 
+LARGE_IMAGE_KEYS = {"fast": FAST_LARGE}  # budgets with their own entries for large images
+
+
 def sizes_key(budget: str, info: DataInfo) -> str:
-    """The key of the tables above for ``budget`` on data ``info``: their own entry for large
-    images (:func:`~genlab.data.dataset.is_large_image`) where they have one (``fast``: the
+    """The key of the tables above for ``budget`` on data ``info``: the entry for large images
+    (:func:`~genlab.data.dataset.is_large_image`) where the budget has one (``fast``: the
     families' 28x28 `fast` runs and scoring would take hours), else ``budget``."""
-    key = f"{budget} on large images"
-    return key if is_large_image(info) and key in EVALUATION_SIZES else budget
+    return LARGE_IMAGE_KEYS.get(budget, budget) if is_large_image(info) else budget
 
 
 def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
@@ -324,14 +322,9 @@ def _trained(
                 )
             )
             return model, float(run.read_summary()["elapsed_seconds"])
-    settings = (
-        {}
-        if share is None
-        else _fitted_to(share, family, resolved, dataset, seed, device, threads)
-    )
     model = fit(
         family, dataset, out=run_path, seed=seed, device=device, budget=budget,
-        progress=progress, overwrite=True, threads=threads, **settings,
+        progress=progress, overwrite=True, threads=threads, train_seconds=share,
     )  # fmt: skip
     return model, float(run.read_summary()["elapsed_seconds"])
 
@@ -360,20 +353,6 @@ def _same_run(
         and not saved.data.get("changes")
         and saved.seed == seed
     )
-
-
-def _fitted_to(
-    share: float, family: str, resolved: ResolvedSettings, dataset: Dataset, seed: int,
-    device: str, threads: int | None,
-) -> dict[str, Any]:  # fmt: skip
-    """The settings that fit ``family``'s run into ``share`` seconds of training steps, its
-    step timed on a copy at the thread count the run will use (:mod:`genlab.train.time_share`)."""
-    model = build_model(family, resolved.model, dataset.info, seed).to(resolve_device(device))
-    choice = choose_threads(model, dataset, resolved.train, threads, seed=seed)
-    with using_threads(choice.count):
-        settings = fitted_settings(model, dataset, resolved.train, share, seed)
-    logger.info("%s: %s for %g s of training steps", family, settings or "its own steps", share)
-    return settings
 
 
 def _as_json(value: Any) -> Any:
@@ -583,7 +562,7 @@ def compare(
         raise ConfigError(
             f"train_seconds must be a positive number of seconds (inf: each family's own "
             f"steps), got {train_seconds}"
-        )
+        )  # before the data is read (fit checks it again for a run)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     dataset = data_module.load(data)

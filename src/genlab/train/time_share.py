@@ -1,8 +1,9 @@
 r"""A run's steps fitted to a share of wall-clock time, fixed before it starts.
 
-``genlab compare`` can give every family the same training time (``--train-seconds S``; the
-default at ``fast`` on large images, where the families' own ``fast`` runs take from a minute
-to an hour each). A run cut by the clock would end wherever the clock found it: before a
+``genlab train --train-seconds S`` (``train_seconds=`` in :func:`genlab.fit`) fits one run
+to ``S`` seconds of training steps, and ``genlab compare`` gives every family the same share
+(``--train-seconds S``; the default at ``fast`` on large images, where the families' own
+``fast`` runs take from a minute to an hour each). A run cut by the clock would end wherever the clock found it: before a
 stage it needs (the VQ-VAE's prior, the autoguided copy), mid-way down a learning-rate decay,
 and at a different step on every machine and every load. Instead the steps are fixed first,
 from the measured time of a step, and the run is then an ordinary one of that many steps
@@ -67,9 +68,9 @@ def steps_within(
     """The settings that fit a run of ``steps`` steps into ``seconds`` of steps taking
     ``step_time`` each (module docstring): ``steps``, and the family's ``step_settings``
     scaled alike; ``{}`` when the run already fits."""
-    fitted = max(1, math.floor(seconds / step_time))
-    if fitted >= steps:
+    if seconds / step_time >= steps:  # also an infinite share
         return {}
+    fitted = max(1, math.floor(seconds / step_time))
     ratio = fitted / steps
     settings: dict[str, Any] = {"steps": fitted}
     for name in type(model).step_settings:
