@@ -4,50 +4,75 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 import genlab
 from genlab.nn.mixture_prior import GaussianMixturePrior
 
+COVARIANCES = ("full", "diag")
+
+
+def scale_tril(prior: GaussianMixturePrior) -> torch.Tensor:
+    """``(M, K, K)`` the Cholesky factors of the components' covariances."""
+    return prior.scale_tril if prior.covariance == "full" else torch.diag_embed(prior.scales)
+
 
 def reference(prior: GaussianMixturePrior) -> MixtureSameFamily:
     return MixtureSameFamily(
         Categorical(prior.weights),
-        MultivariateNormal(prior.means, scale_tril=prior.scale_tril),
+        MultivariateNormal(prior.means, scale_tril=scale_tril(prior)),
     )
 
 
-def random_prior(components: int, dim: int, generator: torch.Generator) -> GaussianMixturePrior:
-    prior = GaussianMixturePrior(components, dim).double()
+def random_prior(
+    components: int, dim: int, generator: torch.Generator, covariance: str = "full"
+) -> GaussianMixturePrior:
+    prior = GaussianMixturePrior(components, dim, covariance).double()
     prior.weights.copy_(torch.rand(components, generator=generator, dtype=torch.float64) + 0.1)
     prior.weights /= prior.weights.sum()
     prior.means.copy_(torch.randn(components, dim, generator=generator, dtype=torch.float64))
     lower = torch.randn(components, dim, dim, generator=generator, dtype=torch.float64).tril(-1)
     diag = torch.rand(components, dim, generator=generator, dtype=torch.float64) + 0.3
-    prior.scale_tril.copy_(lower * 0.5 + torch.diag_embed(diag))
+    if covariance == "full":
+        prior.scale_tril.copy_(lower * 0.5 + torch.diag_embed(diag))
+    else:
+        prior.scales.copy_(diag)
     return prior
 
 
-def test_log_prob_is_the_mixture_density_for_any_batch_shape():
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_log_prob_is_the_mixture_density_for_any_batch_shape(covariance):
     g = torch.Generator().manual_seed(0)
-    prior = random_prior(4, 3, g)
+    prior = random_prior(4, 3, g, covariance)
     z = torch.randn(5, 7, 3, generator=g, dtype=torch.float64)
     torch.testing.assert_close(prior.log_prob(z), reference(prior).log_prob(z))
 
 
-def test_unfitted_prior_is_the_standard_normal():
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_unfitted_prior_is_the_standard_normal(covariance):
     z = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
     expected = -0.5 * z.square().sum(1) - 2.5 * math.log(2 * math.pi)
-    torch.testing.assert_close(GaussianMixturePrior(7, 5).log_prob(z), expected)
+    torch.testing.assert_close(GaussianMixturePrior(7, 5, covariance).log_prob(z), expected)
 
 
-def test_samples_have_the_mixture_moments():
+def test_an_unknown_covariance_is_refused():
+    with pytest.raises(ValueError, match="covariance must be one of"):
+        GaussianMixturePrior(2, 2, "spherical")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("covariance", "temperature"), [("full", 1.0), ("diag", 1.0), ("diag", 0.7)]
+)
+def test_samples_have_the_mixture_moments(covariance, temperature):
+    """At temperature T each component's deviation from its mean is scaled by T."""
     g = torch.Generator().manual_seed(2)
-    prior = random_prior(3, 2, g)
-    z = prior.sample(200_000, g)
+    prior = random_prior(3, 2, g, covariance)
+    z = prior.sample(200_000, g, temperature=temperature)
     w, mu = prior.weights, prior.means
-    covariances = prior.scale_tril @ prior.scale_tril.transpose(-1, -2)
+    tril = temperature * scale_tril(prior)
+    covariances = tril @ tril.transpose(-1, -2)
     mean = w @ mu
     # law of total covariance: E[C_m + mu_m mu_m^T] - mean mean^T
     second = (w[:, None, None] * (covariances + mu[:, :, None] * mu[:, None, :])).sum(0)
@@ -57,19 +82,20 @@ def test_samples_have_the_mixture_moments():
     )
 
 
-def test_fit_recovers_two_separated_clusters():
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_fit_recovers_two_separated_clusters(covariance):
     g = torch.Generator().manual_seed(3)
     codes = torch.cat(
         [torch.randn(3000, 2, generator=g) * 0.2 - 3, torch.randn(1000, 2, generator=g) * 0.5 + 3]
     )
-    prior = GaussianMixturePrior(2, 2)
+    prior = GaussianMixturePrior(2, 2, covariance)
     prior.fit_(codes, torch.Generator().manual_seed(0))
     order = prior.means[:, 0].argsort()
     torch.testing.assert_close(prior.weights[order], torch.tensor([0.75, 0.25]), atol=0.01, rtol=0)
     torch.testing.assert_close(
         prior.means[order], torch.tensor([[-3.0, -3.0], [3.0, 3.0]]), atol=0.05, rtol=0
     )
-    stds = prior.scale_tril[order].diagonal(dim1=-2, dim2=-1)
+    stds = scale_tril(prior)[order].diagonal(dim1=-2, dim2=-1)
     torch.testing.assert_close(stds, torch.tensor([[0.2, 0.2], [0.5, 0.5]]), atol=0.03, rtol=0)
 
 

@@ -1,5 +1,7 @@
-r"""The code prior of the Gaussian latent-variable families (VAE, HVAE): the standard normal,
-or a Gaussian mixture fitted to the training codes after training.
+r"""The code prior of the Gaussian latent-variable families (VAE, HVAE) and the flow's base
+distribution: the standard normal, or a Gaussian mixture fitted to the training codes after
+training (the flow's codes are :math:`z_i = f(\tilde x_i)`, its mixture diagonal; see
+:mod:`genlab.models.flow`).
 
 .. math::
     p(x) = \int p_\theta(x \mid z)\, p(z)\, dz, \qquad
@@ -28,7 +30,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from genlab.nn.mixture_prior import GaussianMixturePrior
+from genlab.nn.mixture_prior import Covariance, GaussianMixturePrior
 from genlab.objectives import log_standard_normal
 
 CodePrior = Literal["normal", "mixture"]
@@ -43,9 +45,13 @@ class MixtureCodePrior:
     prior: GaussianMixturePrior | None
     latent_dim: int
 
-    def build_code_prior(self, prior: CodePrior, components: int) -> None:
+    def build_code_prior(
+        self, prior: CodePrior, components: int, covariance: Covariance = "full"
+    ) -> None:
         self.prior = (
-            GaussianMixturePrior(components, self.latent_dim) if prior == "mixture" else None
+            GaussianMixturePrior(components, self.latent_dim, covariance)
+            if prior == "mixture"
+            else None
         )
 
     def log_prior(self, z: Tensor) -> Tensor:

@@ -25,6 +25,21 @@ Two layer stacks (``transform``):
   on flattened data: many times more flexible per layer than an affine coupling, which narrow
   multi-modal densities such as ``ring`` need.
 
+**Base distribution** (``prior``): :math:`\mathcal N(0, I)`, or with ``prior="mixture"`` a
+Gaussian mixture with diagonal covariances fitted after training to the codes :math:`z_i =
+f(\tilde x_i)` of the (dequantised) training data, :math:`\pi(z) = \sum_m w_m \mathcal N(z;
+\mu_m, \operatorname{diag} \sigma_m^2)`, so that
+
+.. math::
+    \log p(x) = \log \pi(f(x)) + \sum_l \log |\det J_{f_l}|,
+
+still exact. The layers train, validate and are selected under :math:`\mathcal N(0, I)`
+(every component of the unfitted mixture is the standard normal,
+:mod:`genlab.models.code_prior`); the fit moves the base's mass to where the training codes
+are. On 28x28 MNIST (``fast``, one trained flow, 1,000 samples) a 10-component mixture raised
+the share of confidently classified samples from 0.615 to 0.753-0.775 (EM seeds), the domain
+FID from 983 to 339-371, and the test log-likelihood of the codes by 3 nats an image (README).
+
 Each stack has an ActNorm layer before each of its layers on images (``actnorm``; vectors are
 standardised by the pre-transform and go without). **The model is the average of the trained
 weights** (an EMA, ``ema_decay``; :mod:`genlab.nn.averaging`): ``log_prob``, ``sample``,
@@ -85,6 +100,7 @@ from torch import Tensor
 from genlab.config import check
 from genlab.data.dataset import DataInfo, dequantize, is_large_image
 from genlab.models.base import Capabilities, GenerativeModel
+from genlab.models.code_prior import CODE_PRIORS, CodePrior, MixtureCodePrior
 from genlab.nn import ACTIVATIONS, Activation, AffineNormalizer
 from genlab.nn.averaging import AveragedCopies
 from genlab.nn.flows import (
@@ -100,7 +116,6 @@ from genlab.nn.flows import (
     Standardize,
     coupling_conditioner,
 )
-from genlab.objectives import log_standard_normal
 from genlab.samplers import ExplicitDensity, LatentGenerator, complete_from_density
 
 if TYPE_CHECKING:
@@ -115,6 +130,7 @@ GAUSSIAN_FIT_SAMPLES = 2048  # model samples behind the Gaussian that shapes the
 EDGE_MARGIN = 0.05  # the MCMC Gaussian sees samples past the logit's edge at 95% of it
 AUTO_LEVELS = 3  # the most scales levels="auto" builds (28x28 -> 14x14 -> 7x7)
 EVAL_CHUNK = 8192  # examples per pass when the MCMC scores many candidates without gradients
+FIT_CHUNK = 512  # training examples per pass when the mixture base reads their codes
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,10 @@ class FlowConfig:
         (a conditional flow: the one-hot label enters every conditioner).
     ema_decay: decay :math:`\\beta` of the average of the layers' weights that is the model
         (:mod:`genlab.nn.averaging`; 0: the last weights).
+    prior: the base distribution: ``"normal"`` (:math:`\\mathcal N(0, I)`) or ``"mixture"``:
+        after training, a Gaussian mixture with diagonal covariances fitted to the training
+        data's codes (see module).
+    prior_components: components of the ``"mixture"`` base.
     """
 
     transform: FlowTransform = "realnvp"
@@ -170,6 +190,8 @@ class FlowConfig:
     spline_bound: float = 4.0
     conditional: bool = False
     ema_decay: float = 0.995
+    prior: CodePrior = "normal"
+    prior_components: int = 10
 
     def __post_init__(self) -> None:
         check(
@@ -195,9 +217,11 @@ class FlowConfig:
         check(self.n_bins >= 2, f"n_bins must be >= 2, got {self.n_bins}")
         check(self.spline_bound > 0, f"spline_bound must be positive, got {self.spline_bound}")
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        check(self.prior in CODE_PRIORS, f"prior must be one of {CODE_PRIORS}, got {self.prior!r}")
+        check(self.prior_components >= 1, "prior_components must be >= 1")
 
 
-class Flow(GenerativeModel):
+class Flow(MixtureCodePrior, GenerativeModel):
     """RealNVP / MAF normalizing flow; transforms map data x -> latent z (see module docstring)."""
 
     family = "flow"
@@ -212,7 +236,8 @@ class Flow(GenerativeModel):
     )
     description = "RealNVP / MAF / neural spline flow"
     task_notes = {
-        "generation": "inverse transform",
+        "generation": "inverse transform; `prior=mixture`: codes from a mixture fitted after "
+        "training",
         "representation": "z = f(x), bijective: `decode` inverts",
         "conditional": "SIR + MALA on the unobserved coordinates with the exact density",
         "posterior": "SIR + MALA on z, through the exact inverse",
@@ -235,7 +260,13 @@ class Flow(GenerativeModel):
     # fast at lr 2e-3 (at 1e-3 the bound still fell 2 nats an epoch at epoch 20): 1.259 +- 0.006
     # bits/dim over three seeds against 1.287 +- 0.001, 0.630 confident against 0.619
     large_image_budgets = {
-        budget: {"conditioner": "conv", "levels": "auto", "linear": True, **settings}
+        budget: {
+            "conditioner": "conv",
+            "levels": "auto",
+            "linear": True,
+            "prior": "mixture",
+            **settings,
+        }
         for budget, settings in {
             None: {},
             "smoke": {"batch_size": 64},  # a smoke compare trained it 17 s at 256, 4.6 s at 64
@@ -293,6 +324,7 @@ class Flow(GenerativeModel):
         self.layers = Chain(self._build_layers(config))
         self.averaged = AveragedCopies({"layers": self.layers})
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.build_code_prior(config.prior, config.prior_components, covariance="diag")
 
     def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """A flow saved before its weights were averaged: the average starts as its layers."""
@@ -400,6 +432,22 @@ class Flow(GenerativeModel):
         )
         self.averaged.reset_({"layers": self.layers})
 
+    @torch.no_grad()
+    def finish_training(
+        self, x_train: Tensor, generator: torch.Generator, *, context: Tensor | None = None
+    ) -> None:
+        """``prior="mixture"``: fit the mixture to the codes :math:`z_i = f(\\tilde x_i)` of the
+        training data, dequantised once with ``generator`` as the trainer does (given each
+        example's label, a conditional flow)."""
+        if self.prior is None:
+            return
+        labels = self.one_hot_labels(context)
+        codes = []
+        for rows in torch.arange(len(x_train), device=x_train.device).split(FIT_CHUNK):
+            x = dequantize(x_train[rows], self.info, generator)
+            codes.append(self.transform(x, None if labels is None else labels[rows])[0])
+        self.fit_code_prior(torch.cat(codes), generator)
+
     def training_step(
         self,
         x: Tensor,
@@ -433,7 +481,7 @@ class Flow(GenerativeModel):
         self, x: Tensor, labels: Tensor | None = None, layers: Chain | None = None
     ) -> Tensor:
         z, log_det = self.transform(x, labels, layers)
-        return log_standard_normal(z) + log_det
+        return self.log_prior(z) + log_det
 
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B,)`` exact :math:`\\log p(x)` (:math:`\\log p(x \\mid y)` given the labels
@@ -472,18 +520,22 @@ class Flow(GenerativeModel):
         context: Tensor | None = None,
         temperature: float = 1.0,
     ) -> Tensor:
-        """``(n, *event_shape)``: :math:`x = f^{-1}(z)`, :math:`z \\sim \\mathcal N(0, I)`
-        (:math:`x = f^{-1}(z; y)` given the labels ``context``, ``(n,)``, of a conditional flow).
+        """``(n, *event_shape)``: :math:`x = f^{-1}(z)`, :math:`z` from the base,
+        :math:`\\mathcal N(0, I)` or the fitted mixture (:math:`x = f^{-1}(z; y)` given the labels
+        ``context``, ``(n,)``, of a conditional flow).
 
-        ``temperature`` :math:`T \\ne 1` draws :math:`z \\sim \\mathcal N(0, T^2 I)` instead: Glow's
-        reduced-temperature sampling (Kingma & Dhariwal, 2018), which trades diversity for
+        ``temperature`` :math:`T \\ne 1` scales the draws' deviation from the base's mean (from
+        their component's mean under a mixture) by :math:`T`: :math:`z \\sim \\mathcal N(0, T^2 I)`,
+        Glow's reduced-temperature sampling (Kingma & Dhariwal, 2018), which trades diversity for
         cleaner images at :math:`T < 1`. Those are not draws from the model's density
         (:meth:`log_prob` is always at :math:`T = 1`).
         """
         check(temperature > 0, f"flow: temperature must be positive, got {temperature}")
         self.check_context(context, n)
-        device = next(self.parameters()).device
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if self.prior is not None:
+            z = self.prior.sample(n, generator, temperature)
+        else:
+            z = temperature * self.draw_codes(n, generator)
         return self._decode(z, self.one_hot_labels(context)).float()
 
     # ------------------------------------------------------------------ conditional sampling
@@ -502,7 +554,7 @@ class Flow(GenerativeModel):
                 [self._log_prob_pre(c, y) for c, y in zip(chunks, label_chunks, strict=True)]
             )
         z, log_det = self.model_layers(h.view(-1, *self.layer_shape), labels)
-        log_p = log_standard_normal(z.flatten(1)) + log_det
+        log_p = self.log_prior(z.flatten(1)) + log_det
         return log_p.masked_fill(~self._in_support(h).all(1), -math.inf)
 
     def _support_edge(self) -> float | None:
@@ -555,7 +607,7 @@ class Flow(GenerativeModel):
         approximates the mixture of those labels' conditionals.
         """
         device = next(self.parameters()).device
-        z = torch.randn(GAUSSIAN_FIT_SAMPLES, self.latent_dim, generator=generator, device=device)
+        z = self.draw_codes(GAUSSIAN_FIT_SAMPLES, generator)
         if labels is not None:
             labels = labels[torch.arange(GAUSSIAN_FIT_SAMPLES, device=labels.device) % len(labels)]
         h = self.model_layers.inverse(z.view(-1, *self.layer_shape), labels).flatten(1).double()
@@ -575,7 +627,9 @@ class Flow(GenerativeModel):
         def generate(z: Tensor, rows: Tensor) -> Tensor:
             return self._decode(z, None if labels is None else labels[rows.to(labels.device)])
 
-        return LatentGenerator(self.latent_dim, generate, next(self.parameters()).device)
+        return LatentGenerator(
+            self.latent_dim, generate, next(self.parameters()).device, log_prior=self.log_prior
+        )
 
     def explicit_density(
         self, mean: Tensor, cov: Tensor, context: Tensor | None = None
