@@ -21,14 +21,7 @@ import time
 from pathlib import Path
 
 import genlab
-from genlab.compare import (
-    DOMAIN_NETWORKS,
-    score,
-    scoring_split,
-    sizes_key,
-    uses_domain_network,
-)
-from genlab.metrics import domain_network
+from genlab.compare import score, scoring_network, scoring_split, uses_domain_network
 from genlab.metrics.stages import StageTimer
 from genlab.models import FAMILIES
 
@@ -53,12 +46,7 @@ def main() -> None:
         classifier = None
         if uses_domain_network(data):
             started = time.perf_counter()
-            classifier = domain_network(
-                data,
-                config=DOMAIN_NETWORKS[sizes_key(args.budget, data.info)],
-                seed=args.seed,
-                cache_dir=cache,
-            )
+            classifier = scoring_network(data, args.budget, args.seed, cache)
             print(f"domain network: {time.perf_counter() - started:.0f} s", flush=True)
         total = 0.0
         for family in families:

@@ -424,6 +424,17 @@ def uses_domain_network(dataset: Dataset) -> bool:
     return dataset.info.kind == "image" and dataset.y_train is not None
 
 
+def scoring_network(
+    dataset: Dataset, budget: str, seed: int, cache_dir: Path
+) -> DomainClassifier | None:
+    """The domain network the scorecard scores ``dataset`` with at ``budget`` (its width from
+    ``DOMAIN_NETWORKS``), cached in ``cache_dir``; ``None`` for data without one."""
+    if not uses_domain_network(dataset):
+        return None
+    config = DOMAIN_NETWORKS[sizes_key(budget, dataset.info)]
+    return domain_network(dataset, config=config, seed=seed, cache_dir=cache_dir)
+
+
 def importance_samples(model: GenerativeModel, n_test: int, key: str) -> int | None:
     """The ``k`` of a sampled likelihood bound: the family's default, lowered so that
     ``k * n_test`` stays within the ``bound_passes`` of ``EVALUATION_SIZES[key]`` (at least
@@ -642,9 +653,7 @@ def _compare_seed(
     classifier = None
     if uses_domain_network(dataset):
         with setup.stage("domain network"):
-            classifier = domain_network(
-                dataset, config=DOMAIN_NETWORKS[key], seed=seed, cache_dir=make_folder(out)
-            )
+            classifier = scoring_network(dataset, budget, seed, make_folder(out))
     text = dataset.info.kind == "text"
     with setup.stage("baselines"):
         baseline = {} if text else mean_fill_scores(scored, classifier=classifier)

@@ -116,6 +116,7 @@ from genlab.nn.flows import (
     Standardize,
     coupling_conditioner,
 )
+from genlab.objectives import log_standard_normal
 from genlab.samplers import ExplicitDensity, LatentGenerator, complete_from_density
 
 if TYPE_CHECKING:
@@ -456,7 +457,9 @@ class Flow(MixtureCodePrior, GenerativeModel):
         *,
         context: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        loss = -self._log_prob(x, self.one_hot_labels(context), self.layers).mean()
+        # the layers train under N(0, I), the base a fitted mixture replaces after training
+        z, log_det = self.transform(x, self.one_hot_labels(context), self.layers)
+        loss = -(log_standard_normal(z) + log_det).mean()
         optimizers.minimize(loss)
         self.steps += 1
         self.averaged.update_({"layers": self.layers}, int(self.steps), self.config.ema_decay)
@@ -477,12 +480,6 @@ class Flow(MixtureCodePrior, GenerativeModel):
         z, log_det_layers = layers(h.reshape(-1, *self.layer_shape), labels)
         return z.reshape(len(x), -1), log_det + log_det_layers
 
-    def _log_prob(
-        self, x: Tensor, labels: Tensor | None = None, layers: Chain | None = None
-    ) -> Tensor:
-        z, log_det = self.transform(x, labels, layers)
-        return self.log_prior(z) + log_det
-
     def log_prob(self, x: Tensor, *, context: Tensor | None = None) -> Tensor:
         """``(B,)`` exact :math:`\\log p(x)` (:math:`\\log p(x \\mid y)` given the labels
         ``context`` of a conditional flow) in nats, a density in data units.
@@ -491,7 +488,8 @@ class Flow(MixtureCodePrior, GenerativeModel):
         density is 0 (``-inf``).
         """
         self.check_input(x, context=context)
-        log_p = self._log_prob(x, self.one_hot_labels(context))
+        z, log_det = self.transform(x, self.one_hot_labels(context))
+        log_p = self.log_prior(z) + log_det
         if isinstance(self.pre, Logit):
             outside = ((x < self.pre.low) | (x > self.pre.low + self.pre.width)).flatten(1).any(1)
             log_p = log_p.masked_fill(outside, -math.inf)
