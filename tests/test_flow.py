@@ -11,7 +11,7 @@ import warnings
 import pytest
 import torch
 from sklearn.mixture import GaussianMixture
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 import genlab
 from genlab.data import DataInfo, Dataset
@@ -530,13 +530,14 @@ def test_a_mixture_base_is_fitted_after_training_and_its_density_integrates_to_o
     for name, value in plain.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
     prior = model.prior
-    assert prior is not None and prior.covariance == "diag"
+    assert prior is not None and prior.covariance == "full"  # 2 codes: full covariances
     assert prior.means.abs().max() > 0.1  # fitted, no longer N(0, I)
     x = _mixture_data().x_test[:50]
     with torch.no_grad():
         z, log_det = model.transform(x)
         mixture = MixtureSameFamily(
-            Categorical(prior.weights), Independent(Normal(prior.means, prior.scales), 1)
+            Categorical(prior.weights),
+            MultivariateNormal(prior.means, scale_tril=prior.scale_tril),
         )
         log_p = model.log_prob(x)
         torch.testing.assert_close(log_p, mixture.log_prob(z) + log_det)
@@ -579,6 +580,11 @@ def test_large_images_get_the_mixture_base_and_small_data_the_normal_one(tiny_28
     for budget in ("smoke", "fast", "full", None):
         assert resolve_settings("flow", {}, budget, tiny_28.info).model.prior == "mixture"
         assert resolve_settings("flow", {}, budget, digits.info).model.prior == "normal"
+    # 784 codes: diagonal covariances; 64 (8x8 digits): full ones
+    config = resolve_settings("flow", {}, "smoke", tiny_28.info).model
+    assert Flow(config, tiny_28.info).prior.covariance == "diag"
+    config = resolve_settings("flow", {"prior": "mixture"}, "smoke", digits.info).model
+    assert Flow(config, digits.info).prior.covariance == "full"
 
 
 def test_a_conditional_flow_fits_its_mixture_base_to_the_codes_given_each_label(digits):

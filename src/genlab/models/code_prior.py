@@ -1,7 +1,7 @@
 r"""The code prior of the Gaussian latent-variable families (VAE, HVAE) and the flow's base
 distribution: the standard normal, or a Gaussian mixture fitted to the training codes after
-training (the flow's codes are :math:`z_i = f(\tilde x_i)`, its mixture diagonal; see
-:mod:`genlab.models.flow`).
+training (the flow's codes are :math:`z_i = f(\tilde x_i)`, its mixture diagonal for many
+codes; see :mod:`genlab.models.flow`).
 
 .. math::
     p(x) = \int p_\theta(x \mid z)\, p(z)\, dz, \qquad

@@ -26,9 +26,10 @@ Two layer stacks (``transform``):
   multi-modal densities such as ``ring`` need.
 
 **Base distribution** (``prior``): :math:`\mathcal N(0, I)`, or with ``prior="mixture"`` a
-Gaussian mixture with diagonal covariances fitted after training to the codes :math:`z_i =
-f(\tilde x_i)` of the (dequantised) training data, :math:`\pi(z) = \sum_m w_m \mathcal N(z;
-\mu_m, \operatorname{diag} \sigma_m^2)`, so that
+Gaussian mixture fitted by EM after training to the codes :math:`z_i = f(\tilde x_i)` of the
+(dequantised) training data, :math:`\pi(z) = \sum_m w_m \mathcal N(z; \mu_m, \Sigma_m)`, with
+diagonal covariances :math:`\Sigma_m = \operatorname{diag} \sigma_m^2` for more than
+``FULL_COVARIANCE_DIMS`` codes (784 on MNIST) and full ones otherwise, so that
 
 .. math::
     \log p(x) = \log \pi(f(x)) + \sum_l \log |\det J_{f_l}|,
@@ -132,6 +133,7 @@ EDGE_MARGIN = 0.05  # the MCMC Gaussian sees samples past the logit's edge at 95
 AUTO_LEVELS = 3  # the most scales levels="auto" builds (28x28 -> 14x14 -> 7x7)
 EVAL_CHUNK = 8192  # examples per pass when the MCMC scores many candidates without gradients
 FIT_CHUNK = 512  # training examples per pass when the mixture base reads their codes
+FULL_COVARIANCE_DIMS = 64  # the most codes whose mixture base has full covariances
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,8 @@ class FlowConfig:
     ema_decay: decay :math:`\\beta` of the average of the layers' weights that is the model
         (:mod:`genlab.nn.averaging`; 0: the last weights).
     prior: the base distribution: ``"normal"`` (:math:`\\mathcal N(0, I)`) or ``"mixture"``:
-        after training, a Gaussian mixture with diagonal covariances fitted to the training
-        data's codes (see module).
+        after training, a Gaussian mixture fitted to the training data's codes (diagonal
+        covariances for more than 64 codes; see module).
     prior_components: components of the ``"mixture"`` base.
     """
 
@@ -327,7 +329,9 @@ class Flow(MixtureCodePrior, GenerativeModel):
         self.layers = Chain(self._build_layers(config))
         self.averaged = AveragedCopies({"layers": self.layers})
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        self.build_code_prior(config.prior, config.prior_components, covariance="diag")
+        # full covariances have D (D + 1) / 2 numbers each: diagonal ones beyond a few dozen codes
+        covariance = "full" if self.latent_dim <= FULL_COVARIANCE_DIMS else "diag"
+        self.build_code_prior(config.prior, config.prior_components, covariance)
 
     def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """A flow saved before its weights were averaged: the average starts as its layers."""
