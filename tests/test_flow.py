@@ -344,7 +344,9 @@ def test_a_run_records_what_auto_became_and_loads_with_it(tiny_28, tmp_path, mon
     trained = genlab.fit("flow", tiny_28, budget="smoke", steps=3, out=tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model"]["levels"] == "auto"
-    assert config["decided"] == {"levels": 3, "logit": True, "actnorm": True}
+    assert config["decided"] == {
+        "levels": 3, "logit": True, "actnorm": True, "prior_covariance": "diag"
+    }  # fmt: skip
     monkeypatch.setattr(genlab.models.flow, "AUTO_LEVELS", 1)
     assert Flow(trained.config, tiny_28.info).levels == 1  # the rule has changed
     loaded = genlab.load(tmp_path / "run")
@@ -553,9 +555,10 @@ def test_a_mixture_base_is_fitted_after_training_and_its_density_integrates_to_o
     assert abs(float(density.sum() * step**2) - 1.0) < 0.01
 
 
-def test_a_mixture_base_flow_samples_its_mixture_codes_at_any_temperature(tmp_path):
+def test_a_mixture_base_flow_samples_its_mixture_codes_at_any_temperature(tmp_path, monkeypatch):
     """sample(temperature=T) = f^{-1}(z) for the codes the mixture draws from the same seed
-    (each component's deviation scaled by T), and the fitted base survives save and load."""
+    (each component's deviation scaled by T), and the fitted base survives save and load, with
+    the covariance that "auto" became recorded (a later rule loads it as it was)."""
     data = _mixture_data()
     model = genlab.fit(
         "flow", data, steps=30, val_fraction=0.0, n_layers=2, seed=0, prior="mixture",
@@ -568,8 +571,14 @@ def test_a_mixture_base_flow_samples_its_mixture_codes_at_any_temperature(tmp_pa
             )
             codes = model.prior.sample(5, torch.Generator().manual_seed(1), temperature)
             torch.testing.assert_close(model.encode(drawn), codes, atol=1e-4, rtol=1e-4)
+    decided = json.loads((tmp_path / "run" / "config.json").read_text())["decided"]
+    assert decided["prior_covariance"] == "full"
+    monkeypatch.setattr("genlab.models.flow.FULL_COVARIANCE_DIMS", 1)  # a later rule: diagonal
     reloaded = genlab.load(tmp_path / "run")
+    assert reloaded.prior.covariance == "full"
     torch.testing.assert_close(reloaded.prior.means, model.prior.means)
+    with pytest.raises(ConfigError, match="prior_covariance must be"):
+        FlowConfig(prior_covariance="spherical")
     with torch.no_grad():
         torch.testing.assert_close(reloaded.log_prob(data.x_test), model.log_prob(data.x_test))
 

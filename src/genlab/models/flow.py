@@ -29,7 +29,8 @@ Two layer stacks (``transform``):
 Gaussian mixture fitted by EM after training to the codes :math:`z_i = f(\tilde x_i)` of the
 (dequantised) training data, :math:`\pi(z) = \sum_m w_m \mathcal N(z; \mu_m, \Sigma_m)`, with
 diagonal covariances :math:`\Sigma_m = \operatorname{diag} \sigma_m^2` for more than
-``FULL_COVARIANCE_DIMS`` codes (784 on MNIST) and full ones otherwise, so that
+``FULL_COVARIANCE_DIMS`` codes (784 on MNIST) and full ones otherwise (``prior_covariance``), so
+that
 
 .. math::
     \log p(x) = \log \pi(f(x)) + \sum_l \log |\det J_{f_l}|,
@@ -117,6 +118,7 @@ from genlab.nn.flows import (
     Standardize,
     coupling_conditioner,
 )
+from genlab.nn.mixture_prior import COVARIANCES, Covariance
 from genlab.objectives import log_standard_normal
 from genlab.samplers import ExplicitDensity, LatentGenerator, complete_from_density
 
@@ -171,9 +173,10 @@ class FlowConfig:
     ema_decay: decay :math:`\\beta` of the average of the layers' weights that is the model
         (:mod:`genlab.nn.averaging`; 0: the last weights).
     prior: the base distribution: ``"normal"`` (:math:`\\mathcal N(0, I)`) or ``"mixture"``:
-        after training, a Gaussian mixture fitted to the training data's codes (diagonal
-        covariances for more than 64 codes; see module).
+        after training, a Gaussian mixture fitted to the training data's codes (see module).
     prior_components: components of the ``"mixture"`` base.
+    prior_covariance: the mixture's covariances, ``"full"`` or ``"diag"``; ``"auto"``: full
+        for up to 64 codes, diagonal beyond.
     """
 
     transform: FlowTransform = "realnvp"
@@ -195,6 +198,7 @@ class FlowConfig:
     ema_decay: float = 0.995
     prior: CodePrior = "normal"
     prior_components: int = 10
+    prior_covariance: Covariance | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         check(
@@ -222,6 +226,10 @@ class FlowConfig:
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         check(self.prior in CODE_PRIORS, f"prior must be one of {CODE_PRIORS}, got {self.prior!r}")
         check(self.prior_components >= 1, "prior_components must be >= 1")
+        check(
+            self.prior_covariance in ("auto", *COVARIANCES),
+            f"prior_covariance must be auto, full or diag, got {self.prior_covariance!r}",
+        )
 
 
 class Flow(MixtureCodePrior, GenerativeModel):
@@ -329,8 +337,11 @@ class Flow(MixtureCodePrior, GenerativeModel):
         self.layers = Chain(self._build_layers(config))
         self.averaged = AveragedCopies({"layers": self.layers})
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        # full covariances have D (D + 1) / 2 numbers each: diagonal ones beyond a few dozen codes
-        covariance = "full" if self.latent_dim <= FULL_COVARIANCE_DIMS else "diag"
+        covariance = config.prior_covariance
+        if covariance == "auto":  # a full covariance has D (D + 1) / 2 numbers
+            covariance = "full" if self.latent_dim <= FULL_COVARIANCE_DIMS else "diag"
+        if config.prior == "mixture":
+            self.record_decisions(prior_covariance=covariance)
         self.build_code_prior(config.prior, config.prior_components, covariance)
 
     def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
