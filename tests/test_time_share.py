@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+import genlab
 from genlab.api import build_model
 from genlab.cli import main
 from genlab.compare import EVALUATION_SIZES, FAST_LARGE, TRAIN_SECONDS, compare, sizes_key
@@ -27,16 +28,16 @@ def vae_and_config(digits, **settings):
 
 def test_the_steps_are_the_share_over_a_step_and_the_stages_scale_alike(digits):
     """n = min(N, floor(S / t)); warmup_steps scaled by n / N, at least 1; eval_every kept."""
-    model, config = vae_and_config(digits, warmup_steps=100, eval_every=50)
+    model, _ = vae_and_config(digits, warmup_steps=100, eval_every=50)
     # validations keep their spacing, so that their time shrinks with the run's
-    assert steps_within(2.0, 0.01, model, config, steps=1_000) == {
+    assert steps_within(2.0, 0.01, model, steps=1_000) == {
         "steps": 200,
         "warmup_steps": 20,
     }
-    assert steps_within(2.5, 0.01, model, config, steps=250) == {}  # it fits: its own steps
-    assert steps_within(1.0, 10.0, model, config, steps=1_000) == {"steps": 1, "warmup_steps": 1}
-    plain, plain_config = vae_and_config(digits)  # no warm-up, validation at epoch ends
-    assert steps_within(2.0, 0.01, plain, plain_config, steps=1_000) == {"steps": 200}
+    assert steps_within(2.5, 0.01, model, steps=250) == {}  # it fits: its own steps
+    assert steps_within(1.0, 10.0, model, steps=1_000) == {"steps": 1, "warmup_steps": 1}
+    plain, _ = vae_and_config(digits)  # no warm-up, validation at epoch ends
+    assert steps_within(2.0, 0.01, plain, steps=1_000) == {"steps": 200}
 
 
 def test_the_run_steps_count_the_epochs_of_the_training_split_left(digits):
@@ -109,6 +110,8 @@ def test_compare_fits_every_run_to_the_share_and_reuses_it(tmp_path, capsys, dig
 def test_a_share_that_is_not_a_positive_number_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train_seconds must be a positive"):
         compare("digits", ["pca"], out=tmp_path, budget="smoke", train_seconds=0)
+    with pytest.raises(ConfigError, match="train_seconds must be a positive"):
+        genlab.fit("vae", "digits", budget="smoke", train_seconds=-1.0)
 
 
 def test_train_fits_one_run_to_the_share_over_the_users_epochs(tmp_path, capsys, digits):
@@ -122,5 +125,5 @@ def test_train_fits_one_run_to_the_share_over_the_users_epochs(tmp_path, capsys,
     config = run.read_config().train
     assert config["epochs"] is None and 1 <= config["steps"] < own_steps
     assert run.read_summary()["step"] == config["steps"]
-    model, config = vae_and_config(digits)
-    assert steps_within(math.inf, 0.01, model, config, steps=1_000) == {}
+    model, _ = vae_and_config(digits)
+    assert steps_within(math.inf, 0.01, model, steps=1_000) == {}

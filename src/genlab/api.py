@@ -46,7 +46,7 @@ from genlab.train import fit as train_fit
 from genlab.train.checkpoint import load_model
 from genlab.train.loop import Callback
 from genlab.train.threads import check_threads, choose_threads, using_threads
-from genlab.train.time_share import fitted_settings
+from genlab.train.time_share import check_train_seconds, fitted_settings
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +195,7 @@ def fit(
         raise ConfigError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     if threads is not None:
         check_threads(threads)
-    if train_seconds is not None and not train_seconds > 0:
-        raise ConfigError(
-            f"train_seconds must be a positive number of seconds (inf: the run's own steps), "
-            f"got {train_seconds}"
-        )
+    check_train_seconds(train_seconds)
     resolve_settings(family, settings, budget)  # bad settings fail before the data is read
     torch_device = resolve_device(device)  # under torchrun, joins the process group
     if train_seconds is not None and distributed.current().enabled:

@@ -94,6 +94,7 @@ from genlab.runs import LOCK_FILE, RunConfig, RunDirectory, RunLock, check_seed,
 from genlab.samplers import Downsample, recording_sampler_warnings
 from genlab.settings import ResolvedSettings, resolve_settings
 from genlab.train.threads import check_threads
+from genlab.train.time_share import check_train_seconds
 
 COMPARE_FORMAT = "genlab-compare"
 MARKER_FILE = "compare.json"
@@ -569,11 +570,7 @@ def compare(
     seeds = [check_seed(s) for s in seeds]
     if threads is not None:
         check_threads(threads)
-    if train_seconds is not None and not train_seconds > 0:
-        raise ConfigError(
-            f"train_seconds must be a positive number of seconds (inf: each family's own "
-            f"steps), got {train_seconds}"
-        )  # before the data is read (fit checks it again for a run)
+    check_train_seconds(train_seconds)  # before the data is read
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     dataset = data_module.load(data)

@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from genlab.data.dataset import Dataset
+from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel
 from genlab.train.config import TrainConfig
 from genlab.train.loop import schedule, validation_split
@@ -62,8 +63,17 @@ def run_steps(data: Dataset, config: TrainConfig, seed: int = 0) -> int:
     return schedule(len(train_idx), config)[1]
 
 
+def check_train_seconds(seconds: float | None) -> None:
+    """A share must be a positive number of seconds (``inf``: the run's own steps), or ``None``."""
+    if seconds is not None and not seconds > 0:
+        raise ConfigError(
+            f"train_seconds must be a positive number of seconds (inf: the run's own steps), "
+            f"got {seconds}"
+        )
+
+
 def steps_within(
-    seconds: float, step_time: float, model: GenerativeModel, config: TrainConfig, steps: int
+    seconds: float, step_time: float, model: GenerativeModel, steps: int
 ) -> dict[str, Any]:
     """The settings that fit a run of ``steps`` steps into ``seconds`` of steps taking
     ``step_time`` each (module docstring): ``steps``, and the family's ``step_settings``
@@ -89,4 +99,4 @@ def fitted_settings(
     if model.fit_method == "closed_form":
         return {}
     steps = run_steps(data, config, seed)
-    return steps_within(seconds, step_seconds(model, data, config, seed), model, config, steps)
+    return steps_within(seconds, step_seconds(model, data, config, seed), model, steps)
