@@ -596,18 +596,37 @@ def test_large_images_get_the_mixture_base_and_small_data_the_normal_one(tiny_28
     assert Flow(config, digits.info).prior.covariance == "full"
 
 
-def test_a_conditional_flow_fits_its_mixture_base_to_the_codes_given_each_label(digits):
+def test_a_conditional_flow_fits_its_mixture_base_to_the_codes_given_each_label(monkeypatch):
+    """The base is fitted to z_i = f(x_i; y_i), each training point's code given its own label
+    (continuous data: no dequantisation noise, so the codes are exact), and the model's
+    log-density is then log pi(f(x; y)) + log|det| given the label."""
+    data = _mixture_data()
+    centres = torch.tensor([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.2]])
+    labels = [(torch.cdist(x, centres).argmin(1)) for x in (data.x_train, data.x_test)]
+    info = dataclasses.replace(data.info, n_classes=3)
+    labelled = Dataset(data.x_train, data.x_test, info, y_train=labels[0], y_test=labels[1])
+    fitted: dict[str, torch.Tensor] = {}
+    fit_code_prior = Flow.fit_code_prior
+
+    def recording(self, codes, generator):
+        fitted["codes"] = codes.clone()
+        fit_code_prior(self, codes, generator)
+
+    monkeypatch.setattr(Flow, "fit_code_prior", recording)
     model = genlab.fit(
-        "flow", digits, steps=3, conditional=True, prior="mixture", prior_components=2,
-        n_layers=2, hidden=(16,), seed=0,
+        "flow", labelled, steps=100, conditional=True, prior="mixture", prior_components=2,
+        n_layers=2, hidden=(16,), lr=1e-2, val_fraction=0.0, seed=0,
     )  # fmt: skip
-    labels = digits.y_test[:4]
+    x, y = labelled.x_train, labelled.y_train
     with torch.no_grad():
-        z = model.encode(digits.x_test[:4], context=labels)
-        log_det = model.log_prob(digits.x_test[:4], context=labels) - model.log_prior(z)
-        assert model.prior.means.abs().max() > 0 and torch.isfinite(log_det).all()
-        drawn = model.sample(4, generator=torch.Generator().manual_seed(0), context=labels)
-    assert drawn.shape == (4, *digits.info.event_shape)
+        torch.testing.assert_close(fitted["codes"], model.encode(x, context=y))
+        assert not torch.allclose(fitted["codes"], model.encode(x, context=(y + 1) % 3), atol=0.1)
+        z, log_det = model.transform(x[:5], model.one_hot_labels(y[:5]))
+        torch.testing.assert_close(
+            model.log_prob(x[:5], context=y[:5]), model.prior.log_prob(z) + log_det
+        )
+        drawn = model.sample(4, generator=torch.Generator().manual_seed(0), context=y[:4])
+    assert drawn.shape == (4, 2)
 
 
 @pytest.mark.parametrize("masked", [False, True])
