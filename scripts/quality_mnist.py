@@ -9,7 +9,9 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
   k) for the VAE (so an upper bound on bits/dim);
 - ``FID``: domain FID, the Frechet distance between Gaussians fitted to the penultimate
   features of a small classifier trained on the real training digits (:data:`CLASSIFIER`),
-  samples against the test digits (as many samples as test digits);
+  samples against the test digits (as many samples as test digits); the reference row "real
+  training digits" scores as many real digits the same way, the floor a model's FID,
+  precision and recall could reach;
 - ``precision``/``recall`` (k = 5) in the same features;
 - ``confident``: fraction of samples that the classifier assigns to a class with
   probability >= 0.9 (:func:`genlab.metrics.confident_fraction`; the real test digits' own
@@ -86,6 +88,13 @@ def sample_scores(
         "recall": card["recall"],
         "confident": confident_fraction(probabilities, THRESHOLD),
     }
+
+
+def real_draws(data: genlab.data.Dataset) -> torch.Tensor:
+    """As many training digits as there are test digits, drawn without replacement (seed 0): the
+    sample metrics of a model that drew real digits, the floor of its FID."""
+    order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))
+    return data.x_train[order[: len(data.x_test)]]
 
 
 def run_family(
@@ -193,6 +202,13 @@ def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
         f"| bottom half = training mean | - | - | - | - | - | - | "
         f"{cell(reference.get('completion_mean_fill'), 3)} | - | - |",
     ]
+    if "training_digits" in reference:  # files written before it have no floor row
+        floor = reference["training_digits"]
+        lines.insert(
+            3,
+            f"| real training digits (as many as the test digits) | - | - | {floor['fid']:.1f} "
+            f"| {floor['precision']:.3f} | {floor['recall']:.3f} | - | - | - | - |",
+        )
     for row in summary:
         kind = {"exact": " (exact)", "lower_bound": " (bound)"}.get(row.get("log_prob_kind"), "")
         bpd = cell(row.get("bits_per_dim"), 3)
@@ -259,6 +275,8 @@ def main() -> None:
     reference = {
         "accuracy": accuracy(classifier, data.x_test, data.y_test),
         "confident": confident_fraction(classifier.probabilities(data.x_test), THRESHOLD),
+        # the floor of the sample metrics: real digits, as many as the models draw
+        "training_digits": sample_scores(real_draws(data), data, classifier, 0, cache),
     }
     if args.completions:
         completed = first_test_examples(data, args.completions)
