@@ -10,8 +10,9 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
 - ``FID``: domain FID, the Frechet distance between Gaussians fitted to the penultimate
   features of a small classifier trained on the real training digits (:data:`CLASSIFIER`),
   samples against the test digits (as many samples as test digits); the reference row "real
-  training digits" scores as many real digits the same way, the floor a model's FID,
-  precision and recall could reach;
+  training digits" scores as many real digits the same way (in seed 0's features; seed s's
+  samples are scored in those of the domain network trained with seed s), the floor a
+  model's FID, precision and recall could reach;
 - ``precision``/``recall`` (k = 5) in the same features;
 - ``confident``: fraction of samples that the classifier assigns to a class with
   probability >= 0.9 (:func:`genlab.metrics.confident_fraction`; the real test digits' own
@@ -183,7 +184,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown(summary: list[dict[str, Any]], reference: dict[str, float]) -> str:
+def markdown(summary: list[dict[str, Any]], reference: dict[str, Any]) -> str:
     """A Markdown table: mean ± standard deviation over seeds; a completion whose MCMC chains
     (over a quarter of them) never moved is marked, with the sampler's warning under the table."""
 
