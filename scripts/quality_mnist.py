@@ -10,9 +10,9 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
 - ``FID``: domain FID, the Frechet distance between Gaussians fitted to the penultimate
   features of a small classifier trained on the real training digits (:data:`CLASSIFIER`),
   samples against the test digits (as many samples as test digits); the reference row "real
-  training digits" scores as many real digits the same way (in seed 0's features; seed s's
-  samples are scored in those of the domain network trained with seed s), the floor a
-  model's FID, precision and recall could reach;
+  training digits" scores as many real digits the same way, the floor a model's FID,
+  precision and recall could reach (seed s's numbers, the floor's included, are measured in
+  the features of the domain network trained with seed s);
 - ``precision``/``recall`` (k = 5) in the same features;
 - ``confident``: fraction of samples that the classifier assigns to a class with
   probability >= 0.9 (:func:`genlab.metrics.confident_fraction`; the real test digits' own
@@ -203,12 +203,13 @@ def markdown(summary: list[dict[str, Any]], reference: dict[str, Any]) -> str:
         f"| bottom half = training mean | - | - | - | - | - | - | "
         f"{cell(reference.get('completion_mean_fill'), 3)} | - | - |",
     ]
-    if "training_digits" in reference:  # files written before it have no floor row
-        floor = reference["training_digits"]
+    if reference.get("training_digits"):  # files written before it have no floor row
+        floor = summarise(list(reference["training_digits"].values()))[0]
         lines.insert(
             3,
-            f"| real training digits (as many as the test digits) | - | - | {floor['fid']:.1f} "
-            f"| {floor['precision']:.3f} | {floor['recall']:.3f} | - | - | - | - |",
+            f"| real training digits (as many as the test digits) | {floor['seeds']} | - | "
+            f"{cell(floor['fid'], 1)} | {cell(floor['precision'], 3)} | "
+            f"{cell(floor['recall'], 3)} | - | - | - | - |",
         )
     for row in summary:
         kind = {"exact": " (exact)", "lower_bound": " (bound)"}.get(row.get("log_prob_kind"), "")
@@ -265,6 +266,11 @@ def main() -> None:
         if len(classifiers) > 1:
             raise SystemExit("--merge: the files were scored by different domain classifiers")
         reference = {k: v for m in merged for k, v in m["reference"].items()}  # older: fewer
+        reference["training_digits"] = {  # each file's seeds' floors
+            seed: floor
+            for m in merged
+            for seed, floor in m["reference"].get("training_digits", {}).items()
+        }
         print(markdown(summarise([r for m in merged for r in m["rows"]]), reference))
         return
     settings = parse_assignments(args.set)
@@ -273,11 +279,19 @@ def main() -> None:
     data = genlab.data.load(args.data)
     cache = Path(args.cache)
     classifier = domain_network(data, config=CLASSIFIER, cache_dir=cache).eval()
+    real = real_draws(data)
     reference = {
         "accuracy": accuracy(classifier, data.x_test, data.y_test),
         "confident": confident_fraction(classifier.probabilities(data.x_test), THRESHOLD),
-        # the floor of the sample metrics: real digits, as many as the models draw
-        "training_digits": sample_scores(real_draws(data), data, classifier, 0, cache),
+        # the floor of the sample metrics, in each seed's features: real digits, as many as
+        # the models draw
+        "training_digits": {
+            str(seed): {
+                "model": "real training digits",
+                **sample_scores(real, data, classifier, seed, cache),
+            }
+            for seed in args.seeds
+        },
     }
     if args.completions:
         completed = first_test_examples(data, args.completions)
