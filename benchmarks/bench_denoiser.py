@@ -5,8 +5,8 @@ One training step (forward, mean-square loss on the output, backward, Adam) on a
 random 28x28 single-channel images at random timesteps, each network with two outputs a pixel
 (the prediction and the learned variance's interpolation, as the diffusion family's default):
 
-- genlab ``UNet((1, 28, 28), channels=32, blocks=1, patch=2)`` (the diffusion family's
-  ``channels``): 4 x 14 x 14 inside, levels 14 and 7 with 32 and 64 channels;
+- genlab ``UNet((1, 28, 28), channels=32, blocks=1, patch=2)`` (the ``images`` settings
+  layer's width): 4 x 14 x 14 inside, levels 14 and 7 with 32 and 64 channels;
 - genlab ``UNet(..., patch=1)``: levels 28, 14 and 7 with 32, 64 and 128 channels;
 - diffusers ``UNet2DModel(block_out_channels=(32, 64, 128), layers_per_block=1)`` with plain
   ResNet blocks (no attention), the same three levels as genlab's full-resolution U-Net.
@@ -28,13 +28,13 @@ import torch
 
 from benchmarks.report import ratio
 from benchmarks.timing import median_seconds
-from genlab.models.diffusion import DiffusionConfig
+from genlab.models.diffusion import Diffusion
 from genlab.nn.denoisers import UNet
 
 NAME = "denoiser"
 TITLE = "one training step of a 28x28 diffusion denoiser: patches, full resolution, diffusers"
 TIMESTEPS = 250
-CHANNELS = DiffusionConfig().channels  # the 28x28 default's width
+CHANNELS = Diffusion.large_image_budgets["fast"]["channels"]  # the 28x28 default's width
 
 
 def _step(net: torch.nn.Module, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

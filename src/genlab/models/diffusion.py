@@ -373,12 +373,12 @@ class Diffusion(Autoguided, GenerativeModel):
     # Autoguidance by the network at a quarter of training, w = 3 (seeds 0 and 1, fast, 1,000
     # samples): 0.785 and 0.625 confident, FID 539 and 1,000, where the model's own draws gave
     # 0.579 and 0.567, 1,337 and 1,498 (w = 2: 0.734 and 0.609). The U-Net twice as wide (the
-    # config's 32 channels, 2.5 times the training; 16 until 2026-12-05), w = 3, seeds 0, 1, 2:
+    # 32 channels, 2.5 times the training; 16 until 2026-12-05), w = 3, seeds 0, 1, 2:
     # 0.802, 0.802, 0.751 confident (0.785, 0.625, 0.717 at 16), 1.35 bits/dim (1.39)
     step_settings = ("guide_step",)
     large_image_budgets = {
         budget: {
-            "architecture": "unet", "patch": "auto", "autoguidance": 3.0,
+            "architecture": "unet", "patch": "auto", "channels": 32, "autoguidance": 3.0,
             **settings,
         }
         for budget, settings in {
