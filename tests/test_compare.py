@@ -43,7 +43,7 @@ def expected_missing(family: str, key: str, image: bool, mixture: bool, text: bo
         return not (caps.supports("density") and text)
     if key == "completion_mse":
         return not caps.supports("conditional") or text
-    if key in ("fid", "precision", "recall"):
+    if key in ("fid", "precision", "recall", "confident"):
         return not (caps.sample and image)
     if key in ("modes_captured", "hq_fraction"):
         return not (caps.sample and mixture)
@@ -88,7 +88,8 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, kind, tmp_path
     found = inspect_page(tmp_path / "report.html")
     assert found["console_errors"] == [] and found["page_errors"] == []
     assert found["images"] and all(image["ok"] for image in found["images"])
-    assert found["scorecard_rows"] == list(families)
+    floor = ["real training data (floor)"] if image else []  # real examples scored as samples
+    assert found["scorecard_rows"] == list(families) + floor
     curves = [picture for picture in found["images"] if picture["alt"] == "training curves"]
     assert len(curves) == sum(FAMILIES[f].fit_method == "gradient" for f in families)
 
@@ -100,6 +101,12 @@ def test_scorecard_has_a_value_exactly_where_the_family_can(data, kind, tmp_path
         page = (tmp_path / "report.html").read_text()
         decided = genlab.load(tmp_path / "flow").decisions_text()
         assert "conditioner=conv" in decided and f"decided by the data: {decided}" in page
+        # the floor: as many real training digits as samples score below every family's FID
+        real = saved["baselines"]["real training data"]
+        assert set(real) == {"fid", "precision", "recall", "confident"}
+        assert real["fid"] < min(row["fid"] for row in families.values() if row["fid"] is not None)
+        assert real["confident"] > 0.5
+        assert any(line.startswith(floor[0]) for line in table.splitlines())
         baseline = saved["baselines"]["mean_fill"]
         pca = families["pca"]
         assert pca["completion_accuracy"] > baseline["completion_accuracy"]

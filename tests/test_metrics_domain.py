@@ -116,7 +116,7 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
             "evaluate",
             run,
             "--metrics",
-            "fid,fid_inf,kid,prdc,is,memorization,birthday",
+            "fid,fid_inf,kid,prdc,is,confident,memorization,birthday",
             "--n-samples",
             "300",
             "--bootstrap",
@@ -134,6 +134,7 @@ def test_evaluate_run_with_sample_metrics(tmp_path, capsys, cache, net):
     assert math.isfinite(result["fid_inf"]) and result["kid_std"] > 0
     assert 0 <= result["precision"] <= 1 and 0 <= result["coverage"] <= 1
     assert 1 < result["is"] < result["is_real"] <= 10  # PCA samples are less sharp than data
+    assert 0 <= result["confident"] < result["confident_real"] <= 1  # and less often confident
     assert 0 <= result["memorization_fraction"] <= 1
     assert result["birthday_threshold"] > 0 and result["birthday_max_batch"] == 300
     assert len(list(cache.glob("*.safetensors"))) >= 1  # reused, not retrained into RUN/cache

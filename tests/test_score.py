@@ -18,6 +18,7 @@ import genlab
 from genlab.cli import main
 from genlab.data.samples import read_sample_set, resize_images
 from genlab.errors import ConfigError, DataError
+from genlab.metrics import domain_network
 from genlab.metrics.sample_quality import (
     SAMPLE_METRICS,
     comparability_warnings,
@@ -74,7 +75,7 @@ def test_score_of_saved_samples_equals_evaluate_of_the_run(run, cache, tmp_path,
     assert main(["score", str(samples), "--data", "digits", *common]) == 0
     scored = last_json(capsys)["samples"][str(samples)]
     assert scored["n_samples"] == 300 and scored["features"] == "domain"
-    for metric_key in ("fid", "fid_inf", "kid", "precision", "is", "memorization_fraction",
+    for metric_key in ("fid", "fid_inf", "kid", "precision", "is", "confident", "memorization_fraction",
                        "birthday_threshold", "cas", "fresh_disc_accuracy"):  # fmt: skip
         assert metric_key in scored
     for key, value in scored.items():
@@ -90,6 +91,18 @@ def test_each_metric_has_its_own_random_stream(run, cache):
     alone = genlab.score(samples, "digits", metrics="kid", cache_dir=cache)
     together = genlab.score(samples, "digits", metrics="fid,fid_inf,kid", cache_dir=cache)
     assert alone["kid"] == together["kid"] and alone["kid_std"] == together["kid_std"]
+
+
+def test_confident_is_the_domain_networks_share_of_sure_predictions(digits, cache):
+    """The real test digits scored as samples are exactly as confident as the reference, and
+    the share is the fraction of rows whose largest class probability reaches 0.9."""
+    real = genlab.score(digits.x_test, digits, metrics="confident", cache_dir=cache)
+    assert real["confident"] == real["confident_real"] > 0.5
+    net = domain_network(digits, cache_dir=cache)
+    noise = torch.rand(300, *digits.info.event_shape, generator=torch.Generator().manual_seed(0))
+    noisy = genlab.score(noise * 16, digits, metrics="confident", cache_dir=cache)
+    top = net.probabilities(to_data_grid(noise * 16, digits.info)).max(1).values
+    assert noisy["confident"] == float((top >= 0.9).double().mean()) < real["confident"]
 
 
 def test_pixel_features_match_torchmetrics_fid_and_prdc(run, digits):
@@ -215,7 +228,9 @@ def test_unit_range_warning_labels_and_unlabelled_data(digits, ring, run, cache,
     np.savez(tmp_path / "labelled.npz", x=x.numpy(), y=np.arange(120) % 10)
     result = genlab.score(tmp_path / "labelled.npz", digits, metrics="cas", cache_dir=cache)
     assert result["cas_labels"] == "given" and 0 <= result["cas"] <= 1
-    assert default_metrics(ring) == [m for m in SAMPLE_METRICS if m not in ("is", "cas")]
+    assert default_metrics(ring) == [
+        m for m in SAMPLE_METRICS if m not in ("is", "confident", "cas")
+    ]
     points = ring.x_test[:200] + 0.01
     result = genlab.score(points, ring, metrics="fid,prdc,memorization")
     assert result.features == "pixels" and result["precision"] > 0.5

@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         default="",
         help="sample-quality metrics, comma-separated: fid, fid_inf, kid, prdc, is, "
-        "memorization, birthday, cas, fresh_disc, or all",
+        "confident, memorization, birthday, cas, fresh_disc, or all",
     )
     evaluate.add_argument(
         "--n-samples", type=_positive, help="generated samples (default: n_test)"

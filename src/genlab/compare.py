@@ -8,8 +8,10 @@ one is given (``train_seconds``, by default :data:`TRAIN_SECONDS`: half a minute
 for the data (:func:`sizes_key`):
 
 - generation: domain FID, precision and recall (labelled image data: features of the domain
-  network, :mod:`genlab.metrics.sample_quality`); modes captured and high-quality fraction
-  (2-D mixtures);
+  network, :mod:`genlab.metrics.sample_quality`) and the share of samples that network assigns
+  to one class with probability >= 0.9 ("confident"), over a floor row of real training
+  examples scored as samples (:func:`real_data_scores`: FID's bias at that sample size); modes
+  captured and high-quality fraction (2-D mixtures);
 - density: test NLL in nats and bits/dim, with ``log_prob_kind`` (exact or bound); on text,
   NLL per token, bits per character and perplexity (tokens weighted over the split);
 - representation: linear-probe and k-NN accuracy of ``encode(x)`` (labelled data);
@@ -77,7 +79,7 @@ from genlab.metrics.domain import (
     domain_network,
 )
 from genlab.metrics.evaluate import evaluate
-from genlab.metrics.sample_quality import sample_quality
+from genlab.metrics.sample_quality import sample_quality, score_samples
 from genlab.metrics.stages import StageTimer
 from genlab.models import FAMILIES, GenerativeModel, MCMCSizes
 from genlab.report.family import (
@@ -100,10 +102,10 @@ COMPARE_FORMAT = "genlab-compare"
 MARKER_FILE = "compare.json"
 
 SCORE_KEYS = (
-    "fid", "precision", "recall", "modes_captured", "hq_fraction", "nll_nats", "bits_per_dim",
-    "log_prob_kind", "nll_per_token", "bits_per_char", "perplexity", "probe_accuracy",
-    "knn_accuracy", "conditional_kind", "completion_accuracy", "completion_mse", "class_accuracy",
-    "class_cas", "posterior_mse", "posterior_spread",
+    "fid", "precision", "recall", "confident", "modes_captured", "hq_fraction", "nll_nats",
+    "bits_per_dim", "log_prob_kind", "nll_per_token", "bits_per_char", "perplexity",
+    "probe_accuracy", "knn_accuracy", "conditional_kind", "completion_accuracy",
+    "completion_mse", "class_accuracy", "class_cas", "posterior_mse", "posterior_spread",
     "train_seconds", "eval_seconds",
 )  # fmt: skip
 
@@ -112,6 +114,7 @@ COLUMNS = [
     Column("fid", "domain FID", "generation"),
     Column("precision", "precision", "generation"),
     Column("recall", "recall", "generation"),
+    Column("confident", "confident", "generation"),
     Column("modes_captured", "modes", "generation"),
     Column("hq_fraction", "high quality", "generation"),
     Column("log_prob_kind", "log p", "density"),
@@ -134,6 +137,8 @@ COLUMNS = [
 ]
 
 
+GENERATION_METRICS = ["fid", "prdc", "confident"]  # of sample_quality, on labelled images
+REAL_DATA = "real training data"  # the floor row: training examples scored as samples
 FAST_LARGE = "fast on large images"  # the tables' key for the fast budget on large images
 # per budget: samples per class, examples and draws of the super-resolution posterior
 CONDITIONING_SIZES: dict[str, dict[str, int]] = {
@@ -258,8 +263,10 @@ class Scorecard:
         }
 
     def display_rows(self) -> list[dict[str, Any]]:
-        """The rows as the table and report show them: ``mean ± sd`` with several seeds."""
-        return [
+        """The rows as the table and report show them: ``mean ± sd`` with several seeds, and
+        last, on labelled images, the real training data's floor of the generation columns
+        (:func:`real_data_scores`)."""
+        rows = [
             {
                 key: format_mean_spread(value, row["spread"].get(key))
                 if "spread" in row and isinstance(value, float)
@@ -268,6 +275,14 @@ class Scorecard:
             }
             for row in self.rows
         ]
+        if REAL_DATA in self.baselines:
+            spreads = self.baseline_spreads.get(REAL_DATA, {})
+            floor = {
+                key: format_mean_spread(value, spreads.get(key))
+                for key, value in self.baselines[REAL_DATA].items()
+            }
+            rows.append({"family": f"{REAL_DATA} (floor)", **floor})
+        return rows
 
 
 @dataclass
@@ -288,7 +303,7 @@ def _columns_for(dataset: Dataset) -> list[Column]:
     image_labelled = dataset.info.kind == "image" and dataset.y_train is not None
     skip = set()
     if not image_labelled:
-        skip |= {"fid", "precision", "recall", "completion_accuracy"}
+        skip |= {"fid", "precision", "recall", "confident", "completion_accuracy"}
         skip |= {"class_accuracy", "class_cas", "posterior_mse", "posterior_spread"}
     if dataset.info.mode_centres is None:
         skip |= {"modes_captured", "hq_fraction"}
@@ -403,9 +418,10 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
         else f"all {n_total:,} test examples"
     )
     return (
-        f"Budget {budget} scores on {examples}; FID and precision/recall from {n_samples:,} "
-        f"samples; completions of {n_completed:,} of them{probes}{network} (--budget full: "
-        "every example, as many samples)."
+        f"Budget {budget} scores on {examples}; FID, precision/recall and the confident "
+        f"share from {n_samples:,} samples (the floor: as many training examples); "
+        f"completions of {n_completed:,} of them{probes}{network} (--budget full: every "
+        "example, as many samples)."
     )
 
 
@@ -434,6 +450,25 @@ def scoring_network(
         return None
     config = DOMAIN_NETWORKS[sizes_key(budget, dataset.info)]
     return domain_network(dataset, config=config, seed=seed, cache_dir=cache_dir)
+
+
+def real_data_scores(
+    dataset: Dataset, scored: Dataset, classifier: DomainClassifier, cache_dir: Path, seed: int,
+    budget: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The floor of the generation columns: as many training examples as a family's samples
+    (drawn without replacement, seeded by ``seed``), scored as samples against the scored test
+    split: the FID a model that drew real data would get at this sample size (FID's bias), and
+    the precision, recall and confident share of real data in the domain network's eyes."""
+    n = min(
+        sample_count(len(scored.x_test), sizes_key(budget, dataset.info)), len(dataset.x_train)
+    )
+    order = torch.randperm(len(dataset.x_train), generator=torch.Generator().manual_seed(seed))
+    card = score_samples(
+        dataset.x_train[order[:n]], scored, GENERATION_METRICS, seed=seed, n_bootstrap=0,
+        cache_dir=cache_dir, classifier=classifier.config,
+    )  # fmt: skip
+    return {key: card[key] for key in ("fid", "precision", "recall", "confident")}
 
 
 def importance_samples(model: GenerativeModel, n_test: int, key: str) -> int | None:
@@ -490,7 +525,7 @@ def score(
         with timer.stage("sample metrics"):
             row.update(
                 sample_quality(
-                    model, dataset, ["fid", "prdc"], seed=seed, n_bootstrap=0,
+                    model, dataset, GENERATION_METRICS, seed=seed, n_bootstrap=0,
                     cache_dir=cache_dir, n_samples=sample_count(len(dataset.x_test), key),
                     classifier=classifier.config,  # the network above (cached under its config)
                 ).to_json()
@@ -659,8 +694,13 @@ def _compare_seed(
             operator, noise = super_resolution(scored)
             n_examples = CONDITIONING_SIZES[key]["n_examples"]
             bicubic = bicubic_mse(scored, operator, noise, n_examples=n_examples, seed=seed)
+        real = None
+        if classifier is not None:
+            real = real_data_scores(dataset, scored, classifier, out, seed, budget)
     setup.close()
     baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
+    if real is not None:
+        baselines[REAL_DATA] = real
     result = _SeedResult([], baselines, [], [], classifier, dict(setup.seconds))
     for family in families:
         run_path = out / family

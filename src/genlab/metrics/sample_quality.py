@@ -27,6 +27,9 @@ keys each name adds:
 ``prdc``          ``precision``, ``recall``, ``density``, ``coverage``
 ``is``            ``is``, ``is_std`` (samples), ``is_real`` (test split); always with the
                   domain network's softmax
+``confident``     ``confident``: the share of samples the domain network assigns to one
+                  class with probability >= 0.9 (:func:`~genlab.metrics.domain.confident_fraction`),
+                  ``confident_real``: the test split's (sharp digits score near it)
 ``memorization``  ``memorization_fraction``, ``memorization_p_value``,
                   ``memorization_distance_ratio``
 ``birthday``      ``birthday_batch_size``, ``birthday_support``, ``birthday_threshold``,
@@ -66,6 +69,7 @@ from genlab.metrics.domain import (
     DEFAULT_CLASSIFIER,
     ClassifierConfig,
     DomainClassifier,
+    confident_fraction,
     domain_network,
     domain_network_id,
     inception_score,
@@ -91,11 +95,13 @@ from genlab.stats.bootstrap import bootstrap_ci
 logger = logging.getLogger(__name__)
 
 SampleMetric = Literal[
-    "fid", "fid_inf", "kid", "prdc", "is", "memorization", "birthday", "cas", "fresh_disc"
+    "fid", "fid_inf", "kid", "prdc", "is", "confident", "memorization", "birthday", "cas",
+    "fresh_disc",
 ]
 SAMPLE_METRICS: tuple[str, ...] = get_args(SampleMetric)
 FEATURE_METRICS = ("fid", "fid_inf", "kid", "prdc")
-NEEDS_LABELS = ("is", "cas")
+NEEDS_LABELS = ("is", "confident", "cas")
+CONFIDENT = 0.9  # the class probability a "confident" sample reaches
 PAIRS_KEPT = 16
 MIN_SAMPLES = 10  # the Inception Score's 10 splits; k-NN metrics need more than k
 
@@ -302,6 +308,9 @@ def score_samples(
     if "is" in metrics and net is not None:
         values["is"], values["is_std"] = inception_score(p_fake)
         values["is_real"], _ = inception_score(p_real)
+    if "confident" in metrics and net is not None:
+        values["confident"] = confident_fraction(p_fake, CONFIDENT)
+        values["confident_real"] = confident_fraction(p_real, CONFIDENT)
     if "memorization" in metrics:
         result = memorization(
             samples, data.x_train, x_test, generator=metric_generator(seed, "memorization")
