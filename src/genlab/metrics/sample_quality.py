@@ -96,8 +96,8 @@ logger = logging.getLogger(__name__)
 
 SampleMetric = Literal[
     "fid", "fid_inf", "kid", "prdc", "is", "confident", "memorization", "birthday", "cas",
-    "fresh_disc",
-]
+    "fresh_disc"
+]  # fmt: skip
 SAMPLE_METRICS: tuple[str, ...] = get_args(SampleMetric)
 FEATURE_METRICS = ("fid", "fid_inf", "kid", "prdc")
 NEEDS_LABELS = ("is", "confident", "cas")
