@@ -68,7 +68,6 @@ FAMILIES = ("pca", "vae", "gan", "flow")
 # the domain classifier of the FID features: longer than the default (capped at 220 steps, tuned
 # on 1,348 8x8 digits) so that it is as good on 28x28 digits as the field's reference ones
 CLASSIFIER = ClassifierConfig(epochs=10, max_steps=None)
-THRESHOLD = 0.9
 COLUMNS = (
     "bits_per_dim", "fid", "precision", "recall", "confident", "completion", "probe", "train_s",
 )  # fmt: skip
@@ -87,7 +86,7 @@ def sample_scores(
         "fid": card["fid"],
         "precision": card["precision"],
         "recall": card["recall"],
-        "confident": confident_fraction(probabilities, THRESHOLD),
+        "confident": confident_fraction(probabilities),
     }
 
 
@@ -282,7 +281,7 @@ def main() -> None:
     real = real_draws(data)
     reference = {
         "accuracy": accuracy(classifier, data.x_test, data.y_test),
-        "confident": confident_fraction(classifier.probabilities(data.x_test), THRESHOLD),
+        "confident": confident_fraction(classifier.probabilities(data.x_test)),
         # the floor of the sample metrics, in each seed's features: real digits, as many as
         # the models draw
         "training_digits": {

@@ -75,8 +75,9 @@ def test_score_of_saved_samples_equals_evaluate_of_the_run(run, cache, tmp_path,
     assert main(["score", str(samples), "--data", "digits", *common]) == 0
     scored = last_json(capsys)["samples"][str(samples)]
     assert scored["n_samples"] == 300 and scored["features"] == "domain"
-    for metric_key in ("fid", "fid_inf", "kid", "precision", "is", "confident", "memorization_fraction",
-                       "birthday_threshold", "cas", "fresh_disc_accuracy"):  # fmt: skip
+    for metric_key in ("fid", "fid_inf", "kid", "precision", "is", "confident",
+                       "memorization_fraction", "birthday_threshold", "cas",
+                       "fresh_disc_accuracy"):  # fmt: skip
         assert metric_key in scored
     for key, value in scored.items():
         assert evaluated[key] == value, key

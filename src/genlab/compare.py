@@ -139,6 +139,7 @@ COLUMNS = [
 
 GENERATION_METRICS = ["fid", "prdc", "confident"]  # of sample_quality, on labelled images
 REAL_DATA = "real training data"  # the floor row: training examples scored as samples
+FLOOR_KEYS = ("fid", "precision", "recall", "confident")  # the floor row's numbers
 FAST_LARGE = "fast on large images"  # the tables' key for the fast budget on large images
 # per budget: samples per class, examples and draws of the super-resolution posterior
 CONDITIONING_SIZES: dict[str, dict[str, int]] = {
@@ -228,7 +229,8 @@ class Scorecard:
     :data:`SCORE_KEYS` (the value itself for one seed; ``None`` where the family cannot do the
     task), and with several seeds ``spread`` (key -> standard deviation over seeds) and
     ``per_seed`` (key -> the value of each seed). ``baselines`` are the numbers of the
-    baselines (``mean_fill`` for completion, ``bicubic`` for super-resolution), the mean over
+    baselines (``mean_fill`` for completion, ``bicubic`` for super-resolution, on labelled
+    images :data:`REAL_DATA` for the generation columns' floor), the mean over
     seeds, and ``baseline_spreads`` their standard deviations.
     """
 
@@ -468,7 +470,7 @@ def real_data_scores(
         dataset.x_train[order[:n]], scored, GENERATION_METRICS, seed=seed, n_bootstrap=0,
         cache_dir=cache_dir, classifier=classifier.config,
     )  # fmt: skip
-    return {key: card[key] for key in ("fid", "precision", "recall", "confident")}
+    return {key: card[key] for key in FLOOR_KEYS}
 
 
 def importance_samples(model: GenerativeModel, n_test: int, key: str) -> int | None:
@@ -689,18 +691,14 @@ def _compare_seed(
     text = dataset.info.kind == "text"
     with setup.stage("baselines"):
         baseline = {} if text else mean_fill_scores(scored, classifier=classifier)
-        bicubic = None
+        bicubic, floor = None, {}
         if classifier is not None:
             operator, noise = super_resolution(scored)
             n_examples = CONDITIONING_SIZES[key]["n_examples"]
             bicubic = bicubic_mse(scored, operator, noise, n_examples=n_examples, seed=seed)
-        real = None
-        if classifier is not None:
-            real = real_data_scores(dataset, scored, classifier, out, seed, budget)
+            floor = {REAL_DATA: real_data_scores(dataset, scored, classifier, out, seed, budget)}
     setup.close()
-    baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}}
-    if real is not None:
-        baselines[REAL_DATA] = real
+    baselines = {"mean_fill": baseline, "bicubic": {"posterior_mse": bicubic}, **floor}
     result = _SeedResult([], baselines, [], [], classifier, dict(setup.seconds))
     for family in families:
         run_path = out / family

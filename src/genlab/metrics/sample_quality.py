@@ -101,7 +101,6 @@ SampleMetric = Literal[
 SAMPLE_METRICS: tuple[str, ...] = get_args(SampleMetric)
 FEATURE_METRICS = ("fid", "fid_inf", "kid", "prdc")
 NEEDS_LABELS = ("is", "confident", "cas")
-CONFIDENT = 0.9  # the class probability a "confident" sample reaches
 PAIRS_KEPT = 16
 MIN_SAMPLES = 10  # the Inception Score's 10 splits; k-NN metrics need more than k
 
@@ -309,8 +308,8 @@ def score_samples(
         values["is"], values["is_std"] = inception_score(p_fake)
         values["is_real"], _ = inception_score(p_real)
     if "confident" in metrics and net is not None:
-        values["confident"] = confident_fraction(p_fake, CONFIDENT)
-        values["confident_real"] = confident_fraction(p_real, CONFIDENT)
+        values["confident"] = confident_fraction(p_fake)
+        values["confident_real"] = confident_fraction(p_real)
     if "memorization" in metrics:
         result = memorization(
             samples, data.x_train, x_test, generator=metric_generator(seed, "memorization")
