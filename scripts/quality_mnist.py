@@ -23,7 +23,8 @@ digits (the 2,000 test digits are never seen in training), and is scored on the 
   :func:`genlab.metrics.completion.completion_scores`); reference rows: the real digits
   themselves and the bottom half filled with the training mean;
 - ``probe``: linear-probe accuracy of the codes (families with an encoder);
-- ``train s``: training seconds (wall clock, this machine, one thread).
+- ``train s``: training seconds (wall clock, this machine, one thread; with ``--reuse``, the
+  seconds the reused run recorded for its training steps).
 
 Families whose samples add per-pixel noise to a decoder mean (VAE, PPCA) are scored twice:
 their samples ``x ~ p(x | z)`` (the model's draws, the main row) and their decoder means
@@ -39,6 +40,7 @@ Run (after ``python scripts/prepare_mnist.py``)::
 
     OMP_NUM_THREADS=1 python scripts/quality_mnist.py --budget fast --seeds 0 1 2 --json fast.json
     python scripts/quality_mnist.py --merge fast.json other.json   # one table of several runs
+    python scripts/quality_mnist.py --runs runs/mnist --reuse ...  # score saved runs again
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ import torch
 
 import genlab
 from genlab.compare import first_test_examples
-from genlab.config import parse_assignments
+from genlab.config import parse_assignments, to_dict
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
 from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.domain import accuracy
 from genlab.metrics.sample_quality import score_samples
 from genlab.report.images import save_image_grid
+from genlab.runs import RunDirectory
 from genlab.samplers import recording_sampler_warnings
+from genlab.settings import resolve_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("pca", "vae", "gan", "flow")
@@ -97,21 +101,62 @@ def real_draws(data: genlab.data.Dataset) -> torch.Tensor:
     return data.x_train[order[: len(data.x_test)]]
 
 
+def saved_run(
+    directory: Path, family: str, data: genlab.data.Dataset, budget: str, seed: int,
+    settings: dict[str, str],
+) -> tuple[genlab.GenerativeModel, float] | None:  # fmt: skip
+    """The finished run in ``directory`` and its recorded training seconds, if it is the model
+    ``genlab.fit(family, data, budget=budget, seed=seed, **settings)`` trains; ``None`` where
+    there is no finished run; an error naming the difference where the run is another model."""
+    run = RunDirectory(directory)
+    if not run.complete:
+        return None
+    config = run.read_config()
+    resolved = resolve_settings(family, settings, budget, data.info)
+    # through JSON, as config.json holds them (tuples become lists)
+    wanted = json.loads(json.dumps({
+        "family": family, "model": to_dict(resolved.model), "train": to_dict(resolved.train),
+        "seed": seed, "fingerprint": data.fingerprint(),
+    }))  # fmt: skip
+    found = {
+        "family": config.family, "model": config.model, "train": config.train,
+        "seed": config.seed, "fingerprint": config.data["fingerprint"],
+    }  # fmt: skip
+    differences = [
+        f"{part}.{key}: {found[part].get(key)!r} in the run, {value!r} wanted"
+        for part in ("model", "train")
+        for key, value in wanted[part].items()
+        if found[part].get(key) != value
+    ] + [f"{key}: {found[key]!r} in the run" for key in ("family", "seed", "fingerprint")
+         if found[key] != wanted[key]]  # fmt: skip
+    if differences:
+        raise SystemExit(
+            f"--reuse: {directory} is not the {budget} {family} of seed {seed} with these "
+            f"settings ({'; '.join(differences)}); remove it or leave out --reuse"
+        )
+    return genlab.load(directory), run.read_summary()["elapsed_seconds"]
+
+
 def run_family(
     family: str, data: genlab.data.Dataset, budget: str, seed: int, k: int, cache: Path,
     classifier: Any, settings: dict[str, str], pictures: Path | None, completions: int,
-    runs: Path | None, temperatures: list[float], weights: list[float],
+    runs: Path | None, temperatures: list[float], weights: list[float], reuse: bool = False,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Train one model; its row (and a ``(means)`` row for families with per-pixel noise, a
-    ``(T=t)`` row per temperature for families that sample at one, a ``(w=w)`` row per
-    autoguidance weight for families that guide); with ``pictures``, a grid of its first 64 samples (and
-    means, and the draws of each extra row) there; with ``runs``, its run directory (metrics,
-    checkpoint) there."""
+    """Train one model (or, with ``reuse``, load its finished run from ``runs``); its row (and
+    a ``(means)`` row for families with per-pixel noise, a ``(T=t)`` row per temperature for
+    families that sample at one, a ``(w=w)`` row per autoguidance weight for families that
+    guide); with ``pictures``, a grid of its first 64 samples (and means, and the draws of each
+    extra row) there; with ``runs``, its run directory (metrics, checkpoint) there."""
     name = f"{family}-{budget}-seed{seed}"
     out = None if runs is None else runs / name
-    started = time.perf_counter()
-    model = genlab.fit(family, data, budget=budget, seed=seed, out=out, **settings)
-    seconds = time.perf_counter() - started
+    saved = saved_run(out, family, data, budget, seed, settings) if reuse and out else None
+    if saved is not None:
+        model, seconds = saved
+        print(f"{name}: reusing the finished run in {out}", flush=True)
+    else:
+        started = time.perf_counter()
+        model = genlab.fit(family, data, budget=budget, seed=seed, out=out, **settings)
+        seconds = time.perf_counter() - started
     result = genlab.evaluate(model, data, seed=seed, importance_samples=k)
     row: dict[str, Any] = {
         "model": family,
@@ -242,6 +287,11 @@ def main() -> None:
     parser.add_argument("--pictures", type=Path, help="folder for each model's sample grid")
     parser.add_argument("--runs", type=Path, help="folder for each model's run directory")
     parser.add_argument(
+        "--reuse", action="store_true",
+        help="score the finished runs already in --runs (the same family, budget, seed, "
+        "settings and data) instead of training them again",
+    )  # fmt: skip
+    parser.add_argument(
         "--temperatures", nargs="+", type=float, default=[], metavar="T",
         help="also score draws at these temperatures (families whose sample takes one)",
     )  # fmt: skip
@@ -272,6 +322,8 @@ def main() -> None:
         }
         print(markdown(summarise([r for m in merged for r in m["rows"]]), reference))
         return
+    if args.reuse and args.runs is None:
+        raise SystemExit("--reuse scores the runs saved in --runs: give --runs DIR")
     settings = parse_assignments(args.set)
     if args.pictures is not None:
         args.pictures.mkdir(parents=True, exist_ok=True)
@@ -311,7 +363,7 @@ def main() -> None:
             new = run_family(
                 family, data, args.budget, seed, args.importance_samples, cache, classifier,
                 settings, args.pictures, args.completions, args.runs, args.temperatures,
-                args.autoguidance,
+                args.autoguidance, args.reuse,
             )  # fmt: skip
             for row in new:
                 print(json.dumps(row), flush=True)
