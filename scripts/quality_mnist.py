@@ -56,8 +56,8 @@ from typing import Any
 import torch
 
 import genlab
-from genlab.compare import first_test_examples
-from genlab.config import parse_assignments, to_dict
+from genlab.compare import first_test_examples, run_differences
+from genlab.config import parse_assignments
 from genlab.metrics import ClassifierConfig, confident_fraction, domain_network
 from genlab.metrics.completion import completion_scores, mean_fill_scores
 from genlab.metrics.domain import accuracy
@@ -111,24 +111,8 @@ def saved_run(
     run = RunDirectory(directory)
     if not run.complete:
         return None
-    config = run.read_config()
     resolved = resolve_settings(family, settings, budget, data.info)
-    # through JSON, as config.json holds them (tuples become lists)
-    wanted = json.loads(json.dumps({
-        "family": family, "model": to_dict(resolved.model), "train": to_dict(resolved.train),
-        "seed": seed, "fingerprint": data.fingerprint(),
-    }))  # fmt: skip
-    found = {
-        "family": config.family, "model": config.model, "train": config.train,
-        "seed": config.seed, "fingerprint": config.data["fingerprint"],
-    }  # fmt: skip
-    differences = [
-        f"{part}.{key}: {found[part].get(key)!r} in the run, {value!r} wanted"
-        for part in ("model", "train")
-        for key, value in wanted[part].items()
-        if found[part].get(key) != value
-    ] + [f"{key}: {found[key]!r} in the run" for key in ("family", "seed", "fingerprint")
-         if found[key] != wanted[key]]  # fmt: skip
+    differences = run_differences(run.read_config(), family, resolved, data, seed)
     if differences:
         raise SystemExit(
             f"--reuse: {directory} is not the {budget} {family} of seed {seed} with these "

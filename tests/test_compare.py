@@ -11,11 +11,13 @@ import torch
 
 import genlab
 from genlab.cli import main
-from genlab.compare import DOMAIN_NETWORKS, SCORE_KEYS
+from genlab.compare import DOMAIN_NETWORKS, SCORE_KEYS, run_differences
 from genlab.errors import SamplerWarning
 from genlab.io import read_safetensors
 from genlab.models import FAMILIES, MCMCSizes
+from genlab.runs import RunDirectory
 from genlab.samplers import recording_sampler_warnings
+from genlab.settings import resolve_settings
 from tests.browser import inspect_page
 
 
@@ -126,6 +128,27 @@ def test_a_second_compare_reuses_the_runs(tmp_path, capsys):
     assert main(args) == 0
     assert model.stat().st_mtime_ns == stamp  # reused, not retrained
     capsys.readouterr()
+
+
+def test_run_differences_name_each_setting_seed_and_data_that_differ(tmp_path):
+    """A saved run is the one asked for exactly when nothing differs; otherwise each differing
+    setting, the seed and the data are named, and the ``ignored`` keys are not."""
+    data = genlab.data.load("digits")
+    genlab.fit("pca", data, budget="smoke", seed=3, out=tmp_path / "run")
+    saved = RunDirectory(tmp_path / "run").read_config()
+    same = resolve_settings("pca", {}, "smoke", data.info)
+    assert run_differences(saved, "pca", same, data, 3) == []
+    other = resolve_settings("pca", {"latent_dim": 7}, "smoke", data.info)
+    assert run_differences(saved, "pca", other, data, 4) == [
+        f"model.latent_dim: {saved.model['latent_dim']!r} in the run, 7 wanted",
+        "seed: 3 in the run, 4 wanted",
+    ]
+    assert run_differences(saved, "pca", other, data, 3, (("latent_dim",), ())) == []
+    ring = genlab.data.load("ring")
+    assert run_differences(saved, "pca", same, ring, 3) == [
+        f"data fingerprint: {saved.data['fingerprint']!r} in the run, "
+        f"{ring.fingerprint()!r} wanted"
+    ]
 
 
 def test_several_seeds_report_mean_and_spread(tmp_path, capsys):

@@ -331,7 +331,7 @@ def _trained(
     if run.config_path.exists() and (share is None or fitted_before):
         saved = run.read_config()  # not a genlab run: refused, never replaced
         fitted = _step_keys(FAMILIES[family]) if share is not None else ((), ())
-        if _same_run(saved, family, resolved, dataset, seed, fitted):
+        if not run_differences(saved, family, resolved, dataset, seed, fitted):
             model = (
                 load(run_path, device=device)
                 if run.complete
@@ -352,25 +352,35 @@ def _step_keys(cls: type[GenerativeModel]) -> tuple[tuple[str, ...], tuple[str, 
     return cls.step_settings, ("steps", "epochs")
 
 
-def _same_run(
+def run_differences(
     saved: RunConfig, family: str, resolved: ResolvedSettings, dataset: Dataset, seed: int,
-    ignored: tuple[tuple[str, ...], tuple[str, ...]],
-) -> bool:  # fmt: skip
-    """Whether the saved run is the one asked for: the family, seed and data, and the settings
-    but for the ``ignored`` (model, training) keys."""
-
-    def kept(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-        return {k: v for k, v in values.items() if k not in keys}
-
-    model_keys, train_keys = ignored
-    return (
-        saved.family == family
-        and kept(saved.model, model_keys) == kept(_as_json(to_dict(resolved.model)), model_keys)
-        and kept(saved.train, train_keys) == kept(_as_json(to_dict(resolved.train)), train_keys)
-        and saved.data["fingerprint"] == dataset.fingerprint()
-        and not saved.data.get("changes")
-        and saved.seed == seed
-    )
+    ignored: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+) -> list[str]:  # fmt: skip
+    """How the saved run differs from the one asked for (empty: it is that run): the family,
+    seed and data (its fingerprint, and no recorded change of it), and the settings but for
+    the ``ignored`` (model, training) keys, each difference as ``"part.key: saved, wanted"``."""
+    differences = [
+        f"{part}.{key}: {saved_values.get(key)!r} in the run, {wanted.get(key)!r} wanted"
+        for part, saved_values, wanted, keys in (
+            ("model", saved.model, _as_json(to_dict(resolved.model)), ignored[0]),
+            ("train", saved.train, _as_json(to_dict(resolved.train)), ignored[1]),
+        )
+        for key in dict.fromkeys([*wanted, *saved_values])
+        if key not in keys
+        and (key not in saved_values or key not in wanted or saved_values[key] != wanted[key])
+    ]
+    differences += [
+        f"{part}: {found!r} in the run, {wanted!r} wanted"
+        for part, found, wanted in (
+            ("family", saved.family, family),
+            ("seed", saved.seed, seed),
+            ("data fingerprint", saved.data["fingerprint"], dataset.fingerprint()),
+        )
+        if found != wanted
+    ]
+    if saved.data.get("changes"):
+        differences.append("data: the run was resumed on changed data")
+    return differences
 
 
 def _as_json(value: Any) -> Any:
