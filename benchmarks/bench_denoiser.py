@@ -9,11 +9,15 @@ random 28x28 single-channel images at random timesteps, each network with two ou
   layer's width): 4 x 14 x 14 inside, levels 14 and 7 with 32 and 64 channels;
 - genlab ``UNet(..., patch=1)``: levels 28, 14 and 7 with 32, 64 and 128 channels;
 - diffusers ``UNet2DModel(block_out_channels=(32, 64, 128), layers_per_block=1)`` with plain
-  ResNet blocks (no attention), the same three levels as genlab's full-resolution U-Net.
+  ResNet blocks (no attention), the same three levels as genlab's full-resolution U-Net;
+- the default's capacity variants on 2x2 patches, whose quality README's 28x28 section
+  measures: 16 channels (``genlab compare``'s time share on large images), 48 channels, and two
+  residual blocks a level (``blocks=2``).
 
-Steps per second, median of repeats; the ratios say how much the patches save a step and where
-genlab's full-resolution U-Net stands against the peer (no target: the patches are a
-modelling choice, whose quality README's 28x28 scorecard measures).
+Steps per second, median of repeats; the ratios say how much the patches save a step, where
+genlab's full-resolution U-Net stands against the peer, and what each variant's step costs
+against the default's (no target: the patches and widths are modelling choices, whose quality
+README's 28x28 scorecard measures).
 
 Run: ``python -m benchmarks --only denoiser`` (needs diffusers, in the ``bench`` and ``test``
 extras).
@@ -70,6 +74,14 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
         "genlab U-Net, full resolution": (full, full),
         "diffusers UNet2DModel, full resolution": (peer, lambda x, t: peer(x, t).sample),
     }
+    variants = {  # name: (channels, blocks)
+        f"2x2 patches, {CHANNELS // 2} channels (compare's time share)": (CHANNELS // 2, 1),
+        f"2x2 patches, {CHANNELS * 3 // 2} channels": (CHANNELS * 3 // 2, 1),
+        "2x2 patches, blocks=2": (CHANNELS, 2),
+    }
+    for name, (channels, blocks) in variants.items():
+        net = UNet((1, 28, 28), TIMESTEPS, channels, blocks=blocks, out_factor=2, patch=2)
+        networks[f"genlab U-Net, {name}"] = (net, net)
     rows = []
     for name, (net, forward) in networks.items():
         seconds = median_seconds(_step(net, forward, x, t), repeats=repeats)
@@ -88,5 +100,9 @@ def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
         "ratios": [
             ratio("steps/s, genlab patches / genlab full resolution", speed[0] / speed[1]),
             ratio("steps/s, genlab full resolution / diffusers", speed[1] / speed[2]),
+            *(
+                ratio(f"step seconds, {name} / the default", speed[0] / speed[3 + i])
+                for i, name in enumerate(variants)
+            ),
         ],
     }

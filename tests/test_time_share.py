@@ -13,7 +13,14 @@ import torch
 import genlab
 from genlab.api import build_model
 from genlab.cli import main
-from genlab.compare import EVALUATION_SIZES, FAST_LARGE, TRAIN_SECONDS, compare, sizes_key
+from genlab.compare import (
+    EVALUATION_SIZES,
+    FAST_LARGE,
+    TRAIN_SECONDS,
+    compare,
+    share_note,
+    sizes_key,
+)  # fmt: skip
 from genlab.errors import ConfigError
 from genlab.models import FAMILIES
 from genlab.runs import RunDirectory
@@ -127,3 +134,18 @@ def test_train_fits_one_run_to_the_share_over_the_users_epochs(tmp_path, capsys,
     assert run.read_summary()["step"] == config["steps"]
     model, _ = vae_and_config(digits)
     assert steps_within(math.inf, 0.01, model, steps=1_000) == {}
+
+
+def test_a_family_fitted_to_a_share_takes_its_share_settings(tmp_path, digits):
+    """Diffusion's runs fitted to a time share take :data:`SHARE_SETTINGS` (its U-Net at 16
+    channels), recorded in config.json and stated in the scorecard's note; its budget's own
+    steps keep the budget's settings."""
+    card = compare("digits", ["diffusion"], out=tmp_path, budget="smoke", train_seconds=0.01,
+                   progress=False)  # fmt: skip
+    assert RunDirectory(tmp_path / "diffusion").read_config().model["channels"] == 16
+    assert "diffusion runs with channels=16 instead of its budget's" in card.note
+    smoke = resolve_settings("diffusion", {}, "smoke", digits.info).model.channels
+    assert smoke != 16
+    compare("digits", ["diffusion"], out=tmp_path, budget="smoke", progress=False)
+    assert RunDirectory(tmp_path / "diffusion").read_config().model["channels"] == smoke
+    assert "diffusion" not in share_note(0.01, ["vae"])  # only the families compared

@@ -203,6 +203,12 @@ TRAIN_SECONDS: dict[str, float | None] = {
     FAST_LARGE: 30.0,
     "full": None,
 }
+# per family: the settings its runs take instead of its budget's where their steps are fitted
+# to a time share. Diffusion's U-Net at 16 channels (32 is its own on 28x28 digits): a step
+# costs a third, so 30 s buys about three times the steps, and each of the network calls of
+# its scoring (every sample, completion, term of the bound and code) a third; with 32,
+# `compare --budget fast` on real MNIST took 30 minutes, diffusion's scoring 18 of them (README)
+SHARE_SETTINGS: dict[str, dict[str, Any]] = {"diffusion": {"channels": 16}}
 
 
 LARGE_IMAGE_KEYS = {"fast": FAST_LARGE}  # budgets with their own entries for large images
@@ -325,8 +331,10 @@ def _trained(
     """A model of ``family`` and its training seconds: the run in ``run_path`` when it has the
     same settings, seed and data (finished if it was stopped), else a new one. With a time
     ``share`` the new run's steps are fitted to it (:mod:`genlab.train.time_share`), and a run
-    fitted to the same share before (``fitted_before``) is the same run whatever its steps."""
-    resolved = resolve_settings(family, {}, budget, dataset.info)
+    fitted to the same share before (``fitted_before``) is the same run whatever its steps,
+    and takes the family's :data:`SHARE_SETTINGS`."""
+    settings = SHARE_SETTINGS.get(family, {}) if share is not None else {}
+    resolved = resolve_settings(family, settings, budget, dataset.info)
     run = RunDirectory(run_path)
     if run.config_path.exists() and (share is None or fitted_before):
         saved = run.read_config()  # not a genlab run: refused, never replaced
@@ -342,7 +350,7 @@ def _trained(
             return model, float(run.read_summary()["elapsed_seconds"])
     model = fit(
         family, dataset, out=run_path, seed=seed, device=device, budget=budget,
-        progress=progress, overwrite=True, threads=threads, train_seconds=share,
+        progress=progress, overwrite=True, threads=threads, train_seconds=share, **settings,
     )  # fmt: skip
     return model, float(run.read_summary()["elapsed_seconds"])
 
@@ -437,14 +445,21 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     )
 
 
-def share_note(share: float | None) -> str | None:
-    """The sentence that states the time share the families' steps were fitted to."""
+def share_note(share: float | None, families: Sequence[str]) -> str | None:
+    """The sentence that states the time share the families' steps were fitted to, and the
+    settings of those of ``families`` that take their own (:data:`SHARE_SETTINGS`)."""
     if share is None:
         return None
+    changed = "".join(
+        f" {family} runs with {', '.join(f'{k}={v}' for k, v in SHARE_SETTINGS[family].items())}"
+        " instead of its budget's, for cheaper steps and scoring."
+        for family in families
+        if family in SHARE_SETTINGS
+    )
     return (
         f"Each family's steps were fitted to about {share:g} s of training steps, timed before "
         "it trained, its stages scaled alike (its run's config.json has them; --train-seconds "
-        "inf: the budget's own steps); 'train s' adds its validation passes."
+        f"inf: the budget's own steps); 'train s' adds its validation passes.{changed}"
     )
 
 
@@ -801,7 +816,9 @@ def _write_scorecard(
         dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
         out / "scorecard.json", columns, baseline_spreads,
         n_test=(len(scored.x_test), len(dataset.x_test)),
-        note=" ".join(filter(None, [scoring_note(dataset, scored, budget), share_note(share)]))
+        note=" ".join(
+            filter(None, [scoring_note(dataset, scored, budget), share_note(share, families)])
+        )
         or None,
         setup_seconds=results[0].setup_seconds,
         train_seconds=share,
