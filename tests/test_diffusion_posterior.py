@@ -218,3 +218,42 @@ def test_bad_requests_are_refused_clearly(tiny, digits):
             tiny.process, likelihood, torch.zeros(2, dtype=torch.long), torch.randn(5, 1, 8, 8),
             particles=2,
         )  # fmt: skip
+
+
+def test_a_twist_clipped_to_the_data_range_is_finite_far_outside_it_and_leaves_smc_exact():
+    """An undertrained network's x0 can lie orders of magnitude outside the data at high noise
+    (a 30-second compare run's draws of the downsampling posterior were all NaN):
+    ``value_range`` scores the clipped x0, whose gradient is finite; and since the twists do
+    not change the filter's target, the draws keep the closed-form posterior's mean."""
+    process = gaussian_process(100)
+    observation = gaussian_measurement(
+        Function((2,), lambda x: x @ A[:, None].float(), "a.x"), torch.tensor([[0.7]]), 0.3
+    )
+    clipped = observation_likelihood(observation, process.schedule, identity, value_range=(-1, 1))
+    wild = torch.full((1, 2), 1e20, requires_grad=True)
+    log_g = clipped.log_twist(wild, torch.zeros(1, dtype=torch.long), 99)
+    at_edge = clipped.log_twist(torch.ones(1, 2), torch.zeros(1, dtype=torch.long), 99)
+    (gradient,) = torch.autograd.grad(log_g.sum(), wild)
+    assert torch.isfinite(log_g).all() and torch.equal(log_g, at_edge)
+    assert torch.equal(gradient, torch.zeros(1, 2))
+    unclipped = observation_likelihood(observation, process.schedule, identity)
+    wild_log_g = unclipped.log_twist(wild, torch.zeros(1, dtype=torch.long), 99)
+    assert not torch.isfinite(wild_log_g).all()  # float32's square overflows: weights go NaN
+
+    mean, cov = model_gaussian(process)
+    sigma, y = 0.3, 0.7
+    observation = gaussian_measurement(
+        Function((2,), lambda x: x @ A[:, None], "a.x"), torch.tensor([[y]], dtype=F64), sigma
+    )
+    narrow = observation_likelihood(
+        observation, process.schedule, identity, value_range=(-0.2, 0.2)
+    )
+    filters = 2000
+    drawn, log_w, g = smc(process, narrow, filters, 16, seed=0)
+    x = draw_particle(drawn, log_w, g)
+    predictive = float(A @ cov @ A) + sigma**2
+    gain = cov @ A / predictive
+    post_mean = mean + gain * (y - float(A @ mean))
+    post_cov = cov - torch.outer(gain, A @ cov)
+    standard_error = (torch.diagonal(post_cov) / filters).sqrt()
+    assert ((x.mean(0) - post_mean).abs() < 4 * standard_error).all(), (x.mean(0), post_mean)

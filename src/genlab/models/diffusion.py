@@ -866,6 +866,7 @@ class Diffusion(Autoguided, GenerativeModel):
         likelihood = observation_likelihood(
             observation, self.schedule, self.to_data,
             scale=float(self.normalizer.scale.square().mean().sqrt()),
+            value_range=self.info.value_range,
         )  # fmt: skip
         rows = torch.arange(observation.rows, device=self.device).repeat(n)  # draw c of row r
         labels = None if context is None else context.repeat(n)  # copy-major, as rows

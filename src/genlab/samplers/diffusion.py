@@ -966,6 +966,7 @@ def observation_likelihood(
     *,
     scale: float = 1.0,
     data_variance: float = 1.0,
+    value_range: tuple[float, float] | None = None,
 ) -> Likelihood:
     r"""The :class:`Likelihood` of an observation made in data units, with the twisting functions
 
@@ -982,10 +983,18 @@ def observation_likelihood(
     classifier is scored at :math:`\hat x_0` as it is (Wu et al., 2023). At :math:`t = 0`,
     :math:`\tau_0^2 \approx 0` and :math:`g_0 \approx p(o \mid \hat x_0)`.
 
+    Given ``value_range``, :math:`\hat x_0` is clipped to it in data units before it is scored:
+    at high noise an undertrained network's :math:`\hat x_0` can lie orders of magnitude
+    outside the data (:math:`\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\hat\epsilon) /
+    \sqrt{\bar\alpha_t}`), where :math:`\log g_t` reaches :math:`-10^{25}` and its gradient
+    overflows to NaN. The twists only decide how well :math:`K` particles do, not the target
+    (:func:`posterior_by_smc`), so clipping leaves the sampler exact.
+
     Arguments:
         to_data: the model's units -> data units, differentiable.
         scale: :math:`s`.
         data_variance: :math:`v`.
+        value_range: the data's ``(low, high)``; ``None``: :math:`\hat x_0` as it is.
     """
     check(scale > 0, f"scale must be positive, got {scale}")
     check(data_variance > 0, f"data_variance must be positive, got {data_variance}")
@@ -996,7 +1005,8 @@ def observation_likelihood(
     def log_twist(x0: Tensor, rows: Tensor, step: int) -> Tensor:
         alpha_bar = schedule.alpha_bar(torch.tensor([step], device=x0.device), x0.new_zeros(1))
         widening = scale**2 * float(x0_variance(alpha_bar, data_variance))
-        return _scored(observation.widened(widening), to_data(x0), rows)
+        x = to_data(x0) if value_range is None else to_data(x0).clamp(*value_range)
+        return _scored(observation.widened(widening), x, rows)
 
     return Likelihood(log_likelihood, log_twist)
 
