@@ -194,6 +194,15 @@ def test_mean_and_spread_show_no_more_digits_than_the_spread_supports(mean, spre
     assert format_mean_spread(mean, spread) == text
 
 
+def test_a_failed_number_shows_as_nan_and_a_task_the_model_cannot_do_as_a_dash():
+    """A NaN posterior once showed as a dash, as if diffusion could not do the task."""
+    from genlab.report.table import format_mean_spread, format_table
+
+    assert format_mean_spread(float("nan"), None) == "nan"
+    table = format_table([{"family": "a", "x": float("nan"), "y": None}], [("x", "x"), ("y", "y")])
+    assert table.splitlines()[-1].split() == ["nan", "-"]
+
+
 def test_the_budget_subsamples_the_splits_and_says_so(digits, monkeypatch):
     """smoke scores a seeded 500 test examples and fits the probes on 1,000 training codes, and
     its note states both sizes; fast probes every training code of digits."""

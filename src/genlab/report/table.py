@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal; a missing value prints as a dash, never as zero."""
+"""Plain-text tables for the terminal; a missing value (a task the model cannot do) prints as
+a dash, never as zero, and a failed one (NaN) as ``nan``, never as a dash."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if value != value:  # NaN
-            return DASH
+        if value != value:  # NaN: a computation that failed, not a task the model cannot do
+            return "nan"
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
     return str(value)
 
