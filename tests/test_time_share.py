@@ -17,8 +17,10 @@ from genlab.compare import (
     EVALUATION_SIZES,
     FAST_LARGE,
     TRAIN_SECONDS,
+    _trained,
     compare,
     share_note,
+    share_settings,
     sizes_key,
 )  # fmt: skip
 from genlab.errors import ConfigError
@@ -136,16 +138,23 @@ def test_train_fits_one_run_to_the_share_over_the_users_epochs(tmp_path, capsys,
     assert steps_within(math.inf, 0.01, model, steps=1_000) == {}
 
 
-def test_a_family_fitted_to_a_share_takes_its_share_settings(tmp_path, digits):
-    """Diffusion's runs fitted to a time share take :data:`SHARE_SETTINGS` (its U-Net at 16
-    channels), recorded in config.json and stated in the scorecard's note; its budget's own
-    steps keep the budget's settings."""
-    card = compare("digits", ["diffusion"], out=tmp_path, budget="smoke", train_seconds=0.01,
-                   progress=False)  # fmt: skip
-    assert RunDirectory(tmp_path / "diffusion").read_config().model["channels"] == 16
-    assert "diffusion runs with channels=16 instead of its budget's" in card.note
-    smoke = resolve_settings("diffusion", {}, "smoke", digits.info).model.channels
-    assert smoke != 16
-    compare("digits", ["diffusion"], out=tmp_path, budget="smoke", progress=False)
-    assert RunDirectory(tmp_path / "diffusion").read_config().model["channels"] == smoke
-    assert "diffusion" not in share_note(0.01, ["vae"])  # only the families compared
+def test_diffusion_fitted_to_a_share_at_fast_on_large_images_takes_16_channels(
+    tmp_path, digits, tiny_28
+):
+    """At ``fast`` on large images a diffusion run fitted to a time share takes its
+    :data:`SHARE_SETTINGS` (the U-Net at 16 channels instead of the budget's 32), recorded in
+    config.json and stated in the scorecard's note; its budget's own steps, other budgets and
+    small images keep the budget's settings."""
+    run, _ = _trained(
+        "diffusion", tiny_28, tmp_path / "run", "fast", 0, "cpu", False, 1, 0.01, False
+    )
+    assert RunDirectory(tmp_path / "run").read_config().model["channels"] == 16
+    assert resolve_settings("diffusion", {}, "fast", tiny_28.info).model.channels == 32
+    assert share_settings("diffusion", "fast", tiny_28.info, None) == {}
+    assert share_settings("diffusion", "full", tiny_28.info, 30.0) == {}
+    assert share_settings("diffusion", "fast", digits.info, 30.0) == {}
+    assert share_settings("vae", "fast", tiny_28.info, 30.0) == {}
+    note = share_note(30.0, ["vae", "diffusion"], "fast", tiny_28.info)
+    assert note.endswith("diffusion runs with channels=16 instead of its budget's, for cheaper "
+                         "steps and scoring.")  # fmt: skip
+    assert "diffusion runs" not in share_note(30.0, ["vae"], "fast", tiny_28.info)

@@ -203,12 +203,18 @@ TRAIN_SECONDS: dict[str, float | None] = {
     FAST_LARGE: 30.0,
     "full": None,
 }
-# per family: the settings its runs take instead of its budget's where their steps are fitted
-# to a time share. Diffusion's U-Net at 16 channels (32 is its own on 28x28 digits): a step
-# costs a third, so 30 s buys about three times the steps, and each of the network calls of
-# its scoring (every sample, completion, term of the bound and code) a third; with 32,
-# `compare --budget fast` on real MNIST took 30 minutes, diffusion's scoring 18 of them (README)
-SHARE_SETTINGS: dict[str, dict[str, Any]] = {"diffusion": {"channels": 16}}
+# per budget: the settings of each family's runs that replace its budget's where their steps
+# are fitted to a time share (share_settings). At `fast` on large images, diffusion's U-Net at
+# 16 channels instead of its 32: a step costs a third, so 30 s buys about three times the
+# steps, and each network call of its scoring (every sample, completion, term of the bound and
+# code) a third; with 32, `compare --budget fast` on real MNIST took 30 minutes, diffusion's
+# evaluation 18 of them; with 16, 19 minutes (README)
+SHARE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {},
+    "fast": {},
+    FAST_LARGE: {"diffusion": {"channels": 16}},
+    "full": {},
+}
 
 
 LARGE_IMAGE_KEYS = {"fast": FAST_LARGE}  # budgets with their own entries for large images
@@ -219,6 +225,16 @@ def sizes_key(budget: str, info: DataInfo) -> str:
     (:func:`~genlab.data.dataset.is_large_image`) where the budget has one (``fast``: the
     families' 28x28 `fast` runs and scoring would take hours), else ``budget``."""
     return LARGE_IMAGE_KEYS.get(budget, budget) if is_large_image(info) else budget
+
+
+def share_settings(
+    family: str, budget: str, info: DataInfo, share: float | None
+) -> dict[str, Any]:
+    """The settings a run of ``family`` at ``budget`` on data ``info`` takes instead of the
+    budget's: its :data:`SHARE_SETTINGS` where its steps are fitted to a ``share``, else none."""
+    if share is None:
+        return {}
+    return SHARE_SETTINGS[sizes_key(budget, info)].get(family, {})
 
 
 def super_resolution(dataset: Dataset) -> tuple[Downsample, float]:
@@ -332,8 +348,8 @@ def _trained(
     same settings, seed and data (finished if it was stopped), else a new one. With a time
     ``share`` the new run's steps are fitted to it (:mod:`genlab.train.time_share`), and a run
     fitted to the same share before (``fitted_before``) is the same run whatever its steps,
-    and takes the family's :data:`SHARE_SETTINGS`."""
-    settings = SHARE_SETTINGS.get(family, {}) if share is not None else {}
+    and takes the family's :func:`share_settings`."""
+    settings = share_settings(family, budget, dataset.info, share)
     resolved = resolve_settings(family, settings, budget, dataset.info)
     run = RunDirectory(run_path)
     if run.config_path.exists() and (share is None or fitted_before):
@@ -445,16 +461,19 @@ def scoring_note(dataset: Dataset, scored: Dataset, budget: str) -> str | None:
     )
 
 
-def share_note(share: float | None, families: Sequence[str]) -> str | None:
+def share_note(
+    share: float | None, families: Sequence[str], budget: str, info: DataInfo
+) -> str | None:
     """The sentence that states the time share the families' steps were fitted to, and the
-    settings of those of ``families`` that take their own (:data:`SHARE_SETTINGS`)."""
+    settings of those of ``families`` that take their own at ``budget`` on data ``info``
+    (:func:`share_settings`)."""
     if share is None:
         return None
     changed = "".join(
-        f" {family} runs with {', '.join(f'{k}={v}' for k, v in SHARE_SETTINGS[family].items())}"
-        " instead of its budget's, for cheaper steps and scoring."
+        f" {family} runs with {', '.join(f'{k}={v}' for k, v in settings.items())} instead of"
+        " its budget's, for cheaper steps and scoring."
         for family in families
-        if family in SHARE_SETTINGS
+        if (settings := share_settings(family, budget, info, share))
     )
     return (
         f"Each family's steps were fitted to about {share:g} s of training steps, timed before "
@@ -817,7 +836,13 @@ def _write_scorecard(
         out / "scorecard.json", columns, baseline_spreads,
         n_test=(len(scored.x_test), len(dataset.x_test)),
         note=" ".join(
-            filter(None, [scoring_note(dataset, scored, budget), share_note(share, families)])
+            filter(
+                None,
+                [
+                    scoring_note(dataset, scored, budget),
+                    share_note(share, families, budget, dataset.info),
+                ],
+            )
         )
         or None,
         setup_seconds=results[0].setup_seconds,
