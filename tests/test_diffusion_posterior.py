@@ -59,22 +59,33 @@ def smc(
     return drawn, log_w, g
 
 
+def linear_observation(y: float, sigma: float, dtype: torch.dtype = F64) -> Observation:
+    """y = a.x + sigma eps, observed once."""
+    a = A[:, None].to(dtype)
+    return gaussian_measurement(
+        Function((2,), lambda x: x @ a, "a.x"), torch.tensor([[y]], dtype=dtype), sigma
+    )
+
+
+def gaussian_posterior(
+    process: ReverseProcess, y: float, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """The model's own data mean, and the mean, covariance and predictive variance of a.x of
+    its closed-form posterior given :func:`linear_observation` (Gaussian conditioning)."""
+    mean, cov = model_gaussian(process)  # the model's own data law, exactly
+    predictive = float(A @ cov @ A) + sigma**2
+    gain = cov @ A / predictive
+    return mean, mean + gain * (y - float(A @ mean)), cov - torch.outer(gain, A @ cov), predictive
+
+
 def test_smc_matches_the_closed_form_gaussian_posterior_and_estimates_the_evidence():
     process = gaussian_process(100)
-    mean, cov = model_gaussian(process)  # the model's own data law, exactly
     sigma, y = 0.3, 0.7
-    observation = gaussian_measurement(
-        Function((2,), lambda x: x @ A[:, None], "a.x"), torch.tensor([[y]], dtype=F64), sigma
-    )
-    likelihood = observation_likelihood(observation, process.schedule, identity)
+    likelihood = observation_likelihood(linear_observation(y, sigma), process.schedule, identity)
     filters = 2000
     drawn, log_w, g = smc(process, likelihood, filters, 16, seed=0)
     x = draw_particle(drawn, log_w, g)
-    # Gaussian conditioning by hand: y = a.x + sigma eps
-    predictive = float(A @ cov @ A) + sigma**2
-    gain = cov @ A / predictive
-    post_mean = mean + gain * (y - float(A @ mean))
-    post_cov = cov - torch.outer(gain, A @ cov)
+    mean, post_mean, post_cov, predictive = gaussian_posterior(process, y, sigma)
     standard_error = (torch.diagonal(post_cov) / filters).sqrt()
     assert ((x.mean(0) - post_mean).abs() < 4 * standard_error).all(), (x.mean(0), post_mean)
     sample_cov = torch.cov(x.T)
@@ -226,9 +237,8 @@ def test_a_twist_clipped_to_the_data_range_is_finite_far_outside_it_and_leaves_s
     ``value_range`` scores the clipped x0, whose gradient is finite; and since the twists do
     not change the filter's target, the draws keep the closed-form posterior's mean."""
     process = gaussian_process(100)
-    observation = gaussian_measurement(
-        Function((2,), lambda x: x @ A[:, None].float(), "a.x"), torch.tensor([[0.7]]), 0.3
-    )
+    sigma, y = 0.3, 0.7
+    observation = linear_observation(y, sigma, torch.float32)
     clipped = observation_likelihood(observation, process.schedule, identity, value_range=(-1, 1))
     wild = torch.full((1, 2), 1e20, requires_grad=True)
     log_g = clipped.log_twist(wild, torch.zeros(1, dtype=torch.long), 99)
@@ -240,20 +250,12 @@ def test_a_twist_clipped_to_the_data_range_is_finite_far_outside_it_and_leaves_s
     wild_log_g = unclipped.log_twist(wild, torch.zeros(1, dtype=torch.long), 99)
     assert not torch.isfinite(wild_log_g).all()  # float32's square overflows: weights go NaN
 
-    mean, cov = model_gaussian(process)
-    sigma, y = 0.3, 0.7
-    observation = gaussian_measurement(
-        Function((2,), lambda x: x @ A[:, None], "a.x"), torch.tensor([[y]], dtype=F64), sigma
-    )
-    narrow = observation_likelihood(
-        observation, process.schedule, identity, value_range=(-0.2, 0.2)
+    narrow = observation_likelihood(  # the data's std is 0.7 about (0.2, -0.3): clipped often
+        linear_observation(y, sigma), process.schedule, identity, value_range=(-0.2, 0.2)
     )
     filters = 2000
     drawn, log_w, g = smc(process, narrow, filters, 16, seed=0)
     x = draw_particle(drawn, log_w, g)
-    predictive = float(A @ cov @ A) + sigma**2
-    gain = cov @ A / predictive
-    post_mean = mean + gain * (y - float(A @ mean))
-    post_cov = cov - torch.outer(gain, A @ cov)
+    _, post_mean, post_cov, _ = gaussian_posterior(process, y, sigma)
     standard_error = (torch.diagonal(post_cov) / filters).sqrt()
     assert ((x.mean(0) - post_mean).abs() < 4 * standard_error).all(), (x.mean(0), post_mean)
