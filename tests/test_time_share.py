@@ -155,6 +155,7 @@ def test_diffusion_fitted_to_a_share_at_fast_on_large_images_takes_16_channels(
     assert share_settings("diffusion", "fast", digits.info, 30.0) == {}
     assert share_settings("vae", "fast", tiny_28.info, 30.0) == {}
     note = share_note(30.0, ["vae", "diffusion"], "fast", tiny_28.info)
-    assert note.endswith("diffusion runs with channels=16 instead of its budget's, for cheaper "
-                         "steps and scoring.")  # fmt: skip
+    assert note.endswith(
+        "diffusion runs with channels=16 instead of its budget's (SHARE_SETTINGS)."
+    )
     assert "diffusion runs" not in share_note(30.0, ["vae"], "fast", tiny_28.info)

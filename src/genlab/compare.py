@@ -471,7 +471,7 @@ def share_note(
         return None
     changed = "".join(
         f" {family} runs with {', '.join(f'{k}={v}' for k, v in settings.items())} instead of"
-        " its budget's, for cheaper steps and scoring."
+        " its budget's (SHARE_SETTINGS)."
         for family in families
         if (settings := share_settings(family, budget, info, share))
     )
@@ -831,20 +831,15 @@ def _write_scorecard(
     columns = _columns_for(dataset)
     key = sizes_key(budget, dataset.info)
     scored = scoring_split(dataset, budget, seeds[0])
+    notes = [
+        scoring_note(dataset, scored, budget),
+        share_note(share, families, budget, dataset.info),
+    ]
     scorecard = Scorecard(
         dataset.info.name, budget, seeds, rows, baselines, out / "report.html",
         out / "scorecard.json", columns, baseline_spreads,
         n_test=(len(scored.x_test), len(dataset.x_test)),
-        note=" ".join(
-            filter(
-                None,
-                [
-                    scoring_note(dataset, scored, budget),
-                    share_note(share, families, budget, dataset.info),
-                ],
-            )
-        )
-        or None,
+        note=" ".join(filter(None, notes)) or None,
         setup_seconds=results[0].setup_seconds,
         train_seconds=share,
     )  # fmt: skip
