@@ -219,6 +219,7 @@ def test_28x28_images_get_the_unet_on_patches_by_default():
     for budget in (None, "fast", "full"):
         resolved = genlab.api.resolve_settings("diffusion", {}, budget=budget, info=info)
         assert resolved.model.architecture == "unet" and resolved.model.patch == "auto"
+        assert resolved.model.prediction == "v"  # its loss weighs the noisy steps more
         # autoguided by the network at a quarter of its training steps
         steps = resolved.train.steps
         assert resolved.model.autoguidance == 3.0 and resolved.model.guide_step == steps // 4
@@ -359,6 +360,14 @@ def test_the_simple_loss_of_each_target():
     )
     torch.testing.assert_close(
         simple_loss("epsilon", x0, wrong, x0, noise, a), torch.full((5,), 0.01, dtype=x0.dtype)
+    )
+    # a denoiser's predictions at one x_t: the v loss is the epsilon loss times 1 + 1/SNR
+    xt = schedule.q_sample(x0, t, noise)
+    x0_hat = schedule.x0_from_epsilon(xt, t, wrong)
+    snr = a / (1 - a)
+    torch.testing.assert_close(
+        simple_loss("v", x0_hat, wrong, x0, noise, a),
+        simple_loss("epsilon", x0_hat, wrong, x0, noise, a) * (1 + 1 / snr).squeeze(1),
     )
 
 
