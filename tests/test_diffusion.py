@@ -364,7 +364,7 @@ def test_the_simple_loss_of_each_target():
     # a denoiser's predictions at one x_t: the v loss is the epsilon loss times 1 + 1/SNR
     xt = schedule.q_sample(x0, t, noise)
     x0_hat = schedule.x0_from_epsilon(xt, t, wrong)
-    snr = a / (1 - a)
+    snr = schedule.at(schedule.log_snr, t, x0).exp()  # the schedule's own SNR_t
     torch.testing.assert_close(
         simple_loss("v", x0_hat, wrong, x0, noise, a),
         simple_loss("epsilon", x0_hat, wrong, x0, noise, a) * (1 + 1 / snr).squeeze(1),

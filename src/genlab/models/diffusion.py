@@ -52,7 +52,7 @@ as EDM's), :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\epsilo
   since :math:`\hat v - v = (\hat\epsilon - \epsilon) / \sqrt{\bar\alpha_t}`, the
   :math:`v` loss is the :math:`\epsilon` loss weighted by :math:`1 + 1/\mathrm{SNR}_t`, more
   at the noisy steps where a sample's shape is decided (Salimans & Ho, 2022; the ``images``
-  layer's choice on 28x28 images);
+  layer's choice, for images of a side of 16 pixels or more);
 - ``"vlb"``: the bound's term :math:`T L_t / D`, weighted by :math:`1/(T p_t)` when
   :math:`t \sim p` is not uniform (an unbiased estimate of the bound's average, for
   ``hybrid`` too);
@@ -198,8 +198,8 @@ class DiffusionConfig:
         of :math:`x_t` (:func:`~genlab.samplers.diffusion.level_posterior_mean`); ``"auto"``:
         ``levels`` for discrete data of up to :data:`AUTO_LEVEL_LOGITS` levels, ``epsilon``
         otherwise (a logit per level makes the network's output layer ``L`` times wider: 257
-        outputs a pixel on 8-bit images, where DDPM predicts :math:`\\epsilon`; on 28x28
-        images the ``images`` layer sets ``v``).
+        outputs a pixel on 8-bit images, where DDPM predicts :math:`\\epsilon`; on images of
+        a side of 16 pixels or more the ``images`` layer sets ``v``).
     snap: snap the network's :math:`\\hat x_0` to the data's levels
         (:func:`~genlab.samplers.diffusion.snap_to_levels`; the network outputs a
         :math:`\\log\\tau^2` beside its prediction): ``None`` does for discrete data unless
