@@ -18,6 +18,7 @@ from genlab.data import DataInfo, Dataset
 from genlab.errors import ConfigError, SamplerWarning
 from genlab.models.flow import Flow, FlowConfig
 from genlab.nn import MLP, AffineNormalizer
+from genlab.nn.denoisers import SelfAttention2d
 from genlab.nn.flows import (
     ActNorm,
     AffineCoupling,
@@ -237,6 +238,7 @@ def _model_info(kind: str) -> DataInfo:
         ("vector", {"transform": "spline", "spline_bound": 1.5}),
         ("image", {"transform": "spline", "random_masks": True}),
         ("square_image", {"levels": 3, "linear": True}),
+        ("square_image", {"levels": 3, "attention_side": 2}),
     ],
 )
 def test_model_log_prob_is_the_change_of_variables(kind, settings):
@@ -388,6 +390,34 @@ def test_levels_nest_squeezed_scales_with_channel_masks():
         Flow(FlowConfig(levels=3), DataInfo("t", (1, 6, 6), "image", levels=5))
     with pytest.raises(ConfigError, match="needs conditioner=conv"):
         Flow(FlowConfig(levels=2, conditioner="mlp"), info)
+
+
+def test_attention_side_puts_self_attention_in_the_conditioners_of_small_grids_only():
+    """attention_side=4 on 8x8 images with levels=3: the 4x4 and 2x2 levels' conditioners
+    attend, the 8x8 level's do not; a conditioner that attends mixes every position of its
+    grid (the gradient of one output position reaches every input position, which 3x3, 1x1,
+    3x3 convolutions on a 4x4 grid alone would not: they see 5x5); MLP conditioners refuse it."""
+    info = DataInfo("t", (1, 8, 8), "image", levels=5, value_range=(0.0, 8.0))
+    model = randomize(
+        Flow(FlowConfig(n_layers=2, channels=4, levels=3, attention_side=4), info), 0.3
+    )
+    attends = {
+        tuple(layer.mask.shape[-2:]): any(
+            isinstance(m, SelfAttention2d) for m in layer.conditioner.modules()
+        )
+        for layer in model.layers.modules()
+        if isinstance(layer, AffineCoupling)
+    }
+    assert attends == {(8, 8): False, (4, 4): True, (2, 2): True}
+    coupling = next(
+        layer for layer in model.layers.modules()
+        if isinstance(layer, AffineCoupling) and layer.mask.shape[-1] == 4
+    )  # fmt: skip
+    u = torch.randn(1, 4, 4, 4, requires_grad=True)
+    coupling.conditioner(u)[0, :, 0, 0].sum().backward()
+    assert bool((u.grad[0].abs().sum(0) > 0).all())
+    with pytest.raises(ConfigError, match="attention_side=2 attends in conv conditioners"):
+        Flow(FlowConfig(conditioner="mlp", attention_side=2), info)
 
 
 @pytest.mark.parametrize(

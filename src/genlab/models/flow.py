@@ -177,6 +177,12 @@ class FlowConfig:
     prior_components: components of the ``"mixture"`` base.
     prior_covariance: the mixture's covariances, ``"full"`` or ``"diag"``; ``"auto"``: full
         for up to 64 codes, diagonal beyond.
+    attention_side: conv conditioners on grids of at most this side get a residual
+        self-attention layer after their first convolution
+        (:class:`~genlab.nn.denoisers.SelfAttention2d`, as Flow++'s conditioners): every
+        position of the grid reads every other, where three convolutions see 5x5. 0: none. Its
+        cost grows with the square of the positions: on 28x28 digits, 7 (the 7x7 level's 49
+        positions) adds a third to a training step, 14 triples it.
     """
 
     transform: FlowTransform = "realnvp"
@@ -199,6 +205,7 @@ class FlowConfig:
     prior: CodePrior = "normal"
     prior_components: int = 10
     prior_covariance: Covariance | Literal["auto"] = "auto"
+    attention_side: int = 0
 
     def __post_init__(self) -> None:
         check(
@@ -226,6 +233,7 @@ class FlowConfig:
         check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         check(self.prior in CODE_PRIORS, f"prior must be one of {CODE_PRIORS}, got {self.prior!r}")
         check(self.prior_components >= 1, "prior_components must be >= 1")
+        check(self.attention_side >= 0, f"attention_side must be >= 0, got {self.attention_side}")
         check(
             self.prior_covariance in ("auto", *COVARIANCES),
             f"prior_covariance must be auto, full or diag, got {self.prior_covariance!r}",
@@ -303,6 +311,11 @@ class Flow(MixtureCodePrior, GenerativeModel):
         check(
             conditioner == "mlp" or (info.kind == "image" and config.transform == "realnvp"),
             "flow: conditioner=conv needs image data and transform=realnvp",
+        )
+        check(
+            config.attention_side == 0 or conditioner == "conv",
+            f"flow: attention_side={config.attention_side} attends in conv conditioners: it "
+            f"needs conditioner=conv (images, transform=realnvp), got {conditioner}",
         )
         sides = info.event_shape[1:]
         self.levels = config.levels
@@ -423,6 +436,7 @@ class Flow(MixtureCodePrior, GenerativeModel):
                 config.channels,
                 config.activation,
                 context_features=self.n_classes,
+                attention=spatial > 0 and max(shape[1:]) <= config.attention_side,
             )
             layers.append(AffineCoupling(mask, net, config.scale_bound))
         if levels > 1:

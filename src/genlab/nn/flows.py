@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from genlab.nn.affine import affine_transform, soft_clamp
 from genlab.nn.context import append_context
+from genlab.nn.denoisers import SelfAttention2d
 from genlab.nn.fused_couplings import FusedCoupling, fused_affine_couplings
 from genlab.nn.made import MADE
 from genlab.nn.mlp import ACTIVATIONS, MLP
@@ -239,7 +240,9 @@ class Squeezed(Bijection):
 
 
 class ConvConditioner(nn.Sequential):
-    """``(B, C + K, H, W) -> (B, 2C, H, W)``: 3x3, 1x1, 3x3 convolutions (RealNVP's shape).
+    """``(B, C + K, H, W) -> (B, 2C, H, W)``: 3x3, 1x1, 3x3 convolutions (RealNVP's shape),
+    with ``attention`` a residual self-attention layer over the grid's positions after the
+    first (:class:`~genlab.nn.denoisers.SelfAttention2d`; it starts at zero).
 
     The ``K = context_features`` extra input planes carry the context (constant planes,
     :func:`~genlab.nn.append_context`); 0 for an unconditional conditioner.
@@ -252,11 +255,13 @@ class ConvConditioner(nn.Sequential):
         activation: str = "relu",
         *,
         context_features: int = 0,
+        attention: bool = False,
     ) -> None:
         act = ACTIVATIONS[activation]
         super().__init__(
             nn.Conv2d(channels_in + context_features, hidden, 3, padding=1),
             act(),
+            *([SelfAttention2d(hidden)] if attention else []),
             nn.Conv2d(hidden, hidden, 1),
             act(),
             nn.Conv2d(hidden, 2 * channels_in, 3, padding=1),
@@ -553,13 +558,21 @@ def coupling_conditioner(
     activation: str,
     *,
     context_features: int = 0,
+    attention: bool = False,
 ) -> nn.Module:
-    """An MLP conditioner for ``(D,)`` vectors or a conv conditioner for ``(C, H, W)`` images,
-    with ``context_features`` extra inputs (features or constant planes) for the context."""
+    """An MLP conditioner for ``(D,)`` vectors or a conv conditioner for ``(C, H, W)`` images
+    (with ``attention``, one that attends over the grid), with ``context_features`` extra
+    inputs (features or constant planes) for the context."""
     if len(event_shape) == 1:
         (d,) = event_shape
         return MLP(d + context_features, 2 * d, hidden, activation)
-    return ConvConditioner(event_shape[0], channels, activation, context_features=context_features)
+    return ConvConditioner(
+        event_shape[0],
+        channels,
+        activation,
+        context_features=context_features,
+        attention=attention,
+    )
 
 
 __all__ = [
