@@ -383,8 +383,8 @@ class Diffusion(Autoguided, GenerativeModel):
     # Predicting v instead of epsilon (its loss weighs the noisy steps, where a digit's shape is
     # decided, 1 + 1/SNR times more), 2026-12-05, fast, seeds 0, 1, 2: 0.920, 0.855, 0.837
     # confident (0.802, 0.802, 0.751), FID 675, 556, 757 (413, 637, 686); 1,000 samples each
-    # full, seeds 0 and 1, 500 samples each (2026-12-06): 0.890, 0.824 confident (epsilon 0.772,
-    # 0.776), FID 618, 598 (437, 290)
+    # full, seeds 0, 1, 2, 500 samples each (2026-12-06): 0.890, 0.824, 0.882 confident
+    # (epsilon, seeds 0 and 1: 0.772, 0.776), FID 618, 598, 655 (437, 290)
     step_settings = ("guide_step",)
     large_image_budgets = {
         budget: {
